@@ -1,0 +1,121 @@
+"""CLIP loading, tokenizer, text-embedding cache and pretraining."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import open_clip
+import pytest
+import torch
+
+from zegbench.clip.loading import CONFIG_DIR, IN_HOUSE, SHIPPED_CHECKPOINT, load_clip
+from zegbench.clip.text_embeddings import class_embeddings, encode_class_names
+from zegbench.clip.tokenizer import VOCABULARY, WorldTokenizer
+from zegbench.errors import ZegbenchError
+
+
+@pytest.fixture(scope="module")
+def random_checkpoint(tmp_path_factory):
+    torch.manual_seed(0)
+    bundle = load_clip(IN_HOUSE, pretrained="none")
+    path = tmp_path_factory.mktemp("ckpt") / "random.pt"
+    torch.save({k: v.half() for k, v in bundle.model.state_dict().items()}, path)
+    return path
+
+
+def test_tokenizer_fits_model_config_and_pools_at_eot():
+    cfg = json.loads((CONFIG_DIR / f"{IN_HOUSE}.json").read_text())
+    assert cfg["text_cfg"]["vocab_size"] == len(VOCABULARY)
+    tokens = WorldTokenizer()(["a photo of a dotted star", "a red checked cross and a blue solid circle"])
+    assert tokens.shape == (2, cfg["text_cfg"]["context_length"])
+    # open_clip pools the text tower at argmax(token id): that must be the end token.
+    eot = len(VOCABULARY) - 1
+    assert (tokens.argmax(-1) == (tokens == eot).int().argmax(-1)).all()
+
+
+def test_tokenizer_rejects_words_outside_the_world():
+    with pytest.raises(ZegbenchError, match="cannot read 'sheep'"):
+        WorldTokenizer()(["a photo of a sheep"])
+
+
+def test_shipped_checkpoint_loads_through_open_clip():
+    assert SHIPPED_CHECKPOINT.is_file()
+    state = torch.load(SHIPPED_CHECKPOINT, weights_only=True)
+    assert all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    assert SHIPPED_CHECKPOINT.stat().st_size < 10 * 2**20
+    bundle = load_clip()
+    assert bundle.image_size == 64
+    key = "visual.conv1.weight"
+    assert torch.equal(bundle.model.state_dict()[key], state[key].float())
+
+
+def test_larger_input_resizes_positional_embedding(random_checkpoint):
+    bundle = load_clip(IN_HOUSE, str(random_checkpoint), image_size=96)
+    assert bundle.model.visual.positional_embedding.shape[0] == (96 // 8) ** 2 + 1
+    with torch.no_grad():
+        out = bundle.model.encode_image(torch.zeros(1, 3, 96, 96))
+    assert out.shape == (1, 128)
+
+
+def test_wrong_architecture_checkpoint_is_one_clear_error(tmp_path, random_checkpoint):
+    state = torch.load(random_checkpoint, weights_only=True)
+    state["visual.conv1.weight"] = torch.zeros(7, 3, 8, 8)
+    bad = tmp_path / "wrong.pt"
+    torch.save(state, bad)
+    with pytest.raises(ZegbenchError, match="does not load into 'zegbench-world-vit'.*size mismatch"):
+        load_clip(IN_HOUSE, str(bad))
+
+
+def test_corrupt_checkpoint_is_one_clear_error(tmp_path):
+    bad = tmp_path / "corrupt.pt"
+    bad.write_bytes(b"this is not a checkpoint")
+    with pytest.raises(ZegbenchError, match="corrupt.pt"):
+        load_clip(IN_HOUSE, str(bad))
+
+
+def test_missing_checkpoint_and_unknown_model_say_what_to_do(tmp_path):
+    with pytest.raises(ZegbenchError, match="does not exist.*clip pretrain"):
+        load_clip(IN_HOUSE, str(tmp_path / "absent.pt"))
+    with pytest.raises(ZegbenchError, match="unknown CLIP model 'ViT-Z-99'"):
+        load_clip("ViT-Z-99", "none")
+    with pytest.raises(ZegbenchError, match="no weights given"):
+        load_clip("ViT-B-16")
+
+
+def test_hub_tag_offline_is_one_clear_error():
+    with pytest.raises(ZegbenchError, match="local file path"):
+        load_clip("RN50", "openai")
+
+
+def test_vit_b16_builds_at_512_with_random_weights():
+    bundle = load_clip("ViT-B-16", "none", image_size=512)
+    assert bundle.model.visual.positional_embedding.shape == (32 * 32 + 1, 768)
+    assert bundle.tokenizer(["a photo of a sheep"]).shape == (1, 77)
+
+
+def test_text_embeddings_are_cached_per_model_names_and_templates(random_checkpoint, tmp_path):
+    bundle = load_clip(IN_HOUSE, str(random_checkpoint))
+    names = ["dotted star", "solid circle"]
+    first = class_embeddings(bundle, names, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.pt"))) == 1
+    assert torch.allclose(first, encode_class_names(bundle, names), atol=1e-6)
+    assert torch.allclose(first.norm(dim=-1), torch.ones(2))
+    again = class_embeddings(bundle, names, cache_dir=tmp_path)
+    assert torch.equal(first, again)
+    ensemble = class_embeddings(bundle, names, templates=("a photo of a {}", "a {} in the scene"), cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.pt"))) == 2 and not torch.equal(first, ensemble)
+    with torch.no_grad():  # other weights, other key: never served the old embeddings
+        bundle.model.token_embedding.weight.add_(1.0)
+    changed = class_embeddings(bundle, names, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.pt"))) == 3 and not torch.equal(first, changed)
+
+
+def test_pretraining_lowers_the_contrastive_loss(tmp_path):
+    from zegbench.clip.pretrain import pretrain
+
+    out = tmp_path / "clip.pt"
+    record = pretrain(out, steps=40, batch_size=32, lr=1e-3, warmup=5, eval_every=0, workers=0, progress=False)
+    curve = record["loss_every_10_steps"]
+    assert curve[-1] < curve[0] - 0.2, curve
+    assert out.is_file() and out.with_suffix(".json").is_file()
+    load_clip(IN_HOUSE, str(out))  # what pretraining writes, the loader reads

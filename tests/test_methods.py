@@ -1,0 +1,149 @@
+"""Every registered method on CPU, and ZegCLIP's switches, losses and inference."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from zegbench.datasets import world
+from zegbench.methods import create_method, list_methods
+from zegbench.methods.losses import ce_loss, nel_loss, one_hot_targets
+from zegbench.methods.zegclip import pseudo_label
+
+SEEN = list(world.SEEN_CLASSES)
+TINY = dict(clip_weights="none", image_size=32)
+
+
+def _images(n=2, size=32):
+    torch.manual_seed(0)
+    return torch.randint(0, 256, (n, size, size, 3), dtype=torch.uint8)
+
+
+@pytest.mark.parametrize("name", list_methods())
+def test_registered_method_trains_and_predicts_on_cpu(name):
+    method = create_method(name, **TINY)
+    x = method.normalize(_images())
+    logits, _ = method(x, SEEN[:4])
+    assert logits.shape == (2, 4, 32, 32)
+    labels = torch.randint(0, 4, (2, 32, 32))
+    labels[:, :4] = 255
+    loss = sum(method.loss(logits, labels).values())
+    loss.backward()
+    unused = {f"decoder.{n}" for n in method.decoder.unused_parameter_names()}
+    trainable = {n: p for n, p in method.named_parameters() if p.requires_grad}
+    assert trainable and all(p.grad is not None for n, p in trainable.items() if n not in unused)
+    assert all(trainable[n].grad is None for n in unused)
+    assert all(p.grad is None for p in method.parameters() if not p.requires_grad)
+    scores = method.predict(x, SEEN[:4], seen=[True, True, False, False])
+    assert scores.shape == (2, 4, 32, 32) and torch.isfinite(scores).all()
+
+
+@pytest.mark.parametrize("tuning,encoder_trainable", [("frozen", 0), ("finetune", None), ("vpt_shallow", 1), ("dpt", 6)])
+def test_tuning_modes_train_the_right_encoder_parameters(tuning, encoder_trainable):
+    method = create_method("zegclip", tuning=tuning, **TINY)
+    visual_trainable = any(p.requires_grad for p in method.encoder.visual.parameters())
+    assert visual_trainable == (tuning == "finetune")
+    if encoder_trainable is not None and encoder_trainable > 0:
+        assert method.encoder.prompts.shape[:2] == (encoder_trainable, 10)
+    if tuning == "frozen":
+        assert not any(p.requires_grad for p in method.encoder.parameters())
+
+
+def test_deep_prompts_reach_every_block_and_are_replaced():
+    method = create_method("zegclip", tuning="dpt", num_tokens=3, **TINY)
+    method.eval()
+    g, patches, grid = method.encoder(method.normalize(_images()))
+    assert grid == (4, 4) and patches.shape[1] == 16  # prompt outputs are dropped from H
+    (g.sum() + patches.sum()).backward()
+    per_set = method.encoder.prompts.grad.abs().sum(dim=(1, 2))
+    assert (per_set > 0).all(), "every block's prompt set must influence the output"
+    shallow = create_method("zegclip", tuning="vpt_shallow", num_tokens=3, prompt_depth=6, **TINY)
+    assert shallow.encoder.prompts.shape[0] == 1
+
+
+@pytest.mark.parametrize("relation,uses_image", [("none", False), ("rd", True), ("product", True), ("concat", True)])
+def test_relation_descriptor_variants(relation, uses_image):
+    method = create_method("zegclip", relation=relation, **TINY)
+    text = torch.nn.functional.normalize(torch.randn(5, 128), dim=-1)
+    g1, g2 = (torch.nn.functional.normalize(torch.randn(1, 128), dim=-1) for _ in range(2))
+    q1, q2 = method.queries(text, g1), method.queries(text, g2)
+    assert q1.shape == (1, 5, 128)
+    assert (not torch.allclose(q1, q2)) == uses_image
+    if relation == "rd":  # [g*t ; t], relation term first
+        expected = method.queries.proj(torch.cat([g1 * text, text], dim=-1))
+        assert torch.allclose(q1[0], expected, atol=1e-6)
+
+
+def test_nel_matches_a_hand_computed_case():
+    logits = torch.tensor([[[[0.0, 2.0]], [[-1.0, 0.0]]]])  # B=1, C=2, H=1, W=2
+    labels = torch.tensor([[[0, 255]]])
+    out = nel_loss(logits, labels)
+    p = torch.sigmoid(logits)
+    t = torch.tensor([[[[1.0, 0.0]], [[0.0, 0.0]]]])
+    bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, t, reduction="none")
+    pt = p * t + (1 - p) * (1 - t)
+    focal = (bce * (1 - pt) ** 2 * (0.25 * t + 0.75 * (1 - t))).mean(dim=(2, 3)).sum()  # one present mask
+    assert out["loss_focal"].item() == pytest.approx(100 * focal.item(), rel=1e-5)
+    dice = 1 - (2 * p[0, 0, 0, 0] + 1) / (p[0, 0].sum() + 1 + 1)
+    assert out["loss_dice"].item() == pytest.approx(dice.item(), rel=1e-5)
+    ignoring = nel_loss(logits, labels, ignore_negatives=True)
+    assert ignoring["loss_focal"].item() != pytest.approx(out["loss_focal"].item())
+
+
+def test_ce_ignores_255_and_one_hot_leaves_it_empty():
+    logits = torch.randn(1, 3, 2, 2)
+    labels = torch.tensor([[[0, 255], [2, 255]]])
+    full = torch.nn.functional.cross_entropy(logits[..., :1], labels[..., :1])
+    assert ce_loss(logits, labels)["loss_ce"].item() == pytest.approx(full.item(), rel=1e-5)
+    assert one_hot_targets(labels, 3)[0, :, 0, 1].sum() == 0
+
+
+def test_inductive_calibration_subtracts_from_seen_classes_only():
+    torch.manual_seed(1)  # same random CLIP (text tower included) for both settings
+    inductive = create_method("zegclip", **TINY).eval()
+    x = inductive.normalize(_images(1))
+    raw = inductive.scores(inductive(x, SEEN[:3])[0])
+    calibrated = inductive.predict(x, SEEN[:3], seen=[True, False, True])
+    assert torch.allclose(raw - calibrated, torch.tensor([0.1, 0.0, 0.1]).view(1, 3, 1, 1).expand_as(raw), atol=1e-6)
+    torch.manual_seed(1)
+    transductive = create_method("zegclip", setting="transductive", **TINY).eval()
+    assert torch.allclose(transductive.predict(x, SEEN[:3], seen=[True, False, True]), raw, atol=1e-6)
+
+
+def test_sliding_window_covers_the_image_and_equals_whole_for_one_window():
+    method = create_method("zegclip", inference="slide", crop=32, stride=24, **TINY).eval()
+    x = method.normalize(_images(1, 48))
+    scores = method.predict(x, SEEN[:2], seen=[False, False])
+    assert scores.shape == (1, 2, 48, 48) and torch.isfinite(scores).all()
+    small = method.normalize(_images(1, 32))
+    whole = method.scores(method(small, SEEN[:2])[0])
+    assert torch.allclose(method.predict(small, SEEN[:2], seen=[False, False]), whole, atol=1e-6)
+
+
+def test_pseudo_labels_only_replace_unseen_ground_truth():
+    logits = torch.zeros(1, 4, 1, 3)
+    logits[0, 3, 0, :] = 5.0  # class 3 wins among unseen {2, 3}
+    labels = torch.tensor([[[0, 2, 255]]])
+    out = pseudo_label(logits, labels, unseen_ids=[2, 3])
+    assert out.tolist() == [[[0, 3, 255]]]
+
+
+def test_real_scale_parameter_counts_match_the_reference(capsys):
+    from zegbench.cli import main
+
+    assert main(["methods", "describe", "zegclip", "--clip", "ViT-B-16", "--image-size", "512", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    # Reference 1.4: 10.67 M trainable for VOC (M=10) without the unused self-attention.
+    assert out["params_trainable"] == 10_666_240
+
+
+def test_unknown_method_and_bad_switch_are_clear_errors():
+    from zegbench.errors import ZegbenchError
+
+    with pytest.raises(ZegbenchError, match="unknown method 'nope'"):
+        create_method("nope")
+    with pytest.raises(ZegbenchError, match="zegclip.yaml.*colour"):
+        create_method("zegclip", colour="red", **TINY)
+    with pytest.raises(ZegbenchError, match="zegclip.yaml.*tuning must be one of"):
+        create_method("zegclip", tuning="lora", **TINY)

@@ -1,0 +1,50 @@
+"""Metrics against hand-computed cases."""
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from zegbench.harness.metrics import ConfusionMatrix, harmonic, summarize
+
+
+def test_iou_with_ignore_and_absent_class():
+    # 4 classes; class 3 is absent from both prediction and truth.
+    target = torch.tensor([[0, 0, 1, 1], [2, 2, 255, 255]])
+    pred = torch.tensor([[0, 1, 1, 1], [2, 0, 3, 1]])
+    cm = ConfusionMatrix(4)
+    cm.update(pred, target)
+    # class 0: tp 1, fp 1 (the 2 at (1,1)), fn 1 -> 1/3; class 1: tp 2, fp 1, fn 0 -> 2/3;
+    # class 2: tp 1, fn 1 -> 1/2; class 3: predicted only on an ignored pixel -> absent.
+    iou = cm.iou()
+    assert iou[:3] == pytest.approx([1 / 3, 2 / 3, 1 / 2])
+    assert math.isnan(iou[3])
+    assert cm.pixel_accuracy() == pytest.approx(4 / 6)
+
+
+def test_summary_splits_seen_and_unseen_and_skips_absent_classes():
+    cm = ConfusionMatrix(4)
+    cm.update(torch.tensor([0, 1, 1, 2]), torch.tensor([0, 1, 2, 2]))
+    out = summarize(cm, ["a", "b", "c", "d"], unseen_ids=[2, 3])
+    # a: 1; b: 1/2; c: 1/2; d absent -> seen mean 0.75, unseen mean 0.5 (d excluded)
+    assert out["mIoU_seen"] == pytest.approx(75.0)
+    assert out["mIoU_unseen"] == pytest.approx(50.0)
+    assert out["hIoU"] == pytest.approx(100 * 2 * 0.75 * 0.5 / 1.25)
+    assert out["per_class"]["d"] is None
+    assert out["mIoU"] == pytest.approx(100 * (1 + 0.5 + 0.5) / 3)
+
+
+def test_accumulates_over_batches():
+    one, two = ConfusionMatrix(3), ConfusionMatrix(3)
+    p, t = torch.randint(0, 3, (2, 5, 5)), torch.randint(0, 3, (2, 5, 5))
+    one.update(p, t)
+    two.update(p[:1], t[:1])
+    two.update(p[1:], t[1:])
+    assert torch.equal(one.matrix, two.matrix)
+
+
+def test_harmonic_mean_edge_cases():
+    assert harmonic(0.0, 0.0) == 0.0
+    assert math.isnan(harmonic(math.nan, 0.5))
+    assert harmonic(0.8, 0.4) == pytest.approx(2 * 0.32 / 1.2)

@@ -1,0 +1,6 @@
+"""``python -m zegbench`` runs the command line."""
+import sys
+
+from zegbench.cli import main
+
+sys.exit(main())

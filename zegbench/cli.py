@@ -1,0 +1,189 @@
+"""The ``zegbench`` command: world, clip (and, as they land, methods, data, segment).
+
+Every user error is a ``ZegbenchError``: printed as one ``error:`` line, exit 2.
+Commands with ``--json`` print one JSON object as their last line.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from zegbench.errors import ZegbenchError
+
+
+def _emit(result: dict, as_json: bool, lines: list[str]) -> None:
+    for line in lines:
+        print(line)
+    if as_json:
+        print(json.dumps(result))
+
+
+def cmd_world_generate(args) -> None:
+    from zegbench.datasets.catalog import load_dataset_info, world_spec
+    from zegbench.datasets.generate import ensure_world, generation_rate
+
+    spec = world_spec(load_dataset_info(args.dataset), args.seed)
+    root = ensure_world(spec, args.cache_dir, progress=not args.json)
+    result = {"root": str(root), "seed": spec.seed, **spec.counts()}
+    lines = [f"world ready at {root} ({spec.train_scenes} train, {spec.val_scenes} val scenes)"]
+    if args.rate:
+        result.update(generation_rate(spec))
+        lines.append(f"generation on one core: {result['render_per_s']} scenes/s rendered, "
+                     f"{result['render_and_write_per_s']} scenes/s rendered and written")
+    _emit(result, args.json, lines)
+
+
+def cmd_world_describe(args) -> None:
+    from zegbench.datasets import world
+
+    result = {"version": world.WORLD_VERSION, "shapes": list(world.SHAPES), "patterns": list(world.PATTERNS),
+              "colours": list(world.COLOURS), "classes": list(world.CLASS_NAMES),
+              "unseen": list(world.UNSEEN_CLASSES)}
+    lines = [f"world generator v{world.WORLD_VERSION}: {len(world.CLASS_NAMES)} classes "
+             f"({len(world.SEEN_CLASSES)} seen, {len(world.UNSEEN_CLASSES)} unseen)"]
+    for name in world.UNSEEN_CLASSES:
+        shape = name.split()[1]
+        neighbours = [c for c in world.SEEN_CLASSES if c.endswith(f" {shape}")]
+        lines.append(f"  unseen {name!r}: seen neighbours {', '.join(neighbours)}")
+    _emit(result, args.json, lines)
+
+
+def cmd_world_probe(args) -> None:
+    from zegbench.datasets.probe import run_probe
+
+    rows = [run_probe(t, steps=args.steps, seed=args.seed, progress=not args.json) for t in ("frozen", "finetune")]
+    lines = ["tuning    zs-unseen before -> after   mIoU(S)  mIoU(U)  hIoU   unseen px -> seen"]
+    for r in rows:
+        lines.append(f"{r['tuning']:<9} {r['zero_shot_unseen_before']:>8.3f} -> {r['zero_shot_unseen_after']:.3f}"
+                     f"      {r['mIoU_seen']:>6.1f}   {r['mIoU_unseen']:>6.1f}  {r['hIoU']:>5.1f}   "
+                     f"{r['unseen_pixels_to_seen']:.2f}")
+    _emit({"runs": rows}, args.json, lines)
+
+
+def cmd_clip_pretrain(args) -> None:
+    from zegbench.clip.pretrain import pretrain
+
+    record = pretrain(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+                      eval_every=args.eval_every, progress=not args.json)
+    zs = record["zero_shot"]
+    lines = [f"saved {args.out} after {record['steps']} steps in {record['wall_seconds'] / 60:.1f} min: "
+             f"zero-shot acc_all {zs['acc_all']:.3f}, acc_unseen {zs['acc_unseen']:.3f}"]
+    _emit({"out": str(args.out), "wall_seconds": record["wall_seconds"], **zs}, args.json, lines)
+
+
+def cmd_clip_zero_shot(args) -> None:
+    from zegbench.clip.loading import load_clip
+    from zegbench.clip.zero_shot import zero_shot_accuracy
+
+    bundle = load_clip(args.clip, args.checkpoint)
+    acc = zero_shot_accuracy(bundle, per_class=args.per_class)
+    lines = [f"{name:<18} {acc['per_class'][name]:.3f}" for name in acc["per_class"]]
+    lines.append(f"top-1 over all {len(acc['per_class'])} classes: {acc['acc_all']:.3f}; "
+                 f"seen {acc['acc_seen']:.3f}; unseen {acc['acc_unseen']:.3f}")
+    _emit({k: acc[k] for k in ("acc_all", "acc_seen", "acc_unseen")}, args.json, lines)
+
+
+def cmd_methods_list(args) -> None:
+    from zegbench.methods import list_methods, method_config
+
+    names = list_methods(args.pattern)
+    lines = [f"{n:<24} {method_config(n).get('description', '')}" for n in names]
+    _emit({"methods": names}, args.json, lines)
+
+
+def cmd_methods_describe(args) -> None:
+    from zegbench.methods import create_method
+
+    overrides = {"clip_weights": args.clip_weights or "none"}
+    if args.clip:
+        overrides["clip"] = args.clip
+    if args.image_size:
+        overrides["image_size"] = args.image_size
+    method = create_method(args.name, **overrides)
+    counts = method.param_counts()
+    by_part = {}
+    for name, p in method.named_parameters():
+        if p.requires_grad:
+            part = name.split(".")[0] if not name.startswith("encoder.") else f"encoder.{name.split('.')[1]}"
+            by_part[part] = by_part.get(part, 0) + p.numel()
+    unused = sum(p.numel() for n, p in method.decoder.named_parameters() if n in set(method.decoder.unused_parameter_names()))
+    counts["params_trainable_unused"] = unused
+    lines = [f"{args.name}: {counts['params_total']:,} parameters, {counts['params_trainable']:,} trainable "
+             f"(of which {unused:,} in the last decoder layer never get a gradient, as in the official model)"]
+    lines += [f"  trainable {part:<22} {n:>12,}" for part, n in by_part.items()]
+    _emit({"method": args.name, **counts, "trainable_by_part": by_part}, args.json, lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from zegbench.clip.loading import IN_HOUSE
+    from zegbench.clip.pretrain import DEFAULTS
+
+    parser = argparse.ArgumentParser(prog="zegbench", description=__doc__.splitlines()[0])
+    groups = parser.add_subparsers(dest="group", required=True)
+
+    world = groups.add_parser("world", help="the embedded synthetic world").add_subparsers(dest="cmd", required=True)
+    p = world.add_parser("generate", help="generate a world into the cache (reused when already there)")
+    p.add_argument("--dataset", default="world", help="world dataset config name (configs/datasets/NAME.yaml)")
+    p.add_argument("--seed", type=int, default=None, help="world seed (default: the config's)")
+    p.add_argument("--cache-dir", default=None, help="folder for generated worlds (default: $ZEGBENCH_CACHE/worlds)")
+    p.add_argument("--rate", action="store_true", help="also measure scenes/s on one core")
+    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    p.set_defaults(func=cmd_world_generate)
+    p = world.add_parser("describe", help="vocabulary, classes and the unseen split with seen neighbours")
+    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    p.set_defaults(func=cmd_world_describe)
+    p = world.add_parser("probe", help="faithfulness check: frozen vs fine-tuned CLIP under seen-class training")
+    p.add_argument("--steps", type=int, default=300, help="training steps per variant")
+    p.add_argument("--seed", type=int, default=0, help="training seed")
+    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    p.set_defaults(func=cmd_world_probe)
+
+    methods = groups.add_parser("methods", help="the method registry").add_subparsers(dest="cmd", required=True)
+    p = methods.add_parser("list", help="registered methods (configs/methods/*.yaml)")
+    p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'zegclip_*'")
+    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    p.set_defaults(func=cmd_methods_list)
+    p = methods.add_parser("describe", help="build a method and count its parameters")
+    p.add_argument("name", help="method name (see `zegbench methods list`)")
+    p.add_argument("--clip", default=None, help="open_clip model to build on (default: the method's)")
+    p.add_argument("--clip-weights", default=None, help="weights for --clip (default: random, counts only)")
+    p.add_argument("--image-size", type=int, default=None, help="input size (e.g. 512 for the paper)")
+    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    p.set_defaults(func=cmd_methods_describe)
+
+    clip = groups.add_parser("clip", help="the in-house CLIP").add_subparsers(dest="cmd", required=True)
+    p = clip.add_parser("pretrain", help="pretrain the in-house CLIP on world image-caption pairs")
+    p.add_argument("--out", required=True, help="checkpoint path to write (a .json record is written beside it)")
+    p.add_argument("--steps", type=int, default=DEFAULTS["steps"], help="optimisation steps")
+    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="image-caption pairs per step")
+    p.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="peak learning rate (AdamW, cosine)")
+    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of weights and data stream")
+    p.add_argument("--eval-every", type=int, default=500, help="zero-shot check every N steps (0: only at the end)")
+    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    p.set_defaults(func=cmd_clip_pretrain)
+    p = clip.add_parser("zero-shot", help="top-1 accuracy on held-out single-object images")
+    p.add_argument("--checkpoint", default=None, help="checkpoint path (default: the shipped in-house one)")
+    p.add_argument("--clip", default=IN_HOUSE, help="open_clip model name of the checkpoint")
+    p.add_argument("--per-class", type=int, default=50, help="held-out images per class")
+    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    p.set_defaults(func=cmd_clip_zero_shot)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``zegbench`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except ZegbenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,96 @@
+"""One way to get a CLIP: the in-house world CLIP, an open_clip name + tag, or a local file.
+
+Every path ends in ``open_clip.create_model``: the in-house model is just an
+open_clip architecture registered from ``model_configs/`` with a checkpoint that
+ships in the package, so it loads exactly like any local open_clip checkpoint
+(``torch.load(weights_only=True)``, positional embedding resized when the
+requested image size differs from the trained one).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import open_clip
+import torch
+
+from zegbench.clip.tokenizer import WorldTokenizer
+from zegbench.errors import ZegbenchError
+
+IN_HOUSE = "zegbench-world-vit"
+CONFIG_DIR = Path(__file__).parent / "model_configs"
+SHIPPED_CHECKPOINT = Path(__file__).parent / "weights" / f"{IN_HOUSE}.pt"
+# Special values of ``pretrained`` that are not file paths or hub tags.
+RANDOM_INIT = ("none", "random")
+
+open_clip.add_model_config(CONFIG_DIR)
+
+
+@dataclass
+class ClipBundle:
+    """A loaded CLIP with what is needed to feed it."""
+
+    model: torch.nn.Module
+    preprocess: Callable
+    tokenizer: Callable
+    name: str
+    pretrained: str
+    mean: tuple
+    std: tuple
+
+    @property
+    def image_size(self) -> int:
+        size = self.model.visual.image_size
+        return size[0] if isinstance(size, (tuple, list)) else size
+
+
+def resolve_weights(name: str, pretrained: str | None) -> str:
+    """The weights source for ``name``: the shipped file for the in-house model by default."""
+    if pretrained:
+        return pretrained
+    if name == IN_HOUSE:
+        return str(SHIPPED_CHECKPOINT)
+    raise ZegbenchError(
+        f"no weights given for CLIP {name!r}: pass a pretrained tag (e.g. --clip-weights openai, "
+        f"downloads on a machine with internet), a local checkpoint path, or 'none' for random weights")
+
+
+def load_clip(name: str = IN_HOUSE, pretrained: str | None = None, image_size: int | None = None,
+              device: str | torch.device = "cpu") -> ClipBundle:
+    """Build CLIP ``name`` with weights ``pretrained`` (tag, local path, or 'none').
+
+    ``image_size`` builds the image tower at another input size (ZegCLIP: 512)
+    with the positional embedding resized from the checkpoint's grid.
+    Raises ``ZegbenchError`` with what to pass instead when weights are missing,
+    unreadable or of another architecture.
+    """
+    if name not in open_clip.list_models():
+        raise ZegbenchError(f"unknown CLIP model {name!r}; known: {IN_HOUSE}, or any of "
+                            f"open_clip.list_models() (e.g. ViT-B-16)")
+    weights = resolve_weights(name, pretrained)
+    is_file = weights not in RANDOM_INIT and (os.sep in weights or weights.endswith((".pt", ".pth", ".bin", ".safetensors")))
+    if is_file and not Path(weights).is_file():
+        raise ZegbenchError(f"CLIP checkpoint {weights} does not exist: pass an existing file, "
+                            f"or regenerate the in-house one with `zegbench clip pretrain --out {weights}`")
+    kwargs = dict(output_dict=True, force_image_size=image_size, device=device)
+    try:
+        model, _, preprocess = open_clip.create_model_and_transforms(
+            name, pretrained=None if weights in RANDOM_INIT else weights, weights_only=True, **kwargs)
+    except RuntimeError as err:  # size mismatches and corrupt pickles both land here
+        first = str(err).strip().splitlines()
+        detail = next((line.strip() for line in first if "size mismatch" in line or "Missing" in line), first[0] if first else "")
+        raise ZegbenchError(f"CLIP checkpoint {weights} does not load into {name!r}: {detail[:200]}; "
+                            f"pass a checkpoint of this architecture or the matching --clip model") from None
+    except Exception as err:  # hub download failures, unpickling errors, bad archives
+        if is_file:
+            raise ZegbenchError(f"CLIP checkpoint {weights} is unreadable ({type(err).__name__}): "
+                                f"re-download or regenerate it") from None
+        raise ZegbenchError(f"could not get pretrained weights {weights!r} for {name!r} "
+                            f"({type(err).__name__}; no network or HF_HUB_OFFLINE=1?): download them on a "
+                            f"machine with internet and pass the local file path instead") from None
+    model.eval()
+    tokenizer = WorldTokenizer() if name == IN_HOUSE else open_clip.get_tokenizer(name)
+    cfg = model.visual.preprocess_cfg
+    return ClipBundle(model, preprocess, tokenizer, name, weights, tuple(cfg["mean"]), tuple(cfg["std"]))

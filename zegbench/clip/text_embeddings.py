@@ -1,0 +1,66 @@
+"""Class text embeddings, computed once per (model weights, class names, templates).
+
+Each class embedding is the L2-normalised mean of its L2-normalised template
+embeddings (ZegCLIP's 15-template recipe; one template reduces to the plain
+embedding). Results are kept in memory and on disk under the cache folder,
+keyed by a fingerprint of the text tower's weights, so a fine-tuned or
+different model can never be served another model's embeddings.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from zegbench.clip.loading import ClipBundle
+from zegbench.clip.templates import SINGLE
+from zegbench.utils.io import atomic_torch_save
+from zegbench.utils.paths import cache_root
+
+_memory: dict[str, torch.Tensor] = {}
+
+
+def text_tower_fingerprint(model: torch.nn.Module) -> str:
+    """sha1 of every parameter outside the image tower (names, shapes and bytes)."""
+    digest = hashlib.sha1()
+    for name, tensor in sorted(model.state_dict().items()):
+        if name.startswith("visual."):
+            continue
+        digest.update(name.encode())
+        digest.update(str(tuple(tensor.shape)).encode())
+        digest.update(tensor.detach().float().cpu().numpy().tobytes())
+    return digest.hexdigest()
+
+
+@torch.no_grad()
+def encode_class_names(bundle: ClipBundle, class_names: list[str], templates=SINGLE) -> torch.Tensor:
+    """[C, D] float32 unit-norm class embeddings, without any caching."""
+    device = next(bundle.model.parameters()).device
+    prompts = [t.format(c) for c in class_names for t in templates]
+    feats = bundle.model.encode_text(bundle.tokenizer(prompts).to(device)).float()
+    feats = torch.nn.functional.normalize(feats, dim=-1).view(len(class_names), len(templates), -1)
+    return torch.nn.functional.normalize(feats.mean(dim=1), dim=-1)
+
+
+def class_embeddings(bundle: ClipBundle, class_names: list[str], templates=SINGLE,
+                     cache_dir: str | Path | None = None) -> torch.Tensor:
+    """Cached ``encode_class_names``: memory first, then disk, then the text tower."""
+    key_src = json.dumps([text_tower_fingerprint(bundle.model), list(class_names), list(templates)])
+    key = hashlib.sha1(key_src.encode()).hexdigest()[:20]
+    if key in _memory:
+        return _memory[key].clone()
+    path = Path(cache_dir or cache_root() / "text_embeddings") / f"{key}.pt"
+    if path.is_file():
+        try:
+            emb = torch.load(path, weights_only=True)
+        except Exception:  # a damaged cache entry is recomputed, never trusted
+            emb = None
+        if isinstance(emb, torch.Tensor) and emb.shape[0] == len(class_names):
+            _memory[key] = emb
+            return emb.clone()
+    emb = encode_class_names(bundle, class_names, templates).cpu()
+    atomic_torch_save(emb, path)
+    _memory[key] = emb
+    return emb.clone()

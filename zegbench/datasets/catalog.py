@@ -1,0 +1,98 @@
+"""Dataset configs by name (``configs/datasets/<name>.yaml``) and datasets built from them."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from zegbench.errors import ZegbenchError
+
+CONFIG_ROOT = Path(__file__).resolve().parents[2] / "configs"
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A dataset's identity: its class names in label order and which are unseen."""
+
+    name: str
+    classes: tuple[str, ...]
+    unseen: tuple[str, ...]
+    config: dict
+
+    @property
+    def seen(self) -> tuple[str, ...]:
+        return tuple(c for c in self.classes if c not in self.unseen)
+
+    @property
+    def unseen_ids(self) -> tuple[int, ...]:
+        return tuple(i for i, c in enumerate(self.classes) if c in self.unseen)
+
+    @property
+    def seen_ids(self) -> tuple[int, ...]:
+        return tuple(i for i, c in enumerate(self.classes) if c not in self.unseen)
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in (CONFIG_ROOT / "datasets").glob("*.yaml"))
+
+
+def load_dataset_info(name: str) -> DatasetInfo:
+    """Read and check ``configs/datasets/<name>.yaml``."""
+    path = CONFIG_ROOT / "datasets" / f"{name}.yaml"
+    if not path.is_file():
+        raise ZegbenchError(f"unknown dataset {name!r}: no {path}; known: {', '.join(available())}")
+    try:
+        cfg = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise ZegbenchError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    for key in ("classes", "unseen"):
+        if not isinstance(cfg, dict) or not isinstance(cfg.get(key), list):
+            raise ZegbenchError(f"{path}: key '{key}' must be a list of class names")
+    stray = [c for c in cfg["unseen"] if c not in cfg["classes"]]
+    if stray:
+        raise ZegbenchError(f"{path}: unseen class {stray[0]!r} is not in 'classes'")
+    return DatasetInfo(name, tuple(cfg["classes"]), tuple(cfg["unseen"]), cfg)
+
+
+def world_spec(info: DatasetInfo, seed: int | None = None):
+    """The ``WorldSpec`` a world dataset config describes (``seed`` overrides the config's)."""
+    from zegbench.datasets import world
+    from zegbench.datasets.generate import WorldSpec
+
+    if tuple(info.classes) != world.CLASS_NAMES or tuple(info.unseen) != world.UNSEEN_CLASSES:
+        raise ZegbenchError(f"configs/datasets/{info.name}.yaml: classes/unseen differ from the world "
+                            f"generator v{world.WORLD_VERSION}'s; copy them from `zegbench world describe`")
+    w = dict(info.config.get("world") or {})
+    if seed is not None:
+        w["seed"] = seed
+    w = {k: tuple(v) if isinstance(v, list) else v for k, v in w.items()}
+    try:
+        return WorldSpec(name=info.name, **w)
+    except TypeError as err:
+        raise ZegbenchError(f"configs/datasets/{info.name}.yaml: bad key under 'world' ({err})") from None
+
+
+def build_dataset(name: str, split: str, data_root: str | Path | None = None, world_seed: int | None = None,
+                  cache_dir: str | Path | None = None, progress: bool = False):
+    """The ``split`` ('train' or 'val') of dataset ``name``; a world is generated on first use."""
+    from zegbench.datasets.folder import SegmentationFolder
+    from zegbench.datasets.generate import ensure_world
+
+    info = load_dataset_info(name)
+    cfg = info.config
+    if "world" in cfg:
+        root = ensure_world(world_spec(info, world_seed), cache_dir, progress=progress)
+    else:
+        if data_root is None:
+            raise ZegbenchError(f"dataset {name!r} needs --data-root (or ZEGBENCH_DATA) pointing at its folder")
+        root = Path(data_root) / cfg.get("subdir", "")
+        if not root.is_dir():
+            raise ZegbenchError(f"dataset folder {root} does not exist: check --data-root")
+    split_name = (cfg.get("splits") or {}).get(split)
+    if split_name is None:
+        raise ZegbenchError(f"configs/datasets/{name}.yaml: no split {split!r} under 'splits'")
+    return SegmentationFolder(
+        root, f"ImageSets/Segmentation/{split_name}.txt", len(info.classes),
+        img_suffix=cfg.get("img_suffix", ".jpg"), seg_suffix=cfg.get("seg_suffix", ".png"),
+        reduce_zero_label=bool(cfg.get("reduce_zero_label", False)), ignore_index=int(cfg.get("ignore_index", 255)))

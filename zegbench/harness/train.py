@@ -1,0 +1,150 @@
+"""The training loop: AdamW with per-group lr multipliers, warm-up + poly schedule,
+gradient accumulation, bf16 autocast on CUDA, JSON-lines log, checkpoint and resume.
+
+Inductive training sees seen classes only: labels are re-indexed into the seen
+list and unseen pixels become 255. Transductive training switches, after
+``self_training_start`` of the schedule, to all classes with pseudo-labels on
+the pixels whose ground truth is unseen (reference section 3).
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from zegbench.datasets.catalog import DatasetInfo
+from zegbench.methods.base import Method
+from zegbench.methods.zegclip import pseudo_label
+from zegbench.utils.io import atomic_torch_save
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings (hyperparameters are data: see configs)."""
+
+    steps: int = 400
+    batch_size: int = 8  # images per forward pass
+    accumulate: int = 1  # forward passes per optimiser step (global batch = batch_size x accumulate)
+    lr: float = 2e-5  # base lr; methods multiply it per group (ZegCLIP: x10 encoder and head)
+    weight_decay: float = 0.01
+    warmup: int = 40
+    warmup_ratio: float = 1e-6
+    power: float = 0.9
+    min_lr: float = 1e-6
+    self_training_start: float = 0.5  # transductive: fraction of steps before pseudo-labels
+    log_every: int = 10
+    checkpoint_every: int = 0  # 0: only at the end
+    seed: int = 0
+
+
+def lr_factor(step: int, cfg: TrainConfig) -> float:
+    """Multiplier of each group's peak lr: linear warm-up from ``warmup_ratio``, then poly decay.
+
+    The poly curve runs from 1 down to ``min_lr / lr`` over the whole schedule,
+    as mmseg's ``PolyLrUpdaterHook`` with ``by_epoch=False``.
+    """
+    floor = cfg.min_lr / cfg.lr if cfg.lr else 0.0
+    poly = (1 - floor) * (1 - step / cfg.steps) ** cfg.power + floor
+    if step < cfg.warmup:
+        k = (1 - step / cfg.warmup) * (1 - cfg.warmup_ratio)
+        return poly * (1 - k)
+    return poly
+
+
+def scheduled_lr_factor(step: int, cfg: TrainConfig, transductive: bool) -> float:
+    """``lr_factor`` for the run's phase.
+
+    Transductive runs mirror the official two-run recipe: the inductive phase
+    follows the first part of a full-length schedule, and self-training then
+    restarts with its own warm-up and poly decay over the remaining steps.
+    """
+    start = int(cfg.self_training_start * cfg.steps)
+    if not transductive or step < start:
+        return lr_factor(step, cfg)
+    return lr_factor(step - start, replace(cfg, steps=cfg.steps - start))
+
+
+def seen_label_map(info: DatasetInfo) -> torch.Tensor:
+    """Lookup table: dataset label -> index among seen classes (255 for unseen and ignore)."""
+    table = torch.full((256,), 255, dtype=torch.long)
+    table[list(info.seen_ids)] = torch.arange(len(info.seen_ids))
+    return table
+
+
+def _batch(dataset, indices, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    images, labels = [], []
+    for i in indices:
+        image, label, _ = dataset[int(i)]
+        if rng.uniform() < 0.5:  # horizontal flip, the one augmentation every recipe shares
+            image, label = image[:, ::-1], label[:, ::-1]
+        images.append(np.ascontiguousarray(image))
+        labels.append(np.ascontiguousarray(label))
+    return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(labels))
+
+
+def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir: str | Path | None = None,
+          device: str = "cpu", progress: bool = False) -> dict:
+    """Train ``method`` on ``dataset`` in place; returns a summary (steps, seconds, last losses).
+
+    With ``run_dir``, appends one JSON object per ``log_every`` steps to
+    ``metrics.jsonl``, writes ``checkpoint.pt`` and resumes from it if present.
+    """
+    torch.manual_seed(cfg.seed)
+    method.to(device).train()
+    optimizer = torch.optim.AdamW(method.param_groups(cfg.lr), weight_decay=cfg.weight_decay)
+    for group in optimizer.param_groups:
+        group["peak_lr"] = group["lr"]
+    run_dir = Path(run_dir) if run_dir else None
+    start_step = 0
+    if run_dir and (run_dir / "checkpoint.pt").is_file():
+        state = torch.load(run_dir / "checkpoint.pt", map_location=device, weights_only=True)
+        method.load_state_dict(state["method"])
+        optimizer.load_state_dict(state["optimizer"])
+        start_step = int(state["step"])
+    rng = np.random.default_rng([cfg.seed, start_step])
+    to_seen = seen_label_map(info).to(device)
+    log = (run_dir / "metrics.jsonl").open("a") if run_dir else None
+    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast("cpu", enabled=False)
+    started, losses = time.time(), {}
+    bar = tqdm(range(start_step, cfg.steps), desc="train", disable=not progress, dynamic_ncols=True,
+               initial=start_step, total=cfg.steps)
+    for step in bar:
+        transductive = method.setting == "transductive"
+        for group in optimizer.param_groups:
+            group["lr"] = group["peak_lr"] * scheduled_lr_factor(step, cfg, transductive)
+        self_training = transductive and step >= int(cfg.self_training_start * cfg.steps)
+        class_names = list(info.classes) if self_training else list(info.seen)
+        optimizer.zero_grad(set_to_none=True)
+        for _ in range(cfg.accumulate):
+            images, labels = _batch(dataset, rng.choice(len(dataset), cfg.batch_size, replace=False), rng)
+            images, labels = method.normalize(images.to(device)), labels.to(device)
+            with autocast:
+                logits, _ = method(images, class_names)
+            if self_training:
+                labels = pseudo_label(logits, labels, list(info.unseen_ids))
+            else:
+                labels = to_seen[labels]
+            parts = method.loss(logits, labels)
+            total = sum(parts.values())
+            (total / cfg.accumulate).backward()
+        optimizer.step()
+        losses = {k: round(v.item(), 5) for k, v in parts.items()}
+        if log and (step % cfg.log_every == 0 or step == cfg.steps - 1):
+            log.write(json.dumps({"step": step, "lr": optimizer.param_groups[0]["lr"], "loss": round(total.item(), 5),
+                                  **losses, "self_training": self_training,
+                                  "seconds": round(time.time() - started, 2)}) + "\n")
+            log.flush()
+        bar.set_postfix(loss=f"{total.item():.3f}")
+        done = step + 1
+        if run_dir and (done == cfg.steps or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0)):
+            atomic_torch_save({"method": method.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
+                               "train_config": asdict(cfg)}, run_dir / "checkpoint.pt")
+    if log:
+        log.close()
+    return {"steps": cfg.steps, "resumed_from": start_step, "train_seconds": round(time.time() - started, 1),
+            "last_losses": losses}

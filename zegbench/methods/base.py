@@ -1,0 +1,94 @@
+"""The Method interface every segmentation method implements, and the method registry.
+
+A method is an ``nn.Module`` built from a YAML config (``configs/methods/<name>.yaml``):
+the file names the implementing class under ``class:`` and holds its
+hyperparameters. ``zegbench methods list`` shows the registry; tests are
+parametrised over it, so a new config is tested the day it is added.
+"""
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+
+import torch
+import yaml
+from torch import nn
+
+from zegbench.errors import ZegbenchError
+
+CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "methods"
+_CLASSES: dict[str, type] = {}
+
+
+def register_class(name: str):
+    """Decorator: make a Method class available to configs as ``class: name``."""
+    def wrap(cls):
+        _CLASSES[name] = cls
+        return cls
+    return wrap
+
+
+class Method(nn.Module):
+    """Contract: per-class mask logits in, named losses and calibrated scores out."""
+
+    mean: tuple = (0.48145466, 0.4578275, 0.40821073)
+    std: tuple = (0.26862954, 0.26130258, 0.27577711)
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, H, W, 3] -> float [B, 3, H, W] with the method's mean and std."""
+        x = images.permute(0, 3, 1, 2).float().div(255)
+        mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
+        std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
+        return (x - mean) / std
+
+    def forward(self, images: torch.Tensor, class_names: list[str]) -> tuple[torch.Tensor, dict]:
+        """Normalised images [B, 3, H, W] -> mask logits [B, C, H, W] at input size, aux dict."""
+        raise NotImplementedError
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Named scalar losses for labels [B, H, W] indexing ``class_names`` (255 = ignore)."""
+        raise NotImplementedError
+
+    def predict(self, images: torch.Tensor, class_names: list[str], seen: list[bool]) -> torch.Tensor:
+        """Per-class scores [B, C, H, W] at input size, with inference-time calibration."""
+        raise NotImplementedError
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """Optimiser groups with the method's learning-rate multipliers applied."""
+        return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
+    def param_counts(self) -> dict[str, int]:
+        """Total and trainable parameters (the text tower, never trained, is not a submodule)."""
+        total = sum(p.numel() for p in self.parameters())
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return {"params_total": total, "params_trainable": trainable}
+
+
+def list_methods(pattern: str = "*") -> list[str]:
+    """Registered method names (config file stems) matching a shell-style ``pattern``."""
+    return sorted(n for n in (p.stem for p in CONFIG_DIR.glob("*.yaml")) if fnmatch.fnmatch(n, pattern))
+
+
+def method_config(name: str) -> dict:
+    """The YAML config of method ``name``, read with ``yaml.safe_load``."""
+    path = CONFIG_DIR / f"{name}.yaml"
+    if not path.is_file():
+        raise ZegbenchError(f"unknown method {name!r}: no {path}; known: {', '.join(list_methods())}")
+    try:
+        cfg = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ZegbenchError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if cfg.get("class") not in _CLASSES:
+        raise ZegbenchError(f"{path}: 'class' must be one of {', '.join(sorted(_CLASSES))}")
+    return cfg
+
+
+def create_method(name: str, **overrides) -> Method:
+    """Build method ``name`` from its config; ``overrides`` replace config keys (unknown keys are errors)."""
+    cfg = {**method_config(name), **overrides}
+    cls = _CLASSES[cfg.pop("class")]
+    cfg.pop("description", None)
+    try:
+        return cls(**cfg)
+    except (TypeError, ValueError) as err:  # unknown keys, bad switch values
+        raise ZegbenchError(f"configs/methods/{name}.yaml (or its overrides): {err}") from None

@@ -1,0 +1,92 @@
+"""CLIP's image encoder with the four tuning modes of ZegCLIP's ablation.
+
+- ``frozen``: CLIP's weights fixed, nothing added.
+- ``finetune``: every image-encoder weight trains.
+- ``vpt_shallow``: M learnable prompt tokens inserted once after CLS; they flow
+  through all blocks like ordinary tokens.
+- ``dpt`` (deep prompt tuning): before each of the first ``prompt_depth``
+  blocks the prompt tokens coming out of the previous block are discarded and
+  replaced by that block's own fresh prompt set.
+
+Both prompt modes pass every prompt set through one shared projection
+(Linear width->width) and dropout, and add a trainable LayerNorm after the last
+block, before CLIP's frozen ``ln_post`` and ``proj`` (reference section 1.1).
+The output is ZegCLIP's read-out: g (the pooled image embedding) and H
+(patches), both after ``ln_post`` and ``proj``, L2-normalised.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+TUNINGS = ("frozen", "finetune", "vpt_shallow", "dpt")
+
+
+class PromptedEncoder(nn.Module):
+    """Wraps an open_clip ``VisionTransformer`` (batch-first blocks)."""
+
+    def __init__(self, visual: nn.Module, tuning: str = "dpt", num_tokens: int = 10,
+                 prompt_depth: int | None = None, prompt_dropout: float = 0.1):
+        super().__init__()
+        if tuning not in TUNINGS:
+            raise ValueError(f"tuning must be one of {TUNINGS}, not {tuning!r}")
+        self.visual, self.tuning = visual, tuning
+        blocks = len(visual.transformer.resblocks)
+        width = visual.conv1.out_channels
+        patch = visual.conv1.kernel_size[0]
+        self.patch_size = patch
+        self.num_tokens = num_tokens if tuning in ("vpt_shallow", "dpt") else 0
+        # dpt: fresh prompts before blocks 0 .. depth-1 (default: every block).
+        self.prompt_depth = 1 if tuning == "vpt_shallow" else min(prompt_depth or blocks, blocks)
+        for p in visual.parameters():
+            p.requires_grad_(tuning == "finetune")
+        if self.num_tokens:
+            bound = math.sqrt(6.0 / float(3 * patch * patch + width))  # VPT's Xavier-style bound
+            self.prompts = nn.Parameter(torch.empty(self.prompt_depth, self.num_tokens, width).uniform_(-bound, bound))
+            self.prompt_proj = nn.Linear(width, width)
+            nn.init.kaiming_normal_(self.prompt_proj.weight, a=0, mode="fan_out")
+            self.prompt_dropout = nn.Dropout(prompt_dropout)
+            self.prompt_norm = nn.LayerNorm(width, eps=1e-6)
+
+    def _positional(self, grid: tuple[int, int]) -> torch.Tensor:
+        """CLIP's positional embedding, bilinearly resized when the patch grid differs."""
+        pos = self.visual.positional_embedding
+        old = int(math.sqrt(pos.shape[0] - 1))
+        if (old, old) == grid:
+            return pos
+        spatial = pos[1:].reshape(1, old, old, -1).permute(0, 3, 1, 2)
+        spatial = F.interpolate(spatial, size=grid, mode="bilinear", align_corners=False)
+        return torch.cat([pos[:1], spatial.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)])
+
+    def _prompt_set(self, index: int, batch: int) -> torch.Tensor:
+        return self.prompt_dropout(self.prompt_proj(self.prompts[index])).expand(batch, -1, -1)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """images [B, 3, H, W] -> (g [B, D], H [B, N, D], grid), both unit-norm."""
+        v = self.visual
+        x = v.conv1(images)
+        grid = tuple(x.shape[-2:])
+        x = x.flatten(2).transpose(1, 2)
+        cls = v.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+        x = torch.cat([cls, x], dim=1) + self._positional(grid).to(x.dtype)
+        x = v.ln_pre(x)
+        m = self.num_tokens
+        if m:
+            x = torch.cat([x[:, :1], self._prompt_set(0, x.shape[0]), x[:, 1:]], dim=1)
+        for i, block in enumerate(v.transformer.resblocks):
+            if m and 0 < i < self.prompt_depth:  # deep: replace the previous block's prompt outputs
+                x = torch.cat([x[:, :1], self._prompt_set(i, x.shape[0]), x[:, 1 + m:]], dim=1)
+            x = block(x)
+        if m:
+            x = self.prompt_norm(x)
+        x = v.ln_post(x)
+        if v.proj is not None:
+            x = x @ v.proj
+        patches = x[:, 1 + m:]
+        # g is what CLIP was trained to align with text: the CLS token, or the
+        # patch mean for mean-pooled towers (pool_type 'avg').
+        g = patches.mean(dim=1) if getattr(v, "pool_type", "tok") == "avg" else x[:, 0]
+        return F.normalize(g, dim=-1), F.normalize(patches, dim=-1), grid

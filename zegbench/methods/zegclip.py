@@ -1,0 +1,145 @@
+"""ZegCLIP (CVPR 2023) and every row of its ablation, as one class with switches.
+
+    tuning    frozen | finetune | vpt_shallow | dpt     (encoder.py)
+    relation  none | rd | product | concat              (decoder.py: QueryBuilder)
+    loss      ce | nel                                  (losses.py)
+    setting   inductive | transductive
+
+Forward: CLIP image encoder -> (g, H); frozen class text embeddings t ->
+queries q_c = QueryBuilder(t_c, g); the decoder's last-layer head-averaged
+attention logits between q and H are the mask logits, upsampled bilinearly to
+the input size. Inference turns logits into scores (sigmoid for NEL, softmax
+for CE), subtracts ``calibration`` from seen classes in the inductive setting,
+and can slide a window over large images.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from zegbench.clip.loading import IN_HOUSE, load_clip
+from zegbench.clip.templates import TEMPLATE_SETS
+from zegbench.clip.text_embeddings import class_embeddings
+from zegbench.methods.base import Method, register_class
+from zegbench.methods.decoder import MaskDecoder, QueryBuilder, masks_to_image
+from zegbench.methods.encoder import PromptedEncoder
+from zegbench.methods.losses import LOSSES, ce_loss, nel_loss
+
+SETTINGS = ("inductive", "transductive")
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@register_class("zegclip")
+class ZegCLIP(Method):
+    """One-stage CLIP segmentation; the switches select the ablation row (see module doc)."""
+
+    def __init__(self, tuning: str = "dpt", relation: str = "rd", loss: str = "nel", setting: str = "inductive",
+                 clip: str = IN_HOUSE, clip_weights: str | None = None, image_size: int = 96,
+                 num_tokens: int = 10, prompt_depth: int | None = None, decoder_layers: int = 3,
+                 decoder_heads: int = 8, decoder_ffn: int | None = None, dropout: float = 0.1,
+                 templates: str = "single", focal_weight: float = 100.0, dice_weight: float = 1.0,
+                 ignore_negatives: bool = False, calibration: float = 0.1, normalization: str = "clip",
+                 inference: str = "whole", crop: int | None = None, stride: int | None = None,
+                 encoder_lr_mult: float = 10.0, head_lr_mult: float = 10.0):
+        super().__init__()
+        if loss not in LOSSES:
+            raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
+        if setting not in SETTINGS:
+            raise ValueError(f"setting must be one of {SETTINGS}, not {setting!r}")
+        if templates not in TEMPLATE_SETS:
+            raise ValueError(f"templates must be one of {tuple(TEMPLATE_SETS)}, not {templates!r}")
+        if inference not in ("whole", "slide"):
+            raise ValueError(f"inference must be 'whole' or 'slide', not {inference!r}")
+        bundle = load_clip(clip, clip_weights, image_size=image_size)
+        bundle.model.requires_grad_(False)
+        self._bundle = bundle  # plain attribute: the text tower is not a trainable submodule
+        self.encoder = PromptedEncoder(bundle.model.visual, tuning, num_tokens, prompt_depth, dropout)
+        dim = bundle.model.text_projection.shape[1] if bundle.model.text_projection is not None else bundle.model.visual.output_dim
+        self.queries = QueryBuilder(dim, relation)
+        self.decoder = MaskDecoder(dim, decoder_layers, decoder_heads, decoder_ffn, dropout)
+        self.loss_type, self.setting, self.templates = loss, setting, TEMPLATE_SETS[templates]
+        self.focal_weight, self.dice_weight, self.ignore_negatives = focal_weight, dice_weight, ignore_negatives
+        self.calibration, self.inference = calibration, inference
+        self.crop, self.stride = crop or image_size, stride or image_size
+        self.encoder_lr_mult, self.head_lr_mult = encoder_lr_mult, head_lr_mult
+        if normalization == "imagenet":  # what the official code feeds its CLIP backbone
+            self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
+        elif normalization == "clip":
+            self.mean, self.std = bundle.mean, bundle.std
+        else:
+            raise ValueError(f"normalization must be 'clip' or 'imagenet', not {normalization!r}")
+
+    def text_embeddings(self, class_names: list[str]) -> torch.Tensor:
+        """Frozen, cached class embeddings [C, D] on the method's device."""
+        emb = class_embeddings(self._bundle, list(class_names), self.templates)
+        return emb.to(self.decoder.layers[0].attn.q.weight.device)
+
+    def forward(self, images: torch.Tensor, class_names: list[str]) -> tuple[torch.Tensor, dict]:
+        g, patches, grid = self.encoder(images)
+        queries = self.queries(self.text_embeddings(class_names), g)
+        logits = self.decoder(queries, patches)
+        return masks_to_image(logits, grid, images.shape[-2:]), {"image_embedding": g}
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.loss_type == "ce":
+            return ce_loss(logits, labels)
+        return nel_loss(logits, labels, self.focal_weight, self.dice_weight, self.ignore_negatives)
+
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits -> per-class scores in [0, 1]: sigmoid (NEL: classes independent) or softmax (CE)."""
+        return logits.sigmoid() if self.loss_type == "nel" else logits.softmax(dim=1)
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, class_names: list[str], seen: list[bool]) -> torch.Tensor:
+        if self.inference == "slide":
+            scores = self._slide(images, class_names)
+        else:
+            scores = self.scores(self(images, class_names)[0])
+        if self.setting == "inductive" and self.calibration:
+            bias = torch.tensor(seen, dtype=scores.dtype, device=scores.device).view(1, -1, 1, 1)
+            scores = scores - self.calibration * bias
+        return scores
+
+    def _slide(self, images: torch.Tensor, class_names: list[str]) -> torch.Tensor:
+        """Average window scores over a crop x crop window moved by ``stride`` (padding small images)."""
+        b, _, h, w = images.shape
+        crop, stride = self.crop, self.stride
+        ph, pw = max(crop - h, 0), max(crop - w, 0)
+        padded = F.pad(images, (0, pw, 0, ph))
+        hh, ww = padded.shape[-2:]
+        rows = list(range(0, max(hh - crop, 0) + 1, stride))
+        cols = list(range(0, max(ww - crop, 0) + 1, stride))
+        if rows[-1] + crop < hh:
+            rows.append(hh - crop)
+        if cols[-1] + crop < ww:
+            cols.append(ww - crop)
+        total = padded.new_zeros(b, len(class_names), hh, ww)
+        count = padded.new_zeros(1, 1, hh, ww)
+        for y in rows:
+            for x in cols:
+                window = padded[..., y:y + crop, x:x + crop]
+                total[..., y:y + crop, x:x + crop] += self.scores(self(window, class_names)[0])
+                count[..., y:y + crop, x:x + crop] += 1
+        return (total / count)[..., :h, :w]
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """Encoder (prompts or fine-tuned weights) and head get their own lr multipliers (reference: x10 each)."""
+        encoder = [p for p in self.encoder.parameters() if p.requires_grad]
+        head = [p for n, p in self.named_parameters() if p.requires_grad and not n.startswith("encoder.")]
+        groups = [{"params": head, "lr": lr * self.head_lr_mult, "name": "head"}]
+        if encoder:
+            groups.append({"params": encoder, "lr": lr * self.encoder_lr_mult, "name": "encoder"})
+        return groups
+
+
+def pseudo_label(logits: torch.Tensor, labels: torch.Tensor, unseen_ids: list[int]) -> torch.Tensor:
+    """Transductive self-training: pixels whose ground truth is unseen take the argmax over unseen classes.
+
+    ``labels`` index all classes; other pixels keep their labels. As in the
+    official code the "unseen pixel" mask comes from the ground truth.
+    """
+    ids = torch.tensor(unseen_ids, device=labels.device)
+    is_unseen = torch.isin(labels, ids)
+    best = ids[logits.detach()[:, ids].argmax(dim=1)]
+    return torch.where(is_unseen, best, labels)

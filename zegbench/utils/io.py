@@ -1,0 +1,41 @@
+"""Atomic file writes: a reader never sees a half-written file.
+
+Each writer writes a temporary file in the destination folder, flushes it to
+disk and renames it over the target (``os.replace`` is atomic on POSIX), so a
+kill at any moment leaves either the old file or the new one.
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import torch
+
+
+def _atomic_write(path: str | Path, write: Callable[[object], None], mode: str = "wb") -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, mode) as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_json(obj, path: str | Path) -> Path:
+    """Write ``obj`` as indented JSON to ``path`` atomically."""
+    return _atomic_write(path, lambda f: json.dump(obj, f, indent=2, sort_keys=False), mode="w")
+
+
+def atomic_torch_save(obj, path: str | Path) -> Path:
+    """``torch.save`` to ``path`` atomically."""
+    return _atomic_write(path, lambda f: torch.save(obj, f))
