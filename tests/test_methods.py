@@ -147,3 +147,16 @@ def test_unknown_method_and_bad_switch_are_clear_errors():
         create_method("zegclip", colour="red", **TINY)
     with pytest.raises(ZegbenchError, match="zegclip.yaml.*tuning must be one of"):
         create_method("zegclip", tuning="lora", **TINY)
+
+
+@pytest.mark.slow
+def test_real_scale_forward_backward_at_512():
+    torch.manual_seed(0)
+    method = create_method("zegclip", clip="ViT-B-16", clip_weights="none", image_size=512)
+    method.text_embeddings = lambda names: torch.nn.functional.normalize(torch.randn(len(names), 512), dim=-1)
+    x = torch.randn(1, 3, 512, 512)
+    logits, _ = method(x, [f"class {i}" for i in range(15)])
+    assert logits.shape == (1, 15, 512, 512)
+    loss = sum(method.loss(logits, torch.randint(0, 15, (1, 512, 512))).values())
+    loss.backward()
+    assert method.encoder.prompts.grad is not None and method.encoder.prompts.grad.abs().sum() > 0

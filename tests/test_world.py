@@ -101,7 +101,7 @@ def test_layout_matches_voc_and_reuses_finished_world(tmp_path, tiny_spec):
 
 
 def test_world_dataset_yields_images_and_labels():
-    ds = build_dataset("world", "val")
+    ds = build_dataset("world_smoke", "val")
     image, label, meta = ds[0]
     assert image.shape == (96, 96, 3) and label.shape == (96, 96) and label.dtype == np.int64
     assert meta["id"] == "val_000000"

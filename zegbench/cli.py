@@ -115,6 +115,31 @@ def cmd_methods_describe(args) -> None:
     _emit({"method": args.name, **counts, "trainable_by_part": by_part}, args.json, lines)
 
 
+def _parse_overrides(pairs: list[str]) -> dict:
+    import yaml
+
+    overrides = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ZegbenchError(f"override {pair!r} is not key=value (e.g. --set steps=200)")
+        overrides[key] = yaml.safe_load(value)
+    return overrides
+
+
+def cmd_run(args) -> None:
+    from zegbench.harness.run import run_experiment
+
+    rows = []
+    for seed in args.seeds:
+        r = run_experiment(args.method, args.dataset, seed, _parse_overrides(args.set), args.results, args.suite,
+                           args.device, progress=not args.json)
+        rows.append({k: r[k] for k in ("method", "seed", "pAcc", "mIoU_seen", "mIoU_unseen", "hIoU", "train_seconds")})
+    lines = [f"{r['method']} seed {r['seed']}: pAcc {r['pAcc']:.1f}  mIoU(S) {r['mIoU_seen']:.1f}  "
+             f"mIoU(U) {r['mIoU_unseen']:.1f}  hIoU {r['hIoU']:.1f}  ({r['train_seconds']:.0f} s training)" for r in rows]
+    _emit({"runs": rows}, args.json, lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from zegbench.clip.loading import IN_HOUSE
     from zegbench.clip.pretrain import DEFAULTS
@@ -151,6 +176,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=None, help="input size (e.g. 512 for the paper)")
     p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     p.set_defaults(func=cmd_methods_describe)
+
+    p = groups.add_parser("run", help="train and evaluate one method on one dataset (finished runs are reused)")
+    p.add_argument("--method", required=True, help="method name (see `zegbench methods list`)")
+    p.add_argument("--dataset", default="world", help="dataset config name")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a method or training key (repeatable), e.g. --set steps=200")
+    p.add_argument("--results", default="results", help="run store folder")
+    p.add_argument("--suite", default="adhoc", help="suite folder inside the run store")
+    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    p.set_defaults(func=cmd_run)
 
     clip = groups.add_parser("clip", help="the in-house CLIP").add_subparsers(dest="cmd", required=True)
     p = clip.add_parser("pretrain", help="pretrain the in-house CLIP on world image-caption pairs")

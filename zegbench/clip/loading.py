@@ -78,12 +78,12 @@ def load_clip(name: str = IN_HOUSE, pretrained: str | None = None, image_size: i
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
             name, pretrained=None if weights in RANDOM_INIT else weights, weights_only=True, **kwargs)
-    except RuntimeError as err:  # size mismatches and corrupt pickles both land here
-        first = str(err).strip().splitlines()
-        detail = next((line.strip() for line in first if "size mismatch" in line or "Missing" in line), first[0] if first else "")
-        raise ZegbenchError(f"CLIP checkpoint {weights} does not load into {name!r}: {detail[:200]}; "
-                            f"pass a checkpoint of this architecture or the matching --clip model") from None
-    except Exception as err:  # hub download failures, unpickling errors, bad archives
+    except Exception as err:  # hub failures, unreadable files, state dicts of another shape
+        lines = str(err).strip().splitlines()
+        mismatch = next((ln.strip() for ln in lines if ln.strip().startswith(("size mismatch", "Missing key", "Unexpected key"))), None)
+        if mismatch:
+            raise ZegbenchError(f"CLIP checkpoint {weights} does not load into {name!r}: {mismatch[:200]}; "
+                                f"pass a checkpoint of this architecture or the matching --clip model") from None
         if is_file:
             raise ZegbenchError(f"CLIP checkpoint {weights} is unreadable ({type(err).__name__}): "
                                 f"re-download or regenerate it") from None

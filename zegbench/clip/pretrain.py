@@ -101,9 +101,18 @@ def pretrain(out: str | Path, steps: int = DEFAULTS["steps"], batch_size: int = 
     return record
 
 
+def shippable_state(model: torch.nn.Module) -> dict:
+    """The shipped format: fp16 weights, except positional embeddings in fp32.
+
+    open_clip resizes positional embeddings with antialiased bicubic
+    interpolation, which has no fp16 kernel on CPU.
+    """
+    return {k: v.float() if "positional_embedding" in k else v.half() if v.is_floating_point() else v
+            for k, v in model.state_dict().items()}
+
+
 def _save(model: torch.nn.Module, record: dict, out: str | Path) -> None:
-    """fp16 state dict (the shipped format) plus its JSON record, both written atomically."""
+    """The shippable state dict plus its JSON record, both written atomically."""
     out = Path(out)
-    state = {k: v.half() if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    atomic_torch_save(state, out)
+    atomic_torch_save(shippable_state(model), out)
     atomic_write_json(record, out.with_suffix(".json"))

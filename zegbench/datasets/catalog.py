@@ -37,8 +37,15 @@ def available() -> list[str]:
     return sorted(p.stem for p in (CONFIG_ROOT / "datasets").glob("*.yaml"))
 
 
-def load_dataset_info(name: str) -> DatasetInfo:
-    """Read and check ``configs/datasets/<name>.yaml``."""
+def _merge(base: dict, over: dict) -> dict:
+    """``over`` on top of ``base``; nested mappings merge key by key."""
+    out = dict(base)
+    for key, value in over.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def _read_config(name: str, chain: tuple[str, ...] = ()) -> tuple[dict, Path]:
     path = CONFIG_ROOT / "datasets" / f"{name}.yaml"
     if not path.is_file():
         raise ZegbenchError(f"unknown dataset {name!r}: no {path}; known: {', '.join(available())}")
@@ -46,8 +53,21 @@ def load_dataset_info(name: str) -> DatasetInfo:
         cfg = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ZegbenchError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if not isinstance(cfg, dict):
+        raise ZegbenchError(f"{path} must be a mapping of keys to values")
+    base = cfg.pop("base", None)
+    if base:  # a config may start from another and change a few keys
+        if base in chain:
+            raise ZegbenchError(f"{path}: 'base: {base}' forms a cycle")
+        cfg = _merge(_read_config(base, (*chain, name))[0], cfg)
+    return cfg, path
+
+
+def load_dataset_info(name: str) -> DatasetInfo:
+    """Read and check ``configs/datasets/<name>.yaml`` (following ``base:``)."""
+    cfg, path = _read_config(name)
     for key in ("classes", "unseen"):
-        if not isinstance(cfg, dict) or not isinstance(cfg.get(key), list):
+        if not isinstance(cfg.get(key), list):
             raise ZegbenchError(f"{path}: key '{key}' must be a list of class names")
     stray = [c for c in cfg["unseen"] if c not in cfg["classes"]]
     if stray:

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from tqdm import tqdm
 
 from zegbench.datasets import world
 from zegbench.errors import ZegbenchError
@@ -94,8 +95,6 @@ def ensure_world(spec: WorldSpec, cache_dir: str | Path | None = None, progress:
     except OSError as err:
         raise ZegbenchError(f"cannot write the world cache at {root.parent} ({err.strerror}): set "
                             f"ZEGBENCH_CACHE or --cache-dir to a writable folder") from None
-    from tqdm import tqdm
-
     total = sum(spec.counts().values())
     with tqdm(total=total, desc=f"generate {root.name}", disable=not progress) as bar:
         for split, count in spec.counts().items():

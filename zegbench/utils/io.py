@@ -24,6 +24,7 @@ def _atomic_write(path: str | Path, write: Callable[[object], None], mode: str =
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -1,0 +1,43 @@
+"""One run end to end: resolved config, run folder, result schema, reuse."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import yaml
+
+from zegbench.errors import ZegbenchError
+from zegbench.harness.run import resolve, run_experiment
+
+TINY = {"steps": 2, "batch_size": 2, "warmup": 1, "clip_weights": "none"}
+
+
+def test_resolve_merges_method_recipe_and_overrides():
+    cfg = resolve("zegclip_baseline_ft", "world_smoke", 3, {"steps": 7, "num_tokens": 4})
+    assert cfg["method_config"]["tuning"] == "finetune"  # from the method file
+    assert cfg["method_config"]["image_size"] == 96  # from the dataset recipe
+    assert cfg["method_config"]["num_tokens"] == 4 and cfg["train"]["steps"] == 7  # overrides
+    assert cfg["train"]["seed"] == 3
+
+
+def test_run_writes_a_complete_folder_and_is_reused(tmp_path):
+    first = run_experiment("zegclip", "world_smoke", 0, TINY, results=tmp_path, suite="t")
+    folders = list((tmp_path / "t").iterdir())
+    assert len(folders) == 1
+    run = folders[0]
+    assert run.name.startswith("zegclip-world_smoke-s0-")
+    assert {p.name for p in run.iterdir()} >= {"config.yaml", "env.json", "metrics.jsonl", "checkpoint.pt", "result.json"}
+    result = json.loads((run / "result.json").read_text())
+    assert result["schema"] == 1 and result["status"] == "finished"
+    assert set(result) >= {"pAcc", "mIoU_seen", "mIoU_unseen", "hIoU", "per_class", "params_total", "params_trainable"}
+    assert yaml.safe_load((run / "config.yaml").read_text())["train"]["steps"] == 2
+    stamp = (run / "result.json").stat().st_mtime_ns
+    assert run_experiment("zegclip", "world_smoke", 0, TINY, results=tmp_path, suite="t") == first
+    assert (run / "result.json").stat().st_mtime_ns == stamp
+    run_experiment("zegclip", "world_smoke", 0, {**TINY, "steps": 3}, results=tmp_path, suite="t")
+    assert len(list((tmp_path / "t").iterdir())) == 2
+
+
+def test_unknown_override_is_a_clear_error(tmp_path):
+    with pytest.raises(ZegbenchError, match="colour"):
+        run_experiment("zegclip", "world_smoke", 0, {**TINY, "colour": "red"}, results=tmp_path)
