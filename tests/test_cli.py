@@ -53,3 +53,10 @@ def test_unwritable_cache_from_the_command_line(tmp_path):
     blocker.write_text("")
     proc = _run("world", "generate", "--cache-dir", str(blocker / "sub"))
     assert proc.returncode == 2 and "cannot write the world cache" in proc.stderr
+
+
+def test_overrides_parse_numbers_written_without_a_dot():
+    from zegbench.cli import _parse_overrides
+
+    assert _parse_overrides(["lr=1e-4", "steps=20", "tuning=dpt", "crop=null"]) == {
+        "lr": 1e-4, "steps": 20, "tuning": "dpt", "crop": None}

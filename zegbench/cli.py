@@ -123,7 +123,13 @@ def _parse_overrides(pairs: list[str]) -> dict:
         key, sep, value = pair.partition("=")
         if not sep or not key:
             raise ZegbenchError(f"override {pair!r} is not key=value (e.g. --set steps=200)")
-        overrides[key] = yaml.safe_load(value)
+        parsed = yaml.safe_load(value)
+        if isinstance(parsed, str):  # YAML 1.1 reads "1e-4" as a string; the user meant a number
+            try:
+                parsed = float(parsed)
+            except ValueError:
+                pass
+        overrides[key] = parsed
     return overrides
 
 
