@@ -6,7 +6,6 @@ is saved as an fp16 state dict plus a JSON sidecar that records how it was made.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from pathlib import Path
