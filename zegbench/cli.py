@@ -141,8 +141,12 @@ def cmd_run(args) -> None:
         r = run_experiment(args.method, args.dataset, seed, _parse_overrides(args.set), args.results, args.suite,
                            args.device, progress=not args.json)
         rows.append({k: r[k] for k in ("method", "seed", "pAcc", "mIoU_seen", "mIoU_unseen", "hIoU", "train_seconds")})
-    lines = [f"{r['method']} seed {r['seed']}: pAcc {r['pAcc']:.1f}  mIoU(S) {r['mIoU_seen']:.1f}  "
-             f"mIoU(U) {r['mIoU_unseen']:.1f}  hIoU {r['hIoU']:.1f}  ({r['train_seconds']:.0f} s training)" for r in rows]
+    def num(v):  # a metric is None when its classes are absent from the split
+        return "n/a" if v is None else f"{v:.1f}"
+
+    lines = [f"{r['method']} seed {r['seed']}: pAcc {num(r['pAcc'])}  mIoU(S) {num(r['mIoU_seen'])}  "
+             f"mIoU(U) {num(r['mIoU_unseen'])}  hIoU {num(r['hIoU'])}  ({r['train_seconds']:.0f} s training)"
+             for r in rows]
     _emit({"runs": rows}, args.json, lines)
 
 

@@ -23,6 +23,7 @@ from zegbench.clip.text_embeddings import class_embeddings
 from zegbench.clip.zero_shot import zero_shot_accuracy
 from zegbench.datasets.catalog import build_dataset, load_dataset_info
 from zegbench.harness.metrics import ConfusionMatrix, summarize
+from zegbench.harness.train import seen_label_map
 from zegbench.methods.encoder import PromptedEncoder
 
 
@@ -49,9 +50,7 @@ def run_probe(tuning: str = "frozen", steps: int = 300, batch_size: int = 16, lr
     model = bundle.model
     text_all = class_embeddings(bundle, list(info.classes))
     seen_ids = torch.tensor(info.seen_ids)
-    # Seen-class training: label id -> index among seen classes; unseen and background ignored.
-    to_seen = torch.full((256,), 255, dtype=torch.long)
-    to_seen[seen_ids] = torch.arange(len(seen_ids))
+    to_seen = seen_label_map(info)  # seen-class training: unseen and background ignored
     before = zero_shot_accuracy(bundle, per_class=30)
 
     dim = text_all.shape[1]
