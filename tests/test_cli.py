@@ -60,3 +60,46 @@ def test_overrides_parse_numbers_written_without_a_dot():
 
     assert _parse_overrides(["lr=1e-4", "steps=20", "tuning=dpt", "crop=null"]) == {
         "lr": 1e-4, "steps": 20, "tuning": "dpt", "crop": None}
+
+
+def _write_predictions(folder, transform):
+    """One <id>.png per world_smoke val label, each ``transform``ed."""
+    import numpy as np
+    from PIL import Image
+
+    from zegbench.datasets.catalog import build_dataset
+
+    data = build_dataset("world_smoke", "val")
+    folder.mkdir()
+    for index, sid in enumerate(data.ids):
+        label = data[index][1]
+        Image.fromarray(transform(label).astype(np.uint8)).save(folder / f"{sid}.png")
+    return data
+
+
+def test_evaluate_scores_a_prediction_folder(tmp_path, capsys):
+    import numpy as np
+
+    perfect = tmp_path / "perfect"
+    _write_predictions(perfect, lambda y: np.where(y == 255, 0, y))  # ground truth; background set to 0
+    assert main(["evaluate", "--pred", str(perfect), "--dataset", "world_smoke", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["miou_seen"] == out["miou_unseen"] == out["hiou"] == out["pacc"] == 100.0
+
+    abstain = tmp_path / "abstain"
+    _write_predictions(abstain, lambda y: np.full_like(y, 255))  # "no prediction" everywhere is all misses
+    assert main(["evaluate", "--pred", str(abstain), "--dataset", "world_smoke", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["pacc"] == 0.0 and out["miou_seen"] == 0.0 and out["miou_unseen"] == 0.0
+
+
+def test_evaluate_rejects_incomplete_or_invalid_predictions(tmp_path):
+    import numpy as np
+
+    bad = tmp_path / "bad"
+    data = _write_predictions(bad, lambda y: np.full_like(y, 20))  # 20 classes: 20 is out of range
+    proc = _run("evaluate", "--pred", str(bad), "--dataset", "world_smoke")
+    assert proc.returncode == 2 and "has value 20" in proc.stderr and "Traceback" not in proc.stderr
+    (bad / f"{data.ids[0]}.png").unlink()
+    proc = _run("evaluate", "--pred", str(bad), "--dataset", "world_smoke")
+    assert proc.returncode == 2 and f"lacks 1 of the {len(data.ids)} predictions" in proc.stderr

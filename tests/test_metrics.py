@@ -48,3 +48,12 @@ def test_harmonic_mean_edge_cases():
     assert harmonic(0.0, 0.0) == 0.0
     assert math.isnan(harmonic(math.nan, 0.5))
     assert harmonic(0.8, 0.4) == pytest.approx(2 * 0.32 / 1.2)
+
+
+def test_no_prediction_pixels_are_misses_not_ignored():
+    # 255 in a prediction (an external method abstaining) costs the true class, and nothing else.
+    cm = ConfusionMatrix(2)
+    cm.update(torch.tensor([[0, 255], [1, 1]]), torch.tensor([[0, 0], [1, 1]]))
+    # class 0: tp 1, missed 1 -> 1/2; class 1: tp 2, no fp (the miss is not a prediction of 1) -> 1.
+    assert cm.iou() == pytest.approx([0.5, 1.0])
+    assert cm.pixel_accuracy() == pytest.approx(3 / 4)

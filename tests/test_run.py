@@ -20,6 +20,13 @@ def test_resolve_merges_method_recipe_and_overrides():
     assert cfg["train"]["seed"] == 3
 
 
+def test_per_method_recipe_applies_to_that_method_only():
+    # world.yaml gives the fine-tuned baseline a 1x encoder lr; others keep the method default.
+    assert resolve("zegclip_baseline_ft", "world_smoke", 0)["method_config"]["encoder_lr_mult"] == 1.0
+    assert "encoder_lr_mult" not in resolve("zegclip", "world_smoke", 0)["method_config"]
+    assert resolve("zegclip_baseline_ft", "world_smoke", 0, {"encoder_lr_mult": 3})["method_config"]["encoder_lr_mult"] == 3
+
+
 def test_run_writes_a_complete_folder_and_is_reused(tmp_path):
     first = run_experiment("zegclip", "world_smoke", 0, TINY, results=tmp_path, suite="t")
     folders = list((tmp_path / "t").iterdir())

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 from zegbench.errors import ZegbenchError
@@ -139,7 +140,7 @@ def cmd_run(args) -> None:
     rows = []
     for seed in args.seeds:
         r = run_experiment(args.method, args.dataset, seed, _parse_overrides(args.set), args.results, args.suite,
-                           args.device, progress=not args.json)
+                           args.device, progress=not args.json, data_root=args.data_root)
         rows.append({k: r[k] for k in ("method", "seed", "pAcc", "mIoU_seen", "mIoU_unseen", "hIoU", "train_seconds")})
     def num(v):  # a metric is None when its classes are absent from the split
         return "n/a" if v is None else f"{v:.1f}"
@@ -148,6 +149,21 @@ def cmd_run(args) -> None:
              f"mIoU(U) {num(r['mIoU_unseen'])}  hIoU {num(r['hIoU'])}  ({r['train_seconds']:.0f} s training)"
              for r in rows]
     _emit({"runs": rows}, args.json, lines)
+
+
+def cmd_evaluate(args) -> None:
+    from zegbench.harness.evaluate import score_prediction_folder
+
+    m = score_prediction_folder(args.pred, args.dataset, args.split, args.data_root)
+
+    def num(v):
+        return "n/a" if v is None else f"{v:.2f}"
+
+    lines = [f"{name:<24} {num(v)}" for name, v in m["per_class"].items()]
+    lines.append(f"mIoU(S) {num(m['mIoU_seen'])}  mIoU(U) {num(m['mIoU_unseen'])}  hIoU {num(m['hIoU'])}  "
+                 f"pAcc {num(m['pAcc'])}  (percent)")
+    _emit({"miou_seen": m["mIoU_seen"], "miou_unseen": m["mIoU_unseen"], "hiou": m["hIoU"], "pacc": m["pAcc"],
+           "miou": m["mIoU"], "per_class": m["per_class"]}, args.json, lines)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -187,6 +203,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     p.set_defaults(func=cmd_methods_describe)
 
+    p = groups.add_parser("evaluate", help="score a folder of predicted label PNGs with the harness's protocol")
+    p.add_argument("--pred", required=True, help="folder of <id>.png label maps (class indices, 255 = no prediction)")
+    p.add_argument("--dataset", required=True, help="dataset config name (configs/datasets/NAME.yaml)")
+    p.add_argument("--split", default="val", help="split to score (default: val)")
+    p.add_argument("--data-root", default=os.environ.get("ZEGBENCH_DATA"), help="real datasets' folder ($ZEGBENCH_DATA)")
+    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    p.set_defaults(func=cmd_evaluate)
+
     p = groups.add_parser("run", help="train and evaluate one method on one dataset (finished runs are reused)")
     p.add_argument("--method", required=True, help="method name (see `zegbench methods list`)")
     p.add_argument("--dataset", default="world", help="dataset config name")
@@ -195,6 +219,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a method or training key (repeatable), e.g. --set steps=200")
     p.add_argument("--results", default="results", help="run store folder")
     p.add_argument("--suite", default="adhoc", help="suite folder inside the run store")
+    p.add_argument("--data-root", default=os.environ.get("ZEGBENCH_DATA"), help="real datasets' folder ($ZEGBENCH_DATA)")
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     p.set_defaults(func=cmd_run)

@@ -4,9 +4,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
+from typing import Any, Literal
 
-from zegbench.errors import ZegbenchError
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from zegbench.errors import ZegbenchError, validation_problem
 
 CONFIG_ROOT = Path(__file__).resolve().parents[2] / "configs"
 
@@ -31,6 +34,35 @@ class DatasetInfo:
     @property
     def seen_ids(self) -> tuple[int, ...]:
         return tuple(i for i, c in enumerate(self.classes) if c not in self.unseen)
+
+
+class Recipe(BaseModel):
+    """How methods train on a dataset: keys for every method, and per method (checked at resolve time)."""
+
+    model_config = ConfigDict(extra="forbid")
+    method: dict[str, Any] = Field(default_factory=dict)
+    train: dict[str, Any] = Field(default_factory=dict)
+    per_method: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class DatasetConfig(BaseModel):
+    """Schema of ``configs/datasets/<name>.yaml`` (after ``base:`` is merged)."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str
+    layout: Literal["voc", "coco_stuff"] = "voc"
+    subdir: str = ""
+    img_dir: str = "JPEGImages"
+    ann_dir: str = "SegmentationClass"
+    img_suffix: str = ".jpg"
+    seg_suffix: str = ".png"
+    reduce_zero_label: bool = False
+    ignore_index: int = 255
+    splits: dict[str, str]
+    classes: list[str] = Field(min_length=1)
+    unseen: list[str]
+    world: dict[str, Any] | None = None  # generator settings (checked by WorldSpec)
+    recipe: Recipe | None = None
 
 
 def available() -> list[str]:
@@ -66,9 +98,11 @@ def _read_config(name: str, chain: tuple[str, ...] = ()) -> tuple[dict, Path]:
 def load_dataset_info(name: str) -> DatasetInfo:
     """Read and check ``configs/datasets/<name>.yaml`` (following ``base:``)."""
     cfg, path = _read_config(name)
-    for key in ("classes", "unseen"):
-        if not isinstance(cfg.get(key), list):
-            raise ZegbenchError(f"{path}: key '{key}' must be a list of class names")
+    try:
+        DatasetConfig.model_validate(cfg)
+    except ValidationError as err:
+        key, msg = validation_problem(err)
+        raise ZegbenchError(f"{path}: key '{key}': {msg}") from None
     stray = [c for c in cfg["unseen"] if c not in cfg["classes"]]
     if stray:
         raise ZegbenchError(f"{path}: unseen class {stray[0]!r} is not in 'classes'")
@@ -114,5 +148,5 @@ def build_dataset(name: str, split: str, data_root: str | Path | None = None, wo
         raise ZegbenchError(f"configs/datasets/{name}.yaml: no split {split!r} under 'splits'")
     return SegmentationFolder(
         root, f"ImageSets/Segmentation/{split_name}.txt", len(info.classes),
-        img_suffix=cfg.get("img_suffix", ".jpg"), seg_suffix=cfg.get("seg_suffix", ".png"),
+        img_dir=cfg.get("img_dir", "JPEGImages"), ann_dir=cfg.get("ann_dir", "SegmentationClass"), img_suffix=cfg.get("img_suffix", ".jpg"), seg_suffix=cfg.get("seg_suffix", ".png"),
         reduce_zero_label=bool(cfg.get("reduce_zero_label", False)), ignore_index=int(cfg.get("ignore_index", 255)))

@@ -1,59 +1,86 @@
-"""``python run_all.py``: the main job.
+"""``python run_all.py --suite NAME``: run a suite of training/evaluation runs, resumably.
 
-Until the suite runner lands, the one job is ``foundation``: generate the
-embedded world, check the in-house CLIP's zero-shot accuracy, and run the
-world's faithfulness probe (frozen vs fine-tuned CLIP under seen-class
-training), writing one JSON result under ``results/foundation/``.
+Finished runs are reused (a second invocation trains nothing); failed and
+interrupted runs are redone; ``--force`` moves the selected runs' folders aside
+(``<run>.replaced-<time>``, never deleted) and runs them again. At the end the
+suite's results are pooled over seeds into a console table and
+``results/<suite>/summary.json``.
 """
 from __future__ import annotations
 
 import argparse
-import json
+import os
 import sys
+import time
 from pathlib import Path
 
 from zegbench.errors import ZegbenchError
 
-SUITES = ("foundation",)
+DEFAULT_SUITE = "ablations"
 
 
-def run_foundation(out_dir: Path, probe_steps: int) -> dict:
-    from zegbench.clip.loading import load_clip
-    from zegbench.clip.zero_shot import zero_shot_accuracy
-    from zegbench.datasets.catalog import build_dataset
-    from zegbench.datasets.probe import run_probe
-    from zegbench.utils.io import atomic_write_json
+def build_parser() -> argparse.ArgumentParser:
+    from zegbench.harness.suite import available
 
-    result_path = out_dir / f"result-probe{probe_steps}.json"
-    if result_path.is_file():
-        print(f"reusing {result_path} (delete it to run again)")
-        return json.loads(result_path.read_text())
-    build_dataset("world", "train", progress=True)
-    zs = zero_shot_accuracy(load_clip())
-    print(f"in-house CLIP zero-shot: acc_all {zs['acc_all']:.3f}, acc_unseen {zs['acc_unseen']:.3f}")
-    probes = []
-    for tuning in ("frozen", "finetune"):
-        print(f"probe: seen-class training with the encoder {tuning} ({probe_steps} steps)")
-        probes.append(run_probe(tuning, steps=probe_steps))
-        r = probes[-1]
-        print(f"  zero-shot unseen {r['zero_shot_unseen_before']:.3f} -> {r['zero_shot_unseen_after']:.3f}; "
-              f"mIoU seen {r['mIoU_seen']:.1f}, unseen {r['mIoU_unseen']:.1f}, hIoU {r['hIoU']:.1f}")
-    result = {"suite": "foundation", "zero_shot": {k: zs[k] for k in ("acc_all", "acc_seen", "acc_unseen")},
-              "probe": probes}
-    atomic_write_json(result, result_path)
-    print(f"wrote {result_path}")
-    return result
+    parser = argparse.ArgumentParser(prog="run_all.py", description="Run a zegbench suite (configs/suites/NAME.yaml).")
+    parser.add_argument("--suite", default=DEFAULT_SUITE,
+                        help=f"one of: {', '.join(available())} (default {DEFAULT_SUITE}), or a path to a suite YAML")
+    parser.add_argument("--list", action="store_true", help="list the suite's runs and their status; run nothing")
+    parser.add_argument("--only", metavar="PATTERN", help="only runs whose label matches (shell pattern, e.g. 'zegclip_dpt*')")
+    parser.add_argument("--seeds", type=int, metavar="N", help="seeds 0..N-1 instead of the suite's")
+    parser.add_argument("--dataset", help="run on this dataset instead of the suite's (e.g. voc12)")
+    parser.add_argument("--data-root", default=os.environ.get("ZEGBENCH_DATA"),
+                        help="folder holding real datasets (default: $ZEGBENCH_DATA)")
+    parser.add_argument("--force", action="store_true", help="redo selected runs even if finished (old folders kept)")
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="runs side by side (CPU cores are shared)")
+    parser.add_argument("--report-only", action="store_true", help="only pool the finished results into the summary")
+    parser.add_argument("--results", default="results", help="run store folder (default: results)")
+    parser.add_argument("--device", default="cpu", help="torch device for training and evaluation")
+    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="run_all.py", description="Run a zegbench suite.")
-    parser.add_argument("--suite", default="foundation", choices=SUITES, help="suite to run")
-    parser.add_argument("--results", default="results", help="run store folder")
-    parser.add_argument("--probe-steps", type=int, default=300, help="training steps of each probe variant")
-    args = parser.parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
-        run_foundation(Path(args.results) / args.suite, args.probe_steps)
+        return _run(args)
     except ZegbenchError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    return 0
+
+
+def _run(args) -> int:
+    from zegbench.harness.run import run_status
+    from zegbench.harness.suite import execute, expand, suite_path
+    from zegbench.harness.summary import format_table, summarize_runs
+    from zegbench.utils.io import atomic_write_json
+
+    if args.jobs < 1:
+        raise ZegbenchError("-j/--jobs must be at least 1")
+    specs = expand(args.suite, args.dataset, args.seeds, args.results, args.only)
+    if not specs:
+        raise ZegbenchError(f"suite {args.suite!r} has no runs" + (f" matching --only {args.only!r}" if args.only else ""))
+    if args.list:
+        statuses = [run_status(s.run_dir) for s in specs]
+        for spec, status in zip(specs, statuses):
+            print(f"{status:<12} {spec.label:<60} {spec.run_dir}")
+        print(", ".join(f"{statuses.count(s)} {s}" for s in ("done", "failed", "interrupted", "pending")))
+        return 0
+    failed = 0
+    if not args.report_only:
+        if args.force:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            for spec in specs:
+                if spec.run_dir.exists():
+                    spec.run_dir.rename(spec.run_dir.with_name(f"{spec.run_dir.name}.replaced-{stamp}"))
+        started = time.time()
+        counts = execute(specs, suite_path(args.suite).stem, args.results, args.device, args.data_root, args.jobs)
+        failed = counts.get("failed", 0) + counts.get("interrupted", 0)
+        print(f"suite {args.suite}: {time.time() - started:.0f} s wall time; "
+              + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) if counts else "nothing to run")
+    rows = summarize_runs(specs)
+    print(format_table(rows))
+    summary_path = Path(args.results) / suite_path(args.suite).stem / "summary.json"
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_json({"suite": args.suite, "rows": rows}, summary_path)
+    print(f"summary: {summary_path}")
+    return 1 if failed else 0

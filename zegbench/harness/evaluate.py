@@ -1,6 +1,8 @@
 """Evaluation: a method's calibrated predictions over a split -> confusion matrix -> metrics."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import torch
 
@@ -36,4 +38,46 @@ def evaluate(method: Method, dataset, info: DatasetInfo, batch_size: int = 16, d
         pending.append((image, label))
     if pending:
         flush()
+    return summarize(cm, info.classes, info.unseen_ids)
+
+
+def score_prediction_folder(pred_dir: str | Path, dataset: str, split: str = "val",
+                            data_root: str | Path | None = None) -> dict:
+    """Score label PNGs from any method with the harness's protocol.
+
+    ``pred_dir/<id>.png`` holds class indices in the dataset's class order
+    (0..C-1) for every id of the split; 255 means "no prediction" and counts as
+    a miss. Returns the same metrics as ``evaluate``.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    from zegbench.datasets.catalog import build_dataset, load_dataset_info
+    from zegbench.errors import ZegbenchError
+
+    pred_dir = Path(pred_dir)
+    if not pred_dir.is_dir():
+        raise ZegbenchError(f"prediction folder {pred_dir} does not exist")
+    info = load_dataset_info(dataset)
+    data = build_dataset(dataset, split, data_root=data_root)
+    missing = [sid for sid in data.ids if not (pred_dir / f"{sid}.png").is_file()]
+    if missing:
+        raise ZegbenchError(f"{pred_dir} lacks {len(missing)} of the {len(data.ids)} predictions of the {split} "
+                            f"split (first: {missing[0]}.png): write one <id>.png per ground-truth label")
+    cm = ConfusionMatrix(len(info.classes))
+    for index, sid in enumerate(data.ids):
+        _, label, _ = data[index]
+        path = pred_dir / f"{sid}.png"
+        try:
+            with Image.open(path) as im:
+                pred = np.asarray(im)
+        except (UnidentifiedImageError, OSError) as err:
+            raise ZegbenchError(f"{path} is not a readable PNG ({type(err).__name__})") from None
+        if pred.shape != label.shape:
+            raise ZegbenchError(f"{path} is {pred.shape}, its ground truth is {label.shape}: predictions must be "
+                                f"single-channel label maps at the image's size")
+        bad = (pred != 255) & (pred >= len(info.classes))
+        if bad.any():
+            raise ZegbenchError(f"{path} has value {int(pred[bad][0])}: use class indices 0..{len(info.classes) - 1} "
+                                f"in the order of configs/datasets/{dataset}.yaml, or 255 for no prediction")
+        cm.update(torch.from_numpy(pred.astype(np.int64)), torch.from_numpy(label))
     return summarize(cm, info.classes, info.unseen_ids)

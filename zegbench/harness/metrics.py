@@ -12,11 +12,17 @@ import torch
 
 
 class ConfusionMatrix:
-    """``matrix[t, p]`` counts pixels of true class ``t`` predicted as ``p``; ignore pixels are skipped."""
+    """``matrix[t, p]`` counts pixels of true class ``t`` predicted as ``p``; ignore pixels are skipped.
+
+    A prediction outside ``0..num_classes-1`` (an external method's 255, "no
+    prediction") is a miss: counted in ``missed[t]``, so it lowers the true
+    class's IoU and the pixel accuracy without counting against any other class.
+    """
 
     def __init__(self, num_classes: int, ignore_index: int = 255, device: str | torch.device = "cpu"):
         self.num_classes, self.ignore_index = num_classes, ignore_index
         self.matrix = torch.zeros(num_classes, num_classes, dtype=torch.int64, device=device)
+        self.missed = torch.zeros(num_classes, dtype=torch.int64, device=device)
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
         """Add a batch: ``pred`` and ``target`` are integer maps of the same shape."""
@@ -24,18 +30,20 @@ class ConfusionMatrix:
             raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
         valid = target != self.ignore_index
         t, p = target[valid].long(), pred[valid].long().to(target.device)
-        idx = t * self.num_classes + p
+        hit = (p >= 0) & (p < self.num_classes)
+        self.missed += torch.bincount(t[~hit], minlength=self.num_classes).to(self.missed.device)
+        idx = t[hit] * self.num_classes + p[hit]
         self.matrix += torch.bincount(idx, minlength=self.num_classes**2).view(self.num_classes, -1).to(self.matrix.device)
 
     def iou(self) -> list[float]:
         """Per-class IoU; NaN for a class absent from both ground truth and predictions."""
         m = self.matrix.double()
         inter = m.diag()
-        union = m.sum(0) + m.sum(1) - inter
+        union = m.sum(0) + m.sum(1) + self.missed.double() - inter
         return [float(i / u) if u > 0 else math.nan for i, u in zip(inter.tolist(), union.tolist())]
 
     def pixel_accuracy(self) -> float:
-        total = self.matrix.sum().item()
+        total = self.matrix.sum().item() + self.missed.sum().item()
         return float(self.matrix.diag().sum().item() / total) if total else math.nan
 
 

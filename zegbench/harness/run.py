@@ -6,15 +6,19 @@
         metrics.jsonl   the training log
         checkpoint.pt   method + optimiser state (resume)
         result.json     versioned schema; written last, atomically: its presence means "finished"
+        failed.json     the error of a run that raised (removed when it is retried)
 
 A finished run is reused, never overwritten; an unfinished one resumes from its checkpoint.
+A finished run with the same config in another suite's folder is copied, not retrained.
 """
 from __future__ import annotations
 
 import hashlib
 import json
 import platform
+import shutil
 import subprocess
+import traceback
 import time
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -23,7 +27,7 @@ import torch
 import yaml
 
 from zegbench.datasets.catalog import build_dataset, load_dataset_info
-from zegbench.errors import ZegbenchError
+from zegbench.harness.config import schema_for_class, train_schema, validate_keys
 from zegbench.harness.evaluate import evaluate
 from zegbench.harness.train import TrainConfig, train
 from zegbench.methods import create_method, method_config
@@ -34,23 +38,39 @@ TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
 
 
 def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None) -> dict:
-    """Merge method config, the dataset's recipe and ``overrides`` (keys of either kind)."""
+    """Merge method config, the dataset's recipe and ``overrides`` (keys of either kind), then validate.
+
+    Later wins: the method's YAML, ``recipe.method`` and ``recipe.train`` (every
+    method on this dataset), ``recipe.per_method[method]`` (one method on this
+    dataset, method or training keys), then ``overrides``. Every key is checked
+    against the method class's signature or ``TrainConfig`` (types included);
+    an error names the layer that set the bad key.
+    """
+    from zegbench.methods.base import method_class
+
     info = load_dataset_info(dataset)
     recipe = info.config.get("recipe") or {}
-    method_keys = {**method_config(method), **(recipe.get("method") or {})}
-    train_keys = {**asdict(TrainConfig()), **(recipe.get("train") or {})}
-    for key, value in (overrides or {}).items():
-        if key in TRAIN_KEYS:
-            train_keys[key] = value
-        else:
-            method_keys[key] = value
-    train_keys["seed"] = seed
-    unknown = set(train_keys) - TRAIN_KEYS
-    if unknown:
-        raise ZegbenchError(f"configs/datasets/{dataset}.yaml: unknown training key {sorted(unknown)[0]!r} "
-                            f"under recipe.train; known: {', '.join(sorted(TRAIN_KEYS))}")
+    method_file, dataset_file = f"configs/methods/{method}.yaml", f"configs/datasets/{dataset}.yaml"
+    method_keys, train_keys, origin = {}, asdict(TrainConfig()), {}
+    layers = [(method_config(method), method_file, "method"),
+              (recipe.get("method") or {}, f"{dataset_file} (recipe.method)", "method"),
+              (recipe.get("train") or {}, f"{dataset_file} (recipe.train)", "train"),
+              ((recipe.get("per_method") or {}).get(method) or {}, f"{dataset_file} (recipe.per_method.{method})", None),
+              (overrides or {}, "command-line override", None)]
+    for values, where, kind in layers:
+        for key, value in values.items():
+            if kind == "train" or (kind is None and key in TRAIN_KEYS):
+                train_keys[key] = value
+            else:
+                method_keys[key] = value
+            origin[key] = where
+    cls_name = method_keys.pop("class")
     method_keys.pop("description", None)
-    return {"method": method, "dataset": dataset, "seed": seed, "method_config": method_keys, "train": train_keys}
+    schema = schema_for_class(method_class(cls_name))
+    method_keys = validate_keys(schema, method_keys, origin, f"method ({cls_name})")
+    train_keys = validate_keys(train_schema(), {**train_keys, "seed": seed}, origin, "training")
+    return {"method": method, "dataset": dataset, "seed": seed, "method_config": {"class": cls_name, **method_keys},
+            "train": train_keys}
 
 
 def config_hash(resolved: dict) -> str:
@@ -76,21 +96,62 @@ def environment(device: str) -> dict:
             "threads": torch.get_num_threads(), "git_commit": commit, "precision": "bf16" if device.startswith("cuda") else "fp32"}
 
 
+def run_status(run_dir: Path | None) -> str:
+    """'done', 'failed' (raised; error in failed.json), 'interrupted' (started, no record) or 'pending'."""
+    if run_dir is None or not run_dir.is_dir():
+        return "pending"
+    if (run_dir / "result.json").is_file():
+        return "done"
+    return "failed" if (run_dir / "failed.json").is_file() else "interrupted"
+
+
+def _finished_elsewhere(run_dir: Path) -> Path | None:
+    """The same run (same name, so same config hash) finished in another suite's folder."""
+    for other in sorted(run_dir.parent.parent.glob(f"*/{run_dir.name}")):
+        if other != run_dir and (other / "result.json").is_file():
+            return other
+    return None
+
+
 def run_experiment(method: str, dataset: str = "world", seed: int = 0, overrides: dict | None = None,
                    results: str | Path = "results", suite: str = "adhoc", device: str = "cpu",
-                   progress: bool = False) -> dict:
-    """Train and evaluate one configuration; return its ``result.json`` content (reused if finished)."""
+                   progress: bool = False, data_root: str | Path | None = None) -> dict:
+    """Train and evaluate one configuration; return its ``result.json`` content (reused if finished).
+
+    Any exception is recorded in ``failed.json`` (one line and the traceback)
+    before it propagates, so a suite can report it and go on.
+    """
     resolved = resolve(method, dataset, seed, overrides)
     run_dir = run_dir_for(resolved, results, suite)
     result_path = run_dir / "result.json"
     if result_path.is_file():
         return json.loads(result_path.read_text())
+    other = _finished_elsewhere(run_dir)
+    if other is not None and not run_dir.exists():
+        staging = run_dir.with_name(run_dir.name + ".copying")  # renamed only when complete
+        shutil.rmtree(staging, ignore_errors=True)
+        shutil.copytree(other, staging)
+        staging.rename(run_dir)
+        return json.loads(result_path.read_text())
     run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "failed.json").unlink(missing_ok=True)
+    try:
+        return _train_and_evaluate(resolved, run_dir, device, progress, data_root)
+    except Exception as err:  # Ctrl-C and kills are not recorded: the run stays 'interrupted'
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+        atomic_write_json({"error": message, "type": type(err).__name__,
+                           "traceback": traceback.format_exc()}, run_dir / "failed.json")
+        raise
+
+
+def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bool, data_root) -> dict:
+    method, dataset, seed = resolved["method"], resolved["dataset"], resolved["seed"]
+    result_path = run_dir / "result.json"
     (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     atomic_write_json(environment(device), run_dir / "env.json")
     info = load_dataset_info(dataset)
-    train_set = build_dataset(dataset, "train", progress=progress)
-    val_set = build_dataset(dataset, "val")
+    train_set = build_dataset(dataset, "train", data_root=data_root, progress=progress)
+    val_set = build_dataset(dataset, "val", data_root=data_root)
     torch.manual_seed(seed)
     model = create_method(method, **{k: v for k, v in resolved["method_config"].items() if k != "class"})
     started = time.time()

@@ -87,6 +87,20 @@ def _batch(dataset, indices, rng: np.random.Generator) -> tuple[torch.Tensor, to
     return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(labels))
 
 
+def _open_log(path: Path, start_step: int):
+    """The training log for appending, without lines past ``start_step`` (a killed run's tail is redone)."""
+    kept = []
+    for line in path.read_text().splitlines() if path.is_file() else []:
+        try:
+            if json.loads(line).get("step", 0) < start_step:
+                kept.append(line)
+        except json.JSONDecodeError:  # a line cut short by a kill
+            continue
+    log = path.open("w")
+    log.writelines(line + "\n" for line in kept)
+    return log
+
+
 def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir: str | Path | None = None,
           device: str = "cpu", progress: bool = False) -> dict:
     """Train ``method`` on ``dataset`` in place; returns a summary (steps, seconds, last losses).
@@ -108,7 +122,7 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
         start_step = int(state["step"])
     rng = np.random.default_rng([cfg.seed, start_step])
     to_seen = seen_label_map(info).to(device)
-    log = (run_dir / "metrics.jsonl").open("a") if run_dir else None
+    log = _open_log(run_dir / "metrics.jsonl", start_step) if run_dir else None
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast("cpu", enabled=False)
     started, losses = time.time(), {}
     bar = tqdm(range(start_step, cfg.steps), desc="train", disable=not progress, dynamic_ncols=True,

@@ -83,6 +83,13 @@ def method_config(name: str) -> dict:
     return cfg
 
 
+def method_class(class_name: str) -> type:
+    """The class registered as ``class_name`` (``class:`` in a method config)."""
+    if class_name not in _CLASSES:
+        raise ZegbenchError(f"unknown method class {class_name!r}; known: {', '.join(sorted(_CLASSES))}")
+    return _CLASSES[class_name]
+
+
 def create_method(name: str, **overrides) -> Method:
     """Build method ``name`` from its config; ``overrides`` replace config keys (unknown keys are errors)."""
     cfg = {**method_config(name), **overrides}

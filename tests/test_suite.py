@@ -1,0 +1,130 @@
+"""Suites: expansion, validation, and the runner's resume / failure / force behaviour."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from zegbench.errors import ZegbenchError
+from zegbench.harness import suite as suite_mod
+from zegbench.harness.cli import main
+from zegbench.harness.run import run_status
+
+TINY = {"steps": 2, "batch_size": 2, "warmup": 1}
+
+
+@pytest.fixture
+def suites(tmp_path, monkeypatch):
+    """A private configs/suites folder: write(name, text) adds a suite file."""
+    folder = tmp_path / "suites"
+    folder.mkdir()
+    monkeypatch.setattr(suite_mod, "SUITE_DIR", folder)
+
+    def write(name: str, text: str):
+        (folder / f"{name}.yaml").write_text(text)
+    return write
+
+
+def test_expand_grid_seeds_include_and_only(suites, tmp_path):
+    suites("a", "dataset: world_smoke\nseeds: [0, 1]\ngroups:\n"
+                "  - methods: [zegclip_baseline_fix, zegclip]\n    grid: {num_tokens: [2, 3]}\n")
+    suites("b", "dataset: world_smoke\ninclude: [a]\ngroups:\n  - methods: [zegclip]\n    set: {steps: 3}\n")
+    specs = suite_mod.expand("a", results=tmp_path)
+    assert len(specs) == 8 and len({s.run_dir for s in specs}) == 8
+    assert {s.overrides["num_tokens"] for s in specs} == {2, 3} and {s.seed for s in specs} == {0, 1}
+    both = suite_mod.expand("b", results=tmp_path)
+    assert len(both) == 9
+    assert sum(s.run_dir.parent.name == "a" for s in both) == 8  # included runs live in their own suite
+    assert len(suite_mod.expand("a", seeds=1, results=tmp_path)) == 4
+    only = suite_mod.expand("a", results=tmp_path, only="zegclip_baseline_fix*num_tokens=3")
+    assert [(s.method, s.overrides["num_tokens"]) for s in only] == [("zegclip_baseline_fix", 3)] * 2
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("groups:\n  - methods: [zegclip]\n    sett: {steps: 2}\n", "key 'groups.0.sett': unknown key"),
+    ("seeds: first\ngroups: []\n", "key 'seeds'"),
+    ("groups:\n  - methods: [nope]\n", "unknown method 'nope'"),
+    ("groups:\n  - methods: [zegclip]\n    set: {num_tokens: ten}\n", "key 'num_tokens'"),
+    ("include: [bad]\n", "forms a cycle"),
+    ("groups: [\n", "not valid YAML"),
+])
+def test_bad_suite_is_one_clear_error(suites, tmp_path, text, expected):
+    suites("bad", text)
+    with pytest.raises(ZegbenchError, match=expected.replace("[", r"\[").replace("]", r"\]")):
+        suite_mod.expand("bad", results=tmp_path)
+
+
+def test_runner_resumes_records_failures_and_forces(suites, tmp_path, capsys):
+    # One run that works, one that raises while building (a decoder needs at least one layer).
+    suites("t", "dataset: world_smoke\nseeds: [0]\ngroups:\n"
+                f"  - methods: [zegclip_baseline_fix]\n    set: {json.dumps(TINY)}\n"
+                f"  - methods: [zegclip]\n    set: {json.dumps({**TINY, 'decoder_layers': 0})}\n")
+    results = tmp_path / "results"
+    assert main(["--suite", "t", "--results", str(results)]) == 1  # a failed run makes the exit status 1
+    good, bad = suite_mod.expand("t", results=results)
+    assert run_status(good.run_dir) == "done" and run_status(bad.run_dir) == "failed"
+    assert "at least one layer" in json.loads((bad.run_dir / "failed.json").read_text())["error"]
+    summary = json.loads((results / "t" / "summary.json").read_text())
+    assert [r["finished"] for r in summary["rows"]] == [1, 0]
+    stamp = (good.run_dir / "result.json").stat().st_mtime_ns
+    capsys.readouterr()
+
+    assert main(["--suite", "t", "--results", str(results), "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert "1 done, 1 failed, 0 interrupted, 0 pending" in listing
+
+    assert main(["--suite", "t", "--results", str(results)]) == 1  # the failure is retried, the success kept
+    assert "1 already finished, 1 to run" in capsys.readouterr().out
+    assert (good.run_dir / "result.json").stat().st_mtime_ns == stamp
+
+    assert main(["--suite", "t", "--results", str(results), "--only", "zegclip_baseline_fix*", "--force"]) == 0
+    assert run_status(good.run_dir) == "done"
+    assert len(list((results / "t").glob(f"{good.run_dir.name}.replaced-*"))) == 1  # the old run is kept aside
+
+
+def test_same_run_in_another_suite_is_copied_not_retrained(suites, tmp_path, capsys):
+    suites("x", f"dataset: world_smoke\ngroups:\n  - methods: [zegclip_baseline_fix]\n    set: {json.dumps(TINY)}\n")
+    suites("y", f"dataset: world_smoke\ngroups:\n  - methods: [zegclip_baseline_fix]\n    set: {json.dumps(TINY)}\n")
+    results = tmp_path / "results"
+    assert main(["--suite", "x", "--results", str(results)]) == 0
+    (run_x,) = suite_mod.expand("x", results=results)
+    assert main(["--suite", "y", "--results", str(results)]) == 0
+    (run_y,) = suite_mod.expand("y", results=results)
+    assert json.loads((run_y.run_dir / "result.json").read_text()) == json.loads((run_x.run_dir / "result.json").read_text())
+    # The log records wall-clock seconds: identical logs mean a copy, not a second training.
+    assert (run_y.run_dir / "metrics.jsonl").read_text() == (run_x.run_dir / "metrics.jsonl").read_text()
+
+
+@pytest.mark.slow
+def test_kill_9_midway_then_rerun_equals_an_uninterrupted_suite(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    suite = tmp_path / "killed.yaml"
+    suite.write_text("dataset: world_smoke\ngroups:\n  - methods: [zegclip_baseline_fix, zegclip]\n"
+                     "    set: {steps: 60, batch_size: 4, warmup: 5, log_every: 5}\n")
+    cmd = [sys.executable, "run_all.py", "--suite", str(suite), "--results"]
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    subprocess.run(cmd + [str(tmp_path / "clean")], cwd=root, check=True, capture_output=True)
+    proc = subprocess.Popen(cmd + [str(tmp_path / "killed")], cwd=root, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    store = tmp_path / "killed" / "killed"
+    deadline = time.time() + 300
+    while time.time() < deadline:  # kill once the first run finished and the second has logged a few steps
+        logs = list(store.glob("zegclip-*/metrics.jsonl"))
+        if list(store.glob("*/result.json")) and logs and len(logs[0].read_text().splitlines()) >= 4:
+            break
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert len(list(store.glob("*/result.json"))) == 1
+    subprocess.run(cmd + [str(tmp_path / "killed")], cwd=root, check=True, capture_output=True)
+    for clean in (tmp_path / "clean" / "killed").glob("*/result.json"):
+        killed = store / clean.parent.name
+        a, b = json.loads(clean.read_text()), json.loads((killed / "result.json").read_text())
+        assert {k: a[k] for k in ("mIoU_seen", "mIoU_unseen", "per_class")} == {k: b[k] for k in ("mIoU_seen", "mIoU_unseen", "per_class")}
+        losses = [[json.loads(line)["loss"] for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (clean.parent, killed)]
+        assert losses[0] == losses[1]  # the killed run's partial log was cut back, not appended to

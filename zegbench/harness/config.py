@@ -1,0 +1,87 @@
+"""Typed checks for configs: a run's method and training keys, and suite files.
+
+Configs stay plain YAML; before anything runs they are validated with pydantic
+against schemas derived from the code itself, so a schema never drifts from
+what it describes:
+
+- method keys: the implementing class's ``__init__`` signature (names, type
+  hints, defaults);
+- training keys: the fields of ``TrainConfig``;
+- suites: ``SuiteConfig`` below.
+
+A failure is one ``ZegbenchError`` line naming the file (or layer) and the key.
+"""
+from __future__ import annotations
+
+import inspect
+import typing
+from dataclasses import fields
+from functools import lru_cache
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+
+from zegbench.errors import ZegbenchError, validation_problem
+
+STRICT = ConfigDict(extra="forbid")
+
+
+@lru_cache(maxsize=None)
+def schema_for_class(cls: type) -> type[BaseModel]:
+    """A pydantic model of ``cls.__init__``'s keyword arguments (unknown keys forbidden)."""
+    hints = typing.get_type_hints(cls.__init__)
+    spec: dict[str, Any] = {}
+    for name, param in inspect.signature(cls.__init__).parameters.items():
+        if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            continue
+        default = ... if param.default is param.empty else param.default
+        spec[name] = (hints.get(name, Any), default)
+    return create_model(f"{cls.__name__}Config", __config__=STRICT, **spec)
+
+
+@lru_cache(maxsize=None)
+def train_schema() -> type[BaseModel]:
+    from zegbench.harness.train import TrainConfig
+
+    hints = typing.get_type_hints(TrainConfig)
+    return create_model("TrainConfigSchema", __config__=STRICT,
+                        **{f.name: (hints[f.name], f.default) for f in fields(TrainConfig)})
+
+
+def validate_keys(schema: type[BaseModel], values: dict, origin: dict[str, str], what: str) -> dict:
+    """Validate ``values`` against ``schema``; ``origin`` maps each key to the file or layer that set it.
+
+    Returns the values as the schema typed them (e.g. ``steps: 1500.0`` -> 1500).
+    """
+    try:
+        model = schema.model_validate(values)
+    except ValidationError as err:
+        key, msg = validation_problem(err)
+        where = origin.get(key.split(".")[0], "the config")
+        raise ZegbenchError(f"{where}: {what} key '{key}': {msg}") from None
+    typed = model.model_dump()
+    return {k: typed[k] for k in values}
+
+
+class RunGroup(BaseModel):
+    """Runs of a suite: every method x every combination of ``grid`` values, with ``set`` applied."""
+
+    model_config = STRICT
+    name: str | None = None
+    methods: list[str] = Field(min_length=1)
+    set: dict[str, Any] = Field(default_factory=dict)
+    grid: dict[str, list[Any]] = Field(default_factory=dict)
+    datasets: list[str] | None = None  # default: the suite's dataset
+    seeds: list[int] | None = None  # default: the suite's seeds
+
+
+class SuiteConfig(BaseModel):
+    """``configs/suites/<name>.yaml``: a grid of runs, or a union of other suites (``include``)."""
+
+    model_config = STRICT
+    description: str = ""
+    dataset: str = "world"
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    groups: list[RunGroup] = Field(default_factory=list)
+    include: list[str] = Field(default_factory=list)
+    kind: str = "runs"  # "runs" (train + evaluate) or "benchmark" (pytest-benchmark; the speed issue)

@@ -1,0 +1,169 @@
+"""Suites: ``configs/suites/<name>.yaml`` expanded into runs, their status, and their execution.
+
+A suite is a list of groups; a group is methods x datasets x seeds x the
+combinations of its ``grid`` values, with ``set`` applied to all. Each run is
+identified by the hash of its resolved config (``run.run_dir_for``), so a
+second invocation finds finished runs and trains nothing.
+
+Runs execute in subprocesses (``python -m zegbench.harness.worker``): a crash
+or an out-of-memory kill ends one run, never the suite. With ``jobs > 1``
+they run side by side, each with ``cores // jobs`` torch threads.
+"""
+from __future__ import annotations
+
+import fnmatch
+import itertools
+import json
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from zegbench.errors import ZegbenchError, validation_problem
+from zegbench.harness.config import SuiteConfig
+from zegbench.harness.run import resolve, run_dir_for, run_status
+
+SUITE_DIR = Path(__file__).resolve().parents[2] / "configs" / "suites"
+
+
+def available() -> list[str]:
+    return sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
+
+
+def suite_path(name: str) -> Path:
+    """``configs/suites/<name>.yaml``, or ``name`` itself when it is a path to a YAML file."""
+    return Path(name) if name.endswith((".yaml", ".yml")) else SUITE_DIR / f"{name}.yaml"
+
+
+def load_suite(name: str) -> SuiteConfig:
+    """Read and validate a suite by name (or path; see ``suite_path``)."""
+    path = suite_path(name)
+    if not path.is_file():
+        raise ZegbenchError(f"unknown suite {name!r}: no {path}; known: {', '.join(available())}")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise ZegbenchError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    try:
+        return SuiteConfig.model_validate(raw)
+    except ValidationError as err:
+        key, msg = validation_problem(err)
+        raise ZegbenchError(f"{path}: key '{key}': {msg}") from None
+
+
+@dataclass
+class RunSpec:
+    """One run of a suite, and where its folder is."""
+
+    method: str
+    dataset: str
+    seed: int
+    overrides: dict = field(default_factory=dict)
+    group: str = ""
+    suite: str = ""  # the suite whose folder holds the run (an included suite keeps its own)
+    run_dir: Path | None = None
+
+    @property
+    def label(self) -> str:
+        extra = " ".join(f"{k}={v}" for k, v in self.overrides.items())
+        return f"{self.method} [{self.dataset}] seed {self.seed}" + (f" {extra}" if extra else "")
+
+    @property
+    def variant(self) -> str:
+        """The row this run averages into: method plus its overrides (seeds pooled)."""
+        extra = ",".join(f"{k}={v}" for k, v in self.overrides.items())
+        return f"{self.method}[{extra}]" if extra else self.method
+
+
+def expand(name: str, dataset: str | None = None, seeds: int | None = None, results: str | Path = "results",
+           only: str | None = None, _seen: tuple[str, ...] = ()) -> list[RunSpec]:
+    """The runs of suite ``name`` (``include``d suites first), each with its run folder.
+
+    ``dataset`` replaces the suite's dataset, ``seeds`` N replaces its seeds
+    with 0..N-1, ``only`` keeps runs whose label matches the shell pattern.
+    """
+    if name in _seen:
+        raise ZegbenchError(f"configs/suites/{name}.yaml: 'include' forms a cycle ({' -> '.join(_seen + (name,))})")
+    suite = load_suite(name)
+    folder = suite_path(name).stem  # the run store folder: results/<folder>/
+    specs: list[RunSpec] = []
+    for included in suite.include:
+        specs += expand(included, dataset, seeds, results, only, _seen + (name,))
+    for index, group in enumerate(suite.groups):
+        keys = list(group.grid)
+        datasets = [dataset] if dataset else (group.datasets or [suite.dataset])
+        seed_list = list(range(seeds)) if seeds else (group.seeds or suite.seeds)
+        for values in itertools.product(*(group.grid[k] for k in keys)):
+            overrides = {**group.set, **dict(zip(keys, values))}
+            for ds, method, seed in itertools.product(datasets, group.methods, seed_list):
+                spec = RunSpec(method, ds, seed, overrides, group.name or f"group{index}", folder)
+                resolved = resolve(method, ds, seed, overrides)
+                spec.run_dir = run_dir_for(resolved, results, folder)
+                specs.append(spec)
+    if only:
+        specs = [s for s in specs if fnmatch.fnmatch(s.label, f"*{only}*")]
+    unique = {s.run_dir: s for s in specs}  # a run listed twice (e.g. via include) runs once
+    return list(unique.values())
+
+
+def _worker_command(spec: RunSpec, results: str | Path, device: str, data_root: str | None,
+                    progress: bool) -> list[str]:
+    payload = {"method": spec.method, "dataset": spec.dataset, "seed": spec.seed, "overrides": spec.overrides,
+               "results": str(results), "suite": spec.suite, "device": device, "data_root": data_root,
+               "progress": progress}
+    return [sys.executable, "-m", "zegbench.harness.worker", json.dumps(payload)]
+
+
+def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", device: str = "cpu",
+            data_root: str | None = None, jobs: int = 1, log=print) -> dict[str, int]:
+    """Run every spec that is not finished; returns counts of runs by final status."""
+    todo = [s for s in specs if run_status(s.run_dir) != "done"]
+    log(f"suite {suite}: {len(specs)} runs, {len(specs) - len(todo)} already finished, {len(todo)} to run"
+        + (f" ({jobs} at a time)" if jobs > 1 and todo else ""))
+    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+    env = {**os.environ, "ZEGBENCH_THREADS": str(threads)}
+    counter = itertools.count(1)
+
+    def one(spec: RunSpec) -> str:
+        started = time.time()
+        cmd = _worker_command(spec, results, device, data_root, progress=jobs == 1 and sys.stderr.isatty())
+        if jobs == 1:  # the run's own progress bar and messages go straight to the terminal
+            proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
+        else:
+            proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        status = run_status(spec.run_dir)
+        n = next(counter)
+        took = f"{time.time() - started:.0f} s"
+        if status == "done":
+            r = json.loads((spec.run_dir / "result.json").read_text())
+            log(f"[{n}/{len(todo)}] {spec.label}: mIoU(S) {_num(r['mIoU_seen'])} mIoU(U) {_num(r['mIoU_unseen'])} "
+                f"hIoU {_num(r['hIoU'])} ({took})")
+        else:
+            reason = _failure_line(spec.run_dir, proc)
+            log(f"[{n}/{len(todo)}] {spec.label}: FAILED ({took}): {reason}")
+        return status
+
+    if jobs == 1:
+        statuses = [one(s) for s in todo]
+    else:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            statuses = list(pool.map(one, todo))
+    return {status: statuses.count(status) for status in set(statuses)}
+
+
+def _failure_line(run_dir: Path, proc: subprocess.CompletedProcess) -> str:
+    failed = run_dir / "failed.json"
+    if failed.is_file():
+        return json.loads(failed.read_text())["error"]
+    tail = (proc.stdout or "").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
+    return f"{tail[0]} (exit status {proc.returncode}; killed or crashed before recording an error)"
+
+
+def _num(v) -> str:
+    return "n/a" if v is None else f"{v:.1f}"

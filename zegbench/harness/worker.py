@@ -1,0 +1,33 @@
+"""One suite run in its own process: ``python -m zegbench.harness.worker '<json>'``.
+
+The suite runner starts one worker per run so that a crash, a kill or an
+out-of-memory error ends that run only. ``ZEGBENCH_THREADS`` sets torch's
+thread count (the runner divides the cores between parallel runs).
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+
+def main(argv: list[str]) -> int:
+    import torch
+
+    from zegbench.errors import ZegbenchError
+    from zegbench.harness.run import run_experiment
+
+    spec = json.loads(argv[0])
+    if os.environ.get("ZEGBENCH_THREADS"):
+        torch.set_num_threads(int(os.environ["ZEGBENCH_THREADS"]))
+    try:
+        run_experiment(spec["method"], spec["dataset"], spec["seed"], spec["overrides"], spec["results"],
+                       spec["suite"], spec["device"], spec["progress"], spec["data_root"])
+    except ZegbenchError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
