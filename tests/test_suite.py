@@ -60,7 +60,7 @@ def test_runner_resumes_records_failures_and_forces(suites, tmp_path, capsys):
                 f"  - methods: [zegclip_baseline_fix]\n    set: {json.dumps(TINY)}\n"
                 f"  - methods: [zegclip]\n    set: {json.dumps({**TINY, 'decoder_layers': 0})}\n")
     results = tmp_path / "results"
-    assert main(["--suite", "t", "--results", str(results)]) == 1  # a failed run makes the exit status 1
+    assert main(["--suite", "t", "--results", str(results), "--reports", str(tmp_path / "reports")]) == 1  # a failed run makes the exit status 1
     good, bad = suite_mod.expand("t", results=results)
     assert run_status(good.run_dir) == "done" and run_status(bad.run_dir) == "failed"
     assert "at least one layer" in json.loads((bad.run_dir / "failed.json").read_text())["error"]
@@ -69,15 +69,15 @@ def test_runner_resumes_records_failures_and_forces(suites, tmp_path, capsys):
     stamp = (good.run_dir / "result.json").stat().st_mtime_ns
     capsys.readouterr()
 
-    assert main(["--suite", "t", "--results", str(results), "--list"]) == 0
+    assert main(["--suite", "t", "--results", str(results), "--reports", str(tmp_path / "reports"), "--list"]) == 0
     listing = capsys.readouterr().out
     assert "1 done, 1 failed, 0 interrupted, 0 pending" in listing
 
-    assert main(["--suite", "t", "--results", str(results)]) == 1  # the failure is retried, the success kept
+    assert main(["--suite", "t", "--results", str(results), "--reports", str(tmp_path / "reports")]) == 1  # the failure is retried, the success kept
     assert "1 already finished, 1 to run" in capsys.readouterr().out
     assert (good.run_dir / "result.json").stat().st_mtime_ns == stamp
 
-    assert main(["--suite", "t", "--results", str(results), "--only", "zegclip_baseline_fix*", "--force"]) == 0
+    assert main(["--suite", "t", "--results", str(results), "--reports", str(tmp_path / "reports"), "--only", "zegclip_baseline_fix*", "--force"]) == 0
     assert run_status(good.run_dir) == "done"
     assert len(list((results / "t").glob(f"{good.run_dir.name}.replaced-*"))) == 1  # the old run is kept aside
 
@@ -86,9 +86,9 @@ def test_same_run_in_another_suite_is_copied_not_retrained(suites, tmp_path, cap
     suites("x", f"dataset: world_smoke\ngroups:\n  - methods: [zegclip_baseline_fix]\n    set: {json.dumps(TINY)}\n")
     suites("y", f"dataset: world_smoke\ngroups:\n  - methods: [zegclip_baseline_fix]\n    set: {json.dumps(TINY)}\n")
     results = tmp_path / "results"
-    assert main(["--suite", "x", "--results", str(results)]) == 0
+    assert main(["--suite", "x", "--results", str(results), "--reports", str(tmp_path / "reports")]) == 0
     (run_x,) = suite_mod.expand("x", results=results)
-    assert main(["--suite", "y", "--results", str(results)]) == 0
+    assert main(["--suite", "y", "--results", str(results), "--reports", str(tmp_path / "reports")]) == 0
     (run_y,) = suite_mod.expand("y", results=results)
     assert json.loads((run_y.run_dir / "result.json").read_text()) == json.loads((run_x.run_dir / "result.json").read_text())
     # The log records wall-clock seconds: identical logs mean a copy, not a second training.
@@ -106,7 +106,7 @@ def test_kill_9_midway_then_rerun_equals_an_uninterrupted_suite(tmp_path):
     suite = tmp_path / "killed.yaml"
     suite.write_text("dataset: world_smoke\ngroups:\n  - methods: [zegclip_baseline_fix, zegclip]\n"
                      "    set: {steps: 60, batch_size: 4, warmup: 5, log_every: 5}\n")
-    cmd = [sys.executable, "run_all.py", "--suite", str(suite), "--results"]
+    cmd = [sys.executable, "run_all.py", "--suite", str(suite), "--reports", str(tmp_path / "reports"), "--results"]
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     subprocess.run(cmd + [str(tmp_path / "clean")], cwd=root, check=True, capture_output=True)
     proc = subprocess.Popen(cmd + [str(tmp_path / "killed")], cwd=root, start_new_session=True,

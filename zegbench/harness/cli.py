@@ -4,7 +4,7 @@ Finished runs are reused (a second invocation trains nothing); failed and
 interrupted runs are redone; ``--force`` moves the selected runs' folders aside
 (``<run>.replaced-<time>``, never deleted) and runs them again. At the end the
 suite's results are pooled over seeds into a console table and
-``results/<suite>/summary.json``.
+``results/<suite>/summary.json``, and the report is written to ``reports/<suite>/``.
 """
 from __future__ import annotations
 
@@ -35,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-j", "--jobs", type=int, default=1, help="runs side by side (CPU cores are shared)")
     parser.add_argument("--report-only", action="store_true", help="only pool the finished results into the summary")
     parser.add_argument("--results", default="results", help="run store folder (default: results)")
+    parser.add_argument("--reports", default="reports", help="report folder (default: reports)")
     parser.add_argument("--device", default="cpu", help="torch device for training and evaluation")
     return parser
 
@@ -52,6 +53,8 @@ def _run(args) -> int:
     from zegbench.harness.run import run_status
     from zegbench.harness.suite import execute, expand, suite_path
     from zegbench.harness.summary import format_table, summarize_runs
+    from zegbench.datasets.catalog import load_dataset_info
+    from zegbench.reports.build import build_report
     from zegbench.utils.io import atomic_write_json
 
     if args.jobs < 1:
@@ -83,4 +86,7 @@ def _run(args) -> int:
     summary_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json({"suite": args.suite, "rows": rows}, summary_path)
     print(f"summary: {summary_path}")
+    unseen = set().union(*(load_dataset_info(d).unseen for d in {s.dataset for s in specs}))
+    report = build_report(summary_path.parent.name, specs, unseen, args.reports)
+    print(f"report: {report}")
     return 1 if failed else 0

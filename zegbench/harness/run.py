@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import platform
 import shutil
 import subprocess
@@ -82,6 +83,19 @@ def run_dir_for(resolved: dict, results: str | Path, suite: str) -> Path:
     return Path(results) / suite / name
 
 
+def cpu_name() -> str:
+    """The CPU model and core count, e.g. 'Intel(R) Xeon(R) ... (2 cores)'."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} ({os.cpu_count()} cores)"
+
+
 def environment(device: str) -> dict:
     """Versions, device and git commit, recorded beside every run."""
     try:
@@ -92,7 +106,7 @@ def environment(device: str) -> dict:
     import open_clip
 
     return {"torch": torch.__version__, "open_clip": open_clip.__version__, "python": platform.python_version(),
-            "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else platform.processor() or platform.machine(),
+            "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else cpu_name(),
             "threads": torch.get_num_threads(), "git_commit": commit, "precision": "bf16" if device.startswith("cuda") else "fp32"}
 
 

@@ -66,6 +66,7 @@ class RunSpec:
     seed: int
     overrides: dict = field(default_factory=dict)
     group: str = ""
+    shown: dict | None = None  # the overrides that tell this variant apart (set by ``expand``)
     suite: str = ""  # the suite whose folder holds the run (an included suite keeps its own)
     run_dir: Path | None = None
 
@@ -76,8 +77,9 @@ class RunSpec:
 
     @property
     def variant(self) -> str:
-        """The row this run averages into: method plus its overrides (seeds pooled)."""
-        extra = ",".join(f"{k}={v}" for k, v in self.overrides.items())
+        """The row this run averages into: method plus the overrides that distinguish it (seeds pooled)."""
+        shown = self.overrides if self.shown is None else self.shown
+        extra = ",".join(f"{k}={v}" for k, v in shown.items())
         return f"{self.method}[{extra}]" if extra else self.method
 
 
@@ -102,14 +104,26 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, resu
         for values in itertools.product(*(group.grid[k] for k in keys)):
             overrides = {**group.set, **dict(zip(keys, values))}
             for ds, method, seed in itertools.product(datasets, group.methods, seed_list):
-                spec = RunSpec(method, ds, seed, overrides, group.name or f"group{index}", folder)
+                spec = RunSpec(method, ds, seed, overrides, group=group.name or f"group{index}", suite=folder)
                 resolved = resolve(method, ds, seed, overrides)
                 spec.run_dir = run_dir_for(resolved, results, folder)
                 specs.append(spec)
     if only:
         specs = [s for s in specs if fnmatch.fnmatch(s.label, f"*{only}*")]
-    unique = {s.run_dir: s for s in specs}  # a run listed twice (e.g. via include) runs once
-    return list(unique.values())
+    specs = list({s.run_dir: s for s in specs}.values())  # a run listed twice (e.g. via include) runs once
+    # Overrides every run shares (a smoke suite's few steps) name no variant: leave them out of labels.
+    common = set.intersection(*(set(_items(s.overrides)) for s in specs)) if specs else set()
+    for s in specs:
+        s.shown = {k: v for k, v in s.overrides.items() if (k, _hashable(v)) not in common}
+    return specs
+
+
+def _hashable(value):
+    return json.dumps(value, sort_keys=True)
+
+
+def _items(overrides: dict) -> list[tuple]:
+    return [(k, _hashable(v)) for k, v in overrides.items()]
 
 
 def _worker_command(spec: RunSpec, results: str | Path, device: str, data_root: str | None,

@@ -1,0 +1,94 @@
+"""Reports from a hand-written run store: seed aggregation and golden markdown / LaTeX tables."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from zegbench.harness.suite import RunSpec
+from zegbench.reports.build import build_report
+from zegbench.reports.tables import ablation_table, aggregate, paper_comparison, runs_frame, to_latex, to_markdown
+
+# variant -> seed -> metrics (percent). Chosen so means and sample stds are easy by hand.
+FIXTURE = {
+    "zegclip_baseline_fix": {0: (50.0, 20.0, 10.0, 13.0), 1: (52.0, 22.0, 12.0, 15.0)},
+    "zegclip": {0: (60.0, 30.0, 20.0, 24.0)},
+}
+
+
+@pytest.fixture
+def specs(tmp_path):
+    out = []
+    for method, seeds in FIXTURE.items():
+        for seed, (pacc, s, u, h) in seeds.items():
+            run_dir = tmp_path / f"{method}-s{seed}"
+            run_dir.mkdir()
+            (run_dir / "result.json").write_text(json.dumps({
+                "schema": 1, "status": "finished", "method": method, "dataset": "voc12", "seed": seed,
+                "setting": "inductive", "pAcc": pacc, "mIoU_seen": s, "mIoU_unseen": u, "hIoU": h,
+                "per_class": {"aeroplane": s, "tvmonitor": u}, "params_total": 2_000_000,
+                "params_trainable": 500_000, "train_seconds": 100.0 + seed, "inference": "whole", "device": "cpu"}))
+            (run_dir / "env.json").write_text(json.dumps({"torch": "2.14.1", "device_name": "Test CPU (2 cores)",
+                                                          "precision": "fp32"}))
+            (run_dir / "metrics.jsonl").write_text("".join(json.dumps({"step": i, "loss": 1.0 / (i + 1)}) + "\n" for i in range(3)))
+            out.append(RunSpec(method, "voc12", seed, {}, "ladder", shown={}, suite="fixture", run_dir=run_dir))
+    return out
+
+
+def test_seed_aggregation(specs):
+    agg = aggregate(runs_frame(specs))
+    fix = agg.set_index("variant").loc["zegclip_baseline_fix"]
+    assert fix["n"] == 2 and fix["hIoU_mean"] == pytest.approx(14.0)
+    assert fix["hIoU_std"] == pytest.approx(2 ** 0.5)  # sample std of 13 and 15
+    assert fix["train_seconds"] == pytest.approx(100.5) and fix["device"] == "Test CPU (2 cores)"
+    one = agg.set_index("variant").loc["zegclip"]
+    assert one["n"] == 1 and one["hIoU_mean"] == 24.0 and one["hIoU_std"] != one["hIoU_std"]  # NaN for one seed
+
+
+GOLDEN_MARKDOWN = """\
+| Variant              | Seeds   | pAcc       | mIoU(S)    | mIoU(U)    | hIoU       | Δ U vs row above   | Δ h vs row above   |
+|:---------------------|:--------|:-----------|:-----------|:-----------|:-----------|:-------------------|:-------------------|
+| zegclip_baseline_fix | 2       | 51.0 ± 1.4 | 21.0 ± 1.4 | 11.0 ± 1.4 | 14.0 ± 1.4 | -                  | -                  |
+| zegclip              | 1       | 60.0       | 30.0       | 20.0       | 24.0       | +9.0               | +10.0              |
+"""
+
+GOLDEN_LATEX = r"""\begin{table}
+\caption{Ablation: ladder}
+\label{tab:ladder}
+\begin{tabular}{lrrrrrrr}
+\toprule
+Variant & Seeds & pAcc & mIoU(S) & mIoU(U) & hIoU & $\Delta$ U vs row above & $\Delta$ h vs row above \\
+\midrule
+zegclip\_baseline\_fix & 2 & 51.0 $\pm$ 1.4 & 21.0 $\pm$ 1.4 & 11.0 $\pm$ 1.4 & 14.0 $\pm$ 1.4 & - & - \\
+zegclip & 1 & \textbf{60.0} & \textbf{30.0} & \textbf{20.0} & \textbf{24.0} & +9.0 & +10.0 \\
+\bottomrule
+\end{tabular}
+\end{table}
+"""
+
+
+def test_golden_ablation_table(specs):
+    table = ablation_table(aggregate(runs_frame(specs)), "ladder")
+    assert to_markdown(table) == GOLDEN_MARKDOWN
+    assert to_latex(table, "Ablation: ladder", "tab:ladder", ["pAcc", "mIoU(S)", "mIoU(U)", "hIoU"]) == GOLDEN_LATEX
+
+
+def test_paper_comparison_shows_paper_number_and_difference(specs):
+    paper = {"voc12": {"inductive": {"zegclip": {"mIoU_unseen": 77.8, "hIoU": 84.3},
+                                     "zegclip_baseline_fix": {"hIoU": 10.0, "verified": False}}}}
+    table = paper_comparison(aggregate(runs_frame(specs)), paper).set_index("Variant")
+    assert table.loc["zegclip", "mIoU(U) paper"] == "77.8" and table.loc["zegclip", "mIoU(U) Δ"] == "-57.8"
+    assert table.loc["zegclip", "pAcc paper"] == "-"  # no paper number: no difference either
+    assert table.loc["zegclip_baseline_fix", "hIoU paper"] == "10.0†"  # unverified numbers are marked
+    assert table.loc["zegclip_baseline_fix", "hIoU Δ"] == "+4.0"
+
+
+def test_build_report_writes_tables_plots_and_readme(specs, tmp_path):
+    readme = build_report("fixture", specs, {"tvmonitor"}, tmp_path / "reports")
+    folder = readme.parent
+    for name in ("ablation_ladder.md", "ablation_ladder.tex", "paper_comparison.md", "efficiency.md", "runs.csv",
+                 "hiou_by_variant.png", "seen_vs_unseen.pdf", "per_class_iou.png", "training_curves.png"):
+        assert (folder / name).is_file(), name
+    text = readme.read_text()
+    assert "best hIoU: `zegclip` 24.0 over 1 seed, ahead of `zegclip_baseline_fix` by 10.0 (more than one seed std)" in text
+    assert "(hiou_by_variant.png)" in text and "77.8" in (folder / "paper_comparison.md").read_text()

@@ -1,0 +1,112 @@
+"""``reports/<suite>/``: tables (markdown + LaTeX), plots (PNG + PDF) and a README that reads them.
+
+Built at the end of every suite and by ``run_all.py --suite NAME --report-only``,
+from the run store alone.
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from zegbench.reports import plots
+from zegbench.reports.tables import (METRICS, ablation_table, aggregate, efficiency_table, mean_std, paper_comparison,
+                                     runs_frame, to_latex, to_markdown)
+
+PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
+
+
+def paper_numbers() -> dict:
+    return yaml.safe_load(PAPER_NUMBERS.read_text())
+
+
+def _reading(part: pd.DataFrame, metric: str, label: str) -> str:
+    """'best: X (m ± s, n seeds), ahead of Y by d' for one metric of one group."""
+    ranked = part.dropna(subset=[f"{metric}_mean"]).sort_values(f"{metric}_mean", ascending=False)
+    if ranked.empty:
+        return f"no finished runs for {label}"
+    best = ranked.iloc[0]
+    text = (f"best {label}: `{best['variant']}` {mean_std(best[f'{metric}_mean'], best[f'{metric}_std'])} "
+            f"over {best['n']} seed{'s' if best['n'] != 1 else ''}")
+    if len(ranked) > 1:
+        second = ranked.iloc[1]
+        gap = best[f"{metric}_mean"] - second[f"{metric}_mean"]
+        stds = [v for v in (best[f"{metric}_std"], second[f"{metric}_std"]) if not math.isnan(v)]
+        spread = max(stds) if stds else math.nan
+        text += f", ahead of `{second['variant']}` by {gap:.1f}"
+        if not math.isnan(spread):
+            text += " (within one seed std)" if gap < spread else " (more than one seed std)"
+    return text
+
+
+def build_report(suite: str, specs, unseen_classes: set[str], reports_dir: str | Path = "reports") -> Path:
+    """Write the report of ``suite`` (its expanded ``specs``) and return its README path."""
+    out = Path(reports_dir) / suite
+    out.mkdir(parents=True, exist_ok=True)
+    runs = runs_frame(specs)
+    lines = [f"# Report: suite `{suite}`", ""]
+    if runs.empty:
+        lines.append("No finished runs yet.")
+        (out / "README.md").write_text("\n".join(lines) + "\n")
+        return out / "README.md"
+    agg = aggregate(runs)
+    paper = paper_numbers()
+    runs.drop(columns=["run_dir"]).to_csv(out / "runs.csv", index=False)
+    lines += [f"{len(runs)} finished runs ({runs['seed'].nunique()} seeds) on {', '.join(sorted(runs['dataset'].unique()))}; "
+              f"device {', '.join(sorted(runs['device'].dropna().unique()))}. One row per run: [runs.csv](runs.csv).", ""]
+    metric_labels = list(METRICS.values())
+
+    lines += ["## Ablation tables", ""]
+    for group in dict.fromkeys(agg["group"]):
+        table = ablation_table(agg, group)
+        stem = f"ablation_{group}"
+        (out / f"{stem}.md").write_text(to_markdown(table))
+        (out / f"{stem}.tex").write_text(to_latex(table, f"Ablation: {group} (suite {suite})", f"tab:{suite}-{group}",
+                                                  metric_labels))
+        part = agg[agg["group"] == group]
+        lines += [f"### {group}: [markdown]({stem}.md), [LaTeX]({stem}.tex)", "", to_markdown(table),
+                  f"- {_reading(part, 'hIoU', 'hIoU')}.", f"- {_reading(part, 'mIoU_unseen', 'mIoU(U)')}."]
+        direction = paper["ablation_directions"].get(group)
+        if direction:
+            has_paper = any(d in paper["results"] for d in part["dataset"])
+            prefix = "Paper's direction of effect" if not has_paper else "Paper"
+            lines.append(f"- {prefix}: {direction.strip()}")
+        lines.append("")
+
+    comparison = paper_comparison(agg, paper["results"])
+    (out / "paper_comparison.md").write_text(to_markdown(comparison))
+    (out / "paper_comparison.tex").write_text(to_latex(comparison, f"Reproduced vs paper (suite {suite})",
+                                                       f"tab:{suite}-paper", metric_labels))
+    lines += ["## Beside the paper: [markdown](paper_comparison.md), [LaTeX](paper_comparison.tex)", ""]
+    if (comparison.filter(like="paper") != "-").any().any():
+        lines.append("Paper numbers from the reference (ViT-B/16); † marks numbers the reference could not verify.")
+    else:
+        lines.append("No paper numbers for these datasets (the embedded world has none): read the ablation "
+                     "tables against the paper's direction of effect instead.")
+    lines.append("")
+
+    efficiency = efficiency_table(agg)
+    (out / "efficiency.md").write_text(to_markdown(efficiency))
+    (out / "efficiency.tex").write_text(to_latex(efficiency, f"Size and training time (suite {suite})",
+                                                 f"tab:{suite}-efficiency"))
+    paper_eff = pd.DataFrame(paper["efficiency"]).fillna({"verified": True})
+    lines += ["## Efficiency: [markdown](efficiency.md), [LaTeX](efficiency.tex)", "", to_markdown(efficiency),
+              "The paper's efficiency rows (GFLOPs and FPS need the speed suite to compare):", "",
+              to_markdown(paper_eff.assign(verified=paper_eff["verified"].map({True: "yes", False: "no †"}))), ""]
+
+    figures = [("hIoU per variant", plots.hiou_by_variant(runs, out),
+                "Bars are the mean over seeds, whiskers one sample std, dots single seeds."),
+               ("Seen vs unseen", plots.seen_vs_unseen(runs, out),
+                "Up is better on unseen classes, right on seen ones; a method that overfits seen classes sits low-right."),
+               ("Per-class IoU", plots.per_class_heatmap(specs, unseen_classes, out),
+                "Mean over seeds; unseen classes (U) are right of the white line."),
+               ("Training curves", plots.training_curves(specs, out),
+                "Training loss, mean over seeds; NEL and CE losses are on different scales.")]
+    lines += ["## Plots", ""]
+    for title, files, reading in figures:
+        if files:
+            lines += [f"### {title} ([PDF]({files[1]}))", "", f"![{title}]({files[0]})", "", reading, ""]
+    (out / "README.md").write_text("\n".join(lines))
+    return out / "README.md"

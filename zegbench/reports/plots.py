@@ -1,0 +1,86 @@
+"""Seaborn figures of a suite (PNG for reading, PDF for papers), from the run store only."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import seaborn as sns  # noqa: E402
+
+
+def _save(fig, out_dir: Path, stem: str) -> list[str]:
+    fig.tight_layout()
+    names = []
+    for ext in ("png", "pdf"):
+        fig.savefig(out_dir / f"{stem}.{ext}", dpi=150)
+        names.append(f"{stem}.{ext}")
+    plt.close(fig)
+    return names
+
+
+def hiou_by_variant(runs: pd.DataFrame, out_dir: Path) -> list[str]:
+    """Mean hIoU per variant (bars, sample-std error bars) with each seed as a dot."""
+    order = list(dict.fromkeys(runs["variant"]))
+    fig, ax = plt.subplots(figsize=(5 + 0.07 * max(len(v) for v in order), 0.45 * len(order) + 1.5))
+    sns.barplot(runs, y="variant", x="hIoU", order=order, errorbar="sd", color="#9ecae1", ax=ax)
+    sns.stripplot(runs, y="variant", x="hIoU", order=order, color="#08306b", size=4, ax=ax)
+    ax.set(xlabel="hIoU (%), mean ± std over seeds; dots are seeds", ylabel="")
+    return _save(fig, out_dir, "hiou_by_variant")
+
+
+def seen_vs_unseen(runs: pd.DataFrame, out_dir: Path) -> list[str]:
+    """Each variant's mean mIoU on seen vs unseen classes, with std error bars."""
+    agg = runs.groupby("variant", sort=False)[["mIoU_seen", "mIoU_unseen"]].agg(["mean", "std"]).fillna(0)
+    fig, ax = plt.subplots(figsize=(6.5, 5))
+    palette = sns.color_palette("tab10", len(agg))
+    for colour, (variant, row) in zip(palette, agg.iterrows()):
+        ax.errorbar(row[("mIoU_seen", "mean")], row[("mIoU_unseen", "mean")], xerr=row[("mIoU_seen", "std")],
+                    yerr=row[("mIoU_unseen", "std")], fmt="o", color=colour, capsize=3, label=variant)
+    ax.set(xlabel="mIoU on seen classes (%)", ylabel="mIoU on unseen classes (%)")
+    ax.legend(fontsize=7, loc="best")
+    return _save(fig, out_dir, "seen_vs_unseen")
+
+
+def per_class_heatmap(specs, unseen: set[str], out_dir: Path) -> list[str]:
+    """Per-class IoU (mean over seeds) for every variant; unseen classes are marked and come last."""
+    rows = {}
+    for spec in specs:
+        path = spec.run_dir / "result.json"
+        if path.is_file():
+            rows.setdefault(spec.variant, []).append(json.loads(path.read_text())["per_class"])
+    if not rows:
+        return []
+    frame = pd.DataFrame({v: pd.DataFrame(r).astype(float).mean() for v, r in rows.items()}).T
+    classes = [c for c in frame.columns if c not in unseen] + [c for c in frame.columns if c in unseen]
+    frame = frame[classes]
+    fig, ax = plt.subplots(figsize=(0.42 * len(classes) + 3, 0.4 * len(frame) + 2.2))
+    sns.heatmap(frame, annot=len(classes) <= 30, fmt=".0f", cmap="viridis", vmin=0, vmax=100,
+                cbar_kws={"label": "IoU (%)"}, annot_kws={"size": 6}, ax=ax)
+    ax.set_xticklabels([f"{c} (U)" if c in unseen else c for c in classes], rotation=60, ha="right", fontsize=7)
+    seen_count = len(classes) - sum(c in unseen for c in classes)
+    ax.axvline(seen_count, color="white", linewidth=2)
+    ax.set(xlabel="class (U = unseen, right of the white line)", ylabel="")
+    return _save(fig, out_dir, "per_class_iou")
+
+
+def training_curves(specs, out_dir: Path) -> list[str]:
+    """Training loss per step, mean over seeds, one line per variant (log scale)."""
+    frames = []
+    for spec in specs:
+        log = spec.run_dir / "metrics.jsonl"
+        if (spec.run_dir / "result.json").is_file() and log.is_file():
+            lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+            frames.append(pd.DataFrame({"step": [x["step"] for x in lines], "loss": [x["loss"] for x in lines],
+                                        "variant": spec.variant, "seed": spec.seed}))
+    if not frames:
+        return []
+    data = pd.concat(frames)
+    fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    sns.lineplot(data, x="step", y="loss", hue="variant", errorbar=None, linewidth=1, ax=ax)
+    ax.set(yscale="log", xlabel="training step", ylabel="training loss (log scale; losses differ by variant)")
+    ax.legend(fontsize=7)
+    return _save(fig, out_dir, "training_curves")

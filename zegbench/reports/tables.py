@@ -1,0 +1,148 @@
+"""Result tables from the run store: one row per run, seed aggregates, and paper-shaped tables.
+
+Everything here is a pure function of ``result.json`` / ``env.json`` files
+(and the suite's expansion, which says which runs belong to which variant).
+Markdown goes through pandas + tabulate, LaTeX through pandas' Styler with
+booktabs rules and the best mean of each metric in bold.
+"""
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+
+METRICS = {"pAcc": "pAcc", "mIoU_seen": "mIoU(S)", "mIoU_unseen": "mIoU(U)", "hIoU": "hIoU"}
+GROUP_KEYS = ["group", "variant", "dataset", "setting"]
+ENV_COLUMNS = ["device", "torch", "precision", "inference"]
+
+
+def runs_frame(specs) -> pd.DataFrame:
+    """One row per finished run of ``specs`` (suite.RunSpec): identity, metrics, sizes, environment."""
+    rows = []
+    for spec in specs:
+        result_path = spec.run_dir / "result.json"
+        if not result_path.is_file():
+            continue
+        r = json.loads(result_path.read_text())
+        env_path = spec.run_dir / "env.json"
+        env = json.loads(env_path.read_text()) if env_path.is_file() else {}
+        rows.append({
+            "group": spec.group, "variant": spec.variant, "method": spec.method, "dataset": spec.dataset,
+            "seed": spec.seed, "setting": r.get("setting", "inductive"),
+            **{m: r.get(m) for m in METRICS},
+            "params_total": r.get("params_total"), "params_trainable": r.get("params_trainable"),
+            "train_seconds": r.get("train_seconds"), "device": env.get("device_name") or r.get("device"),
+            "torch": env.get("torch"), "precision": env.get("precision"), "inference": r.get("inference"),
+            "run_dir": str(spec.run_dir),
+        })
+    columns = ["group", "variant", "method", "dataset", "seed", "setting", *METRICS, "params_total",
+               "params_trainable", "train_seconds", *ENV_COLUMNS, "run_dir"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def _joined(values: pd.Series) -> str:
+    unique = [str(v) for v in dict.fromkeys(values.dropna())]
+    return ", ".join(unique) if unique else "-"
+
+
+def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
+    """Seeds pooled: per (group, variant, dataset, setting) the mean, sample std and n of each metric."""
+    out = []
+    for keys, part in runs.groupby(GROUP_KEYS, sort=False):
+        row = dict(zip(GROUP_KEYS, keys))
+        row["method"] = part["method"].iloc[0]
+        row["n"] = len(part)
+        for metric in METRICS:
+            values = part[metric].dropna().astype(float)
+            row[f"{metric}_mean"] = values.mean() if len(values) else math.nan
+            row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
+        for column in ("params_total", "params_trainable", "train_seconds"):
+            row[column] = part[column].dropna().mean() if part[column].notna().any() else math.nan
+        for column in ENV_COLUMNS:
+            row[column] = _joined(part[column])
+        out.append(row)
+    return pd.DataFrame(out)
+
+
+def mean_std(mean: float, std: float) -> str:
+    """'41.2 ± 0.8'; the mean alone for one seed; '-' when undefined."""
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "-"
+    return f"{mean:.1f}" if std is None or math.isnan(std) else f"{mean:.1f} ± {std:.1f}"
+
+
+def _signed(value: float) -> str:
+    return "-" if value is None or math.isnan(value) else f"{value:+.1f}"
+
+
+def ablation_table(agg: pd.DataFrame, group: str) -> pd.DataFrame:
+    """Rows of one ablation group: metrics as mean ± std over seeds, and the unseen and harmonic
+    change against the row above (the paper's ablations add one component per row)."""
+    part = agg[agg["group"] == group].reset_index(drop=True)
+    table = pd.DataFrame({"Variant": part["variant"], "Seeds": part["n"]})
+    for metric, label in METRICS.items():
+        table[label] = [mean_std(m, s) for m, s in zip(part[f"{metric}_mean"], part[f"{metric}_std"])]
+    for metric, label in (("mIoU_unseen", "Δ U"), ("hIoU", "Δ h")):
+        table[f"{label} vs row above"] = ["-"] + [_signed(b - a) for a, b in zip(part[f"{metric}_mean"], part[f"{metric}_mean"][1:])]
+    return table
+
+
+def paper_comparison(agg: pd.DataFrame, paper: dict) -> pd.DataFrame:
+    """Every (variant, dataset, setting) with the paper's number and the difference for each metric.
+
+    ``paper`` is ``paper_numbers.yaml``'s ``results``. Rows without a paper
+    number say so; unverified paper numbers carry a dagger.
+    """
+    rows = []
+    for _, row in agg.iterrows():
+        ref = (paper.get(row["dataset"]) or {}).get(row["setting"], {}).get(row["method"])
+        out = {"Variant": row["variant"], "Dataset": row["dataset"], "Setting": row["setting"], "Seeds": row["n"]}
+        for metric, label in METRICS.items():
+            out[label] = mean_std(row[f"{metric}_mean"], row[f"{metric}_std"])
+            value = (ref or {}).get(metric)
+            dagger = "" if (ref or {}).get("verified", True) else "†"
+            out[f"{label} paper"] = "-" if value is None else f"{value:.1f}{dagger}"
+            out[f"{label} Δ"] = "-" if value is None else _signed(row[f"{metric}_mean"] - value)
+        rows.append(out)
+    return pd.DataFrame(rows)
+
+
+def efficiency_table(agg: pd.DataFrame) -> pd.DataFrame:
+    """Parameter counts and training time per variant (FLOPs and latency come from the speed suite)."""
+    seen = agg.drop_duplicates("variant")
+    return pd.DataFrame({
+        "Variant": seen["variant"],
+        "Params total (M)": [f"{v / 1e6:.2f}" for v in seen["params_total"]],
+        "Params learnable (M)": [f"{v / 1e6:.3f}" for v in seen["params_trainable"]],
+        "Train time / run (s)": [f"{v:.0f}" for v in seen["train_seconds"]],
+        "Device": seen["device"], "Precision": seen["precision"],
+    })
+
+
+def to_markdown(table: pd.DataFrame) -> str:
+    return table.to_markdown(index=False, disable_numparse=True) + "\n"
+
+
+def _leading_number(cell) -> float:
+    try:
+        return float(str(cell).split(" ")[0].rstrip("†"))
+    except ValueError:
+        return math.nan
+
+
+def to_latex(table: pd.DataFrame, caption: str, label: str, bold_columns: list[str] | None = None) -> str:
+    """Booktabs LaTeX; in each of ``bold_columns`` the cell with the highest leading number is bold."""
+    bold_columns = [c for c in (bold_columns or []) if c in table.columns]
+    escaped = table.copy()
+    escaped.columns = [str(c).replace("%", r"\%").replace("Δ", r"$\Delta$") for c in table.columns]
+    escaped = escaped.map(lambda v: str(v).replace("±", r"$\pm$").replace("†", r"$^\dagger$").replace("_", r"\_"))
+    styler = escaped.style.hide(axis="index")
+    for column in bold_columns:
+        values = table[column].map(_leading_number)
+        if values.notna().any():
+            best = values.max()
+            target = escaped.columns[list(table.columns).index(column)]
+            styler = styler.apply(lambda col, hit=(values == best).tolist(): ["textbf:--rwrap;" if h else "" for h in hit],
+                                  subset=[target])
+    return styler.to_latex(hrules=True, caption=caption, label=label, column_format="l" + "r" * (len(table.columns) - 1))
