@@ -128,3 +128,15 @@ def test_kill_9_midway_then_rerun_equals_an_uninterrupted_suite(tmp_path):
         assert {k: a[k] for k in ("mIoU_seen", "mIoU_unseen", "per_class")} == {k: b[k] for k in ("mIoU_seen", "mIoU_unseen", "per_class")}
         losses = [[json.loads(line)["loss"] for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (clean.parent, killed)]
         assert losses[0] == losses[1]  # the killed run's partial log was cut back, not appended to
+
+
+def test_parallel_runs_share_the_cores(suites, tmp_path):
+    import os
+
+    suites("par", f"dataset: world_smoke\nseeds: [0, 1]\ngroups:\n  - methods: [zegclip_baseline_fix]\n    set: {json.dumps(TINY)}\n")
+    results = tmp_path / "results"
+    assert main(["--suite", "par", "--results", str(results), "--reports", str(tmp_path / "reports"), "-j", "2"]) == 0
+    for spec in suite_mod.expand("par", results=results):
+        assert run_status(spec.run_dir) == "done"
+        env = json.loads((spec.run_dir / "env.json").read_text())
+        assert env["threads"] == max(1, (os.cpu_count() or 1) // 2)

@@ -166,6 +166,26 @@ def cmd_evaluate(args) -> None:
            "miou": m["mIoU"], "per_class": m["per_class"]}, args.json, lines)
 
 
+def cmd_segment(args) -> None:
+    from pathlib import Path
+
+    from zegbench.segment import load, write_outputs
+
+    if bool(args.run) == bool(args.checkpoint):
+        raise ZegbenchError("give exactly one of --run RUN_DIR or --checkpoint PATH")
+    segmenter = load(args.run or args.checkpoint, args.device)
+    names = [n.strip() for n in args.classes.split(",") if n.strip()]
+    images, lines = [], []
+    for image in args.images:
+        result = segmenter.segment(image, names, args.min_score)
+        paths = write_outputs(image, result, args.out, Path(image).stem)
+        shares = {k: round(v, 4) for k, v in result.shares().items()}
+        images.append({"image": image, **paths, "shares": shares})
+        lines.append(f"{image}: " + ", ".join(f"{k} {100 * v:.1f}%" for k, v in shares.items() if v > 0)
+                     + f" -> {paths['overlay']}")
+    _emit({"images": images, "classes": names}, args.json, lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from zegbench.clip.loading import IN_HOUSE
     from zegbench.clip.pretrain import DEFAULTS
@@ -210,6 +230,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=os.environ.get("ZEGBENCH_DATA"), help="real datasets' folder ($ZEGBENCH_DATA)")
     p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     p.set_defaults(func=cmd_evaluate)
+
+    p = groups.add_parser("segment", help="segment images into any class names with a trained run")
+    p.add_argument("images", nargs="+", help="image files (PNG, JPEG)")
+    p.add_argument("--classes", required=True, help='comma-separated class names, e.g. "dotted star,solid circle"')
+    p.add_argument("--run", help="a finished run folder (results/<suite>/<run>)")
+    p.add_argument("--checkpoint", help="a checkpoint.pt written by the harness")
+    p.add_argument("--out", required=True, help="folder for <image>_labels.png and <image>_overlay.png")
+    p.add_argument("--min-score", type=float, default=None,
+                   help="pixels whose best calibrated score is lower get 255 (none); default: every pixel gets a class")
+    p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    p.set_defaults(func=cmd_segment)
 
     p = groups.add_parser("run", help="train and evaluate one method on one dataset (finished runs are reused)")
     p.add_argument("--method", required=True, help="method name (see `zegbench methods list`)")

@@ -169,7 +169,7 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
     torch.manual_seed(seed)
     model = create_method(method, **{k: v for k, v in resolved["method_config"].items() if k != "class"})
     started = time.time()
-    summary = train(model, train_set, info, TrainConfig(**resolved["train"]), run_dir, device, progress)
+    summary = train(model, train_set, info, TrainConfig(**resolved["train"]), run_dir, device, progress, resolved)
     metrics = evaluate(model, val_set, info, device=device)
     result = {
         "schema": RESULT_SCHEMA, "status": "finished", "method": method, "dataset": dataset, "seed": seed,

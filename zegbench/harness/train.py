@@ -102,11 +102,13 @@ def _open_log(path: Path, start_step: int):
 
 
 def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir: str | Path | None = None,
-          device: str = "cpu", progress: bool = False) -> dict:
+          device: str = "cpu", progress: bool = False, config: dict | None = None) -> dict:
     """Train ``method`` on ``dataset`` in place; returns a summary (steps, seconds, last losses).
 
     With ``run_dir``, appends one JSON object per ``log_every`` steps to
     ``metrics.jsonl``, writes ``checkpoint.pt`` and resumes from it if present.
+    ``config`` (the run's resolved config) is stored in the checkpoint so that
+    it can be loaded on its own (``zegbench.load``).
     """
     torch.manual_seed(cfg.seed)
     method.to(device).train()
@@ -157,7 +159,7 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
         done = step + 1
         if run_dir and (done == cfg.steps or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0)):
             atomic_torch_save({"method": method.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
-                               "train_config": asdict(cfg)}, run_dir / "checkpoint.pt")
+                               "train_config": asdict(cfg), "config": config}, run_dir / "checkpoint.pt")
     if log:
         log.close()
     return {"steps": cfg.steps, "resumed_from": start_step, "train_seconds": round(time.time() - started, 1),

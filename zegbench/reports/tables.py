@@ -116,7 +116,8 @@ def efficiency_table(agg: pd.DataFrame) -> pd.DataFrame:
         "Params total (M)": [f"{v / 1e6:.2f}" for v in seen["params_total"]],
         "Params learnable (M)": [f"{v / 1e6:.3f}" for v in seen["params_trainable"]],
         "Train time / run (s)": [f"{v:.0f}" for v in seen["train_seconds"]],
-        "Device": seen["device"], "Precision": seen["precision"],
+        "Device": seen["device"], "Precision": seen["precision"], "Inference": seen["inference"],
+        "torch": seen["torch"],
     })
 
 

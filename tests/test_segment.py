@@ -1,0 +1,86 @@
+"""Using a trained run: the Python API and `zegbench segment`, including its errors."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+import zegbench
+from zegbench.errors import ZegbenchError
+from zegbench.harness.run import run_experiment, run_dir_for, resolve
+
+TINY = {"steps": 2, "batch_size": 2, "warmup": 1}
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    results = tmp_path_factory.mktemp("results")
+    run_experiment("zegclip", "world_smoke", 0, TINY, results=results, suite="seg")
+    return run_dir_for(resolve("zegclip", "world_smoke", 0, TINY), results, "seg")
+
+
+def test_api_segments_any_size_into_given_names(run_dir):
+    model = zegbench.load(run_dir)
+    image = np.random.default_rng(0).integers(0, 255, (70, 130, 3), dtype=np.uint8)  # not the training size
+    result = model.segment(image, ["dotted star", "solid circle", "checked cross"])
+    assert result.labels.shape == (70, 130) and result.scores.shape == (3, 70, 130)
+    assert set(np.unique(result.labels)) <= {0, 1, 2}
+    assert sum(result.shares().values()) == pytest.approx(1.0)
+    # Names the run trained on keep the seen-class calibration; unseen ones do not.
+    assert model.trained_on >= {"solid circle", "checked cross"} and "dotted star" not in model.trained_on
+    none = model.segment(image, ["dotted star"], min_score=2.0)  # no score reaches 2: nothing is labelled
+    assert (none.labels == 255).all()
+
+
+def test_checkpoint_file_carries_its_config(run_dir):
+    state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
+    assert state["config"]["method"] == "zegclip"
+    assert zegbench.load(run_dir / "checkpoint.pt").config == state["config"]
+
+
+@pytest.mark.parametrize("make, expected", [
+    (lambda d, t: (d, "x.png", ""), "class list is empty"),
+    (lambda d, t: (d, str(t / "missing.png"), "dotted star"), "does not exist"),
+    (lambda d, t: (d, str(t / "broken.png"), "dotted star"), "unreadable"),
+    (lambda d, t: (d, str(t / "ok.png"), "dotted dog"), "cannot read 'dog'"),
+    (lambda d, t: (t, str(t / "ok.png"), "dotted star"), "no checkpoint.pt"),
+])
+def test_segment_errors_are_one_line(run_dir, tmp_path, make, expected):
+    from PIL import Image
+
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp_path / "ok.png")
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    model_dir, image, classes = make(run_dir, tmp_path)
+    proc = subprocess.run([sys.executable, "-m", "zegbench", "segment", image, "--classes", classes,
+                           "--run", str(model_dir), "--out", str(tmp_path / "out")], capture_output=True, text=True)
+    assert proc.returncode == 2 and expected in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_segment_command_writes_labels_overlay_and_shares(run_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from zegbench.cli import main
+
+    image = tmp_path / "scene.png"
+    Image.fromarray(np.random.default_rng(1).integers(0, 255, (40, 40, 3), dtype=np.uint8)).save(image)
+    assert main(["segment", str(image), "--classes", "dotted star,solid circle", "--run", str(run_dir),
+                 "--out", str(tmp_path / "out"), "--json"]) == 0
+    (out,) = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["images"]
+    assert sum(out["shares"].values()) == pytest.approx(1.0, abs=1e-3)
+    labels = np.asarray(Image.open(out["labels"]))
+    assert labels.shape == (40, 40) and set(np.unique(labels)) <= {0, 1}
+    assert Image.open(out["overlay"]).size[0] > 40  # a figure with the legend, not the bare mask
+
+
+def test_wrong_checkpoint_is_a_clear_error(tmp_path):
+    bad = tmp_path / "checkpoint.pt"
+    torch.save({"weights": torch.zeros(2)}, bad)
+    with pytest.raises(ZegbenchError, match="not a zegbench training checkpoint"):
+        zegbench.load(bad)
+    bad.write_bytes(b"\x00" * 10)
+    with pytest.raises(ZegbenchError, match="unreadable"):
+        zegbench.load(bad)

@@ -1,0 +1,155 @@
+"""Use a trained model on any image with any class names: ``zegbench.load(...).segment(image, names)``.
+
+A model is a run folder (``config.yaml`` + ``checkpoint.pt``) or a checkpoint
+file written by the harness (which embeds its config). Images of any size are
+resized so their short side is the model's input size, segmented with a
+sliding window, and the scores resized back to the original size.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+import yaml
+from PIL import Image, UnidentifiedImageError
+
+from zegbench.errors import ZegbenchError
+
+
+@dataclass
+class Segmentation:
+    """The result for one image: ``labels`` [H, W] indexes ``class_names`` (255 = below ``min_score``)."""
+
+    labels: np.ndarray
+    scores: np.ndarray  # [C, H, W], calibrated as in evaluation
+    class_names: list[str]
+
+    def shares(self) -> dict[str, float]:
+        """Fraction of the image's pixels given to each class."""
+        total = self.labels.size
+        return {name: float((self.labels == i).sum() / total) for i, name in enumerate(self.class_names)}
+
+
+class Segmenter:
+    """A trained method ready for inference; build it with ``zegbench.load``."""
+
+    def __init__(self, method, config: dict, device: str = "cpu"):
+        from zegbench.datasets.catalog import load_dataset_info
+
+        self.method, self.config, self.device = method.to(device).eval(), config, device
+        # Names the model was trained on keep the inductive seen-class calibration, as in evaluation.
+        self.trained_on = set(load_dataset_info(config["dataset"]).seen) if config.get("dataset") else set()
+        self.size = int(config["method_config"].get("image_size", 512))
+
+    @torch.no_grad()
+    def segment(self, image, class_names: list[str], min_score: float | None = None) -> Segmentation:
+        """Segment ``image`` (a path, a PIL image or a uint8 HxWx3 array) into ``class_names``."""
+        names = [n.strip() for n in class_names if n.strip()]
+        if not names:
+            raise ZegbenchError("the class list is empty: give at least one class name")
+        pixels = read_image(image)
+        h, w = pixels.shape[:2]
+        scale = self.size / min(h, w)
+        x = torch.from_numpy(np.ascontiguousarray(pixels).copy()).unsqueeze(0).to(self.device)
+        x = self.method.normalize(x)
+        if scale != 1:
+            size = (max(self.size, round(h * scale)), max(self.size, round(w * scale)))
+            x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        mode = self.method.inference
+        self.method.inference = "slide"  # any size in, windows of the model's own size
+        try:
+            scores = self.method.predict(x, names, [n in self.trained_on for n in names])
+        finally:
+            self.method.inference = mode
+        scores = F.interpolate(scores, size=(h, w), mode="bilinear", align_corners=False)[0]
+        best, labels = scores.max(dim=0)
+        if min_score is not None:
+            labels[best < min_score] = 255
+        return Segmentation(labels.cpu().numpy().astype(np.uint8), scores.cpu().numpy(), names)
+
+
+def read_image(image) -> np.ndarray:
+    """A path, PIL image or array -> uint8 RGB array [H, W, 3] (one clear error if unreadable)."""
+    if isinstance(image, np.ndarray):
+        if image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+            raise ZegbenchError(f"an image array must be uint8 of shape [H, W, 3], not {image.dtype} {image.shape}")
+        return image
+    if isinstance(image, Image.Image):
+        return np.asarray(image.convert("RGB"))
+    path = Path(image)
+    if not path.is_file():
+        raise ZegbenchError(f"image {path} does not exist")
+    try:
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"))
+    except (UnidentifiedImageError, OSError) as err:
+        raise ZegbenchError(f"image {path} is unreadable ({type(err).__name__}): is it a PNG or JPEG?") from None
+
+
+def load(path: str | Path, device: str = "cpu") -> Segmenter:
+    """A run folder or a harness checkpoint -> ``Segmenter``."""
+    from zegbench.methods import create_method
+
+    path = Path(path)
+    checkpoint = path / "checkpoint.pt" if path.is_dir() else path
+    if path.is_dir() and not checkpoint.is_file():
+        raise ZegbenchError(f"run folder {path} has no checkpoint.pt: the run did not finish training "
+                            f"(see `run_all.py --list`)")
+    if not checkpoint.is_file():
+        raise ZegbenchError(f"{path} is neither a run folder nor a checkpoint file")
+    try:
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+    except Exception as err:  # truncated or foreign files fail in many ways inside torch
+        raise ZegbenchError(f"{checkpoint} is unreadable as a zegbench checkpoint ({type(err).__name__})") from None
+    if not isinstance(state, dict) or "method" not in state:
+        raise ZegbenchError(f"{checkpoint} is not a zegbench training checkpoint (no 'method' weights)")
+    config = state.get("config")
+    if config is None and (checkpoint.parent / "config.yaml").is_file():  # checkpoints from before configs were embedded
+        config = yaml.safe_load((checkpoint.parent / "config.yaml").read_text())
+    if config is None:
+        raise ZegbenchError(f"{checkpoint} carries no config and has no config.yaml beside it")
+    method = create_method(config["method"], **{k: v for k, v in config["method_config"].items() if k != "class"})
+    try:
+        method.load_state_dict(state["method"])
+    except RuntimeError as err:
+        raise ZegbenchError(f"{checkpoint} does not fit method {config['method']!r}: "
+                            f"{str(err).splitlines()[0]}") from None
+    return Segmenter(method, config, device)
+
+
+def write_outputs(image, result: Segmentation, out_dir: str | Path, stem: str) -> dict:
+    """``<stem>_labels.png`` (class indices), ``<stem>_overlay.png`` (colours + legend); returns the paths."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Patch
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    labels_path, overlay_path = out_dir / f"{stem}_labels.png", out_dir / f"{stem}_overlay.png"
+    Image.fromarray(result.labels).save(labels_path)
+    pixels = read_image(image)
+    cmap = "tab10" if len(result.class_names) <= 10 else "tab20"  # tab20 pairs near-identical colours
+    palette = (np.array(plt.get_cmap(cmap).colors) * 255).astype(np.uint8)
+    colours = palette[np.arange(len(result.class_names)) % len(palette)]
+    painted = pixels.copy()
+    for i in range(len(result.class_names)):
+        mask = result.labels == i
+        painted[mask] = (0.45 * pixels[mask] + 0.55 * colours[i]).astype(np.uint8)
+    shares = result.shares()
+    fig, axes = plt.subplots(1, 2, figsize=(9, 4.8))
+    for ax, shown, title in ((axes[0], pixels, "image"), (axes[1], painted, "segmentation")):
+        ax.imshow(shown, interpolation="nearest")
+        ax.set_title(title)
+        ax.axis("off")
+    handles = [Patch(color=colours[i] / 255, label=f"{name} ({100 * shares[name]:.0f}%)")
+               for i, name in enumerate(result.class_names)]
+    fig.legend(handles=handles, loc="lower center", ncol=min(4, len(handles)), fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.12, 1, 1))
+    fig.savefig(overlay_path, dpi=120)
+    plt.close(fig)
+    return {"labels": str(labels_path), "overlay": str(overlay_path)}
