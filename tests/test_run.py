@@ -29,7 +29,7 @@ def test_per_method_recipe_applies_to_that_method_only():
 
 def test_run_writes_a_complete_folder_and_is_reused(tmp_path):
     first = run_experiment("zegclip", "world_smoke", 0, TINY, results=tmp_path, suite="t")
-    folders = list((tmp_path / "t").iterdir())
+    folders = [p for p in (tmp_path / "t").iterdir() if not p.name.startswith(".")]  # .locks holds run claims
     assert len(folders) == 1
     run = folders[0]
     assert run.name.startswith("zegclip-world_smoke-s0-")
@@ -42,7 +42,7 @@ def test_run_writes_a_complete_folder_and_is_reused(tmp_path):
     assert run_experiment("zegclip", "world_smoke", 0, TINY, results=tmp_path, suite="t") == first
     assert (run / "result.json").stat().st_mtime_ns == stamp
     run_experiment("zegclip", "world_smoke", 0, {**TINY, "steps": 3}, results=tmp_path, suite="t")
-    assert len(list((tmp_path / "t").iterdir())) == 2
+    assert len([p for p in (tmp_path / "t").iterdir() if not p.name.startswith(".")]) == 2
 
 
 def test_unknown_override_is_a_clear_error(tmp_path):

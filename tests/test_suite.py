@@ -71,7 +71,7 @@ def test_runner_resumes_records_failures_and_forces(suites, tmp_path, capsys):
 
     assert main(["--suite", "t", "--results", str(results), "--reports", str(tmp_path / "reports"), "--list"]) == 0
     listing = capsys.readouterr().out
-    assert "1 done, 1 failed, 0 interrupted, 0 pending" in listing
+    assert "1 done, 0 running, 1 failed, 0 interrupted, 0 pending" in listing
 
     assert main(["--suite", "t", "--results", str(results), "--reports", str(tmp_path / "reports")]) == 1  # the failure is retried, the success kept
     assert "1 already finished, 1 to run" in capsys.readouterr().out

@@ -10,7 +10,7 @@ import json
 import os
 import sys
 
-from zegbench.errors import ZegbenchError
+from zegbench.errors import ZegbenchError, run_reporting_errors
 
 
 def _emit(result: dict, as_json: bool, lines: list[str]) -> None:
@@ -191,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
     from zegbench.clip.pretrain import DEFAULTS
 
     parser = argparse.ArgumentParser(prog="zegbench", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show the traceback behind an error line")
     groups = parser.add_subparsers(dest="group", required=True)
 
     world = groups.add_parser("world", help="the embedded synthetic world").add_subparsers(dest="cmd", required=True)
@@ -278,15 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``zegbench`` console script."""
     args = build_parser().parse_args(argv)
-    try:
-        args.func(args)
-    except ZegbenchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
-    return 0
+    return run_reporting_errors(lambda: args.func(args), args.debug)
 
 
 if __name__ == "__main__":

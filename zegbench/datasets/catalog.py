@@ -9,7 +9,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from zegbench.errors import ZegbenchError, validation_problem
+from zegbench.errors import ZegbenchError, check_name, validation_problem
 
 CONFIG_ROOT = Path(__file__).resolve().parents[2] / "configs"
 
@@ -78,7 +78,7 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 def _read_config(name: str, chain: tuple[str, ...] = ()) -> tuple[dict, Path]:
-    path = CONFIG_ROOT / "datasets" / f"{name}.yaml"
+    path = CONFIG_ROOT / "datasets" / f"{check_name(name, 'dataset')}.yaml"
     if not path.is_file():
         raise ZegbenchError(f"unknown dataset {name!r}: no {path}; known: {', '.join(available())}")
     try:

@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import time
 from pathlib import Path
 
-from zegbench.errors import ZegbenchError
+from zegbench.errors import ZegbenchError, run_reporting_errors
 
 DEFAULT_SUITE = "ablations"
 
@@ -37,16 +36,25 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--results", default="results", help="run store folder (default: results)")
     parser.add_argument("--reports", default="reports", help="report folder (default: reports)")
     parser.add_argument("--device", default="cpu", help="torch device for training and evaluation")
+    parser.add_argument("--debug", action="store_true", help="show the traceback behind an error line")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    return run_reporting_errors(lambda: _run(args), args.debug)
+
+
+def _check_writable(folder: Path) -> None:
+    """Fail before any training if the run store cannot be written."""
     try:
-        return _run(args)
-    except ZegbenchError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as err:
+        raise ZegbenchError(f"results folder {folder} is not writable ({err.strerror}): choose another "
+                            f"--results or fix its permissions") from None
 
 
 def _run(args) -> int:
@@ -66,10 +74,11 @@ def _run(args) -> int:
         statuses = [run_status(s.run_dir) for s in specs]
         for spec, status in zip(specs, statuses):
             print(f"{status:<12} {spec.label:<60} {spec.run_dir}")
-        print(", ".join(f"{statuses.count(s)} {s}" for s in ("done", "failed", "interrupted", "pending")))
+        print(", ".join(f"{statuses.count(s)} {s}" for s in ("done", "running", "failed", "interrupted", "pending")))
         return 0
     failed = 0
     if not args.report_only:
+        _check_writable(Path(args.results))
         if args.force:
             stamp = time.strftime("%Y%m%d-%H%M%S")
             for spec in specs:

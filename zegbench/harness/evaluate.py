@@ -9,6 +9,7 @@ import torch
 from zegbench.datasets.catalog import DatasetInfo
 from zegbench.harness.metrics import ConfusionMatrix, summarize
 from zegbench.methods.base import Method
+from zegbench.utils.faults import fault_point
 
 
 @torch.no_grad()
@@ -30,6 +31,7 @@ def evaluate(method: Method, dataset, info: DatasetInfo, batch_size: int = 16, d
         scores = method.predict(method.normalize(images), list(info.classes), seen)
         cm.update(scores.argmax(dim=1), labels)
         pending.clear()
+        fault_point("evaluate")
 
     for i in range(count):
         image, label, _ = dataset[i]

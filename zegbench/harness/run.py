@@ -28,10 +28,13 @@ import torch
 import yaml
 
 from zegbench.datasets.catalog import build_dataset, load_dataset_info
+from zegbench.errors import ZegbenchError
 from zegbench.harness.config import schema_for_class, train_schema, validate_keys
 from zegbench.harness.evaluate import evaluate
 from zegbench.harness.train import TrainConfig, train
 from zegbench.methods import create_method, method_config
+from zegbench.utils.claims import claim, is_claimed
+from zegbench.utils.faults import fault_point
 from zegbench.utils.io import atomic_write_json
 
 RESULT_SCHEMA = 1
@@ -111,11 +114,14 @@ def environment(device: str) -> dict:
 
 
 def run_status(run_dir: Path | None) -> str:
-    """'done', 'failed' (raised; error in failed.json), 'interrupted' (started, no record) or 'pending'."""
+    """'done', 'running' (claimed by a live process), 'failed' (raised; error in failed.json),
+    'interrupted' (started, no record) or 'pending'."""
+    if run_dir is not None and (run_dir / "result.json").is_file():
+        return "done"
+    if run_dir is not None and is_claimed(run_dir):
+        return "running"
     if run_dir is None or not run_dir.is_dir():
         return "pending"
-    if (run_dir / "result.json").is_file():
-        return "done"
     return "failed" if (run_dir / "failed.json").is_file() else "interrupted"
 
 
@@ -140,22 +146,34 @@ def run_experiment(method: str, dataset: str = "world", seed: int = 0, overrides
     result_path = run_dir / "result.json"
     if result_path.is_file():
         return json.loads(result_path.read_text())
-    other = _finished_elsewhere(run_dir)
-    if other is not None and not run_dir.exists():
-        staging = run_dir.with_name(run_dir.name + ".copying")  # renamed only when complete
-        shutil.rmtree(staging, ignore_errors=True)
-        shutil.copytree(other, staging)
-        staging.rename(run_dir)
-        return json.loads(result_path.read_text())
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "failed.json").unlink(missing_ok=True)
-    try:
-        return _train_and_evaluate(resolved, run_dir, device, progress, data_root)
-    except Exception as err:  # Ctrl-C and kills are not recorded: the run stays 'interrupted'
-        message = str(err).splitlines()[0] if str(err) else type(err).__name__
-        atomic_write_json({"error": message, "type": type(err).__name__,
-                           "traceback": traceback.format_exc()}, run_dir / "failed.json")
-        raise
+    held = claim(run_dir)
+    if held is None:
+        raise RunClaimed(f"{run_dir} is being run by another process: let it finish (see `run_all.py --list`)")
+    with held:
+        if result_path.is_file():  # finished by another process between our check and our claim
+            return json.loads(result_path.read_text())
+        other = _finished_elsewhere(run_dir)
+        if other is not None and not run_dir.exists():
+            staging = run_dir.with_name(run_dir.name + ".copying")  # renamed only when complete
+            shutil.rmtree(staging, ignore_errors=True)
+            shutil.copytree(other, staging)
+            staging.rename(run_dir)
+            return json.loads(result_path.read_text())
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / "failed.json").unlink(missing_ok=True)
+        for stale in run_dir.glob(".*.tmp"):  # temporary files of a write a kill interrupted
+            stale.unlink()
+        try:
+            return _train_and_evaluate(resolved, run_dir, device, progress, data_root)
+        except Exception as err:  # Ctrl-C and kills are not recorded: the run stays 'interrupted'
+            message = str(err).splitlines()[0] if str(err) else type(err).__name__
+            atomic_write_json({"error": message, "type": type(err).__name__,
+                               "traceback": traceback.format_exc()}, run_dir / "failed.json")
+            raise
+
+
+class RunClaimed(ZegbenchError):
+    """Another process holds this run's claim (it is training it now)."""
 
 
 def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bool, data_root) -> dict:
@@ -170,6 +188,7 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
     model = create_method(method, **{k: v for k, v in resolved["method_config"].items() if k != "class"})
     started = time.time()
     summary = train(model, train_set, info, TrainConfig(**resolved["train"]), run_dir, device, progress, resolved)
+    fault_point("before_evaluate")
     metrics = evaluate(model, val_set, info, device=device)
     result = {
         "schema": RESULT_SCHEMA, "status": "finished", "method": method, "dataset": dataset, "seed": seed,

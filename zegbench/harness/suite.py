@@ -25,7 +25,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from zegbench.errors import ZegbenchError, validation_problem
+from zegbench.errors import ZegbenchError, check_name, validation_problem
 from zegbench.harness.config import SuiteConfig
 from zegbench.harness.run import resolve, run_dir_for, run_status
 
@@ -38,7 +38,10 @@ def available() -> list[str]:
 
 def suite_path(name: str) -> Path:
     """``configs/suites/<name>.yaml``, or ``name`` itself when it is a path to a YAML file."""
-    return Path(name) if name.endswith((".yaml", ".yml")) else SUITE_DIR / f"{name}.yaml"
+    if name.endswith((".yaml", ".yml")):
+        check_name(Path(name).stem, "suite file")  # its stem names the results folder
+        return Path(name)
+    return SUITE_DIR / f"{check_name(name, 'suite')}.yaml"
 
 
 def load_suite(name: str) -> SuiteConfig:
@@ -137,9 +140,12 @@ def _worker_command(spec: RunSpec, results: str | Path, device: str, data_root: 
 def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", device: str = "cpu",
             data_root: str | None = None, jobs: int = 1, log=print) -> dict[str, int]:
     """Run every spec that is not finished; returns counts of runs by final status."""
-    todo = [s for s in specs if run_status(s.run_dir) != "done"]
-    log(f"suite {suite}: {len(specs)} runs, {len(specs) - len(todo)} already finished, {len(todo)} to run"
-        + (f" ({jobs} at a time)" if jobs > 1 and todo else ""))
+    statuses = {id(s): run_status(s.run_dir) for s in specs}
+    busy = [s for s in specs if statuses[id(s)] == "running"]
+    todo = [s for s in specs if statuses[id(s)] not in ("done", "running")]
+    log(f"suite {suite}: {len(specs)} runs, {sum(v == 'done' for v in statuses.values())} already finished, "
+        f"{len(todo)} to run" + (f" ({jobs} at a time)" if jobs > 1 and todo else "")
+        + (f", {len(busy)} being run by another process (left to it)" if busy else ""))
     threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
     env = {**os.environ, "ZEGBENCH_THREADS": str(threads)}
     counter = itertools.count(1)
@@ -154,6 +160,9 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
         status = run_status(spec.run_dir)
         n = next(counter)
         took = f"{time.time() - started:.0f} s"
+        if proc.returncode == 3 or status == "running":
+            log(f"[{n}/{len(todo)}] {spec.label}: skipped, another process is running it")
+            return "running"
         if status == "done":
             r = json.loads((spec.run_dir / "result.json").read_text())
             log(f"[{n}/{len(todo)}] {spec.label}: mIoU(S) {_num(r['mIoU_seen'])} mIoU(U) {_num(r['mIoU_unseen'])} "
@@ -164,11 +173,12 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
         return status
 
     if jobs == 1:
-        statuses = [one(s) for s in todo]
+        final = [one(s) for s in todo]
     else:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            statuses = list(pool.map(one, todo))
-    return {status: statuses.count(status) for status in set(statuses)}
+            final = list(pool.map(one, todo))
+    final += ["running"] * len(busy)
+    return {status: final.count(status) for status in set(final)}
 
 
 def _failure_line(run_dir: Path, proc: subprocess.CompletedProcess) -> str:

@@ -18,8 +18,10 @@ import torch
 from tqdm import tqdm
 
 from zegbench.datasets.catalog import DatasetInfo
+from zegbench.errors import ZegbenchError
 from zegbench.methods.base import Method
 from zegbench.methods.zegclip import pseudo_label
+from zegbench.utils.faults import fault_point
 from zegbench.utils.io import atomic_torch_save
 
 
@@ -147,6 +149,10 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
                 labels = to_seen[labels]
             parts = method.loss(logits, labels)
             total = sum(parts.values())
+            if not torch.isfinite(total):
+                raise ZegbenchError(f"training loss became {total.item()} at step {step} "
+                                    f"({', '.join(f'{k} {v.item():.4g}' for k, v in parts.items())}): "
+                                    f"lower the learning rate or check the data; the run is stopped")
             (total / cfg.accumulate).backward()
         optimizer.step()
         losses = {k: round(v.item(), 5) for k, v in parts.items()}
@@ -156,6 +162,8 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
                                   "seconds": round(time.time() - started, 2)}) + "\n")
             log.flush()
         bar.set_postfix(loss=f"{total.item():.3f}")
+        if step >= 1:
+            fault_point("train")
         done = step + 1
         if run_dir and (done == cfg.steps or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0)):
             atomic_torch_save({"method": method.state_dict(), "optimizer": optimizer.state_dict(), "step": done,

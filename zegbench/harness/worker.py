@@ -15,7 +15,7 @@ def main(argv: list[str]) -> int:
     import torch
 
     from zegbench.errors import ZegbenchError
-    from zegbench.harness.run import run_experiment
+    from zegbench.harness.run import RunClaimed, run_experiment
 
     spec = json.loads(argv[0])
     if os.environ.get("ZEGBENCH_THREADS"):
@@ -23,8 +23,13 @@ def main(argv: list[str]) -> int:
     try:
         run_experiment(spec["method"], spec["dataset"], spec["seed"], spec["overrides"], spec["results"],
                        spec["suite"], spec["device"], spec["progress"], spec["data_root"])
-    except ZegbenchError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except RunClaimed as err:
+        print(f"skipped: {err}", file=sys.stderr)
+        return 3
+    except (ZegbenchError, OSError) as err:
+        from zegbench.errors import describe_error
+
+        print(f"error: {describe_error(err)}", file=sys.stderr)
         return 2
     return 0
 

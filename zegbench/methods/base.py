@@ -14,7 +14,7 @@ import torch
 import yaml
 from torch import nn
 
-from zegbench.errors import ZegbenchError
+from zegbench.errors import ZegbenchError, check_name
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "methods"
 _CLASSES: dict[str, type] = {}
@@ -71,7 +71,7 @@ def list_methods(pattern: str = "*") -> list[str]:
 
 def method_config(name: str) -> dict:
     """The YAML config of method ``name``, read with ``yaml.safe_load``."""
-    path = CONFIG_DIR / f"{name}.yaml"
+    path = CONFIG_DIR / f"{check_name(name, 'method')}.yaml"
     if not path.is_file():
         raise ZegbenchError(f"unknown method {name!r}: no {path}; known: {', '.join(list_methods())}")
     try:

@@ -14,6 +14,8 @@ from typing import Callable
 
 import torch
 
+from zegbench.utils.faults import fault_point
+
 
 def _atomic_write(path: str | Path, write: Callable[[object], None], mode: str = "wb") -> Path:
     path = Path(path)
@@ -25,6 +27,7 @@ def _atomic_write(path: str | Path, write: Callable[[object], None], mode: str =
             handle.flush()
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
+        fault_point(f"write:{path.name}")
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

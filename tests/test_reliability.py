@@ -1,0 +1,87 @@
+"""Crash safety, concurrent suites and determinism of the run store."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITE = ("dataset: world_smoke\nseeds: [0]\ngroups:\n"
+         "  - methods: [zegclip]\n    set: {steps: 6, batch_size: 2, warmup: 1, log_every: 1}\n")
+COMPARED = ("pAcc", "mIoU_seen", "mIoU_unseen", "hIoU", "per_class")
+
+
+def _suite(tmp_path: Path, text: str = SUITE) -> Path:
+    path = tmp_path / "rel.yaml"
+    path.write_text(text)
+    return path
+
+
+def _run_all(suite: Path, results: Path, fault: str | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "ZEGBENCH_FAULT"}
+    if fault:
+        env["ZEGBENCH_FAULT"] = fault
+    return subprocess.run([sys.executable, "run_all.py", "--suite", str(suite), "--results", str(results),
+                           "--reports", str(results / "reports")], cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+def _finished(results: Path) -> list[Path]:
+    return sorted(results.glob("rel/*/result.json"))
+
+
+def _losses(run_dir: Path) -> list[float]:
+    return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def clean(tmp_path_factory):
+    """An uninterrupted run of the suite: the reference every recovered run must equal."""
+    tmp = tmp_path_factory.mktemp("clean")
+    assert _run_all(_suite(tmp), tmp / "results").returncode == 0
+    (result,) = _finished(tmp / "results")
+    return result
+
+
+@pytest.mark.parametrize("point", ["train", "before_evaluate", "evaluate", "write:result.json", "write:checkpoint.pt"])
+def test_kill_at_any_point_loses_nothing_and_the_rerun_equals_a_clean_run(tmp_path, clean, point):
+    suite, results = _suite(tmp_path), tmp_path / "results"
+    killed = _run_all(suite, results, fault=point)  # the run's process is SIGKILLed at that point
+    assert killed.returncode == 1 and "FAILED" in killed.stdout
+    assert _finished(results) == []  # nothing half-done is trusted as finished
+    rerun = _run_all(suite, results)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    (result,) = _finished(results)
+    a, b = json.loads(clean.read_text()), json.loads(result.read_text())
+    assert {k: a[k] for k in COMPARED} == {k: b[k] for k in COMPARED}
+    assert _losses(clean.parent) == _losses(result.parent)  # the log was cut back, not appended to
+    assert not list(result.parent.glob(".*.tmp"))  # the interrupted write's temporary file is gone
+
+
+def test_two_suites_on_one_store_never_run_a_run_twice(tmp_path):
+    text = SUITE.replace("methods: [zegclip]", "methods: [zegclip, zegclip_dpt, zegclip_baseline_fix]").replace(
+        "steps: 6", "steps: 30")
+    suite, results = _suite(tmp_path, text), tmp_path / "results"
+    cmd = [sys.executable, "run_all.py", "--suite", str(suite), "--results", str(results),
+           "--reports", str(results / "reports")]
+    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate()[0] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    finished = _finished(results)
+    assert len(finished) == 3
+    for result in finished:  # a run trained by two processes at once would log its steps twice
+        steps = [json.loads(line)["step"] for line in (result.parent / "metrics.jsonl").read_text().splitlines()]
+        assert steps == list(range(30))
+    both = "\n".join(outputs)
+    assert "another process" in both or "already finished" in both  # the two really met
+
+
+def test_same_config_and_seed_give_identical_metrics(tmp_path, clean):
+    assert _run_all(_suite(tmp_path), tmp_path / "results").returncode == 0
+    (result,) = _finished(tmp_path / "results")
+    a, b = json.loads(clean.read_text()), json.loads(result.read_text())
+    assert {k: a[k] for k in COMPARED} == {k: b[k] for k in COMPARED}
