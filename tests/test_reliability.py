@@ -85,3 +85,15 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path, clean):
     (result,) = _finished(tmp_path / "results")
     a, b = json.loads(clean.read_text()), json.loads(result.read_text())
     assert {k: a[k] for k in COMPARED} == {k: b[k] for k in COMPARED}
+
+
+def test_source_loads_only_safely():
+    # Checkpoints with weights_only=True, YAML with safe_load, nothing evaluated from configs.
+    import re
+
+    for path in (ROOT / "zegbench").rglob("*.py"):
+        text = path.read_text()
+        for call in re.findall(r"torch\.load\([^)]*\)", text):
+            assert "weights_only=True" in call, f"{path}: {call}"
+        assert not re.search(r"yaml\.(load|unsafe_load|full_load)\(", text), path
+        assert not re.search(r"(?<![.\w])(eval|exec)\(", text), path
