@@ -125,6 +125,29 @@ def run_status(run_dir: Path | None) -> str:
     return "failed" if (run_dir / "failed.json").is_file() else "interrupted"
 
 
+def _adopt(run_dir: Path) -> Path | None:
+    """Copy the same run, finished in another suite's folder, into ``run_dir`` (caller holds the claim)."""
+    other = _finished_elsewhere(run_dir)
+    if other is None or run_dir.exists():
+        return None
+    staging = run_dir.with_name(run_dir.name + ".copying")  # renamed only when complete
+    shutil.rmtree(staging, ignore_errors=True)
+    shutil.copytree(other, staging)
+    staging.rename(run_dir)
+    return other
+
+
+def reuse_finished_elsewhere(run_dir: Path) -> Path | None:
+    """If another suite finished this very run, copy it here (no training); returns where it came from."""
+    if _finished_elsewhere(run_dir) is None or run_dir.exists():
+        return None
+    held = claim(run_dir)
+    if held is None:
+        return None
+    with held:
+        return _adopt(run_dir)
+
+
 def _finished_elsewhere(run_dir: Path) -> Path | None:
     """The same run (same name, so same config hash) finished in another suite's folder."""
     for other in sorted(run_dir.parent.parent.glob(f"*/{run_dir.name}")):
@@ -152,12 +175,7 @@ def run_experiment(method: str, dataset: str = "world", seed: int = 0, overrides
     with held:
         if result_path.is_file():  # finished by another process between our check and our claim
             return json.loads(result_path.read_text())
-        other = _finished_elsewhere(run_dir)
-        if other is not None and not run_dir.exists():
-            staging = run_dir.with_name(run_dir.name + ".copying")  # renamed only when complete
-            shutil.rmtree(staging, ignore_errors=True)
-            shutil.copytree(other, staging)
-            staging.rename(run_dir)
+        if _adopt(run_dir):
             return json.loads(result_path.read_text())
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "failed.json").unlink(missing_ok=True)

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from zegbench.errors import ZegbenchError, check_name, validation_problem
 from zegbench.harness.config import SuiteConfig
-from zegbench.harness.run import resolve, run_dir_for, run_status
+from zegbench.harness.run import resolve, reuse_finished_elsewhere, run_dir_for, run_status
 
 SUITE_DIR = Path(__file__).resolve().parents[2] / "configs" / "suites"
 
@@ -152,6 +152,10 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
 
     def one(spec: RunSpec) -> str:
         started = time.time()
+        source = reuse_finished_elsewhere(spec.run_dir)
+        if source is not None:  # no process to start: the run is a copy
+            log(f"[{next(counter)}/{len(todo)}] {spec.label}: reused the finished run in {source.parent.name}/")
+            return "done"
         cmd = _worker_command(spec, results, device, data_root, progress=jobs == 1 and sys.stderr.isatty())
         if jobs == 1:  # the run's own progress bar and messages go straight to the terminal
             proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
