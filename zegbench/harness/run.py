@@ -19,8 +19,8 @@ import os
 import platform
 import shutil
 import subprocess
-import traceback
 import time
+import traceback
 from dataclasses import asdict, fields
 from pathlib import Path
 
