@@ -6,10 +6,10 @@ from pathlib import Path
 
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from zegbench.errors import ZegbenchError, check_name, validation_problem
+from zegbench.utils.io import read_yaml_mapping
 
 CONFIG_ROOT = Path(__file__).resolve().parents[2] / "configs"
 
@@ -81,12 +81,7 @@ def _read_config(name: str, chain: tuple[str, ...] = ()) -> tuple[dict, Path]:
     path = CONFIG_ROOT / "datasets" / f"{check_name(name, 'dataset')}.yaml"
     if not path.is_file():
         raise ZegbenchError(f"unknown dataset {name!r}: no {path}; known: {', '.join(available())}")
-    try:
-        cfg = yaml.safe_load(path.read_text())
-    except yaml.YAMLError as err:
-        raise ZegbenchError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
-    if not isinstance(cfg, dict):
-        raise ZegbenchError(f"{path} must be a mapping of keys to values")
+    cfg = read_yaml_mapping(path)
     base = cfg.pop("base", None)
     if base:  # a config may start from another and change a few keys
         if base in chain:

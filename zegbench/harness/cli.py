@@ -63,6 +63,7 @@ def _run(args) -> int:
     from zegbench.harness.summary import format_table, summarize_runs
     from zegbench.datasets.catalog import load_dataset_info
     from zegbench.reports.build import build_report
+    from zegbench.reports.tables import runs_frame
     from zegbench.utils.io import atomic_write_json
 
     if args.jobs < 1:
@@ -89,13 +90,14 @@ def _run(args) -> int:
         failed = counts.get("failed", 0) + counts.get("interrupted", 0)
         print(f"suite {args.suite}: {time.time() - started:.0f} s wall time; "
               + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) if counts else "nothing to run")
-    rows = summarize_runs(specs)
+    runs = runs_frame(specs)  # every result file read once, for the summary and the report
+    rows = summarize_runs(specs, runs)
     print(format_table(rows))
     summary_path = Path(args.results) / suite_path(args.suite).stem / "summary.json"
     summary_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json({"suite": args.suite, "rows": rows}, summary_path)
     print(f"summary: {summary_path}")
     unseen = set().union(*(load_dataset_info(d).unseen for d in {s.dataset for s in specs}))
-    report = build_report(summary_path.parent.name, specs, unseen, args.reports)
+    report = build_report(summary_path.parent.name, specs, unseen, args.reports, runs)
     print(f"report: {report}")
     return 1 if failed else 0

@@ -139,7 +139,7 @@ def _adopt(run_dir: Path) -> Path | None:
 
 def reuse_finished_elsewhere(run_dir: Path) -> Path | None:
     """If another suite finished this very run, copy it here (no training); returns where it came from."""
-    if _finished_elsewhere(run_dir) is None or run_dir.exists():
+    if run_dir.exists():
         return None
     held = claim(run_dir)
     if held is None:

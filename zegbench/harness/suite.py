@@ -22,12 +22,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import yaml
 from pydantic import ValidationError
 
 from zegbench.errors import ZegbenchError, check_name, validation_problem
 from zegbench.harness.config import SuiteConfig
 from zegbench.harness.run import resolve, reuse_finished_elsewhere, run_dir_for, run_status
+from zegbench.utils.io import read_yaml_mapping
 
 SUITE_DIR = Path(__file__).resolve().parents[2] / "configs" / "suites"
 
@@ -50,11 +50,7 @@ def load_suite(name: str) -> SuiteConfig:
     if not path.is_file():
         raise ZegbenchError(f"unknown suite {name!r}: no {path}; known: {', '.join(available())}")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ZegbenchError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
-    try:
-        return SuiteConfig.model_validate(raw)
+        return SuiteConfig.model_validate(read_yaml_mapping(path))
     except ValidationError as err:
         key, msg = validation_problem(err)
         raise ZegbenchError(f"{path}: key '{key}': {msg}") from None

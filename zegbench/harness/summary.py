@@ -1,40 +1,35 @@
-"""A suite's results pooled over seeds: one row per (variant, dataset), mean and std of each metric.
+"""A suite's results pooled over seeds for the console: one row per (variant, dataset).
 
-Read only from ``result.json`` files, so it can be rebuilt at any time
-(``--report-only``). The full reports (paper tables, plots) build on the same rows.
+The pooling is the report's (``reports.tables.aggregate``); this adds the runs
+still missing, so a partly finished suite shows what it lacks.
 """
 from __future__ import annotations
 
-import json
 import math
-from collections import OrderedDict
+from collections import Counter
 
-METRICS = ("mIoU_seen", "mIoU_unseen", "hIoU", "pAcc")
-
-
-def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
-    values = [v for v in values if v is not None]
-    if not values:
-        return None, None
-    mean = sum(values) / len(values)
-    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return mean, std
+from zegbench.reports.tables import METRICS, aggregate, runs_frame
 
 
-def summarize_runs(specs) -> list[dict]:
-    """Rows in suite order: variant, dataset, seeds finished/listed, and ``<metric>_mean``/``_std``."""
-    groups: OrderedDict[tuple[str, str], list] = OrderedDict()
-    for spec in specs:
-        groups.setdefault((spec.variant, spec.dataset), []).append(spec)
+def _plain(value):
+    """NaN (undefined) -> None, numpy scalars -> Python numbers: ready for JSON."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return value.item() if hasattr(value, "item") else value
+
+
+def summarize_runs(specs, runs=None) -> list[dict]:
+    """Rows in suite order: variant, dataset, runs finished/listed, seeds, ``<metric>_mean``/``_std``."""
+    runs = runs_frame(specs) if runs is None else runs
+    pooled = aggregate(runs) if len(runs) else None
     rows = []
-    for (variant, dataset), members in groups.items():
-        results = [json.loads((s.run_dir / "result.json").read_text()) for s in members
-                   if (s.run_dir / "result.json").is_file()]
-        row = {"variant": variant, "dataset": dataset, "finished": len(results), "runs": len(members),
-               "seeds": [r["seed"] for r in results]}
-        for metric in METRICS:
-            row[f"{metric}_mean"], row[f"{metric}_std"] = _mean_std([r.get(metric) for r in results])
-        row["train_seconds_mean"] = _mean_std([r.get("train_seconds") for r in results])[0]
+    for (variant, dataset), listed in Counter((s.variant, s.dataset) for s in specs).items():
+        done = runs[(runs["variant"] == variant) & (runs["dataset"] == dataset)] if len(runs) else runs
+        row = {"variant": variant, "dataset": dataset, "finished": len(done), "runs": listed,
+               "seeds": [int(s) for s in done["seed"]] if len(done) else []}
+        match = pooled[(pooled["variant"] == variant) & (pooled["dataset"] == dataset)] if pooled is not None else []
+        for key in [f"{m}_{stat}" for m in METRICS for stat in ("mean", "std")] + ["train_seconds"]:
+            row[key if key != "train_seconds" else "train_seconds_mean"] = _plain(match.iloc[0][key]) if len(match) else None
         rows.append(row)
     return rows
 
@@ -43,10 +38,12 @@ def format_table(rows: list[dict]) -> str:
     """A plain-text table for the console (mean +- sample std over seeds)."""
     def cell(row, metric):
         mean, std = row[f"{metric}_mean"], row[f"{metric}_std"]
-        return "n/a" if mean is None else f"{mean:5.1f} +- {std:4.1f}"
+        if mean is None:
+            return "n/a"
+        return f"{mean:5.1f} +- {std:4.1f}" if std is not None else f"{mean:5.1f}"
 
     width = max([len("variant")] + [len(r["variant"]) for r in rows])
-    head = f"{'variant':<{width}}  {'dataset':<10} seeds  {'mIoU(S)':>12}  {'mIoU(U)':>12}  {'hIoU':>12}  {'pAcc':>12}"
+    head = f"{'variant':<{width}}  {'dataset':<10} seeds  " + "  ".join(f"{label:>12}" for label in METRICS.values())
     lines = [head, "-" * len(head)]
     for r in rows:
         lines.append(f"{r['variant']:<{width}}  {r['dataset']:<10} {r['finished']}/{r['runs']:<3} "

@@ -11,10 +11,10 @@ import fnmatch
 from pathlib import Path
 
 import torch
-import yaml
 from torch import nn
 
 from zegbench.errors import ZegbenchError, check_name
+from zegbench.utils.io import read_yaml_mapping
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "methods"
 _CLASSES: dict[str, type] = {}
@@ -70,14 +70,11 @@ def list_methods(pattern: str = "*") -> list[str]:
 
 
 def method_config(name: str) -> dict:
-    """The YAML config of method ``name``, read with ``yaml.safe_load``."""
+    """The YAML config of method ``name`` (safely loaded)."""
     path = CONFIG_DIR / f"{check_name(name, 'method')}.yaml"
     if not path.is_file():
         raise ZegbenchError(f"unknown method {name!r}: no {path}; known: {', '.join(list_methods())}")
-    try:
-        cfg = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise ZegbenchError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    cfg = read_yaml_mapping(path)
     if cfg.get("class") not in _CLASSES:
         raise ZegbenchError(f"{path}: 'class' must be one of {', '.join(sorted(_CLASSES))}")
     return cfg

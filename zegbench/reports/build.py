@@ -41,11 +41,13 @@ def _reading(part: pd.DataFrame, metric: str, label: str) -> str:
     return text
 
 
-def build_report(suite: str, specs, unseen_classes: set[str], reports_dir: str | Path = "reports") -> Path:
-    """Write the report of ``suite`` (its expanded ``specs``) and return its README path."""
+def build_report(suite: str, specs, unseen_classes: set[str], reports_dir: str | Path = "reports",
+                 runs: pd.DataFrame | None = None) -> Path:
+    """Write the report of ``suite`` (its expanded ``specs``; ``runs`` = their ``runs_frame`` if
+    already read) and return its README path."""
     out = Path(reports_dir) / suite
     out.mkdir(parents=True, exist_ok=True)
-    runs = runs_frame(specs)
+    runs = runs_frame(specs) if runs is None else runs
     lines = [f"# Report: suite `{suite}`", ""]
     if runs.empty:
         lines.append("No finished runs yet.")

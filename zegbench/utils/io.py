@@ -12,8 +12,6 @@ import tempfile
 from pathlib import Path
 from typing import Callable
 
-import torch
-
 from zegbench.utils.faults import fault_point
 
 
@@ -35,6 +33,23 @@ def _atomic_write(path: str | Path, write: Callable[[object], None], mode: str =
     return path
 
 
+def read_yaml_mapping(path: Path) -> dict:
+    """A YAML file's mapping (``yaml.safe_load``; an empty file is ``{}``), or one clear error."""
+    import yaml
+
+    from zegbench.errors import ZegbenchError
+
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        raise ZegbenchError(f"{path} is not valid YAML: {str(err).splitlines()[0]}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ZegbenchError(f"{path} must be a mapping of keys to values")
+    return data
+
+
 def atomic_write_json(obj, path: str | Path) -> Path:
     """Write ``obj`` as indented JSON to ``path`` atomically."""
     return _atomic_write(path, lambda f: json.dump(obj, f, indent=2, sort_keys=False), mode="w")
@@ -42,4 +57,6 @@ def atomic_write_json(obj, path: str | Path) -> Path:
 
 def atomic_torch_save(obj, path: str | Path) -> Path:
     """``torch.save`` to ``path`` atomically."""
+    import torch  # here, so that reading configs does not pay torch's import
+
     return _atomic_write(path, lambda f: torch.save(obj, f))
