@@ -148,6 +148,12 @@ CASES = {
     "suite-wrong-type": (_suite_file("seeds: first\n"), "key 'seeds'"),
     "suite-unknown-name": (lambda t, m: (run_all_main, ["--suite", "nope", "--list"]), "unknown suite 'nope'"),
     "suite-include-cycle": (_include_cycle, "forms a cycle"),
+    "speed-target-malformed": (_suite_file("kind: speed\ntargets:\n  - dataset: world\n    methods: [zegclip]\n"
+                                            "    whole: [96]\n"), "key 'targets.0.whole"),
+    "speed-method-unknown": (_suite_file("kind: speed\ntargets:\n  - dataset: world\n    methods: [zegclap]\n"
+                                         "    whole: [96, 96]\n"), "unknown method 'zegclap'"),
+    "backbone-weights-missing": (_run("--method", "two_stage", "--dataset", "world_smoke", "--set", "backbone=resnet50",
+                                      "--set", "backbone_weights=/nonexistent/r50.pth", *TINY), "backbone_weights"),
     "jobs-not-positive": (lambda t, m: (run_all_main, ["--suite", "smoke", "-j", "0"]), "at least 1"),
     "method-unknown-name": (_run("--method", "nope"), "unknown method 'nope'"),
     "method-name-is-a-path": (_run("--method", "../configs/methods/zegclip"), "not a plain name"),

@@ -103,10 +103,13 @@ def test_text_embeddings_are_cached_per_model_names_and_templates(random_checkpo
     assert torch.equal(first, again)
     ensemble = class_embeddings(bundle, names, templates=("a photo of a {}", "a {} in the scene"), cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.pt"))) == 2 and not torch.equal(first, ensemble)
+    original = {k: v.clone() for k, v in bundle.model.state_dict().items()}
     with torch.no_grad():  # other weights, other key: never served the old embeddings
         bundle.model.token_embedding.weight.add_(1.0)
     changed = class_embeddings(bundle, names, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.pt"))) == 3 and not torch.equal(first, changed)
+    bundle.model.load_state_dict(original)  # weights loaded in place: the first key again
+    assert torch.equal(class_embeddings(bundle, names, cache_dir=tmp_path), first)
 
 
 def test_pretraining_lowers_the_contrastive_loss(tmp_path):

@@ -7,12 +7,19 @@ import pytest
 import torch
 
 from zegbench.datasets import world
-from zegbench.methods import create_method, list_methods
+from zegbench.methods import create_method, list_methods, method_config
 from zegbench.methods.losses import ce_loss, nel_loss, one_hot_targets
 from zegbench.methods.zegclip import pseudo_label
 
 SEEN = list(world.SEEN_CLASSES)
 TINY = dict(clip_weights="none", image_size=32)
+# Per implementing class: the smallest instance of each architecture.
+TINY_BY_CLASS = {
+    "zegclip": TINY,
+    "maskclip": TINY,
+    "two_stage": dict(clip_weights="none", backbone="world_cnn", queries=4, hidden=32, decoder_layers=2,
+                      decoder_heads=4, decoder_ffn=64, mask_dim=16),
+}
 
 
 def _images(n=2, size=32):
@@ -22,19 +29,22 @@ def _images(n=2, size=32):
 
 @pytest.mark.parametrize("name", list_methods())
 def test_registered_method_trains_and_predicts_on_cpu(name):
-    method = create_method(name, **TINY)
+    method = create_method(name, **TINY_BY_CLASS[method_config(name)["class"]])
     x = method.normalize(_images())
-    logits, _ = method(x, SEEN[:4])
+    logits, aux = method(x, SEEN[:4])
     assert logits.shape == (2, 4, 32, 32)
-    labels = torch.randint(0, 4, (2, 32, 32))
-    labels[:, :4] = 255
-    loss = sum(method.loss(logits, labels).values())
-    loss.backward()
-    unused = {f"decoder.{n}" for n in method.decoder.unused_parameter_names()}
     trainable = {n: p for n, p in method.named_parameters() if p.requires_grad}
-    assert trainable and all(p.grad is not None for n, p in trainable.items() if n not in unused)
-    assert all(trainable[n].grad is None for n in unused)
-    assert all(p.grad is None for p in method.parameters() if not p.requires_grad)
+    if trainable:
+        labels = torch.randint(0, 4, (2, 32, 32))
+        labels[:, :4] = 255
+        loss = sum(method.loss(logits, labels, aux).values())
+        loss.backward()
+        unused = method.unused_parameter_names()
+        assert all(p.grad is not None for n, p in trainable.items() if n not in unused)
+        assert all(trainable[n].grad is None for n in unused)
+        assert all(p.grad is None for p in method.parameters() if not p.requires_grad)
+    else:  # training-free: nothing may be handed to an optimiser
+        assert method.param_groups(1e-4) == [] and method_config(name)["class"] == "maskclip"
     scores = method.predict(x, SEEN[:4], seen=[True, True, False, False])
     assert scores.shape == (2, 4, 32, 32) and torch.isfinite(scores).all()
 

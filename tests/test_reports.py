@@ -21,8 +21,8 @@ def specs(tmp_path):
     out = []
     for method, seeds in FIXTURE.items():
         for seed, (pacc, s, u, h) in seeds.items():
-            run_dir = tmp_path / f"{method}-s{seed}"
-            run_dir.mkdir()
+            run_dir = tmp_path / "fixture" / f"{method}-s{seed}"  # <results>/<suite>/<run>
+            run_dir.mkdir(parents=True)
             (run_dir / "result.json").write_text(json.dumps({
                 "schema": 1, "status": "finished", "method": method, "dataset": "voc12", "seed": seed,
                 "setting": "inductive", "pAcc": pacc, "mIoU_seen": s, "mIoU_unseen": u, "hIoU": h,
@@ -92,3 +92,19 @@ def test_build_report_writes_tables_plots_and_readme(specs, tmp_path):
     text = readme.read_text()
     assert "best hIoU: `zegclip` 24.0 over 1 seed, ahead of `zegclip_baseline_fix` by 10.0 (more than one seed std)" in text
     assert "(hiou_by_variant.png)" in text and "77.8" in (folder / "paper_comparison.md").read_text()
+
+
+def test_report_joins_speed_records_of_default_configs(specs, tmp_path):
+    speed_dir = tmp_path / "speed" / "zegclip-voc12-speed-abcd1234"
+    speed_dir.mkdir(parents=True)
+    (speed_dir / "result.json").write_text(json.dumps({
+        "method": "zegclip", "dataset": "voc12", "input": [512, 512], "params_total": 1, "params_trainable": 1,
+        "flops": 220e9, "macs": 110e9, "whole": {"median_ms": 125.0, "p10_ms": 120.0, "p90_ms": 130.0},
+        "fps_whole": 8.0, "mfu": 0.5, "matmul_peak_gflops": 100.0}))
+    readme = build_report("fixture", specs, {"tvmonitor"}, tmp_path / "reports").read_text()
+    efficiency = (tmp_path / "reports" / "fixture" / "efficiency.md").read_text()
+    row = next(line for line in efficiency.splitlines() if line.startswith("| zegclip "))
+    assert "110.00" in row and "125.0" in row and "8.0" in row
+    fix = next(line for line in efficiency.splitlines() if line.startswith("| zegclip_baseline_fix"))
+    assert "| -" in fix  # not measured: no numbers invented
+    assert "speed_vs_hiou.png" in readme and (tmp_path / "reports" / "fixture" / "speed_vs_hiou.pdf").is_file()

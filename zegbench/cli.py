@@ -108,10 +108,11 @@ def cmd_methods_describe(args) -> None:
         if p.requires_grad:
             part = name.split(".")[0] if not name.startswith("encoder.") else f"encoder.{name.split('.')[1]}"
             by_part[part] = by_part.get(part, 0) + p.numel()
-    unused = sum(p.numel() for n, p in method.decoder.named_parameters() if n in set(method.decoder.unused_parameter_names()))
+    unused_names = method.unused_parameter_names()
+    unused = sum(p.numel() for n, p in method.named_parameters() if n in unused_names)
     counts["params_trainable_unused"] = unused
-    lines = [f"{args.name}: {counts['params_total']:,} parameters, {counts['params_trainable']:,} trainable "
-             f"(of which {unused:,} in the last decoder layer never get a gradient, as in the official model)"]
+    lines = [f"{args.name}: {counts['params_total']:,} parameters, {counts['params_trainable']:,} trainable"
+             + (f" (of which {unused:,} never get a gradient by design, as in the official model)" if unused else "")]
     lines += [f"  trainable {part:<22} {n:>12,}" for part, n in by_part.items()]
     _emit({"method": args.name, **counts, "trainable_by_part": by_part}, args.json, lines)
 

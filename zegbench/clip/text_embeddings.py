@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import weakref
 from pathlib import Path
 
 import torch
@@ -20,10 +21,27 @@ from zegbench.utils.io import atomic_torch_save
 from zegbench.utils.paths import cache_root
 
 _memory: dict[str, torch.Tensor] = {}
+_fingerprints: "weakref.WeakKeyDictionary[torch.nn.Module, tuple]" = weakref.WeakKeyDictionary()
 
 
 def text_tower_fingerprint(model: torch.nn.Module) -> str:
-    """sha1 of every parameter outside the image tower (names, shapes and bytes)."""
+    """sha1 of every parameter outside the image tower (names, shapes and bytes).
+
+    Hashing a real text tower takes longer than a forward pass, so the digest is
+    kept per model object and recomputed only when a text-tower tensor was
+    modified in place since (an optimiser step bumps its version counter).
+    """
+    tensors = [(n, t) for n, t in model.state_dict(keep_vars=True).items() if not n.startswith("visual.")]
+    versions = tuple((id(t), t._version) for _, t in tensors)
+    known = _fingerprints.get(model)
+    if known is not None and known[0] == versions:
+        return known[1]
+    digest = _hash_text_tower(model)
+    _fingerprints[model] = (versions, digest)
+    return digest
+
+
+def _hash_text_tower(model: torch.nn.Module) -> str:
     digest = hashlib.sha1()
     for name, tensor in sorted(model.state_dict().items()):
         if name.startswith("visual."):

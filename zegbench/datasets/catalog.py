@@ -37,11 +37,12 @@ class DatasetInfo:
 
 
 class Recipe(BaseModel):
-    """How methods train on a dataset: keys for every method, and per method (checked at resolve time)."""
+    """How methods train on a dataset: keys for every method, per method class, per method (checked at resolve time)."""
 
     model_config = ConfigDict(extra="forbid")
     method: dict[str, Any] = Field(default_factory=dict)
     train: dict[str, Any] = Field(default_factory=dict)
+    per_class: dict[str, dict[str, Any]] = Field(default_factory=dict)
     per_method: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 

@@ -68,6 +68,11 @@ def _run(args) -> int:
 
     if args.jobs < 1:
         raise ZegbenchError("-j/--jobs must be at least 1")
+    from zegbench.harness.suite import load_suite
+
+    config = load_suite(args.suite)
+    if config.kind == "speed":
+        return _run_speed(args, config)
     specs = expand(args.suite, args.dataset, args.seeds, args.results, args.only)
     if not specs:
         raise ZegbenchError(f"suite {args.suite!r} has no runs" + (f" matching --only {args.only!r}" if args.only else ""))
@@ -101,3 +106,31 @@ def _run(args) -> int:
     report = build_report(summary_path.parent.name, specs, unseen, args.reports, runs)
     print(f"report: {report}")
     return 1 if failed else 0
+
+
+def _run_speed(args, config) -> int:
+    """A speed suite: measure what has no record on this machine, then write the speed report."""
+    from zegbench.harness.speed_suite import execute_speed, expand_speed, speed_records
+    from zegbench.harness.suite import suite_path
+    from zegbench.reports.speed_report import build_speed_report
+
+    suite = suite_path(args.suite).stem
+    specs = expand_speed(config.targets, suite, args.results, args.device, args.only)
+    if not specs:
+        raise ZegbenchError(f"speed suite {args.suite!r} has no targets" + (f" matching --only {args.only!r}" if args.only else ""))
+    if args.list:
+        for spec in specs:
+            print(f"{'done' if (spec.run_dir / 'result.json').is_file() else 'pending':<12} {spec.label:<50} {spec.run_dir}")
+        return 0
+    if not args.report_only:
+        _check_writable(Path(args.results))
+        if args.force:
+            stamp = time.strftime("%Y%m%d-%H%M%S")
+            for spec in specs:
+                if spec.run_dir.exists():
+                    spec.run_dir.rename(spec.run_dir.with_name(f"{spec.run_dir.name}.replaced-{stamp}"))
+        counts = execute_speed(specs, args.device)
+        print(f"suite {args.suite}: {counts['done']} measured, {counts['reused']} reused")
+    report = build_speed_report(suite, speed_records(specs), args.reports, args.results)
+    print(f"report: {report}")
+    return 0

@@ -17,7 +17,7 @@ import inspect
 import typing
 from dataclasses import fields
 from functools import lru_cache
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
@@ -75,13 +75,30 @@ class RunGroup(BaseModel):
     seeds: list[int] | None = None  # default: the suite's seeds
 
 
+class SpeedTarget(BaseModel):
+    """Speed measurements of ``methods`` as configured for ``dataset`` (see ``harness/speed.py``)."""
+
+    model_config = STRICT
+    dataset: str
+    methods: list[str] = Field(min_length=1)
+    whole: tuple[int, int]  # (H, W) of the fixed input: one forward pass, FLOPs counted here
+    test: tuple[int, int] | None = None  # a typical test image, through each method's test-time protocol
+    random_weights: bool = False  # real-scale speed needs no downloaded weights
+    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: timed under autocast (on GPUs with bf16 units)
+    encoder_baseline: bool = True  # also time the bare CLIP image encoder (ZegCLIP's overhead)
+    warmup: int = Field(2, ge=0)
+    repeats: int = Field(10, ge=1)
+    profile: bool = False  # add the top ops by CPU time (where the time goes)
+
+
 class SuiteConfig(BaseModel):
-    """``configs/suites/<name>.yaml``: a grid of runs, or a union of other suites (``include``)."""
+    """``configs/suites/<name>.yaml``: a grid of runs, a union of other suites (``include``), or speed targets."""
 
     model_config = STRICT
     description: str = ""
+    kind: Literal["runs", "speed"] = "runs"  # train + evaluate, or measure speed (``targets``)
     dataset: str = "world"
     seeds: list[int] = Field(default_factory=lambda: [0])
     groups: list[RunGroup] = Field(default_factory=list)
     include: list[str] = Field(default_factory=list)
-    kind: str = "runs"  # "runs" (train + evaluate) or "benchmark" (pytest-benchmark; the speed issue)
+    targets: list[SpeedTarget] = Field(default_factory=list)

@@ -45,8 +45,9 @@ def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None)
     """Merge method config, the dataset's recipe and ``overrides`` (keys of either kind), then validate.
 
     Later wins: the method's YAML, ``recipe.method`` and ``recipe.train`` (every
-    method on this dataset), ``recipe.per_method[method]`` (one method on this
-    dataset, method or training keys), then ``overrides``. Every key is checked
+    method on this dataset), ``recipe.per_class[class]`` (every method of one
+    implementing class, e.g. all ZegCLIP variants), ``recipe.per_method[method]``
+    (one method), then ``overrides``; the last three take method or training keys. Every key is checked
     against the method class's signature or ``TrainConfig`` (types included);
     an error names the layer that set the bad key.
     """
@@ -56,9 +57,11 @@ def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None)
     recipe = info.config.get("recipe") or {}
     method_file, dataset_file = f"configs/methods/{method}.yaml", f"configs/datasets/{dataset}.yaml"
     method_keys, train_keys, origin = {}, asdict(TrainConfig()), {}
+    cls_name = method_config(method)["class"]
     layers = [(method_config(method), method_file, "method"),
               (recipe.get("method") or {}, f"{dataset_file} (recipe.method)", "method"),
               (recipe.get("train") or {}, f"{dataset_file} (recipe.train)", "train"),
+              ((recipe.get("per_class") or {}).get(cls_name) or {}, f"{dataset_file} (recipe.per_class.{cls_name})", None),
               ((recipe.get("per_method") or {}).get(method) or {}, f"{dataset_file} (recipe.per_method.{method})", None),
               (overrides or {}, "command-line override", None)]
     for values, where, kind in layers:
@@ -68,7 +71,7 @@ def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None)
             else:
                 method_keys[key] = value
             origin[key] = where
-    cls_name = method_keys.pop("class")
+    method_keys.pop("class")
     method_keys.pop("description", None)
     schema = schema_for_class(method_class(cls_name))
     method_keys = validate_keys(schema, method_keys, origin, f"method ({cls_name})")

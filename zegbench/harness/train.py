@@ -114,6 +114,8 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
     """
     torch.manual_seed(cfg.seed)
     method.to(device).train()
+    if not any(p.requires_grad for p in method.parameters()):  # training-free (MaskCLIP)
+        return {"steps": 0, "resumed_from": 0, "train_seconds": 0.0, "last_losses": {}, "training_free": True}
     optimizer = torch.optim.AdamW(method.param_groups(cfg.lr), weight_decay=cfg.weight_decay)
     for group in optimizer.param_groups:
         group["peak_lr"] = group["lr"]
@@ -142,18 +144,20 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
             images, labels = _batch(dataset, rng.choice(len(dataset), cfg.batch_size, replace=False), rng)
             images, labels = method.normalize(images.to(device)), labels.to(device)
             with autocast:
-                logits, _ = method(images, class_names)
+                logits, aux = method(images, class_names)
             if self_training:
                 labels = pseudo_label(logits, labels, list(info.unseen_ids))
             else:
                 labels = to_seen[labels]
-            parts = method.loss(logits, labels)
+            parts = method.loss(logits, labels, aux)
             total = sum(parts.values())
             if not torch.isfinite(total):
                 raise ZegbenchError(f"training loss became {total.item()} at step {step} "
                                     f"({', '.join(f'{k} {v.item():.4g}' for k, v in parts.items())}): "
                                     f"lower the learning rate or check the data; the run is stopped")
             (total / cfg.accumulate).backward()
+        if getattr(method, "grad_clip", 0):  # two-stage recipes clip the full model's gradient norm
+            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], method.grad_clip)
         optimizer.step()
         losses = {k: round(v.item(), 5) for k, v in parts.items()}
         if log and (step % cfg.log_every == 0 or step == cfg.steps - 1):

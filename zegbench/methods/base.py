@@ -45,8 +45,11 @@ class Method(nn.Module):
         """Normalised images [B, 3, H, W] -> mask logits [B, C, H, W] at input size, aux dict."""
         raise NotImplementedError
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Named scalar losses for labels [B, H, W] indexing ``class_names`` (255 = ignore)."""
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, aux: dict | None = None) -> dict[str, torch.Tensor]:
+        """Named scalar losses for labels [B, H, W] indexing ``class_names`` (255 = ignore).
+
+        ``aux`` is forward's second output (set-prediction methods need it).
+        """
         raise NotImplementedError
 
     def predict(self, images: torch.Tensor, class_names: list[str], seen: list[bool]) -> torch.Tensor:
@@ -56,6 +59,10 @@ class Method(nn.Module):
     def param_groups(self, lr: float) -> list[dict]:
         """Optimiser groups with the method's learning-rate multipliers applied."""
         return [{"params": [p for p in self.parameters() if p.requires_grad], "lr": lr}]
+
+    def unused_parameter_names(self) -> set[str]:
+        """Trainable parameters the forward pass never uses (they get no gradient by design)."""
+        return set()
 
     def param_counts(self) -> dict[str, int]:
         """Total and trainable parameters (the text tower, never trained, is not a submodule)."""

@@ -64,15 +64,20 @@ class PromptedEncoder(nn.Module):
     def _prompt_set(self, index: int, batch: int) -> torch.Tensor:
         return self.prompt_dropout(self.prompt_proj(self.prompts[index])).expand(batch, -1, -1)
 
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
-        """images [B, 3, H, W] -> (g [B, D], H [B, N, D], grid), both unit-norm."""
+    def embed(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
+        """images [B, 3, H, W] -> the first block's input tokens [B, 1 + N, W] (CLS first) and the patch grid."""
         v = self.visual
         x = v.conv1(images)
         grid = tuple(x.shape[-2:])
         x = x.flatten(2).transpose(1, 2)
         cls = v.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
         x = torch.cat([cls, x], dim=1) + self._positional(grid).to(x.dtype)
-        x = v.ln_pre(x)
+        return v.ln_pre(x), grid
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[int, int]]:
+        """images [B, 3, H, W] -> (g [B, D], H [B, N, D], grid), both unit-norm."""
+        v = self.visual
+        x, grid = self.embed(images)
         m = self.num_tokens
         if m:
             x = torch.cat([x[:, :1], self._prompt_set(0, x.shape[0]), x[:, 1:]], dim=1)

@@ -81,10 +81,13 @@ class ZegCLIP(Method):
         logits = self.decoder(queries, patches)
         return masks_to_image(logits, grid, images.shape[-2:]), {"image_embedding": g}
 
-    def loss(self, logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, aux: dict | None = None) -> dict[str, torch.Tensor]:
         if self.loss_type == "ce":
             return ce_loss(logits, labels)
         return nel_loss(logits, labels, self.focal_weight, self.dice_weight, self.ignore_negatives)
+
+    def unused_parameter_names(self) -> set[str]:
+        return {f"decoder.{n}" for n in self.decoder.unused_parameter_names()}
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits -> per-class scores in [0, 1]: sigmoid (NEL: classes independent) or softmax (CE)."""

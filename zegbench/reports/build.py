@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from zegbench.reports import plots
+from zegbench.reports.speed_report import latest_speed
 from zegbench.reports.tables import (METRICS, ablation_table, aggregate, efficiency_table, mean_std, paper_comparison,
                                      runs_frame, to_latex, to_markdown)
 
@@ -39,6 +40,15 @@ def _reading(part: pd.DataFrame, metric: str, label: str) -> str:
         if not math.isnan(spread):
             text += " (within one seed std)" if gap < spread else " (more than one seed std)"
     return text
+
+
+def _speed_points(agg: pd.DataFrame, speed: pd.DataFrame) -> pd.DataFrame:
+    """(latency, hIoU) of each variant that is a method's default config and has a speed record."""
+    if speed.empty:
+        return pd.DataFrame()
+    merged = agg[agg["variant"] == agg["method"]].merge(speed, on=["method", "dataset"])
+    return pd.DataFrame({"method": merged["method"], "dataset": merged["dataset"], "latency_ms": merged["latency_ms"],
+                         "hIoU": merged["hIoU_mean"], "seeds": merged["n"]})
 
 
 def build_report(suite: str, specs, unseen_classes: set[str], reports_dir: str | Path = "reports",
@@ -89,13 +99,17 @@ def build_report(suite: str, specs, unseen_classes: set[str], reports_dir: str |
                      "tables against the paper's direction of effect instead.")
     lines.append("")
 
-    efficiency = efficiency_table(agg)
+    speed = latest_speed(Path(runs["run_dir"].iloc[0]).parents[1])
+    efficiency = efficiency_table(agg, speed)
     (out / "efficiency.md").write_text(to_markdown(efficiency))
     (out / "efficiency.tex").write_text(to_latex(efficiency, f"Size and training time (suite {suite})",
                                                  f"tab:{suite}-efficiency"))
     paper_eff = pd.DataFrame(paper["efficiency"]).fillna({"verified": True})
     lines += ["## Efficiency: [markdown](efficiency.md), [LaTeX](efficiency.tex)", "", to_markdown(efficiency),
-              "The paper's efficiency rows (GFLOPs and FPS need the speed suite to compare):", "",
+              ("GMACs, latency and FPS (batch 1) are the newest records of the speed suite (`run_all.py --suite "
+               "speed`) on this run store, for variants that are a method's default config." if "FPS" in efficiency
+               else "GMACs, latency and FPS appear here once `run_all.py --suite speed` has measured these methods."),
+              "", "The paper's efficiency rows (fvcore GFLOPs, 1080Ti):", "",
               to_markdown(paper_eff.assign(verified=paper_eff["verified"].map({True: "yes", False: "no †"}))), ""]
 
     figures = [("hIoU per variant", plots.hiou_by_variant(runs, out),
@@ -105,7 +119,9 @@ def build_report(suite: str, specs, unseen_classes: set[str], reports_dir: str |
                ("Per-class IoU", plots.per_class_heatmap(specs, unseen_classes, out),
                 "Mean over seeds; unseen classes (U) are right of the white line."),
                ("Training curves", plots.training_curves(specs, out),
-                "Training loss, mean over seeds; NEL and CE losses are on different scales.")]
+                "Training loss, mean over seeds; NEL and CE losses are on different scales."),
+               ("Speed vs accuracy", plots.speed_vs_hiou(_speed_points(agg, speed), out),
+                "hIoU (mean over seeds) against the speed suite's batch-1 latency; up-left is better.")]
     lines += ["## Plots", ""]
     for title, files, reading in figures:
         if files:

@@ -84,3 +84,20 @@ def training_curves(specs, out_dir: Path) -> list[str]:
     ax.set(yscale="log", xlabel="training step", ylabel="training loss (log scale; losses differ by variant)")
     ax.legend(fontsize=7)
     return _save(fig, out_dir, "training_curves")
+
+
+def speed_vs_hiou(points: pd.DataFrame, out_dir: Path, stem: str = "speed_vs_hiou") -> list[str]:
+    """hIoU (mean over seeds) against median latency per image, one labelled point per method.
+
+    ``points`` columns: method, dataset, latency_ms, hIoU, seeds. Up-left is better.
+    """
+    if points.empty:
+        return []
+    fig, ax = plt.subplots(figsize=(6, 4))
+    sns.scatterplot(points, x="latency_ms", y="hIoU", hue="method", style="dataset", s=70, ax=ax, legend=False)
+    for row in points.itertuples():
+        ax.annotate(f"{row.method} ({row.seeds} seeds)", (row.latency_ms, row.hIoU), textcoords="offset points",
+                    xytext=(5, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set(xlabel="median latency per image, batch 1 (ms, log scale)", ylabel="hIoU (%), mean over seeds")
+    return _save(fig, out_dir, stem)

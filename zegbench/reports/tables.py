@@ -108,17 +108,26 @@ def paper_comparison(agg: pd.DataFrame, paper: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def efficiency_table(agg: pd.DataFrame) -> pd.DataFrame:
-    """Parameter counts and training time per variant (FLOPs and latency come from the speed suite)."""
+def efficiency_table(agg: pd.DataFrame, speed: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Parameter counts and training time per variant; GMACs, latency and FPS where the speed
+    suite measured the variant's method on its dataset (``speed``: ``speed_report.latest_speed``)."""
     seen = agg.drop_duplicates("variant")
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "Variant": seen["variant"],
         "Params total (M)": [f"{v / 1e6:.2f}" for v in seen["params_total"]],
         "Params learnable (M)": [f"{v / 1e6:.3f}" for v in seen["params_trainable"]],
         "Train time / run (s)": [f"{v:.0f}" for v in seen["train_seconds"]],
-        "Device": seen["device"], "Precision": seen["precision"], "Inference": seen["inference"],
-        "torch": seen["torch"],
     })
+    lookup = {} if speed is None else {(r.method, r.dataset): r for r in speed.itertuples()}
+    # Only a variant that is its method's default config was measured (overrides may change the cost).
+    hits = [lookup.get((m, d)) if v == m else None for v, m, d in zip(seen["variant"], seen["method"], seen["dataset"])]
+    if any(hits):
+        table["GMACs (fvcore)"] = [f"{h.gmacs:.2f}" if h else "-" for h in hits]
+        table["Latency (ms)"] = [f"{h.latency_ms:.1f}" if h else "-" for h in hits]
+        table["FPS"] = [f"{h.fps:.1f}" if h else "-" for h in hits]
+    for label, column in (("Device", "device"), ("Precision", "precision"), ("Inference", "inference"), ("torch", "torch")):
+        table[label] = seen[column].tolist()
+    return table
 
 
 def to_markdown(table: pd.DataFrame) -> str:

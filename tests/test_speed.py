@@ -1,0 +1,68 @@
+"""The speed protocol's parts (FLOP counting, latency statistics) and the speed suite end to end."""
+from __future__ import annotations
+
+import json
+
+import torch
+
+from zegbench.harness.cli import main
+from zegbench.harness.run import config_hash, resolve
+from zegbench.harness.speed import count_flops, latency_stats, time_calls
+
+
+def test_flops_of_a_linear_layer_are_two_per_multiply_add():
+    layer = torch.nn.Linear(64, 32, bias=False)
+    x = torch.randn(4, 64)
+    flops, _ = count_flops(layer, lambda: layer(x))
+    assert flops == 2 * 4 * 64 * 32
+
+
+def test_attention_is_counted_even_where_eval_mode_would_hide_it():
+    e, length = 32, 10
+    mha = torch.nn.MultiheadAttention(e, 4, batch_first=True).eval()
+    x = torch.randn(1, length, e)
+    flops, _ = count_flops(mha, lambda: mha(x, x, x, need_weights=False))
+    macs = 3 * length * e * e + 2 * length * length * e + length * e * e  # q/k/v, QK^T, AV, out
+    assert flops == 2 * macs
+    assert not mha.training  # the counter restores the module's mode
+
+
+def test_latency_statistics_and_timed_calls():
+    stats = latency_stats([0.010, 0.030, 0.020, 0.040, 0.050])
+    assert (stats["median_ms"], stats["min_ms"], stats["repeats"]) == (30.0, 10.0, 5)
+    assert stats["p10_ms"] <= stats["median_ms"] <= stats["p90_ms"] == 50.0
+    calls = []
+    times = time_calls(lambda: calls.append(1), warmup=2, repeats=3)
+    assert len(calls) == 5 and len(times) == 3 and all(t >= 0 for t in times)
+
+
+def _speed_suite(tmp_path):
+    path = tmp_path / "tinyspeed.yaml"
+    path.write_text("kind: speed\ntargets:\n  - dataset: world_smoke\n    methods: [zegclip, maskclip]\n"
+                    "    whole: [32, 32]\n    test: [32, 48]\n    warmup: 0\n    repeats: 2\n")
+    return str(path)
+
+
+def test_speed_suite_records_reuses_and_reports(tmp_path, capsys):
+    suite = _speed_suite(tmp_path)
+    results, reports = tmp_path / "results", tmp_path / "reports"
+    # A finished accuracy run of maskclip's default config on the same dataset feeds the speed-vs-hIoU plot.
+    resolved = resolve("maskclip", "world_smoke", 0)
+    fake = results / "other" / f"maskclip-world_smoke-s0-{config_hash(resolved)}"
+    fake.mkdir(parents=True)
+    (fake / "result.json").write_text(json.dumps({"seed": 0, "hIoU": 12.5, "config_hash": config_hash(resolved)}))
+    args = ["--suite", suite, "--results", str(results), "--reports", str(reports)]
+    assert main(args) == 0
+    records = sorted(results.glob("tinyspeed/*/result.json"))
+    assert [p.parent.name.split("-")[0] for p in records] == ["clip_image_encoder", "maskclip", "zegclip"]
+    zegclip = json.loads(records[2].read_text())
+    assert zegclip["macs"] * 2 == zegclip["flops"] > 0 and zegclip["whole"]["repeats"] == 2
+    assert zegclip["test_mode"] == "whole" and zegclip["test_input"] == [32, 48]
+    assert 0 < zegclip["mfu"] < 1 and zegclip["params_trainable"] > 0
+    assert (records[0].parent / "env.json").is_file()
+    capsys.readouterr()
+    assert main(args) == 0  # the second invocation measures nothing
+    assert "0 measured, 3 reused" in capsys.readouterr().out
+    readme = (reports / "tinyspeed" / "README.md").read_text()
+    assert "zegclip over the bare CLIP image encoder" in readme
+    assert (reports / "tinyspeed" / "speed_vs_hiou.png").is_file() and (reports / "tinyspeed" / "efficiency.tex").is_file()

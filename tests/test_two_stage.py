@@ -1,0 +1,116 @@
+"""The two-stage comparator's parts on hand-made cases, and MaskCLIP's value path."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from zegbench.methods import create_method
+from zegbench.methods.region_clip import ensemble, region_crops, semantic_map
+from zegbench.methods.set_loss import hungarian_match, semantic_targets, set_loss
+
+TINY_TWO_STAGE = dict(clip_weights="none", backbone="world_cnn", queries=4, hidden=32, decoder_layers=2,
+                      decoder_heads=4, decoder_ffn=64, mask_dim=16)
+
+
+def test_matcher_pairs_each_target_with_the_query_whose_mask_fits():
+    masks = torch.tensor([[1.0, 1, 0, 0], [0, 0, 1, 1]])  # target 0 left half, target 1 right half
+    classes = torch.tensor([2, 0])
+    logits = torch.tensor([[-9.0, -9, 9, 9], [9, 9, -9, -9], [-9, -9, -9, -9]])  # q0 right, q1 left, q2 nothing
+    uniform = torch.full((3, 4), 0.25)
+    rows, cols = hungarian_match(uniform, logits, classes, masks)
+    assert dict(zip(rows.tolist(), cols.tolist())) == {0: 1, 1: 0}
+
+
+def test_matcher_breaks_mask_ties_by_class_probability():
+    masks = torch.tensor([[1.0, 1, 0, 0]])
+    logits = torch.tensor([[9.0, 9, -9, -9], [9.0, 9, -9, -9]])  # identical masks
+    prob = torch.tensor([[0.1, 0.8, 0.1], [0.8, 0.1, 0.1]])  # query 1 is sure it is class 0
+    rows, cols = hungarian_match(prob, logits, torch.tensor([0]), masks)
+    assert rows.tolist() == [1] and cols.tolist() == [0]
+
+
+def test_semantic_targets_skip_ignore_and_set_loss_teaches_no_object_elsewhere():
+    labels = torch.tensor([[[0, 0, 255, 1], [0, 0, 255, 1]]])  # [1, 2, 4]
+    classes, masks = semantic_targets(labels[0])
+    assert classes.tolist() == [0, 1] and masks.sum().item() == 6
+    class_logits = torch.zeros(1, 3, 3)  # Q=3, C=2 + no object
+    mask_logits = torch.tensor([[[[9.0, 9, -9, -9]] * 2, [[-9.0, -9, -9, 9]] * 2, [[-9.0] * 4] * 2]])
+    out = set_loss({"class_logits": class_logits, "mask_logits": mask_logits}, labels)
+    # q0 -> class 0, q1 -> class 1, q2 -> no object (weight 0.1): uniform logits give log 3 per query
+    expected = (1 * torch.log(torch.tensor(3.0)) * 2 + 0.1 * torch.log(torch.tensor(3.0))) / 2.1
+    assert out["loss_class"].item() == pytest.approx(expected.item(), rel=1e-5)
+    assert out["loss_mask"].item() < 1e-3 and out["loss_dice"].item() < 1e-3  # the masks are right
+    wrong = set_loss({"class_logits": class_logits, "mask_logits": -mask_logits}, labels)
+    assert wrong["loss_dice"] > 0.2 and wrong["loss_mask"] > 100 * out["loss_mask"]  # no query fits any more
+
+
+def test_region_crop_takes_the_box_and_fills_outside_the_mask_with_the_mean():
+    h, w = 8, 10
+    ys, xs = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
+    image = torch.stack([ys, xs, ys + xs])[None]  # linear in x and y: bilinear sampling is exact
+    mask = torch.zeros(1, 2, h, w, dtype=torch.bool)
+    mask[0, 0, 2:6, 3:7] = True
+    mask[0, 0, 3, 4] = False  # a hole inside the box
+    crops, valid = region_crops(image, mask, size=4)
+    assert valid.tolist() == [[True, False]] and crops.shape == (1, 3, 4, 4)  # the empty proposal is skipped
+    expected = image[0, :, 2:6, 3:7].clone()
+    expected[:, 1, 1] = 0  # CLIP-normalised mean colour
+    assert torch.allclose(crops[0], expected, atol=1e-5)
+    bigger, _ = region_crops(image, mask, size=8)  # resized: same region, twice the samples
+    full = image[0, :, 2:6, 3:7]
+    assert bigger.shape == (1, 3, 8, 8)
+    assert torch.allclose(bigger[0, :, 0, 0], torch.stack([full[0, 0, 0] - 0.25, full[1, 0, 0] - 0.25,
+                                                           full[2, 0, 0] - 0.5]), atol=1e-5)
+
+
+def test_ensemble_is_the_per_class_geometric_mean_of_both_rules():
+    p_prop = torch.tensor([0.5, 0.2, 0.3])
+    p_clip = torch.tensor([0.1, 0.6, 0.3])
+    seen = torch.tensor([True, False, True])
+    zsseg = ensemble(p_prop, p_clip, seen, 0.7)
+    hand = torch.tensor([0.5 ** 0.7 * 0.1 ** 0.3, 0.2 ** 0.3 * 0.6 ** 0.7, 0.3 ** 0.7 * 0.3 ** 0.3])
+    assert torch.allclose(zsseg, hand, atol=1e-6)
+    zegformer = ensemble(p_prop, p_clip, seen, 2 / 3, style="zegformer")
+    w = 2 / 3  # CLIP's seen probabilities become their mean, (0.1 + 0.3) / 2
+    hand = torch.tensor([0.5 ** w * 0.2 ** (1 - w), 0.2 ** (1 - w) * 0.6 ** w, 0.3 ** w * 0.2 ** (1 - w)])
+    assert torch.allclose(zegformer, hand, atol=1e-6)
+
+
+def test_semantic_map_sums_class_probability_times_mask_over_queries():
+    class_prob = torch.tensor([[[0.9, 0.1], [0.2, 0.8]]])  # [B=1, Q=2, C=2]
+    masks = torch.tensor([[[[1.0, 0.0]], [[0.5, 1.0]]]])  # [1, 2, 1, 2]
+    out = semantic_map(class_prob, masks)
+    assert torch.allclose(out[0, :, 0], torch.tensor([[0.9 + 0.1, 0.2], [0.1 + 0.4, 0.8]]))
+
+
+def test_two_stage_without_regions_falls_back_to_the_proposal_distribution():
+    torch.manual_seed(0)
+    method = create_method("two_stage", mask_threshold=1.1, **TINY_TWO_STAGE).eval()  # no mask passes
+    x = method.normalize(torch.randint(0, 256, (1, 64, 64, 3), dtype=torch.uint8))
+    names = ["solid circle", "striped square", "dotted star"]
+    scores = method.predict(x, names, seen=[True, True, False])
+    last = method.proposals(x, method.text_embeddings(names))[-1]
+    masks = F.interpolate(last["mask_logits"], size=(64, 64), mode="bilinear", align_corners=False).sigmoid()
+    assert torch.allclose(scores, semantic_map(last["class_logits"].softmax(-1)[..., :-1], masks), atol=1e-5)
+    with_regions = create_method("two_stage", mask_threshold=0.0, **TINY_TWO_STAGE).eval()
+    with_regions.load_state_dict(method.state_dict())
+    assert not torch.allclose(with_regions.predict(x, names, seen=[True, True, False]), scores)
+
+
+def test_maskclip_features_are_the_last_block_with_each_token_attending_only_to_itself():
+    torch.manual_seed(0)
+    method = create_method("maskclip", clip_weights="none", image_size=32).eval()
+    x = method.normalize(torch.randint(0, 256, (1, 32, 32, 3), dtype=torch.uint8))
+    feats, grid = method.dense_features(x)
+    visual = method.encoder.visual
+    tokens, _ = method.encoder.embed(x)
+    for block in visual.transformer.resblocks[:-1]:
+        tokens = block(tokens)
+    last = visual.transformer.resblocks[-1]
+    n = tokens.shape[1]
+    self_only = torch.full((n, n), float("-inf")).fill_diagonal_(0)
+    attended = last.attention(q_x=last.ln_1(tokens), attn_mask=self_only)  # softmax over one key = its value
+    expected = F.normalize(visual.ln_post(attended) @ visual.proj, dim=-1)[:, 1:]
+    assert grid == (4, 4) and torch.allclose(feats, expected, atol=1e-5)
+    assert method.param_counts()["params_trainable"] == 0

@@ -1,0 +1,188 @@
+"""Speed of a method as the user's machine runs it: parameters, FLOPs, latency, FPS, FLOP utilisation.
+
+Protocol (also in the README, because published FPS numbers rarely agree on it):
+
+- What is timed: one ``predict`` call on one image (batch 1): the method's whole
+  inference path from a normalised tensor to per-class scores at input size,
+  including every CLIP forward and, for ZegCLIP, the seen-class calibration.
+  Not timed: image decoding and resizing, the argmax, class text embeddings
+  (computed once per vocabulary and cached; the warm-up fills the cache).
+- How: ``torch.inference_mode``, ``warmup`` untimed calls, then ``repeats``
+  timed calls; on CUDA each call is synchronised. Reported: median latency,
+  the 10th-90th percentile spread, and FPS = 1 / median.
+- Two inputs: ``whole``, a fixed square input with one forward pass (the
+  number papers compare), and ``test``, a typical test image run through the
+  method's own test-time protocol (ZegCLIP on VOC: a 512 window slid with
+  stride 426 over 512x683; two-stage methods and MaskCLIP run whole images).
+- FLOPs per image of the ``whole`` input, counted by ``torch.utils.flop_counter``
+  with attention decomposed into matmuls (module in train mode, math SDPA
+  kernel, no grad: the fused kernels are invisible to the counter). Two
+  conventions: ``flops`` counts a multiply-add as 2; ``macs`` as 1, like fvcore,
+  which is where papers' "GFLOPs" usually come from.
+- Model FLOP utilisation (MFU): flops / median latency / the peak of a large
+  fp32 matmul measured on the same machine in the same process.
+"""
+from __future__ import annotations
+
+import statistics
+import time
+import torch
+
+from zegbench.datasets.catalog import load_dataset_info
+from zegbench.methods import create_method
+
+
+def synchronize(device: str | torch.device) -> None:
+    if str(device).startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def time_calls(fn, warmup: int, repeats: int, device: str | torch.device = "cpu") -> list[float]:
+    """Seconds of each of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def latency_stats(times: list[float]) -> dict:
+    """Median, 10th/90th percentiles and min of call times, in milliseconds."""
+    ordered = sorted(times)
+
+    def pct(q: float) -> float:
+        return ordered[min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))]
+    return {"median_ms": round(1000 * statistics.median(ordered), 3), "p10_ms": round(1000 * pct(0.1), 3),
+            "p90_ms": round(1000 * pct(0.9), 3), "min_ms": round(1000 * ordered[0], 3), "repeats": len(ordered)}
+
+
+def matmul_peak(device: str | torch.device = "cpu", size: int = 2048, repeats: int = 5,
+                dtype: torch.dtype = torch.float32) -> float:
+    """Best FLOP/s of a ``size`` x ``size`` matmul (2 size^3 FLOPs) on ``device``: this machine's practical peak."""
+    a = torch.randn(size, size, device=device, dtype=dtype)
+    b = torch.randn(size, size, device=device, dtype=dtype)
+    best = min(time_calls(lambda: a @ b, warmup=2, repeats=repeats, device=device))
+    return 2 * size ** 3 / best
+
+
+def count_flops(method: torch.nn.Module, fn) -> tuple[int, dict[str, int]]:
+    """FLOPs (a multiply-add = 2) of ``fn()`` and their split over ``method``'s direct children.
+
+    The module is put in train mode for the count (and restored): in eval mode
+    under no_grad, ``nn.MultiheadAttention`` takes a fused path the counter
+    cannot see. The math SDPA backend makes attention plain matmuls.
+    """
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = method.training
+    trainable = [p for p in method.parameters() if p.requires_grad]
+    method.train()
+    # The counter's module tracker hooks every input that requires grad; a view of a trainable
+    # parameter taken under no_grad still says it does, without a grad_fn, which breaks the hook.
+    for p in trainable:
+        p.requires_grad_(False)
+    counter = FlopCounterMode(display=False)
+    try:
+        with sdpa_kernel(SDPBackend.MATH), torch.no_grad(), counter:
+            fn()
+    finally:
+        method.train(was_training)
+        for p in trainable:
+            p.requires_grad_(True)
+    by_module = {}
+    for name, ops in counter.get_flop_counts().items():
+        parts = name.split(".")
+        if len(parts) == 2:  # "<Root>.<child>"
+            by_module[parts[1]] = int(sum(ops.values()))
+    return int(counter.get_total_flops()), by_module
+
+
+def profile_top_ops(fn, top: int = 8) -> list[dict]:
+    """The ops with the most self CPU time in one call of ``fn`` (share of the total, in %)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        fn()
+    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
+    total = sum(e.self_cpu_time_total for e in events) or 1
+    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
+    return [{"op": e.key, "self_ms": round(e.self_cpu_time_total / 1000, 2), "share": round(100 * e.self_cpu_time_total / total, 1),
+             "calls": e.count} for e in events[:top]]
+
+
+def speed_method_config(method: str, dataset: str, random_weights: bool) -> dict:
+    """The method's config as resolved for ``dataset`` (its recipe), with random weights when asked.
+
+    Speed does not depend on weight values, so the real-scale setting can be
+    measured without downloading CLIP or an ImageNet backbone.
+    """
+    from zegbench.harness.run import resolve
+
+    cfg = dict(resolve(method, dataset, 0)["method_config"])
+    cfg.pop("class")
+    if random_weights:
+        cfg["clip_weights"] = "none"
+        if "backbone_weights" in cfg:
+            cfg["backbone_weights"] = "none"
+    return cfg
+
+
+def measure_speed(method_name: str, dataset: str, whole: tuple[int, int], test: tuple[int, int] | None = None,
+                  random_weights: bool = False, warmup: int = 2, repeats: int = 10, profile: bool = False,
+                  device: str = "cpu", peak: float | None = None, encoder_only: bool = False,
+                  precision: str = "fp32") -> dict:
+    """Speed record of one method as configured for ``dataset`` (see the module docstring).
+
+    ``encoder_only`` measures the method's bare CLIP image encoder instead
+    (ZegCLIP's overhead is measured against it); ``peak`` is the matmul peak
+    (FLOP/s) for MFU, measured here when not given. ``precision`` 'bf16' times
+    the calls under bf16 autocast (FLOPs are counted in fp32; MFU stays
+    against the fp32 peak, so it can exceed 1 on hardware with faster bf16).
+    """
+    info = load_dataset_info(dataset)
+    names, seen = list(info.classes), [c not in info.unseen for c in info.classes]
+    cfg = speed_method_config(method_name, dataset, random_weights)
+    if encoder_only:
+        cfg["tuning"] = "frozen"
+    torch.manual_seed(0)
+    method = create_method(method_name, **cfg).to(device).eval()
+    counts = method.param_counts()
+    x = torch.randn(1, 3, *whole, device=device)
+    if encoder_only:
+        run = lambda: method.encoder(x)  # noqa: E731  (CLIP's blocks, every token through ln_post and proj)
+    else:
+        method.text_embeddings(names)  # cached now: text encoding is not part of the timed path
+        run = lambda: method.predict(x, names, seen)  # noqa: E731
+    flops, by_module = count_flops(method, run)
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
+    autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    with torch.inference_mode(), autocast:
+        stats = latency_stats(time_calls(run, warmup, repeats, device))
+    record = {"method": "clip_image_encoder" if encoder_only else method_name, "config_of": method_name,
+              "dataset": dataset, "input": list(whole), **counts, "flops": flops, "macs": flops // 2,
+              "flops_by_module": by_module, "whole": stats, "fps_whole": round(1000 / stats["median_ms"], 3),
+              "random_weights": random_weights, "precision": precision}
+    if hasattr(method, "last_region_count"):
+        record["regions_per_image"] = method.last_region_count
+    peak = peak or matmul_peak(device)
+    record["matmul_peak_gflops"] = round(peak / 1e9, 2)
+    record["achieved_gflops"] = round(flops / (stats["median_ms"] / 1000) / 1e9, 2)
+    record["mfu"] = round(flops / (stats["median_ms"] / 1000) / peak, 4)
+    if test is not None and not encoder_only:
+        xt = torch.randn(1, 3, *test, device=device)
+        with torch.inference_mode(), autocast:
+            test_stats = latency_stats(time_calls(lambda: method.predict(xt, names, seen), warmup, repeats, device))
+        mode = getattr(method, "inference", "whole")
+        record.update({"test_input": list(test), "test_mode": mode, "test": test_stats,
+                       "fps_test": round(1000 / test_stats["median_ms"], 3)})
+    if profile:
+        with torch.inference_mode(), autocast:
+            record["profile_top_ops"] = profile_top_ops(run)
+    return record

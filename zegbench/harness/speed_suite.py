@@ -1,0 +1,100 @@
+"""``run_all.py --suite speed``: speed targets -> one record folder per (method, target, machine).
+
+    <results>/<suite>/<method>-<dataset>-speed-<hash>/
+        env.json      versions, device, threads, git commit
+        result.json   the record of ``harness.speed.measure_speed`` (kind: speed)
+
+The hash covers the method's resolved config, the target's settings and the
+machine (device name, torch version, threads), so a re-run on the same machine
+reuses finished records and another machine measures afresh. Records are
+never overwritten (``--force`` moves the folders aside first, as for runs).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from zegbench.harness.config import SpeedTarget
+from zegbench.utils.io import atomic_write_json
+
+SPEED_SCHEMA = 1
+ENCODER = "clip_image_encoder"
+
+
+@dataclass
+class SpeedSpec:
+    """One speed record to measure: a method (or the bare encoder of ``config_of``) on a target."""
+
+    method: str
+    config_of: str
+    target: SpeedTarget
+    run_dir: Path
+
+    @property
+    def label(self) -> str:
+        size = "x".join(map(str, self.target.whole))
+        return f"{self.method} [{self.target.dataset} {size} {self.target.precision}]"
+
+
+def machine_key(device: str) -> dict:
+    import torch
+
+    from zegbench.harness.run import environment
+
+    env = environment(device)
+    return {"device_name": env["device_name"], "torch": torch.__version__, "threads": env["threads"]}
+
+
+def expand_speed(targets: list[SpeedTarget], suite: str, results: str | Path, device: str = "cpu",
+                 only: str | None = None) -> list[SpeedSpec]:
+    """Every (method, target) of a speed suite, plus each target's bare-encoder baseline."""
+    import fnmatch
+
+    from zegbench.harness.speed import speed_method_config
+
+    machine = machine_key(device)
+    specs = []
+    for target in targets:
+        entries = [(m, m) for m in target.methods]
+        zegclip_like = [m for m in target.methods if "tuning" in speed_method_config(m, target.dataset, target.random_weights)]
+        if target.encoder_baseline and zegclip_like:
+            entries.append((ENCODER, zegclip_like[0]))
+        for name, config_of in entries:
+            key = {"method": name, "config": speed_method_config(config_of, target.dataset, target.random_weights),
+                   "target": target.model_dump(exclude={"methods"}), "machine": machine, "schema": SPEED_SCHEMA}
+            digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
+            spec = SpeedSpec(name, config_of, target, Path(results) / suite / f"{name}-{target.dataset}-speed-{digest}")
+            if only is None or fnmatch.fnmatch(spec.label, only) or fnmatch.fnmatch(name, only):
+                specs.append(spec)
+    return specs
+
+
+def execute_speed(specs: list[SpeedSpec], device: str = "cpu") -> dict[str, int]:
+    """Measure every spec without a record (one process, one at a time: timings must not share cores)."""
+    from zegbench.harness.run import environment
+    from zegbench.harness.speed import matmul_peak, measure_speed
+
+    counts = {"done": 0, "reused": 0}
+    todo = [s for s in specs if not (s.run_dir / "result.json").is_file()]
+    counts["reused"] = len(specs) - len(todo)
+    peak = matmul_peak(device) if todo else None
+    for i, spec in enumerate(todo, 1):
+        t = spec.target
+        record = measure_speed(spec.config_of, t.dataset, t.whole, t.test, t.random_weights, t.warmup, t.repeats,
+                               t.profile, device, peak, encoder_only=spec.method == ENCODER, precision=t.precision)
+        spec.run_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(environment(device), spec.run_dir / "env.json")
+        atomic_write_json({"schema": SPEED_SCHEMA, "kind": "speed", "status": "finished", **record},
+                          spec.run_dir / "result.json")
+        print(f"[{i}/{len(todo)}] {spec.label}: {record['whole']['median_ms']:.1f} ms "
+              f"({record['fps_whole']:.2f} FPS), {record['macs'] / 1e9:.2f} GMACs, MFU {100 * record['mfu']:.1f}%",
+              flush=True)
+        counts["done"] += 1
+    return counts
+
+
+def speed_records(specs: list[SpeedSpec]) -> list[dict]:
+    """The finished records of ``specs``, in suite order."""
+    return [json.loads((s.run_dir / "result.json").read_text()) for s in specs if (s.run_dir / "result.json").is_file()]

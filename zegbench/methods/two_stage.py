@@ -1,0 +1,117 @@
+"""The two-stage comparator: class-agnostic mask proposals + CLIP on each region (zsseg / ZegFormer).
+
+Training (seen classes only) is the proposal network's alone: MaskFormer's set
+loss with class logits in CLIP's text space (proposals.py, set_loss.py).
+Inference adds the second image encoder: every non-empty proposal is cropped,
+filled and resized, CLIP classifies it, and the two class distributions are
+ensembled per class before the semantic map sum_q p(q, c) m_q
+(region_clip.py). The ``ensemble`` switch picks zsseg's rule (default) or
+ZegFormer's (with ``calibration`` 0.1 on seen classes).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from zegbench.clip.loading import IN_HOUSE, load_clip
+from zegbench.clip.templates import TEMPLATE_SETS
+from zegbench.clip.text_embeddings import class_embeddings
+from zegbench.methods.base import Method, register_class
+from zegbench.methods.proposals import ProposalNetwork
+from zegbench.methods.region_clip import ENSEMBLES, classify_regions, ensemble, region_crops, semantic_map
+from zegbench.methods.set_loss import set_loss
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@register_class("two_stage")
+class TwoStage(Method):
+    """MaskFormer proposals (own backbone) + frozen CLIP region classification + per-class ensemble."""
+
+    setting = "inductive"
+
+    def __init__(self, clip: str = IN_HOUSE, clip_weights: str | None = None, clip_image_size: int | None = None,
+                 templates: str = "single", backbone: str = "world_cnn", backbone_weights: str | None = None,
+                 queries: int = 100, hidden: int = 256, decoder_layers: int = 6, decoder_heads: int = 8,
+                 decoder_ffn: int = 2048, mask_dim: int = 256, dropout: float = 0.1,
+                 no_object_weight: float = 0.1, mask_weight: float = 20.0, dice_weight: float = 1.0,
+                 deep_supervision: bool = True, ensemble: str = "zsseg", ensemble_weight: float = 0.7,
+                 calibration: float = 0.0, mask_threshold: float = 0.5, clip_batch: int = 32,
+                 backbone_lr_mult: float = 0.1, grad_clip: float = 0.01):
+        super().__init__()
+        if templates not in TEMPLATE_SETS:
+            raise ValueError(f"templates must be one of {tuple(TEMPLATE_SETS)}, not {templates!r}")
+        if ensemble not in ENSEMBLES:
+            raise ValueError(f"ensemble must be one of {ENSEMBLES}, not {ensemble!r}")
+        if not 0.0 <= ensemble_weight <= 1.0:
+            raise ValueError(f"ensemble_weight must be in [0, 1], not {ensemble_weight}")
+        bundle = load_clip(clip, clip_weights, image_size=clip_image_size)
+        bundle.model.requires_grad_(False)
+        self._bundle = bundle  # plain attribute: the text tower is frozen and only feeds the cached embeddings
+        self.clip_visual = bundle.model.visual  # frozen second image encoder: a submodule, so it follows .to(device)
+        dim = bundle.model.text_projection.shape[1] if bundle.model.text_projection is not None else bundle.model.visual.output_dim
+        self.proposals = ProposalNetwork(dim, backbone, backbone_weights, queries, hidden, decoder_layers,
+                                         decoder_heads, decoder_ffn, mask_dim, dropout)
+        self.mean, self.std = bundle.mean, bundle.std  # outside-mask fill 0 = CLIP's mean colour
+        self.resnet_input = backbone.startswith("resnet")  # ImageNet-pretrained backbones expect ImageNet stats
+        self.templates = TEMPLATE_SETS[templates]
+        self.loss_weights = dict(no_object_weight=no_object_weight, mask_weight=mask_weight, dice_weight=dice_weight)
+        self.deep_supervision = deep_supervision
+        self.ensemble, self.ensemble_weight, self.calibration = ensemble, ensemble_weight, calibration
+        self.mask_threshold, self.clip_batch = mask_threshold, clip_batch
+        self.backbone_lr_mult, self.grad_clip = backbone_lr_mult, grad_clip
+
+    def text_embeddings(self, class_names: list[str]) -> torch.Tensor:
+        """Frozen, cached class embeddings [C, D] on the method's device."""
+        emb = class_embeddings(self._bundle, list(class_names), self.templates)
+        return emb.to(self.proposals.query_embed.weight.device)
+
+    def _backbone_input(self, images: torch.Tensor) -> torch.Tensor:
+        if not self.resnet_input:
+            return images
+        dev = images.device
+        clip_mean, clip_std = (torch.tensor(v, device=dev).view(1, 3, 1, 1) for v in (self.mean, self.std))
+        net_mean, net_std = (torch.tensor(v, device=dev).view(1, 3, 1, 1) for v in (IMAGENET_MEAN, IMAGENET_STD))
+        return (images * clip_std + clip_mean - net_mean) / net_std
+
+    def forward(self, images: torch.Tensor, class_names: list[str]) -> tuple[torch.Tensor, dict]:
+        """Semantic-map logits of the proposal network alone [B, C, H, W]; aux holds every layer's set output."""
+        layers = self.proposals(self._backbone_input(images), self.text_embeddings(class_names))
+        last = layers[-1]
+        masks = F.interpolate(last["mask_logits"], size=images.shape[-2:], mode="bilinear", align_corners=False)
+        sem = semantic_map(last["class_logits"].softmax(-1)[..., :-1], masks.sigmoid())
+        return sem.clamp_min(1e-6).log(), {"layers": layers}
+
+    def loss(self, logits: torch.Tensor, labels: torch.Tensor, aux: dict | None = None) -> dict[str, torch.Tensor]:
+        if aux is None:
+            raise ValueError("two_stage's loss needs the aux output of forward (the per-layer set predictions)")
+        layers = aux["layers"] if self.deep_supervision else aux["layers"][-1:]
+        total: dict[str, torch.Tensor] = {}
+        for out in layers:
+            for k, v in set_loss(out, labels, **self.loss_weights).items():
+                total[k] = total.get(k, 0) + v
+        return total
+
+    @torch.no_grad()
+    def predict(self, images: torch.Tensor, class_names: list[str], seen: list[bool]) -> torch.Tensor:
+        text = self.text_embeddings(class_names)
+        last = self.proposals(self._backbone_input(images), text)[-1]
+        p_prop = last["class_logits"].softmax(-1)[..., :-1]  # [B, Q, C]
+        masks = F.interpolate(last["mask_logits"], size=images.shape[-2:], mode="bilinear", align_corners=False).sigmoid()
+        crops, valid = region_crops(images, masks > self.mask_threshold, self._bundle.image_size)  # CLIP's own input size
+        self.last_region_count = len(crops) / len(images)  # CLIP forwards per image (speed reports it)
+        p_clip = p_prop.clone()  # an empty proposal keeps the proposal net's distribution
+        p_clip[valid] = classify_regions(self.clip_visual, crops, text, batch_size=self.clip_batch)
+        is_seen = torch.tensor(seen, device=images.device)
+        scores = semantic_map(ensemble(p_prop, p_clip, is_seen, self.ensemble_weight, self.ensemble), masks)
+        if self.calibration:
+            scores = scores - self.calibration * is_seen.to(scores.dtype).view(1, -1, 1, 1)
+        return scores
+
+    def param_groups(self, lr: float) -> list[dict]:
+        """The backbone at ``backbone_lr_mult`` x lr (reference: 0.1), everything else at lr."""
+        backbone = [p for p in self.proposals.backbone.parameters() if p.requires_grad]
+        rest = [p for n, p in self.named_parameters() if p.requires_grad and not n.startswith("proposals.backbone.")]
+        return [{"params": rest, "lr": lr, "name": "head"},
+                {"params": backbone, "lr": lr * self.backbone_lr_mult, "name": "backbone"}]

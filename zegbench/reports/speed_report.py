@@ -1,0 +1,147 @@
+"""``reports/<speed suite>/``: the efficiency table, one-stage vs two-stage ratios, and speed vs accuracy.
+
+A pure function of the speed records (``harness/speed_suite.py``) and, for the
+accuracy axis, of finished runs in the run store that used the method's default
+config on the same dataset.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+
+from zegbench.reports import plots
+from zegbench.reports.tables import to_latex, to_markdown
+
+
+def speed_frame(records: list[dict]) -> pd.DataFrame:
+    """One row per speed record, the columns a table needs."""
+    rows = []
+    for r in records:
+        test = r.get("test") or {}
+        rows.append({
+            "method": r["method"], "dataset": r["dataset"], "input": "x".join(map(str, r["input"])),
+            "precision": r.get("precision", "fp32"),
+            "params_total": r["params_total"], "params_trainable": r["params_trainable"],
+            "gflops": r["flops"] / 1e9, "gmacs": r["macs"] / 1e9, "latency_ms": r["whole"]["median_ms"],
+            "p10_ms": r["whole"]["p10_ms"], "p90_ms": r["whole"]["p90_ms"], "fps": r["fps_whole"],
+            "test": f"{r.get('test_mode', '-')} {'x'.join(map(str, r.get('test_input', [])))}".strip(),
+            "fps_test": r.get("fps_test"), "test_ms": test.get("median_ms"),
+            "regions": r.get("regions_per_image"), "mfu": r["mfu"], "peak_gflops": r["matmul_peak_gflops"],
+            "random_weights": r.get("random_weights", False),
+        })
+    return pd.DataFrame(rows)
+
+
+def latest_speed(results_root: str | Path) -> pd.DataFrame:
+    """The newest speed record per (method, dataset) anywhere in the run store, as ``speed_frame`` rows."""
+    paths = sorted(Path(results_root).glob("*/*-speed-*/result.json"), key=lambda p: p.stat().st_mtime)
+    frame = speed_frame([json.loads(p.read_text()) for p in paths])
+    if frame.empty:
+        return frame
+    return frame[frame["precision"] == "fp32"].drop_duplicates(["method", "dataset"], keep="last")
+
+
+def efficiency_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """The speed table as published: sizes, GFLOPs in both conventions, latency, FPS, MFU."""
+    def opt(v, fmt):
+        return "-" if v is None or pd.isna(v) else format(v, fmt)
+    return pd.DataFrame({
+        "Method": frame["method"], "Dataset": frame["dataset"], "Input": frame["input"], "Precision": frame["precision"],
+        "Params (M)": [f"{v / 1e6:.2f}" for v in frame["params_total"]],
+        "Learnable (M)": [f"{v / 1e6:.2f}" for v in frame["params_trainable"]],
+        "GMACs (fvcore)": [f"{v:.1f}" for v in frame["gmacs"]],
+        "GFLOPs (2/MAC)": [f"{v:.1f}" for v in frame["gflops"]],
+        "Latency ms [p10-p90]": [f"{m:.1f} [{a:.1f}-{b:.1f}]" for m, a, b in zip(frame["latency_ms"], frame["p10_ms"], frame["p90_ms"])],
+        "FPS": [f"{v:.2f}" for v in frame["fps"]],
+        "Test protocol": frame["test"], "FPS test": [opt(v, ".2f") for v in frame["fps_test"]],
+        "CLIP crops/img": [opt(v, ".0f") for v in frame["regions"]],
+        "MFU %": [f"{100 * v:.1f}" for v in frame["mfu"]],
+    })
+
+
+def ratios(frame: pd.DataFrame) -> list[str]:
+    """Sentences: two-stage vs ZegCLIP, and ZegCLIP vs the bare CLIP image encoder, per dataset and input."""
+    lines = []
+    for (dataset, size, precision), part in frame.groupby(["dataset", "input", "precision"], sort=False):
+        by = part.set_index("method")
+        if "zegclip" not in by.index:
+            continue
+        z = by.loc["zegclip"]
+        for other in ("two_stage", "two_stage_zegformer"):
+            if other not in by.index:
+                continue
+            o = by.loc[other]
+            line = (f"{dataset} {size} {precision}: {other} / zegclip = **{o['latency_ms'] / z['latency_ms']:.1f}x latency**, "
+                    f"{o['gflops'] / z['gflops']:.1f}x FLOPs ({o['regions']:.0f} CLIP crops per image)")
+            if pd.notna(z["test_ms"]) and pd.notna(o["test_ms"]):
+                line += f"; at test protocol ({z['test']} vs {o['test']}) {o['test_ms'] / z['test_ms']:.1f}x latency"
+            lines.append(line + ".")
+        if "clip_image_encoder" in by.index:
+            e = by.loc["clip_image_encoder"]
+            lines.append(f"{dataset} {size} {precision}: zegclip over the bare CLIP image encoder: {z['latency_ms'] / e['latency_ms']:.2f}x "
+                         f"latency ({z['latency_ms'] - e['latency_ms']:+.1f} ms), {z['gflops'] / e['gflops']:.2f}x FLOPs.")
+    return lines
+
+
+def accuracy_points(frame: pd.DataFrame, results_root: str | Path) -> pd.DataFrame:
+    """hIoU of each measured method on the same dataset: finished runs of its default config, pooled over seeds."""
+    from zegbench.harness.run import config_hash, resolve
+
+    points = []
+    for row in frame.drop_duplicates(["method", "dataset"]).itertuples():
+        hious = {}
+        for path in Path(results_root).glob(f"*/{row.method}-{row.dataset}-s*-*/result.json"):
+            result = json.loads(path.read_text())
+            try:
+                default = config_hash(resolve(row.method, row.dataset, result["seed"]))
+            except Exception:  # a method or dataset config that no longer resolves
+                continue
+            if result.get("config_hash") == default:
+                hious[result["seed"]] = result["hIoU"]  # the same run copied into two suites counts once
+        if hious:
+            points.append({"method": row.method, "dataset": row.dataset, "latency_ms": row.latency_ms,
+                           "hIoU": sum(hious.values()) / len(hious), "seeds": len(hious)})
+    return pd.DataFrame(points)
+
+
+def build_speed_report(suite: str, records: list[dict], reports_dir: str | Path = "reports",
+                       results_root: str | Path = "results") -> Path:
+    """Write ``reports/<suite>/README.md`` (+ efficiency.md/.tex, speed_vs_hiou.png/.pdf)."""
+    from zegbench.reports.build import paper_numbers
+
+    out = Path(reports_dir) / suite
+    out.mkdir(parents=True, exist_ok=True)
+    lines = [f"# Speed report: suite `{suite}`", ""]
+    if not records:
+        (out / "README.md").write_text("\n".join(lines + ["No speed records yet."]) + "\n")
+        return out / "README.md"
+    frame = speed_frame(records)
+    table = efficiency_table(frame)
+    (out / "efficiency.md").write_text(to_markdown(table))
+    (out / "efficiency.tex").write_text(to_latex(table, f"Speed on one machine (suite {suite})", f"tab:{suite}-speed"))
+    peaks = ", ".join(f"{p:.0f}" for p in sorted(frame["peak_gflops"].unique()))
+    lines += [f"Batch 1, median of the timed calls after warm-up; FPS = 1 / median. MFU against the fp32 matmul "
+              f"peak measured in the same run ({peaks} GFLOP/s). Protocol: README, \"Speed\".", "",
+              "## Efficiency: [markdown](efficiency.md), [LaTeX](efficiency.tex)", "", to_markdown(table)]
+    if frame["random_weights"].any():
+        lines += ["Rows of datasets with real-scale models use random weights: speed does not depend on weight "
+                  "values, except the two-stage method's number of non-empty proposals (CLIP crops), shown per row.", ""]
+    lines += ["## Ratios", ""] + [f"- {line}" for line in ratios(frame)] + [""]
+    paper = pd.DataFrame(paper_numbers()["efficiency"]).fillna({"verified": True})
+    lines += ["## The paper's efficiency rows (1080Ti, 512x512, fvcore GFLOPs = our GMACs column)", "",
+              to_markdown(paper.assign(verified=paper["verified"].map({True: "yes", False: "no †"}))), ""]
+    for r in records:
+        if r.get("profile_top_ops"):
+            ops = pd.DataFrame(r["profile_top_ops"])
+            lines += [f"## Where the time goes: {r['method']} on {r['dataset']} "
+                      f"({'x'.join(map(str, r['input']))}, MFU {100 * r['mfu']:.1f}%)", "", to_markdown(ops)]
+    points = accuracy_points(frame, results_root)
+    files = plots.speed_vs_hiou(points, out)
+    if files:
+        lines += ["## Speed vs accuracy", "", f"![speed vs hIoU]({files[0]})", "",
+                  "hIoU from finished runs of each method's default config on the same dataset (any suite); "
+                  f"[PDF]({files[1]}).", ""]
+    (out / "README.md").write_text("\n".join(lines) + "\n")
+    return out / "README.md"
