@@ -51,6 +51,18 @@ def time_calls(fn, warmup: int, repeats: int, device: str | torch.device = "cpu"
     return times
 
 
+def time_paired(fn_a, fn_b, warmup: int, repeats: int, device: str | torch.device = "cpu") -> tuple[list[float], list[float]]:
+    """Alternate calls of ``fn_a`` and ``fn_b``: a ratio of the two is then immune to the machine's
+    speed drifting between measurements (shared virtual machines drift by 20% and more)."""
+    for _ in range(warmup):
+        fn_a(), fn_b()
+    a, b = [], []
+    for _ in range(repeats):
+        a += time_calls(fn_a, 0, 1, device)
+        b += time_calls(fn_b, 0, 1, device)
+    return a, b
+
+
 def latency_stats(times: list[float]) -> dict:
     """Median, 10th/90th percentiles and min of call times, in milliseconds."""
     ordered = sorted(times)
@@ -153,6 +165,8 @@ def measure_speed(method_name: str, dataset: str, whole: tuple[int, int], test: 
     torch.manual_seed(0)
     method = create_method(method_name, **cfg).to(device).eval()
     counts = method.param_counts()
+    if encoder_only:  # the encoder alone: CLIP's image tower, nothing learnable
+        counts = {"params_total": sum(p.numel() for p in method.encoder.visual.parameters()), "params_trainable": 0}
     x = torch.randn(1, 3, *whole, device=device)
     if encoder_only:
         run = lambda: method.encoder(x)  # noqa: E731  (CLIP's blocks, every token through ln_post and proj)
@@ -175,6 +189,14 @@ def measure_speed(method_name: str, dataset: str, whole: tuple[int, int], test: 
     record["matmul_peak_gflops"] = round(peak / 1e9, 2)
     record["achieved_gflops"] = round(flops / (stats["median_ms"] / 1000) / 1e9, 2)
     record["mfu"] = round(flops / (stats["median_ms"] / 1000) / peak, 4)
+    if "tuning" in cfg and not encoder_only:  # a ZegCLIP variant: its overhead over the bare encoder, paired
+        torch.manual_seed(0)
+        bare = create_method(method_name, **{**cfg, "tuning": "frozen"}).to(device).eval()
+        with torch.inference_mode(), autocast:
+            ours, enc = time_paired(run, lambda: bare.encoder(x), warmup, repeats, device)
+        record["paired_with_encoder"] = {"method": latency_stats(ours), "encoder": latency_stats(enc),
+                                         "ratio": round(statistics.median(o / e for o, e in zip(ours, enc)), 4)}
+        del bare
     if test is not None and not encoder_only:
         xt = torch.randn(1, 3, *test, device=device)
         with torch.inference_mode(), autocast:
