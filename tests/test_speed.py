@@ -59,6 +59,8 @@ def test_speed_suite_records_reuses_and_reports(tmp_path, capsys):
     assert zegclip["macs"] * 2 == zegclip["flops"] > 0 and zegclip["whole"]["repeats"] == 2
     assert zegclip["test_mode"] == "whole" and zegclip["test_input"] == [32, 48]
     assert 0 < zegclip["mfu"] < 1 and zegclip["params_trainable"] > 0
+    assert set(zegclip["flops_by_module"]) == {"encoder", "queries", "decoder"}
+    assert sum(zegclip["flops_by_module"].values()) == zegclip["flops"]  # every FLOP is in one part
     paired = zegclip["paired_with_encoder"]  # the overhead, from alternating calls
     assert paired["ratio"] > 0 and paired["method"]["repeats"] == paired["encoder"]["repeats"] == 2
     assert (records[0].parent / "env.json").is_file()

@@ -107,11 +107,15 @@ def count_flops(method: torch.nn.Module, fn) -> tuple[int, dict[str, int]]:
         method.train(was_training)
         for p in trainable:
             p.requires_grad_(True)
+    # The counter names a module by its path from the first module entered: "<Root>.<child>"
+    # when the root's forward ran, "<child>" when only a child was called (as predict may).
+    counts = {name: int(sum(ops.values())) for name, ops in counter.get_flop_counts().items()}
+    root = type(method).__name__
     by_module = {}
-    for name, ops in counter.get_flop_counts().items():
-        parts = name.split(".")
-        if len(parts) == 2:  # "<Root>.<child>"
-            by_module[parts[1]] = int(sum(ops.values()))
+    for child, _ in method.named_children():
+        found = [counts[k] for k in (child, f"{root}.{child}") if k in counts]
+        if found:
+            by_module[child] = max(found)
     return int(counter.get_total_flops()), by_module
 
 
