@@ -36,6 +36,16 @@ def test_api_segments_any_size_into_given_names(run_dir):
     assert (none.labels == 255).all()
 
 
+@pytest.mark.parametrize("method", ["two_stage", "maskclip"])
+def test_other_method_kinds_segment_too(tmp_path, method):
+    run_experiment(method, "world_smoke", 0, TINY, results=tmp_path, suite="seg")
+    model = zegbench.load(run_dir_for(resolve(method, "world_smoke", 0, TINY), tmp_path, "seg"))
+    assert model.size == 96  # the world's images (two-stage) or the method's input (MaskCLIP)
+    image = np.random.default_rng(0).integers(0, 255, (70, 130, 3), dtype=np.uint8)
+    result = model.segment(image, ["dotted star", "solid circle"])
+    assert result.labels.shape == (70, 130) and np.isfinite(result.scores).all()
+
+
 def test_checkpoint_file_carries_its_config(run_dir):
     state = torch.load(run_dir / "checkpoint.pt", weights_only=True)
     assert state["config"]["method"] == "zegclip"

@@ -27,6 +27,22 @@ def test_attention_is_counted_even_where_eval_mode_would_hide_it():
     assert not mha.training  # the counter restores the module's mode
 
 
+def test_flops_split_over_the_parts_a_predict_call_uses():
+    from zegbench.methods import create_method
+
+    torch.manual_seed(0)
+    method = create_method("two_stage", clip_weights="none", queries=4, hidden=32, decoder_layers=2, decoder_heads=4,
+                           decoder_ffn=64, mask_dim=16, mask_threshold=0.0).eval()  # every proposal goes to CLIP
+    x = torch.randn(1, 3, 64, 64)
+    names = ["solid circle", "dotted star"]
+    method.text_embeddings(names)
+    flops, parts = count_flops(method, lambda: method.predict(x, names, [True, False]))
+    assert set(parts) == {"proposals", "clip_visual"} and all(v > 0 for v in parts.values())
+    assert sum(parts.values()) <= flops  # the rest: the ensemble and the semantic map, outside any child
+    clip_once, _ = count_flops(method.clip_visual, lambda: method.clip_visual(torch.randn(1, 3, 64, 64)))
+    assert parts["clip_visual"] == 4 * clip_once  # one CLIP forward per proposal
+
+
 def test_latency_statistics_and_timed_calls():
     stats = latency_stats([0.010, 0.030, 0.020, 0.040, 0.050])
     assert (stats["median_ms"], stats["min_ms"], stats["repeats"]) == (30.0, 10.0, 5)

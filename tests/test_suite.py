@@ -38,6 +38,8 @@ def test_expand_grid_seeds_include_and_only(suites, tmp_path):
     assert len(suite_mod.expand("a", seeds=1, results=tmp_path)) == 4
     only = suite_mod.expand("a", results=tmp_path, only="zegclip_baseline_fix*num_tokens=3")
     assert [(s.method, s.overrides["num_tokens"]) for s in only] == [("zegclip_baseline_fix", 3)] * 2
+    bracketed = suite_mod.expand("a", results=tmp_path, only="zegclip [world")  # labels' brackets are literal
+    assert {s.method for s in bracketed} == {"zegclip"} and len(bracketed) == 4
 
 
 @pytest.mark.parametrize("text, expected", [

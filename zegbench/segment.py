@@ -40,9 +40,13 @@ class Segmenter:
         from zegbench.datasets.catalog import load_dataset_info
 
         self.method, self.config, self.device = method.to(device).eval(), config, device
+        info = load_dataset_info(config["dataset"]) if config.get("dataset") else None
         # Names the model was trained on keep the inductive seen-class calibration, as in evaluation.
-        self.trained_on = set(load_dataset_info(config["dataset"]).seen) if config.get("dataset") else set()
-        self.size = int(config["method_config"].get("image_size", 512))
+        self.trained_on = set(info.seen) if info else set()
+        # The input size: the method's own (ZegCLIP's CLIP grid), else the images it trained on
+        # (a two-stage network takes any size; the world's images are 96), else 512.
+        world = (info.config.get("world") or {}) if info else {}
+        self.size = int(config["method_config"].get("image_size") or world.get("image_size") or 512)
 
     @torch.no_grad()
     def segment(self, image, class_names: list[str], min_score: float | None = None) -> Segmentation:
@@ -58,12 +62,16 @@ class Segmenter:
         if scale != 1:
             size = (max(self.size, round(h * scale)), max(self.size, round(w * scale)))
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
-        mode = self.method.inference
-        self.method.inference = "slide"  # any size in, windows of the model's own size
-        try:
-            scores = self.method.predict(x, names, [n in self.trained_on for n in names])
-        finally:
-            self.method.inference = mode
+        seen = [n in self.trained_on for n in names]
+        if hasattr(self.method, "inference"):  # a method with a fixed input size slides windows of it
+            mode = self.method.inference
+            self.method.inference = "slide"
+            try:
+                scores = self.method.predict(x, names, seen)
+            finally:
+                self.method.inference = mode
+        else:  # fully convolutional proposals (two-stage) or any-size dense features (MaskCLIP)
+            scores = self.method.predict(x, names, seen)
         scores = F.interpolate(scores, size=(h, w), mode="bilinear", align_corners=False)[0]
         best, labels = scores.max(dim=0)
         if min_score is not None:
@@ -96,6 +104,11 @@ def load(path: str | Path, device: str = "cpu") -> Segmenter:
     path = Path(path)
     checkpoint = path / "checkpoint.pt" if path.is_dir() else path
     if path.is_dir() and not checkpoint.is_file():
+        if (path / "result.json").is_file() and (path / "config.yaml").is_file():
+            config = yaml.safe_load((path / "config.yaml").read_text())
+            method = create_method(config["method"], **{k: v for k, v in config["method_config"].items() if k != "class"})
+            if not any(p.requires_grad for p in method.parameters()):  # training-free: nothing was saved
+                return Segmenter(method, config, device)
         raise ZegbenchError(f"run folder {path} has no checkpoint.pt: the run did not finish training "
                             f"(see `run_all.py --list`)")
     if not checkpoint.is_file():

@@ -72,6 +72,9 @@ def _run(args) -> int:
 
     config = load_suite(args.suite)
     if config.kind == "speed":
+        if args.dataset or args.seeds:
+            raise ZegbenchError(f"--dataset and --seeds do not apply to speed suite {args.suite!r}: its targets "
+                                f"name their datasets and nothing is seeded; edit the suite file instead")
         return _run_speed(args, config)
     specs = expand(args.suite, args.dataset, args.seeds, args.results, args.only)
     if not specs:

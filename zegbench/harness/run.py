@@ -47,9 +47,9 @@ def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None)
     Later wins: the method's YAML, ``recipe.method`` and ``recipe.train`` (every
     method on this dataset), ``recipe.per_class[class]`` (every method of one
     implementing class, e.g. all ZegCLIP variants), ``recipe.per_method[method]``
-    (one method), then ``overrides``; the last three take method or training keys. Every key is checked
-    against the method class's signature or ``TrainConfig`` (types included);
-    an error names the layer that set the bad key.
+    (one method), then ``overrides``; the last three take method or training
+    keys. Every key is checked against the method class's signature or
+    ``TrainConfig`` (types included); an error names the layer that set the bad key.
     """
     from zegbench.methods.base import method_class
 

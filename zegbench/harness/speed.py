@@ -107,16 +107,44 @@ def count_flops(method: torch.nn.Module, fn) -> tuple[int, dict[str, int]]:
         method.train(was_training)
         for p in trainable:
             p.requires_grad_(True)
-    # The counter names a module by its path from the first module entered: "<Root>.<child>"
-    # when the root's forward ran, "<child>" when only a child was called (as predict may).
-    counts = {name: int(sum(ops.values())) for name, ops in counter.get_flop_counts().items()}
-    root = type(method).__name__
-    by_module = {}
-    for child, _ in method.named_children():
-        found = [counts[k] for k in (child, f"{root}.{child}") if k in counts]
-        if found:
-            by_module[child] = max(found)
+    by_module = split_by_child(method, {k: int(sum(ops.values())) for k, ops in counter.get_flop_counts().items()})
     return int(counter.get_total_flops()), by_module
+
+
+def split_by_child(method: torch.nn.Module, counts: dict[str, int]) -> dict[str, int]:
+    """FLOPs per direct child of ``method`` from the counter's per-module totals.
+
+    The counter names modules by their path from whichever module was entered
+    first, spelled with its class name: "ZegCLIP.decoder" when ``forward`` ran,
+    "ProposalNetwork.backbone" when ``predict`` called a child directly. A
+    container (ModuleList) is never entered, so only its members appear. Each
+    key is mapped back to a path in ``method``; per child, the outermost paths
+    are summed (a module's total already includes its submodules').
+    """
+    root = type(method).__name__
+    by_class = {}
+    for name, child in method.named_children():
+        by_class.setdefault(type(child).__name__, name)
+    paths = set()
+    resolved = {}
+    for key, flops in counts.items():
+        first, _, rest = key.partition(".")
+        if first == root:
+            path = rest
+        elif first in by_class:
+            path = by_class[first] + ("." + rest if rest else "")
+        else:
+            continue
+        if path:
+            resolved[path] = flops
+            paths.add(path)
+    out: dict[str, int] = {}
+    for path, flops in resolved.items():
+        parts = path.split(".")
+        if any(".".join(parts[:i]) in paths for i in range(1, len(parts))):
+            continue  # inside a module already counted
+        out[parts[0]] = out.get(parts[0], 0) + flops
+    return out
 
 
 def profile_top_ops(fn, top: int = 8) -> list[dict]:

@@ -50,9 +50,8 @@ def machine_key(device: str) -> dict:
 def expand_speed(targets: list[SpeedTarget], suite: str, results: str | Path, device: str = "cpu",
                  only: str | None = None) -> list[SpeedSpec]:
     """Every (method, target) of a speed suite, plus each target's bare-encoder baseline."""
-    import fnmatch
-
     from zegbench.harness.speed import speed_method_config
+    from zegbench.harness.suite import label_matches
 
     machine = machine_key(device)
     specs = []
@@ -66,7 +65,7 @@ def expand_speed(targets: list[SpeedTarget], suite: str, results: str | Path, de
                    "target": target.model_dump(exclude={"methods"}), "machine": machine, "schema": SPEED_SCHEMA}
             digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
             spec = SpeedSpec(name, config_of, target, Path(results) / suite / f"{name}-{target.dataset}-speed-{digest}")
-            if only is None or fnmatch.fnmatch(spec.label, only) or fnmatch.fnmatch(name, only):
+            if only is None or label_matches(spec.label, only):
                 specs.append(spec)
     return specs
 

@@ -44,6 +44,13 @@ def suite_path(name: str) -> Path:
     return SUITE_DIR / f"{check_name(name, 'suite')}.yaml"
 
 
+def label_matches(label: str, pattern: str) -> bool:
+    """``--only``: shell-style ``*`` and ``?`` anywhere in a run's label; brackets are literal,
+    because labels contain them (``zegclip [world] seed 0``)."""
+    literal = "".join({"[": "[[]", "]": "[]]"}.get(c, c) for c in pattern)
+    return fnmatch.fnmatch(label, f"*{literal}*")
+
+
 def load_suite(name: str) -> SuiteConfig:
     """Read and validate a suite by name (or path; see ``suite_path``)."""
     path = suite_path(name)
@@ -108,7 +115,7 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, resu
                 spec.run_dir = run_dir_for(resolved, results, folder)
                 specs.append(spec)
     if only:
-        specs = [s for s in specs if fnmatch.fnmatch(s.label, f"*{only}*")]
+        specs = [s for s in specs if label_matches(s.label, only)]
     specs = list({s.run_dir: s for s in specs}.values())  # a run listed twice (e.g. via include) runs once
     # Overrides every run shares (a smoke suite's few steps) name no variant: leave them out of labels.
     common = set.intersection(*(set(_items(s.overrides)) for s in specs)) if specs else set()
