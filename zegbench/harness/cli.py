@@ -57,6 +57,14 @@ def _check_writable(folder: Path) -> None:
                             f"--results or fix its permissions") from None
 
 
+def _move_aside(run_dirs) -> None:
+    """``--force``: rename existing run folders to ``<run>.replaced-<time>``; nothing is deleted."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for run_dir in run_dirs:
+        if run_dir.exists():
+            run_dir.rename(run_dir.with_name(f"{run_dir.name}.replaced-{stamp}"))
+
+
 def _run(args) -> int:
     from zegbench.harness.run import run_status
     from zegbench.harness.suite import execute, expand, suite_path
@@ -89,10 +97,7 @@ def _run(args) -> int:
     if not args.report_only:
         _check_writable(Path(args.results))
         if args.force:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            for spec in specs:
-                if spec.run_dir.exists():
-                    spec.run_dir.rename(spec.run_dir.with_name(f"{spec.run_dir.name}.replaced-{stamp}"))
+            _move_aside(spec.run_dir for spec in specs)
         started = time.time()
         counts = execute(specs, suite_path(args.suite).stem, args.results, args.device, args.data_root, args.jobs)
         failed = counts.get("failed", 0) + counts.get("interrupted", 0)
@@ -128,10 +133,7 @@ def _run_speed(args, config) -> int:
     if not args.report_only:
         _check_writable(Path(args.results))
         if args.force:
-            stamp = time.strftime("%Y%m%d-%H%M%S")
-            for spec in specs:
-                if spec.run_dir.exists():
-                    spec.run_dir.rename(spec.run_dir.with_name(f"{spec.run_dir.name}.replaced-{stamp}"))
+            _move_aside(spec.run_dir for spec in specs)
         counts = execute_speed(specs, args.device)
         print(f"suite {args.suite}: {counts['done']} measured, {counts['reused']} reused")
     everything = expand_speed(config.targets, suite, args.results, args.device) if args.only else specs

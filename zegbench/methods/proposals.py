@@ -21,7 +21,19 @@ from torch import nn
 BACKBONES = ("world_cnn", "resnet50", "resnet101")
 
 
-class WorldCNN(nn.Module):
+class StagedBackbone(nn.Module):
+    """A stem then ``stages``; returns every stage's output (strides 4, 8, 16, 32)."""
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = self.stem(x)
+        out = []
+        for stage in self.stages:
+            x = stage(x)
+            out.append(x)
+        return out
+
+
+class WorldCNN(StagedBackbone):
     """Four stride-2 stages after a stride-2 stem: features at strides 4, 8, 16, 32."""
 
     def __init__(self, widths: tuple[int, ...] = (32, 64, 128, 128)):
@@ -35,16 +47,8 @@ class WorldCNN(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.channels = tuple(widths)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)
-        out = []
-        for stage in self.stages:
-            x = stage(x)
-            out.append(x)
-        return out
 
-
-class ResNetFeatures(nn.Module):
+class ResNetFeatures(StagedBackbone):
     """torchvision ResNet's res2..res5 (strides 4..32).
 
     ``weights``: None or 'none' (random, for speed measurements), 'imagenet'
@@ -73,14 +77,6 @@ class ResNetFeatures(nn.Module):
         self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         self.stages = nn.ModuleList([net.layer1, net.layer2, net.layer3, net.layer4])
         self.channels = (256, 512, 1024, 2048)
-
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        x = self.stem(x)
-        out = []
-        for stage in self.stages:
-            x = stage(x)
-            out.append(x)
-        return out
 
 
 def build_backbone(name: str, weights: str | None = None) -> nn.Module:

@@ -57,6 +57,8 @@ def build_report(suite: str, specs, unseen_classes: set[str], reports_dir: str |
     already read) and return its README path."""
     out = Path(reports_dir) / suite
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob("ablation_*.*"):  # tables of groups the suite no longer has
+        stale.unlink()
     runs = runs_frame(specs) if runs is None else runs
     lines = [f"# Report: suite `{suite}`", ""]
     if runs.empty:

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
@@ -96,8 +97,12 @@ def speed_vs_hiou(points: pd.DataFrame, out_dir: Path, stem: str = "speed_vs_hio
     fig, ax = plt.subplots(figsize=(6, 4))
     sns.scatterplot(points, x="latency_ms", y="hIoU", hue="method", style="dataset", s=70, ax=ax, legend=False)
     for row in points.itertuples():
-        ax.annotate(f"{row.method} ({row.seeds} seeds)", (row.latency_ms, row.hIoU), textcoords="offset points",
+        seeds = f"{row.seeds} seed" + ("s" if row.seeds != 1 else "")
+        ax.annotate(f"{row.method} ({seeds})", (row.latency_ms, row.hIoU), textcoords="offset points",
                     xytext=(5, 4), fontsize=8)
     ax.set_xscale("log")
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}" if str(v)[0] in "25" else ""))
+    ax.margins(x=0.25, y=0.15)  # room for the labels
     ax.set(xlabel="median latency per image, batch 1 (ms, log scale)", ylabel="hIoU (%), mean over seeds")
     return _save(fig, out_dir, stem)
