@@ -154,6 +154,7 @@ CASES = {
                                          "    whole: [96, 96]\n"), "unknown method 'zegclap'"),
     "backbone-weights-missing": (_run("--method", "two_stage", "--dataset", "world_smoke", "--set", "backbone=resnet50",
                                       "--set", "backbone_weights=/nonexistent/r50.pth", *TINY), "backbone_weights"),
+    "nproc-without-torchrun": (lambda t, m: (run_all_main, ["--suite", "smoke", "--nproc", "2"]), "needs --executor torchrun"),
     "jobs-not-positive": (lambda t, m: (run_all_main, ["--suite", "smoke", "-j", "0"]), "at least 1"),
     "method-unknown-name": (_run("--method", "nope"), "unknown method 'nope'"),
     "method-name-is-a-path": (_run("--method", "../configs/methods/zegclip"), "not a plain name"),

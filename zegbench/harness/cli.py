@@ -36,6 +36,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--results", default="results", help="run store folder (default: results)")
     parser.add_argument("--reports", default="reports", help="report folder (default: reports)")
     parser.add_argument("--device", default="cpu", help="torch device for training and evaluation")
+    parser.add_argument("--executor", default="local", choices=["local", "torchrun", "slurm"],
+                        help="local: a subprocess per run (default); torchrun: each run over --nproc processes "
+                             "(DDP); slurm: each run a Slurm job through submitit")
+    parser.add_argument("--nproc", type=int, default=1,
+                        help="processes per run (torchrun, and within each Slurm job): global batch = batch_size x nproc")
+    parser.add_argument("--slurm-partition", help="Slurm partition")
+    parser.add_argument("--slurm-gpus", type=int, help="GPUs per job (gpus_per_node)")
+    parser.add_argument("--slurm-cpus", type=int, help="CPUs per job (cpus_per_task)")
+    parser.add_argument("--slurm-time", type=int, default=24 * 60, help="time limit per job in minutes (default 1440)")
+    parser.add_argument("--slurm-array-parallelism", type=int, default=16, help="jobs of the array running at once")
+    parser.add_argument("--slurm-cluster", choices=["slurm", "local", "debug"], default="slurm",
+                        help="submitit backend: slurm, or local/debug to try the executor without a cluster")
     parser.add_argument("--debug", action="store_true", help="show the traceback behind an error line")
     return parser
 
@@ -84,7 +96,12 @@ def _run(args) -> int:
             raise ZegbenchError(f"--dataset and --seeds do not apply to speed suite {args.suite!r}: its targets "
                                 f"name their datasets and nothing is seeded; edit the suite file instead")
         return _run_speed(args, config)
-    specs = expand(args.suite, args.dataset, args.seeds, args.results, args.only)
+    from zegbench.harness.executors import ExecutorOptions, slurm_script
+
+    executor = ExecutorOptions(args.executor, args.nproc, args.slurm_partition, args.slurm_gpus, args.slurm_cpus,
+                               args.slurm_time, args.slurm_array_parallelism,
+                               None if args.slurm_cluster == "slurm" else args.slurm_cluster)
+    specs = expand(args.suite, args.dataset, args.seeds, args.results, args.only, world_size=executor.world_size)
     if not specs:
         raise ZegbenchError(f"suite {args.suite!r} has no runs" + (f" matching --only {args.only!r}" if args.only else ""))
     if args.list:
@@ -92,6 +109,10 @@ def _run(args) -> int:
         for spec, status in zip(specs, statuses):
             print(f"{status:<12} {spec.label:<60} {spec.run_dir}")
         print(", ".join(f"{statuses.count(s)} {s}" for s in ("done", "running", "failed", "interrupted", "pending")))
+        if executor.kind == "slurm":  # what would be submitted, for checking before a cluster sees it
+            print("the sbatch settings of each job (one array; submitit fills in the command):")
+            pending = len(specs) - statuses.count("done")
+            print(slurm_script(executor, Path(args.results) / suite_path(args.suite).stem / ".submitit", pending))
         return 0
     failed = 0
     if not args.report_only:
@@ -99,7 +120,8 @@ def _run(args) -> int:
         if args.force:
             _move_aside(spec.run_dir for spec in specs)
         started = time.time()
-        counts = execute(specs, suite_path(args.suite).stem, args.results, args.device, args.data_root, args.jobs)
+        counts = execute(specs, suite_path(args.suite).stem, args.results, args.device, args.data_root, args.jobs,
+                         executor=executor)
         failed = counts.get("failed", 0) + counts.get("interrupted", 0)
         print(f"suite {args.suite}: {time.time() - started:.0f} s wall time; "
               + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) if counts else "nothing to run")

@@ -7,6 +7,7 @@ import numpy as np
 import torch
 
 from zegbench.datasets.catalog import DatasetInfo
+from zegbench.utils import distributed
 from zegbench.harness.metrics import ConfusionMatrix, summarize
 from zegbench.methods.base import Method
 from zegbench.utils.faults import fault_point
@@ -18,6 +19,8 @@ def evaluate(method: Method, dataset, info: DatasetInfo, batch_size: int = 16, d
     """mIoU(S), mIoU(U), hIoU, pAcc and per-class IoU of ``method`` on ``dataset`` (all classes).
 
     Images of different sizes are evaluated one at a time; same-size images in batches.
+    Under torchrun each rank evaluates every world-size-th image and the
+    confusion matrices are summed, so every rank returns the same metrics.
     """
     method.to(device).eval()
     seen = [i not in set(info.unseen_ids) for i in range(len(info.classes))]
@@ -33,13 +36,15 @@ def evaluate(method: Method, dataset, info: DatasetInfo, batch_size: int = 16, d
         pending.clear()
         fault_point("evaluate")
 
-    for i in range(count):
+    for i in range(distributed.rank(), count, distributed.world_size()):
         image, label, _ = dataset[i]
         if pending and (image.shape != pending[0][0].shape or len(pending) == batch_size):
             flush()
         pending.append((image, label))
     if pending:
         flush()
+    distributed.all_reduce_sum(cm.matrix)
+    distributed.all_reduce_sum(cm.missed)
     return summarize(cm, info.classes, info.unseen_ids)
 
 

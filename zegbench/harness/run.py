@@ -29,6 +29,7 @@ import yaml
 
 from zegbench.datasets.catalog import build_dataset, load_dataset_info
 from zegbench.errors import ZegbenchError
+from zegbench.utils import distributed
 from zegbench.harness.config import schema_for_class, train_schema, validate_keys
 from zegbench.harness.evaluate import evaluate
 from zegbench.harness.train import TrainConfig, train
@@ -41,7 +42,7 @@ RESULT_SCHEMA = 1
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
 
 
-def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None) -> dict:
+def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None, world_size: int = 1) -> dict:
     """Merge method config, the dataset's recipe and ``overrides`` (keys of either kind), then validate.
 
     Later wins: the method's YAML, ``recipe.method`` and ``recipe.train`` (every
@@ -76,8 +77,11 @@ def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None)
     schema = schema_for_class(method_class(cls_name))
     method_keys = validate_keys(schema, method_keys, origin, f"method ({cls_name})")
     train_keys = validate_keys(train_schema(), {**train_keys, "seed": seed}, origin, "training")
-    return {"method": method, "dataset": dataset, "seed": seed, "method_config": {"class": cls_name, **method_keys},
-            "train": train_keys}
+    resolved = {"method": method, "dataset": dataset, "seed": seed, "method_config": {"class": cls_name, **method_keys},
+                "train": train_keys}
+    if world_size > 1:  # data-parallel: the global batch is batch_size x world_size x accumulate.
+        resolved["world_size"] = world_size  # (absent for one process, so single-process hashes never change)
+    return resolved
 
 
 def config_hash(resolved: dict) -> str:
@@ -165,32 +169,50 @@ def run_experiment(method: str, dataset: str = "world", seed: int = 0, overrides
     """Train and evaluate one configuration; return its ``result.json`` content (reused if finished).
 
     Any exception is recorded in ``failed.json`` (one line and the traceback)
-    before it propagates, so a suite can report it and go on.
+    before it propagates, so a suite can report it and go on. Under torchrun
+    every rank calls this; rank 0 decides (claim, reuse) for all of them.
     """
-    resolved = resolve(method, dataset, seed, overrides)
+    resolved = resolve(method, dataset, seed, overrides, world_size=distributed.world_size())
     run_dir = run_dir_for(resolved, results, suite)
     result_path = run_dir / "result.json"
-    if result_path.is_file():
-        return json.loads(result_path.read_text())
-    held = claim(run_dir)
-    if held is None:
+    held, decision = None, None
+    if distributed.is_main():
+        decision, held = _claim_or_reuse(run_dir)
+    decision = distributed.broadcast(decision)
+    if decision == "claimed":
         raise RunClaimed(f"{run_dir} is being run by another process: let it finish (see `run_all.py --list`)")
-    with held:
-        if result_path.is_file():  # finished by another process between our check and our claim
-            return json.loads(result_path.read_text())
-        if _adopt(run_dir):
-            return json.loads(result_path.read_text())
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "failed.json").unlink(missing_ok=True)
-        for stale in run_dir.glob(".*.tmp"):  # temporary files of a write a kill interrupted
-            stale.unlink()
-        try:
-            return _train_and_evaluate(resolved, run_dir, device, progress, data_root)
-        except Exception as err:  # Ctrl-C and kills are not recorded: the run stays 'interrupted'
+    if decision == "done":
+        return json.loads(result_path.read_text())
+    try:
+        return _train_and_evaluate(resolved, run_dir, device, progress, data_root)
+    except Exception as err:  # Ctrl-C and kills are not recorded: the run stays 'interrupted'
+        if distributed.is_main():
             message = str(err).splitlines()[0] if str(err) else type(err).__name__
             atomic_write_json({"error": message, "type": type(err).__name__,
                                "traceback": traceback.format_exc()}, run_dir / "failed.json")
-            raise
+        raise
+    finally:
+        if held is not None:
+            held.close()  # releases the claim
+
+
+def _claim_or_reuse(run_dir: Path):
+    """('done', None) for a finished or adopted run, ('claimed', None) when another process
+    runs it, else ('run', claim handle) with the folder ready for training."""
+    if (run_dir / "result.json").is_file():
+        return "done", None
+    held = claim(run_dir)
+    if held is None:
+        return "claimed", None
+    # Finished by another process between our check and our claim, or finished in another suite.
+    if (run_dir / "result.json").is_file() or _adopt(run_dir):
+        held.close()
+        return "done", None
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "failed.json").unlink(missing_ok=True)
+    for stale in run_dir.glob(".*.tmp"):  # temporary files of a write a kill interrupted
+        stale.unlink()
+    return "run", held
 
 
 class RunClaimed(ZegbenchError):
@@ -200,11 +222,17 @@ class RunClaimed(ZegbenchError):
 def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bool, data_root) -> dict:
     method, dataset, seed = resolved["method"], resolved["dataset"], resolved["seed"]
     result_path = run_dir / "result.json"
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-    atomic_write_json(environment(device), run_dir / "env.json")
+    main = distributed.is_main()
+    if main:
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        atomic_write_json(environment(device), run_dir / "env.json")
     info = load_dataset_info(dataset)
-    train_set = build_dataset(dataset, "train", data_root=data_root, progress=progress)
+    if not main:  # rank 0 generates the world (or checks the data) first; the others then read it
+        distributed.barrier()
+    train_set = build_dataset(dataset, "train", data_root=data_root, progress=progress and main)
     val_set = build_dataset(dataset, "val", data_root=data_root)
+    if main:
+        distributed.barrier()
     torch.manual_seed(seed)
     model = create_method(method, **{k: v for k, v in resolved["method_config"].items() if k != "class"})
     started = time.time()
@@ -218,6 +246,8 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
         "per_class": metrics["per_class"], **model.param_counts(),
         "train_seconds": summary["train_seconds"], "total_seconds": round(time.time() - started, 1),
         "inference": resolved["method_config"].get("inference", "whole"), "device": device,
+        "world_size": distributed.world_size(),
     }
-    atomic_write_json(result, result_path)
+    if main:
+        atomic_write_json(result, result_path)
     return result

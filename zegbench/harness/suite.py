@@ -26,6 +26,7 @@ from pydantic import ValidationError
 
 from zegbench.errors import ZegbenchError, check_name, validation_problem
 from zegbench.harness.config import SuiteConfig
+from zegbench.harness.executors import ExecutorOptions, submit_slurm, worker_command
 from zegbench.harness.run import resolve, reuse_finished_elsewhere, run_dir_for, run_status
 from zegbench.utils.io import read_yaml_mapping
 
@@ -90,11 +91,12 @@ class RunSpec:
 
 
 def expand(name: str, dataset: str | None = None, seeds: int | None = None, results: str | Path = "results",
-           only: str | None = None, _seen: tuple[str, ...] = ()) -> list[RunSpec]:
+           only: str | None = None, _seen: tuple[str, ...] = (), world_size: int = 1) -> list[RunSpec]:
     """The runs of suite ``name`` (``include``d suites first), each with its run folder.
 
     ``dataset`` replaces the suite's dataset, ``seeds`` N replaces its seeds
-    with 0..N-1, ``only`` keeps runs whose label matches the shell pattern.
+    with 0..N-1, ``only`` keeps runs whose label matches the shell pattern,
+    ``world_size`` > 1 expands data-parallel runs (the executor's processes per run).
     """
     if name in _seen:
         raise ZegbenchError(f"configs/suites/{name}.yaml: 'include' forms a cycle ({' -> '.join(_seen + (name,))})")
@@ -102,7 +104,7 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, resu
     folder = suite_path(name).stem  # the run store folder: results/<folder>/
     specs: list[RunSpec] = []
     for included in suite.include:
-        specs += expand(included, dataset, seeds, results, only, _seen + (name,))
+        specs += expand(included, dataset, seeds, results, only, _seen + (name,), world_size)
     for index, group in enumerate(suite.groups):
         keys = list(group.grid)
         datasets = [dataset] if dataset else (group.datasets or [suite.dataset])
@@ -111,7 +113,7 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, resu
             overrides = {**group.set, **dict(zip(keys, values))}
             for ds, method, seed in itertools.product(datasets, group.methods, seed_list):
                 spec = RunSpec(method, ds, seed, overrides, group=group.name or f"group{index}", suite=folder)
-                resolved = resolve(method, ds, seed, overrides)
+                resolved = resolve(method, ds, seed, overrides, world_size=world_size)
                 spec.run_dir = run_dir_for(resolved, results, folder)
                 specs.append(spec)
     if only:
@@ -132,26 +134,33 @@ def _items(overrides: dict) -> list[tuple]:
     return [(k, _hashable(v)) for k, v in overrides.items()]
 
 
-def _worker_command(spec: RunSpec, results: str | Path, device: str, data_root: str | None,
-                    progress: bool) -> list[str]:
-    payload = {"method": spec.method, "dataset": spec.dataset, "seed": spec.seed, "overrides": spec.overrides,
-               "results": str(results), "suite": spec.suite, "device": device, "data_root": data_root,
-               "progress": progress}
-    return [sys.executable, "-m", "zegbench.harness.worker", json.dumps(payload)]
+def _payload(spec: RunSpec, results: str | Path, device: str, data_root: str | None, progress: bool) -> dict:
+    return {"method": spec.method, "dataset": spec.dataset, "seed": spec.seed, "overrides": spec.overrides,
+            "results": str(results), "suite": spec.suite, "device": device, "data_root": data_root,
+            "progress": progress}
 
 
 def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", device: str = "cpu",
-            data_root: str | None = None, jobs: int = 1, log=print) -> dict[str, int]:
-    """Run every spec that is not finished; returns counts of runs by final status."""
+            data_root: str | None = None, jobs: int = 1, log=print,
+            executor: ExecutorOptions | None = None) -> dict[str, int]:
+    """Run every spec that is not finished; returns counts of runs by final status.
+
+    ``executor``: local subprocesses (default), torchrun (``nproc`` processes a
+    run) or Slurm jobs (``harness/executors.py``); the specs' run folders must
+    have been expanded with the same world size (``expand(..., world_size=nproc)``).
+    """
+    executor = executor or ExecutorOptions()
     statuses = {id(s): run_status(s.run_dir) for s in specs}
     busy = [s for s in specs if statuses[id(s)] == "running"]
     todo = [s for s in specs if statuses[id(s)] not in ("done", "running")]
     log(f"suite {suite}: {len(specs)} runs, {sum(v == 'done' for v in statuses.values())} already finished, "
         f"{len(todo)} to run" + (f" ({jobs} at a time)" if jobs > 1 and todo else "")
         + (f", {len(busy)} being run by another process (left to it)" if busy else ""))
-    threads = max(1, (os.cpu_count() or 1) // max(jobs, 1))
+    threads = max(1, (os.cpu_count() or 1) // max(jobs * executor.nproc, 1))
     env = {**os.environ, "ZEGBENCH_THREADS": str(threads)}
     counter = itertools.count(1)
+    if executor.kind == "slurm":
+        return _execute_on_slurm(todo, busy, suite, results, device, data_root, log, executor, counter)
 
     def one(spec: RunSpec) -> str:
         started = time.time()
@@ -159,25 +168,13 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
         if source is not None:  # no process to start: the run is a copy
             log(f"[{next(counter)}/{len(todo)}] {spec.label}: reused the finished run in {source.parent.name}/")
             return "done"
-        cmd = _worker_command(spec, results, device, data_root, progress=jobs == 1 and sys.stderr.isatty())
+        payload = _payload(spec, results, device, data_root, progress=jobs == 1 and sys.stderr.isatty())
+        cmd = worker_command(payload, executor.nproc)
         if jobs == 1:  # the run's own progress bar and messages go straight to the terminal
             proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
         else:
             proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        status = run_status(spec.run_dir)
-        n = next(counter)
-        took = f"{time.time() - started:.0f} s"
-        if proc.returncode == 3 or status == "running":
-            log(f"[{n}/{len(todo)}] {spec.label}: skipped, another process is running it")
-            return "running"
-        if status == "done":
-            r = json.loads((spec.run_dir / "result.json").read_text())
-            log(f"[{n}/{len(todo)}] {spec.label}: mIoU(S) {_num(r['mIoU_seen'])} mIoU(U) {_num(r['mIoU_unseen'])} "
-                f"hIoU {_num(r['hIoU'])} ({took})")
-        else:
-            reason = _failure_line(spec.run_dir, proc)
-            log(f"[{n}/{len(todo)}] {spec.label}: FAILED ({took}): {reason}")
-        return status
+        return _report(spec, proc.returncode, proc.stdout, started, next(counter), len(todo), log)
 
     if jobs == 1:
         final = [one(s) for s in todo]
@@ -188,12 +185,47 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
     return {status: final.count(status) for status in set(final)}
 
 
-def _failure_line(run_dir: Path, proc: subprocess.CompletedProcess) -> str:
+def _execute_on_slurm(todo, busy, suite, results, device, data_root, log, executor, counter) -> dict[str, int]:
+    """Every unfinished run as one job of a Slurm array (submitit); copies of finished runs need no job."""
+    started = time.time()
+    final, queued = [], []
+    for spec in todo:
+        source = reuse_finished_elsewhere(spec.run_dir)
+        if source is not None:
+            log(f"[{next(counter)}/{len(todo)}] {spec.label}: reused the finished run in {source.parent.name}/")
+            final.append("done")
+        else:
+            queued.append(spec)
+    if queued:
+        folder = Path(results) / suite / ".submitit"
+        codes = submit_slurm([_payload(s, results, device, data_root, False) for s in queued], executor, folder, log)
+        final += [_report(s, code, "", started, next(counter), len(todo), log) for s, code in zip(queued, codes)]
+    final += ["running"] * len(busy)
+    return {status: final.count(status) for status in set(final)}
+
+
+def _report(spec: RunSpec, returncode: int, output: str, started: float, n: int, total: int, log) -> str:
+    """Log one finished process's outcome from the run store; returns the run's status."""
+    status = run_status(spec.run_dir)
+    took = f"{time.time() - started:.0f} s"
+    if returncode == 3 or status == "running":
+        log(f"[{n}/{total}] {spec.label}: skipped, another process is running it")
+        return "running"
+    if status == "done":
+        r = json.loads((spec.run_dir / "result.json").read_text())
+        log(f"[{n}/{total}] {spec.label}: mIoU(S) {_num(r['mIoU_seen'])} mIoU(U) {_num(r['mIoU_unseen'])} "
+            f"hIoU {_num(r['hIoU'])} ({took})")
+    else:
+        log(f"[{n}/{total}] {spec.label}: FAILED ({took}): {_failure_line(spec.run_dir, returncode, output)}")
+    return status
+
+
+def _failure_line(run_dir: Path, returncode: int, output: str) -> str:
     failed = run_dir / "failed.json"
     if failed.is_file():
         return json.loads(failed.read_text())["error"]
-    tail = (proc.stdout or "").strip().splitlines()[-1:] or [f"exit status {proc.returncode}"]
-    return f"{tail[0]} (exit status {proc.returncode}; killed or crashed before recording an error)"
+    tail = (output or "").strip().splitlines()[-1:] or [f"exit status {returncode}"]
+    return f"{tail[0]} (exit status {returncode}; killed or crashed before recording an error)"
 
 
 def _num(v) -> str:

@@ -19,6 +19,7 @@ from tqdm import tqdm
 
 from zegbench.datasets.catalog import DatasetInfo
 from zegbench.errors import ZegbenchError
+from zegbench.utils import distributed
 from zegbench.methods.base import Method
 from zegbench.methods.zegclip import pseudo_label
 from zegbench.utils.faults import fault_point
@@ -78,11 +79,20 @@ def seen_label_map(info: DatasetInfo) -> torch.Tensor:
     return table
 
 
-def _batch(dataset, indices, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(dataset, batch_size: int, rng: np.random.Generator, rank: int = 0,
+           world: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """This rank's slice of a global batch of ``batch_size * world`` images.
+
+    Every rank draws the same global batch from the same generator (indices,
+    then one flip decision per image), so N processes see exactly the images
+    one process would see with an N times larger batch.
+    """
+    indices = rng.choice(len(dataset), batch_size * world, replace=False)
+    flips = [rng.uniform() < 0.5 for _ in indices]  # horizontal flip, the one augmentation every recipe shares
     images, labels = [], []
-    for i in indices:
+    for i, flip in list(zip(indices, flips))[rank * batch_size:(rank + 1) * batch_size]:
         image, label, _ = dataset[int(i)]
-        if rng.uniform() < 0.5:  # horizontal flip, the one augmentation every recipe shares
+        if flip:
             image, label = image[:, ::-1], label[:, ::-1]
         images.append(np.ascontiguousarray(image))
         labels.append(np.ascontiguousarray(label))
@@ -110,12 +120,17 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
     With ``run_dir``, appends one JSON object per ``log_every`` steps to
     ``metrics.jsonl``, writes ``checkpoint.pt`` and resumes from it if present.
     ``config`` (the run's resolved config) is stored in the checkpoint so that
-    it can be loaded on its own (``zegbench.load``).
+    it can be loaded on its own (``zegbench.load``). Under torchrun the method
+    is wrapped in DistributedDataParallel and only rank 0 writes.
     """
-    torch.manual_seed(cfg.seed)
+    rank, world = distributed.rank(), distributed.world_size()
+    torch.manual_seed(cfg.seed + rank)  # per-rank dropout; the data order is shared (see _batch)
     method.to(device).train()
     if not any(p.requires_grad for p in method.parameters()):  # training-free (MaskCLIP)
         return {"steps": 0, "resumed_from": 0, "train_seconds": 0.0, "last_losses": {}, "training_free": True}
+    model = method
+    if world > 1:  # ZegCLIP's last decoder layer has parameters no loss reaches: find_unused_parameters
+        model = torch.nn.parallel.DistributedDataParallel(method, find_unused_parameters=True)
     optimizer = torch.optim.AdamW(method.param_groups(cfg.lr), weight_decay=cfg.weight_decay)
     for group in optimizer.param_groups:
         group["peak_lr"] = group["lr"]
@@ -128,10 +143,10 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
         start_step = int(state["step"])
     rng = np.random.default_rng([cfg.seed, start_step])
     to_seen = seen_label_map(info).to(device)
-    log = _open_log(run_dir / "metrics.jsonl", start_step) if run_dir else None
+    log = _open_log(run_dir / "metrics.jsonl", start_step) if run_dir and rank == 0 else None
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast("cpu", enabled=False)
     started, losses = time.time(), {}
-    bar = tqdm(range(start_step, cfg.steps), desc="train", disable=not progress, dynamic_ncols=True,
+    bar = tqdm(range(start_step, cfg.steps), desc="train", disable=not progress or rank != 0, dynamic_ncols=True,
                initial=start_step, total=cfg.steps)
     for step in bar:
         transductive = method.setting == "transductive"
@@ -141,35 +156,38 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
         class_names = list(info.classes) if self_training else list(info.seen)
         optimizer.zero_grad(set_to_none=True)
         for _ in range(cfg.accumulate):
-            images, labels = _batch(dataset, rng.choice(len(dataset), cfg.batch_size, replace=False), rng)
+            images, labels = _batch(dataset, cfg.batch_size, rng, rank, world)
             images, labels = method.normalize(images.to(device)), labels.to(device)
             with autocast:
-                logits, aux = method(images, class_names)
+                logits, aux = model(images, class_names)
             if self_training:
                 labels = pseudo_label(logits, labels, list(info.unseen_ids))
             else:
                 labels = to_seen[labels]
             parts = method.loss(logits, labels, aux)
             total = sum(parts.values())
-            if not torch.isfinite(total):
-                raise ZegbenchError(f"training loss became {total.item()} at step {step} "
-                                    f"({', '.join(f'{k} {v.item():.4g}' for k, v in parts.items())}): "
+            # The mean over ranks is logged and checked: every rank sees the same value, so a NaN
+            # stops all of them together.
+            mean_parts = distributed.all_reduce_sum(torch.stack([v.detach().float() for v in parts.values()])) / world
+            if not torch.isfinite(mean_parts).all():
+                raise ZegbenchError(f"training loss became {mean_parts.sum().item()} at step {step} "
+                                    f"({', '.join(f'{k} {v.item():.4g}' for k, v in zip(parts, mean_parts))}): "
                                     f"lower the learning rate or check the data; the run is stopped")
             (total / cfg.accumulate).backward()
         if getattr(method, "grad_clip", 0):  # two-stage recipes clip the full model's gradient norm
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], method.grad_clip)
         optimizer.step()
-        losses = {k: round(v.item(), 5) for k, v in parts.items()}
+        losses = {k: round(v.item(), 5) for k, v in zip(parts, mean_parts)}
         if log and (step % cfg.log_every == 0 or step == cfg.steps - 1):
-            log.write(json.dumps({"step": step, "lr": optimizer.param_groups[0]["lr"], "loss": round(total.item(), 5),
+            log.write(json.dumps({"step": step, "lr": optimizer.param_groups[0]["lr"], "loss": round(sum(losses.values()), 5),
                                   **losses, "self_training": self_training,
                                   "seconds": round(time.time() - started, 2)}) + "\n")
             log.flush()
-        bar.set_postfix(loss=f"{total.item():.3f}")
+        bar.set_postfix(loss=f"{sum(losses.values()):.3f}")
         if step >= 1:
             fault_point("train")
         done = step + 1
-        if run_dir and (done == cfg.steps or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0)):
+        if run_dir and rank == 0 and (done == cfg.steps or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0)):
             atomic_torch_save({"method": method.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
                                "train_config": asdict(cfg), "config": config}, run_dir / "checkpoint.pt")
     if log:

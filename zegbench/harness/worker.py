@@ -2,7 +2,9 @@
 
 The suite runner starts one worker per run so that a crash, a kill or an
 out-of-memory error ends that run only. ``ZEGBENCH_THREADS`` sets torch's
-thread count (the runner divides the cores between parallel runs).
+thread count (the runner divides the cores between parallel runs). Started by
+``torchrun`` (the torchrun executor), the worker's processes train the run
+data-parallel (``harness/distributed.py``).
 """
 from __future__ import annotations
 
@@ -15,14 +17,16 @@ def main(argv: list[str]) -> int:
     import torch
 
     from zegbench.errors import ZegbenchError
+    from zegbench.utils import distributed
     from zegbench.harness.run import RunClaimed, run_experiment
 
     spec = json.loads(argv[0])
     if os.environ.get("ZEGBENCH_THREADS"):
         torch.set_num_threads(int(os.environ["ZEGBENCH_THREADS"]))
     try:
+        device = distributed.setup(spec["device"])
         run_experiment(spec["method"], spec["dataset"], spec["seed"], spec["overrides"], spec["results"],
-                       spec["suite"], spec["device"], spec["progress"], spec["data_root"])
+                       spec["suite"], device, spec["progress"], spec["data_root"])
     except RunClaimed as err:
         print(f"skipped: {err}", file=sys.stderr)
         return 3
@@ -31,6 +35,8 @@ def main(argv: list[str]) -> int:
 
         print(f"error: {describe_error(err)}", file=sys.stderr)
         return 2
+    finally:
+        distributed.teardown()
     return 0
 
 

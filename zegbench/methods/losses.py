@@ -16,6 +16,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from zegbench.utils import distributed
+
 IGNORE = 255
 LOSSES = ("nel", "ce")
 
@@ -34,7 +36,7 @@ def nel_loss(logits: torch.Tensor, labels: torch.Tensor, focal_weight: float = 1
     target = one_hot_targets(labels, c)
     weight = (labels != IGNORE).unsqueeze(1).float() if ignore_negatives else torch.ones_like(target[:, :1])
     present = target.flatten(2).amax(-1) > 0  # [B, C]
-    num_masks = present.sum().clamp(min=1).float()
+    num_masks = distributed.mean_denominator(present.sum()).clamp(min=1)  # global under DDP
     logits = logits.float()
     prob = logits.sigmoid()
     ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
@@ -48,7 +50,14 @@ def nel_loss(logits: torch.Tensor, labels: torch.Tensor, focal_weight: float = 1
 
 
 def ce_loss(logits: torch.Tensor, labels: torch.Tensor) -> dict[str, torch.Tensor]:
-    """Softmax cross-entropy over classes; 255 ignored. A batch with no labelled pixel gives 0."""
-    if not (labels != IGNORE).any():
+    """Softmax cross-entropy over classes; 255 ignored. A batch with no labelled pixel gives 0.
+
+    Under DDP the mean is over the labelled pixels of the whole global batch.
+    """
+    valid = labels != IGNORE
+    if distributed.world_size() > 1:  # every rank joins the count's all-reduce, labelled pixels or not
+        total = F.cross_entropy(logits.float(), labels, ignore_index=IGNORE, reduction="sum")
+        return {"loss_ce": total / distributed.mean_denominator(valid.sum()).clamp(min=1)}
+    if not valid.any():
         return {"loss_ce": logits.sum() * 0}
     return {"loss_ce": F.cross_entropy(logits.float(), labels, ignore_index=IGNORE)}

@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from scipy.optimize import linear_sum_assignment
 
+from zegbench.utils import distributed
+
 IGNORE = 255
 
 
@@ -76,12 +78,17 @@ def set_loss(output: dict, labels: torch.Tensor, no_object_weight: float = 0.1, 
         matched_masks.append(flat_masks[cols])
     weight = torch.ones(c1, device=labels.device)
     weight[-1] = no_object_weight
-    loss_class = F.cross_entropy(class_logits.float().transpose(1, 2), class_target, weight=weight)
+    if distributed.world_size() > 1:  # means over the global batch (see distributed.mean_denominator)
+        loss_class = (F.cross_entropy(class_logits.float().transpose(1, 2), class_target, weight=weight, reduction="sum")
+                      / distributed.mean_denominator(weight[class_target].sum()))
+        n = distributed.mean_denominator(torch.tensor(float(sum(len(m) for m in matched_masks)))).clamp(min=1)
+    else:
+        loss_class = F.cross_entropy(class_logits.float().transpose(1, 2), class_target, weight=weight)
+        n = sum(len(m) for m in matched_masks)
     if not matched_logits:  # no labelled pixel in the batch: only "no object" is learned
         zero = mask_logits.sum() * 0
         return {"loss_class": loss_class, "loss_mask": zero, "loss_dice": zero}
     logits, targets = torch.cat(matched_logits).float(), torch.cat(matched_masks)
-    n = len(targets)
     prob = logits.sigmoid()
     ce = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
     p_t = prob * targets + (1 - prob) * (1 - targets)

@@ -1,0 +1,112 @@
+"""Where a suite's runs execute: ``local`` (a subprocess per run), ``torchrun`` (each run over N local
+processes, data-parallel), ``slurm`` (each run a Slurm job through submitit, an optional extra).
+
+Whichever executor runs them, runs land in the same run store with the same
+folders: a run's hash covers its resolved config, and the number of processes
+(``world_size``) is part of that config when it is more than one.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from zegbench.errors import ZegbenchError
+
+EXECUTORS = ("local", "torchrun", "slurm")
+
+
+@dataclass
+class ExecutorOptions:
+    """How runs execute (``run_all.py --executor ...`` and its options)."""
+
+    kind: str = "local"
+    nproc: int = 1  # processes per run (torchrun; on Slurm, within each job)
+    partition: str | None = None
+    gpus_per_node: int | None = None
+    cpus_per_task: int | None = None
+    timeout_min: int = 24 * 60
+    array_parallelism: int = 16
+    cluster: str | None = None  # submitit cluster: None (Slurm), "local" or "debug" (tests, no cluster)
+    extra: dict = field(default_factory=dict)  # further submitit slurm_* parameters
+
+    def __post_init__(self):
+        if self.kind not in EXECUTORS:
+            raise ZegbenchError(f"--executor must be one of {', '.join(EXECUTORS)}, not {self.kind!r}")
+        if self.nproc < 1:
+            raise ZegbenchError("--nproc must be at least 1")
+        if self.kind == "local" and self.nproc > 1:
+            raise ZegbenchError("--nproc > 1 needs --executor torchrun (or slurm): the local executor runs one process per run")
+
+    @property
+    def world_size(self) -> int:
+        return self.nproc
+
+
+def worker_command(payload: dict, nproc: int = 1) -> list[str]:
+    """The command that runs one run: the worker module, under torchrun when ``nproc`` > 1."""
+    worker = ["-m", "zegbench.harness.worker", json.dumps(payload)]
+    if nproc == 1:
+        return [sys.executable, *worker]
+    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *worker]
+
+
+def run_payload(payload: dict, nproc: int = 1) -> int:
+    """Run one run in this process (or under torchrun on this node): a Slurm job's body."""
+    import subprocess
+
+    if nproc > 1:
+        return subprocess.run(worker_command(payload, nproc)).returncode
+    from zegbench.harness.worker import main
+
+    return main([json.dumps(payload)])
+
+
+def slurm_executor(options: ExecutorOptions, folder: Path):
+    """A configured ``submitit.AutoExecutor`` (raises a clear error when submitit is missing)."""
+    try:
+        import submitit
+    except ImportError:
+        raise ZegbenchError("--executor slurm needs submitit: pip install -e '.[slurm]'") from None
+    executor = submitit.AutoExecutor(folder=str(folder), cluster=options.cluster)
+    params = {"timeout_min": options.timeout_min, "slurm_array_parallelism": options.array_parallelism,
+              "name": "zegbench"}
+    if options.partition:
+        params["slurm_partition"] = options.partition
+    if options.gpus_per_node:
+        params["gpus_per_node"] = options.gpus_per_node
+    if options.cpus_per_task:
+        params["cpus_per_task"] = options.cpus_per_task
+    params.update({f"slurm_{k}" if not k.startswith("slurm_") else k: v for k, v in options.extra.items()})
+    executor.update_parameters(**params)
+    return executor
+
+
+def slurm_script(options: ExecutorOptions, folder: Path, count: int) -> str:
+    """The sbatch script submitit would submit for ``count`` runs (``run_all.py --executor slurm --list``).
+
+    One task per job: with ``nproc`` > 1 the job's body starts torchrun on its node.
+    """
+    from submitit.slurm import slurm
+
+    return slurm._make_sbatch_string(
+        command="python -u -m submitit.core._submit <folder>", folder=str(folder), job_name="zegbench",
+        partition=options.partition, time=options.timeout_min, gpus_per_node=options.gpus_per_node,
+        cpus_per_task=options.cpus_per_task, ntasks_per_node=1, array_parallelism=options.array_parallelism,
+        map_count=max(count, 1), additional_parameters=options.extra or None)
+
+
+def submit_slurm(payloads: list[dict], options: ExecutorOptions, folder: Path, log=print) -> list[int]:
+    """Submit one job per payload as a Slurm array and wait; returns each job's exit status (99: the job failed)."""
+    executor = slurm_executor(options, folder)
+    jobs = executor.map_array(run_payload, payloads, [options.nproc] * len(payloads))
+    log(f"submitted {len(jobs)} jobs ({jobs[0].job_id if jobs else '-'}...); logs in {folder}")
+    codes = []
+    for job in jobs:
+        try:
+            codes.append(int(job.result()))
+        except Exception as err:  # submitit raises the job's failure (crash, timeout, preemption) here
+            log(f"job {job.job_id} failed: {str(err).strip().splitlines()[-1][:200] if str(err).strip() else type(err).__name__}")
+            codes.append(99)
+    return codes
