@@ -7,9 +7,9 @@ import numpy as np
 import torch
 
 from zegbench.datasets.catalog import DatasetInfo
-from zegbench.utils import distributed
 from zegbench.harness.metrics import ConfusionMatrix, summarize
 from zegbench.methods.base import Method
+from zegbench.utils import distributed
 from zegbench.utils.faults import fault_point
 
 

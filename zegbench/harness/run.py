@@ -29,11 +29,11 @@ import yaml
 
 from zegbench.datasets.catalog import build_dataset, load_dataset_info
 from zegbench.errors import ZegbenchError
-from zegbench.utils import distributed
 from zegbench.harness.config import schema_for_class, train_schema, validate_keys
 from zegbench.harness.evaluate import evaluate
 from zegbench.harness.train import TrainConfig, train
 from zegbench.methods import create_method, method_config
+from zegbench.utils import distributed
 from zegbench.utils.claims import claim, is_claimed
 from zegbench.utils.faults import fault_point
 from zegbench.utils.io import atomic_write_json

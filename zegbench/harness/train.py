@@ -19,9 +19,9 @@ from tqdm import tqdm
 
 from zegbench.datasets.catalog import DatasetInfo
 from zegbench.errors import ZegbenchError
-from zegbench.utils import distributed
 from zegbench.methods.base import Method
 from zegbench.methods.zegclip import pseudo_label
+from zegbench.utils import distributed
 from zegbench.utils.faults import fault_point
 from zegbench.utils.io import atomic_torch_save
 
