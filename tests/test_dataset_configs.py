@@ -10,6 +10,7 @@ SPLITS = {  # reference section 4: label-order indices of the unseen classes
     "voc12": (20, (15, 16, 17, 18, 19)),
     "coco_stuff164k": (171, (19, 23, 28, 29, 36, 51, 76, 88, 94, 112, 133, 136, 137, 157, 160)),
     "pascal_context59": (59, (0, 6, 7, 14, 19, 24, 31, 33, 48, 54)),
+    "pascal_context60": (60, (1, 7, 8, 15, 20, 25, 32, 34, 49, 55)),
 }
 
 

@@ -187,6 +187,18 @@ def cmd_segment(args) -> None:
     _emit({"images": images, "classes": names}, args.json, lines)
 
 
+def cmd_data_verify(args) -> int:
+    """Check a real dataset's copy; exit 1 when anything is wrong (every problem listed)."""
+    from zegbench.datasets.verify import report, verify_dataset
+
+    problems, counts = verify_dataset(args.dataset, args.data_root, args.limit, check_counts=not args.no_counts)
+    lines = [f"{args.dataset}: " + ", ".join(f"{split} {n} images" for split, n in counts.items())]
+    lines += [f"problem: {p.where}: {p.what}" for p in problems]
+    lines.append(f"{len(problems)} problem(s) found" if problems else "ok: layout, pairs, sizes and label values check out")
+    _emit({**report(problems), "counts": counts}, args.json, lines)
+    return 1 if problems else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     from zegbench.clip.loading import IN_HOUSE
     from zegbench.clip.pretrain import DEFAULTS
@@ -224,6 +236,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--image-size", type=int, default=None, help="input size (e.g. 512 for the paper)")
     p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     p.set_defaults(func=cmd_methods_describe)
+
+    data = groups.add_parser("data", help="real datasets").add_subparsers(dest="cmd", required=True)
+    p = data.add_parser("verify", help="check a dataset copy: folders, split lists, pairs, sizes, label values, counts")
+    p.add_argument("--dataset", required=True, help="dataset config name (configs/datasets/NAME.yaml)")
+    p.add_argument("--data-root", default=os.environ.get("ZEGBENCH_DATA"), help="real datasets' folder ($ZEGBENCH_DATA)")
+    p.add_argument("--limit", type=int, default=None, help="check only the first N pairs of each split (quick look)")
+    p.add_argument("--no-counts", action="store_true", help="do not compare image counts with the benchmark's (a subset)")
+    p.add_argument("--json", action="store_true", help='last line: {"ok": bool, "problems": [...], "counts": {...}}')
+    p.set_defaults(func=cmd_data_verify)
 
     p = groups.add_parser("evaluate", help="score a folder of predicted label PNGs with the harness's protocol")
     p.add_argument("--pred", required=True, help="folder of <id>.png label maps (class indices, 255 = no prediction)")

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from zegbench.datasets.transforms import TransformSpec
 from zegbench.errors import ZegbenchError, check_name, validation_problem
 from zegbench.utils.io import read_yaml_mapping
 
@@ -46,6 +47,20 @@ class Recipe(BaseModel):
     per_method: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+class SplitSpec(BaseModel):
+    """Where one split's pairs are: a list of ids (or every image of ``img_dir``), and the folders.
+
+    Unset folders and suffixes come from the dataset's top-level keys.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    list: str | None = None  # path under the root; None: every ``*<img_suffix>`` in img_dir
+    img_dir: str | None = None
+    ann_dir: str | None = None
+    img_suffix: str | None = None
+    seg_suffix: str | None = None
+
+
 class DatasetConfig(BaseModel):
     """Schema of ``configs/datasets/<name>.yaml`` (after ``base:`` is merged)."""
 
@@ -59,7 +74,11 @@ class DatasetConfig(BaseModel):
     seg_suffix: str = ".png"
     reduce_zero_label: bool = False
     ignore_index: int = 255
-    splits: dict[str, str]
+    # A plain name means the VOC convention: the list ImageSets/Segmentation/<name>.txt.
+    splits: dict[str, str | SplitSpec]
+    expected: dict[str, int] = Field(default_factory=dict)  # images per split, checked by `zegbench data verify`
+    train_transform: TransformSpec | None = None  # real datasets: rescale, crop, flip, photometric (transforms.py)
+    test_scale: tuple[int, int] | None = None  # evaluation rescales images to fit (long, short), e.g. [2048, 512]
     classes: list[str] = Field(min_length=1)
     unseen: list[str]
     world: dict[str, Any] | None = None  # generator settings (checked by WorldSpec)
@@ -134,15 +153,30 @@ def build_dataset(name: str, split: str, data_root: str | Path | None = None, wo
     if "world" in cfg:
         root = ensure_world(world_spec(info, world_seed), cache_dir, progress=progress)
     else:
-        if data_root is None:
-            raise ZegbenchError(f"dataset {name!r} needs --data-root (or ZEGBENCH_DATA) pointing at its folder")
-        root = Path(data_root) / cfg.get("subdir", "")
+        root = dataset_root(info, data_root)
         if not root.is_dir():
             raise ZegbenchError(f"dataset folder {root} does not exist: check --data-root")
-    split_name = (cfg.get("splits") or {}).get(split)
-    if split_name is None:
-        raise ZegbenchError(f"configs/datasets/{name}.yaml: no split {split!r} under 'splits'")
-    return SegmentationFolder(
-        root, f"ImageSets/Segmentation/{split_name}.txt", len(info.classes),
-        img_dir=cfg.get("img_dir", "JPEGImages"), ann_dir=cfg.get("ann_dir", "SegmentationClass"), img_suffix=cfg.get("img_suffix", ".jpg"), seg_suffix=cfg.get("seg_suffix", ".png"),
-        reduce_zero_label=bool(cfg.get("reduce_zero_label", False)), ignore_index=int(cfg.get("ignore_index", 255)))
+    return SegmentationFolder(root, **split_layout(info, split), num_classes=len(info.classes),
+                              reduce_zero_label=bool(cfg.get("reduce_zero_label", False)),
+                              ignore_index=int(cfg.get("ignore_index", 255)))
+
+
+def dataset_root(info: DatasetInfo, data_root: str | Path | None) -> Path:
+    """The folder a real dataset's paths are relative to (``--data-root`` + its ``subdir``)."""
+    if data_root is None:
+        raise ZegbenchError(f"dataset {info.name!r} needs --data-root (or ZEGBENCH_DATA) pointing at its folder")
+    return Path(data_root) / info.config.get("subdir", "")
+
+
+def split_layout(info: DatasetInfo, split: str) -> dict:
+    """``SegmentationFolder`` keywords for ``split``: id list (or None) and folders, defaults filled in."""
+    cfg = info.config
+    spec = (cfg.get("splits") or {}).get(split)
+    if spec is None:
+        raise ZegbenchError(f"configs/datasets/{info.name}.yaml: no split {split!r} under 'splits'")
+    if isinstance(spec, str):  # the VOC convention
+        spec = {"list": f"ImageSets/Segmentation/{spec}.txt"}
+    return {"split_file": spec.get("list"), "img_dir": spec.get("img_dir") or cfg.get("img_dir", "JPEGImages"),
+            "ann_dir": spec.get("ann_dir") or cfg.get("ann_dir", "SegmentationClass"),
+            "img_suffix": spec.get("img_suffix") or cfg.get("img_suffix", ".jpg"),
+            "seg_suffix": spec.get("seg_suffix") or cfg.get("seg_suffix", ".png")}

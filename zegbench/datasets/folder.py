@@ -15,20 +15,27 @@ from zegbench.errors import ZegbenchError
 
 
 class SegmentationFolder:
-    """Pairs ``img_dir/<id><img_suffix>`` with ``ann_dir/<id><seg_suffix>`` for ids in ``split_file``.
+    """Pairs ``img_dir/<id><img_suffix>`` with ``ann_dir/<id><seg_suffix>`` for ids in ``split_file``
+    (or, without one, for every image in ``img_dir``).
 
     ``reduce_zero_label`` maps label 0 to 255 and shifts the rest down by one
     (VOC's background becomes ignore). Labels outside ``[0, num_classes)`` other
     than 255 are an error naming the file: a wrong label file must not train.
     """
 
-    def __init__(self, root: str | Path, split_file: str, num_classes: int, img_dir: str = "JPEGImages",
+    def __init__(self, root: str | Path, split_file: str | None, num_classes: int, img_dir: str = "JPEGImages",
                  ann_dir: str = "SegmentationClass", img_suffix: str = ".jpg", seg_suffix: str = ".png",
                  reduce_zero_label: bool = False, ignore_index: int = 255):
         self.root = Path(root)
         self.img_dir, self.ann_dir = self.root / img_dir, self.root / ann_dir
         self.img_suffix, self.seg_suffix = img_suffix, seg_suffix
         self.num_classes, self.reduce_zero_label, self.ignore_index = num_classes, reduce_zero_label, ignore_index
+        if split_file is None:  # COCO-Stuff's layout: the split is the image folder
+            if not self.img_dir.is_dir():
+                raise ZegbenchError(f"image folder {self.img_dir} is missing: check --data-root, or run "
+                                    f"`zegbench data verify` for what the layout should be")
+            self.ids = sorted(p.name[:-len(img_suffix)] for p in self.img_dir.iterdir() if p.name.endswith(img_suffix))
+            return
         split_path = self.root / split_file
         if not split_path.is_file():
             raise ZegbenchError(f"split list {split_path} is missing: check --data-root, or run "

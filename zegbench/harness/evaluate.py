@@ -5,8 +5,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from zegbench.datasets.catalog import DatasetInfo
+from zegbench.datasets.transforms import rescale_for_testing
 from zegbench.harness.metrics import ConfusionMatrix, summarize
 from zegbench.methods.base import Method
 from zegbench.utils import distributed
@@ -25,13 +27,16 @@ def evaluate(method: Method, dataset, info: DatasetInfo, batch_size: int = 16, d
     method.to(device).eval()
     seen = [i not in set(info.unseen_ids) for i in range(len(info.classes))]
     cm = ConfusionMatrix(len(info.classes), device=device)
+    scale = info.config.get("test_scale")  # real datasets: e.g. short side 512 before sliding windows
     count = len(dataset) if limit is None else min(limit, len(dataset))
     pending: list[tuple[np.ndarray, np.ndarray]] = []
 
     def flush():
         images = torch.from_numpy(np.stack([p[0] for p in pending])).to(device)
         labels = torch.from_numpy(np.stack([p[1] for p in pending])).to(device)
-        scores = method.predict(method.normalize(images), list(info.classes), seen)
+        scores = method.predict(rescale_for_testing(method.normalize(images), scale), list(info.classes), seen)
+        if scores.shape[-2:] != labels.shape[-2:]:  # metrics at the labels' own resolution
+            scores = F.interpolate(scores, size=labels.shape[-2:], mode="bilinear", align_corners=False)
         cm.update(scores.argmax(dim=1), labels)
         pending.clear()
         fault_point("evaluate")

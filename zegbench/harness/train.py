@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from zegbench.datasets.catalog import DatasetInfo
+from zegbench.datasets.transforms import TrainTransform, TransformSpec
 from zegbench.errors import ZegbenchError
 from zegbench.methods.base import Method
 from zegbench.methods.zegclip import pseudo_label
@@ -79,20 +80,26 @@ def seen_label_map(info: DatasetInfo) -> torch.Tensor:
     return table
 
 
-def _batch(dataset, batch_size: int, rng: np.random.Generator, rank: int = 0,
-           world: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+def _batch(dataset, batch_size: int, rng: np.random.Generator, rank: int = 0, world: int = 1,
+           transform=None) -> tuple[torch.Tensor, torch.Tensor]:
     """This rank's slice of a global batch of ``batch_size * world`` images.
 
     Every rank draws the same global batch from the same generator (indices,
-    then one flip decision per image), so N processes see exactly the images
-    one process would see with an N times larger batch.
+    then one random decision per image: a flip, or the seed of the dataset's
+    ``transform``), so N processes see exactly the images one process would
+    see with an N times larger batch.
     """
     indices = rng.choice(len(dataset), batch_size * world, replace=False)
-    flips = [rng.uniform() < 0.5 for _ in indices]  # horizontal flip, the one augmentation every recipe shares
+    if transform is None:  # the world: a horizontal flip is the whole augmentation
+        draws = [rng.uniform() < 0.5 for _ in indices]
+    else:
+        draws = [int(rng.integers(0, 2**31 - 1)) for _ in indices]
     images, labels = [], []
-    for i, flip in list(zip(indices, flips))[rank * batch_size:(rank + 1) * batch_size]:
+    for i, draw in list(zip(indices, draws))[rank * batch_size:(rank + 1) * batch_size]:
         image, label, _ = dataset[int(i)]
-        if flip:
+        if transform is not None:
+            image, label = transform(image, label, draw)
+        elif draw:
             image, label = image[:, ::-1], label[:, ::-1]
         images.append(np.ascontiguousarray(image))
         labels.append(np.ascontiguousarray(label))
@@ -142,6 +149,8 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
         optimizer.load_state_dict(state["optimizer"])
         start_step = int(state["step"])
     rng = np.random.default_rng([cfg.seed, start_step])
+    spec = info.config.get("train_transform")
+    transform = TrainTransform(TransformSpec(**spec)) if spec else None
     to_seen = seen_label_map(info).to(device)
     log = _open_log(run_dir / "metrics.jsonl", start_step) if run_dir and rank == 0 else None
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast("cpu", enabled=False)
@@ -156,7 +165,7 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
         class_names = list(info.classes) if self_training else list(info.seen)
         optimizer.zero_grad(set_to_none=True)
         for _ in range(cfg.accumulate):
-            images, labels = _batch(dataset, cfg.batch_size, rng, rank, world)
+            images, labels = _batch(dataset, cfg.batch_size, rng, rank, world, transform)
             images, labels = method.normalize(images.to(device)), labels.to(device)
             with autocast:
                 logits, aux = model(images, class_names)

@@ -1,0 +1,71 @@
+"""``zegbench data verify``: check a copy of a real dataset against its config, reporting every problem.
+
+Checks, per split: the split list (or image folder), the image and label
+folders, the number of images against the expected count, and for every pair
+(or the first ``limit``): image and label present and readable, same size,
+single-channel labels, label values within the class range (after the
+dataset's ``reduce_zero_label``) or 255. Problems are collected, not raised,
+so one run names all of them, each with the file and what to do.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from zegbench.errors import ZegbenchError
+
+
+@dataclass
+class Problem:
+    """One thing wrong: where (a file or folder) and what, with what to do."""
+
+    where: str
+    what: str
+
+
+def verify_dataset(name: str, data_root: str | Path | None, limit: int | None = None,
+                   check_counts: bool = True) -> tuple[list[Problem], dict]:
+    """Every problem found in the copy of dataset ``name`` under ``data_root``, and per-split counts.
+
+    ``check_counts`` False skips the comparison with the benchmark's image counts (a subset).
+    """
+    from zegbench.datasets.catalog import dataset_root, load_dataset_info, split_layout
+    from zegbench.datasets.folder import SegmentationFolder
+
+    info = load_dataset_info(name)
+    if "world" in info.config:
+        raise ZegbenchError(f"{name} is generated, not verified: `zegbench world generate` writes it")
+    root = dataset_root(info, data_root)
+    if not root.is_dir():
+        return [Problem(str(root), "the dataset folder does not exist: check --data-root (and the config's subdir)")], {}
+    problems, counts = [], {}
+    expected = info.config.get("expected") or {}
+    for split in info.config.get("splits") or {}:
+        layout = split_layout(info, split)
+        for folder in ("img_dir", "ann_dir"):
+            if not (root / layout[folder]).is_dir():
+                problems.append(Problem(str(root / layout[folder]), f"the {split} split's "
+                                        f"{'image' if folder == 'img_dir' else 'label'} folder is missing"))
+        try:
+            data = SegmentationFolder(root, num_classes=len(info.classes),
+                                      reduce_zero_label=bool(info.config.get("reduce_zero_label", False)),
+                                      ignore_index=int(info.config.get("ignore_index", 255)), **layout)
+        except ZegbenchError as err:
+            problems.append(Problem(str(root / (layout["split_file"] or layout["img_dir"])), str(err)))
+            continue
+        counts[split] = len(data)
+        if check_counts and split in expected and len(data) != expected[split]:
+            where = root / (layout["split_file"] or layout["img_dir"])
+            problems.append(Problem(str(where), f"{len(data)} {split} images, the benchmark has {expected[split]}: "
+                                                f"an incomplete download or another version of the split"))
+        for i in range(len(data) if limit is None else min(limit, len(data))):
+            try:
+                data[i]
+            except ZegbenchError as err:
+                problems.append(Problem(f"{split}/{data.ids[i]}", str(err)))
+    return problems, counts
+
+
+def report(problems: list[Problem]) -> dict:
+    """The ``--json`` record: ``{"ok": bool, "problems": [{"where", "what"}, ...]}``."""
+    return {"ok": not problems, "problems": [asdict(p) for p in problems]}
