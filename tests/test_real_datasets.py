@@ -118,3 +118,22 @@ def test_train_transform_crops_pads_and_repeats_with_its_seed():
         values, counts = np.unique(crop[crop != 255], return_counts=True)
         mixed += len(values) == 2 and counts.max() / counts.sum() < 0.75
     assert mixed >= 15
+
+
+def test_cross_dataset_run_evaluates_the_trained_model_on_other_datasets(tmp_path):
+    for name in ("coco_stuff164k", "voc12", "pascal_context59"):
+        WRITERS[name](tmp_path / "data")
+    suite = tmp_path / "cross.yaml"  # the cross_dataset suite's shape, one step of one image
+    suite.write_text("dataset: coco_stuff164k\nseeds: [0]\ngroups:\n  - methods: [zegclip]\n"
+                     "    eval_datasets: [voc12, pascal_context59]\n"
+                     "    set: {clip_weights: none, templates: single, steps: 1, batch_size: 1, warmup: 1}\n")
+    assert run_all_main(["--suite", str(suite), "--data-root", str(tmp_path / "data"),
+                         "--results", str(tmp_path / "r"), "--reports", str(tmp_path / "rep")]) == 0
+    result = json.loads(next((tmp_path / "r" / "cross").glob("*/result.json")).read_text())
+    assert result["dataset"] == "coco_stuff164k" and set(result["cross_dataset"]) == {"voc12", "pascal_context59"}
+    assert len(result["cross_dataset"]["voc12"]["per_class"]) == 20
+    assert len(result["cross_dataset"]["pascal_context59"]["per_class"]) == 59
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(suite.read_text().replace("pascal_context59]", "atlantis]"))
+    assert run_all_main(["--suite", str(bad), "--data-root", str(tmp_path / "data"), "--results", str(tmp_path / "r"),
+                         "--list"]) == 2  # an unknown evaluation dataset fails before any training

@@ -73,6 +73,7 @@ class RunGroup(BaseModel):
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     datasets: list[str] | None = None  # default: the suite's dataset
     seeds: list[int] | None = None  # default: the suite's seeds
+    eval_datasets: list[str] = Field(default_factory=list)  # also evaluate each trained model on these (cross-dataset)
 
 
 class SpeedTarget(BaseModel):

@@ -17,15 +17,18 @@ from zegbench.utils.faults import fault_point
 
 @torch.no_grad()
 def evaluate(method: Method, dataset, info: DatasetInfo, batch_size: int = 16, device: str = "cpu",
-             limit: int | None = None) -> dict:
+             limit: int | None = None, seen: list[bool] | None = None) -> dict:
     """mIoU(S), mIoU(U), hIoU, pAcc and per-class IoU of ``method`` on ``dataset`` (all classes).
 
     Images of different sizes are evaluated one at a time; same-size images in batches.
-    Under torchrun each rank evaluates every world-size-th image and the
-    confusion matrices are summed, so every rank returns the same metrics.
+    ``seen`` flags the classes that get the inductive seen-class calibration
+    (default: the dataset's seen classes). Under torchrun each rank evaluates
+    every world-size-th image and the confusion matrices are summed, so every
+    rank returns the same metrics.
     """
     method.to(device).eval()
-    seen = [i not in set(info.unseen_ids) for i in range(len(info.classes))]
+    if seen is None:
+        seen = [i not in set(info.unseen_ids) for i in range(len(info.classes))]
     cm = ConfusionMatrix(len(info.classes), device=device)
     scale = info.config.get("test_scale")  # real datasets: e.g. short side 512 before sliding windows
     count = len(dataset) if limit is None else min(limit, len(dataset))

@@ -42,7 +42,8 @@ RESULT_SCHEMA = 1
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
 
 
-def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None, world_size: int = 1) -> dict:
+def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None, world_size: int = 1,
+            eval_on: list[str] | None = None) -> dict:
     """Merge method config, the dataset's recipe and ``overrides`` (keys of either kind), then validate.
 
     Later wins: the method's YAML, ``recipe.method`` and ``recipe.train`` (every
@@ -81,6 +82,10 @@ def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None,
                 "train": train_keys}
     if world_size > 1:  # data-parallel: the global batch is batch_size x world_size x accumulate.
         resolved["world_size"] = world_size  # (absent for one process, so single-process hashes never change)
+    if eval_on:  # cross-dataset evaluations: part of what the run produces
+        for other in eval_on:
+            load_dataset_info(other)  # an unknown name fails now, not after training
+        resolved["eval_on"] = list(eval_on)
     return resolved
 
 
@@ -165,14 +170,18 @@ def _finished_elsewhere(run_dir: Path) -> Path | None:
 
 def run_experiment(method: str, dataset: str = "world", seed: int = 0, overrides: dict | None = None,
                    results: str | Path = "results", suite: str = "adhoc", device: str = "cpu",
-                   progress: bool = False, data_root: str | Path | None = None) -> dict:
+                   progress: bool = False, data_root: str | Path | None = None,
+                   eval_on: list[str] | None = None) -> dict:
     """Train and evaluate one configuration; return its ``result.json`` content (reused if finished).
+
+    ``eval_on``: datasets the trained model is also evaluated on, with all their
+    classes (cross-dataset; results under ``cross_dataset`` in ``result.json``).
 
     Any exception is recorded in ``failed.json`` (one line and the traceback)
     before it propagates, so a suite can report it and go on. Under torchrun
     every rank calls this; rank 0 decides (claim, reuse) for all of them.
     """
-    resolved = resolve(method, dataset, seed, overrides, world_size=distributed.world_size())
+    resolved = resolve(method, dataset, seed, overrides, world_size=distributed.world_size(), eval_on=eval_on)
     run_dir = run_dir_for(resolved, results, suite)
     result_path = run_dir / "result.json"
     held, decision = None, None
@@ -239,6 +248,13 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
     summary = train(model, train_set, info, TrainConfig(**resolved["train"]), run_dir, device, progress, resolved)
     fault_point("before_evaluate")
     metrics = evaluate(model, val_set, info, device=device)
+    cross = {}
+    for other in resolved.get("eval_on", []):
+        other_info = load_dataset_info(other)
+        # Names the model trained on keep the seen-class calibration, as in evaluation and `segment`.
+        seen = [c in set(info.seen) for c in other_info.classes]
+        m = evaluate(model, build_dataset(other, "val", data_root=data_root), other_info, device=device, seen=seen)
+        cross[other] = {k: m[k] for k in ("mIoU", "pAcc", "per_class")}
     result = {
         "schema": RESULT_SCHEMA, "status": "finished", "method": method, "dataset": dataset, "seed": seed,
         "setting": resolved["method_config"].get("setting", "inductive"), "config_hash": config_hash(resolved),
@@ -248,6 +264,8 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
         "inference": resolved["method_config"].get("inference", "whole"), "device": device,
         "world_size": distributed.world_size(),
     }
+    if cross:
+        result["cross_dataset"] = cross
     if main:
         atomic_write_json(result, result_path)
     return result

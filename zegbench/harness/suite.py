@@ -76,6 +76,7 @@ class RunSpec:
     shown: dict | None = None  # the overrides that tell this variant apart (set by ``expand``)
     suite: str = ""  # the suite whose folder holds the run (an included suite keeps its own)
     run_dir: Path | None = None
+    eval_on: list[str] = field(default_factory=list)  # cross-dataset evaluations after training
 
     @property
     def label(self) -> str:
@@ -112,8 +113,9 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, resu
         for values in itertools.product(*(group.grid[k] for k in keys)):
             overrides = {**group.set, **dict(zip(keys, values))}
             for ds, method, seed in itertools.product(datasets, group.methods, seed_list):
-                spec = RunSpec(method, ds, seed, overrides, group=group.name or f"group{index}", suite=folder)
-                resolved = resolve(method, ds, seed, overrides, world_size=world_size)
+                spec = RunSpec(method, ds, seed, overrides, group=group.name or f"group{index}", suite=folder,
+                               eval_on=list(group.eval_datasets))
+                resolved = resolve(method, ds, seed, overrides, world_size=world_size, eval_on=group.eval_datasets)
                 spec.run_dir = run_dir_for(resolved, results, folder)
                 specs.append(spec)
     if only:
@@ -137,7 +139,7 @@ def _items(overrides: dict) -> list[tuple]:
 def _payload(spec: RunSpec, results: str | Path, device: str, data_root: str | None, progress: bool) -> dict:
     return {"method": spec.method, "dataset": spec.dataset, "seed": spec.seed, "overrides": spec.overrides,
             "results": str(results), "suite": spec.suite, "device": device, "data_root": data_root,
-            "progress": progress}
+            "progress": progress, "eval_on": spec.eval_on}
 
 
 def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", device: str = "cpu",

@@ -26,7 +26,7 @@ def main(argv: list[str]) -> int:
     try:
         device = distributed.setup(spec["device"])
         run_experiment(spec["method"], spec["dataset"], spec["seed"], spec["overrides"], spec["results"],
-                       spec["suite"], device, spec["progress"], spec["data_root"])
+                       spec["suite"], device, spec["progress"], spec["data_root"], spec.get("eval_on"))
     except RunClaimed as err:
         print(f"skipped: {err}", file=sys.stderr)
         return 3
