@@ -131,6 +131,7 @@ def test_cross_dataset_run_evaluates_the_trained_model_on_other_datasets(tmp_pat
                          "--results", str(tmp_path / "r"), "--reports", str(tmp_path / "rep")]) == 0
     result = json.loads(next((tmp_path / "r" / "cross").glob("*/result.json")).read_text())
     assert result["dataset"] == "coco_stuff164k" and set(result["cross_dataset"]) == {"voc12", "pascal_context59"}
+    assert len(result["dataset_split"]) == 8  # the class list and unseen split the numbers come from
     assert len(result["cross_dataset"]["voc12"]["per_class"]) == 20
     assert len(result["cross_dataset"]["pascal_context59"]["per_class"]) == 59
     bad = tmp_path / "bad.yaml"

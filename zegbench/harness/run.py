@@ -263,6 +263,8 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
         "train_seconds": summary["train_seconds"], "total_seconds": round(time.time() - started, 1),
         "inference": resolved["method_config"].get("inference", "whole"), "device": device,
         "world_size": distributed.world_size(),
+        # Which class list and unseen split produced these numbers (the dataset YAML can change).
+        "dataset_split": hashlib.sha1(json.dumps([info.classes, info.unseen]).encode()).hexdigest()[:8],
     }
     if cross:
         result["cross_dataset"] = cross
