@@ -13,10 +13,15 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from zegbench.clip.loading import load_clip
+from zegbench.clip.templates import TEMPLATE_SETS
+from zegbench.clip.text_embeddings import class_embeddings
 from zegbench.errors import ZegbenchError, check_name
 from zegbench.utils.io import read_yaml_mapping
 
 CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "methods"
+IMAGENET_MEAN = (0.485, 0.456, 0.406)  # what ImageNet-pretrained backbones (and ZegCLIP's official code) expect
+IMAGENET_STD = (0.229, 0.224, 0.225)
 _CLASSES: dict[str, type] = {}
 
 
@@ -40,6 +45,26 @@ class Method(nn.Module):
         mean = torch.tensor(self.mean, device=x.device).view(1, 3, 1, 1)
         std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
         return (x - mean) / std
+
+    def load_frozen_clip(self, clip: str, clip_weights: str | None, image_size: int | None, templates: str):
+        """Load CLIP frozen, keep it (``self._bundle``) and the template set; returns (bundle, joint-space width).
+
+        The bundle is a plain attribute: its text tower only feeds the cached
+        class embeddings and is never trained; methods register the image
+        tower parts they use as submodules.
+        """
+        if templates not in TEMPLATE_SETS:
+            raise ValueError(f"templates must be one of {tuple(TEMPLATE_SETS)}, not {templates!r}")
+        bundle = load_clip(clip, clip_weights, image_size=image_size)
+        bundle.model.requires_grad_(False)
+        self._bundle, self.templates = bundle, TEMPLATE_SETS[templates]
+        proj = bundle.model.text_projection
+        return bundle, proj.shape[1] if proj is not None else bundle.model.visual.output_dim
+
+    def text_embeddings(self, class_names: list[str]) -> torch.Tensor:
+        """Frozen, cached class embeddings [C, D] on the method's device."""
+        emb = class_embeddings(self._bundle, list(class_names), self.templates)
+        return emb.to(next(self.parameters()).device)
 
     def forward(self, images: torch.Tensor, class_names: list[str]) -> tuple[torch.Tensor, dict]:
         """Normalised images [B, 3, H, W] -> mask logits [B, C, H, W] at input size, aux dict."""

@@ -14,9 +14,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from zegbench.clip.loading import IN_HOUSE, load_clip
-from zegbench.clip.templates import TEMPLATE_SETS
-from zegbench.clip.text_embeddings import class_embeddings
+from zegbench.clip.loading import IN_HOUSE
 from zegbench.methods.base import Method, register_class
 from zegbench.methods.decoder import masks_to_image
 from zegbench.methods.encoder import PromptedEncoder
@@ -31,18 +29,10 @@ class MaskCLIP(Method):
     def __init__(self, clip: str = IN_HOUSE, clip_weights: str | None = None, image_size: int = 96,
                  templates: str = "single", logit_scale: float = 100.0):
         super().__init__()
-        if templates not in TEMPLATE_SETS:
-            raise ValueError(f"templates must be one of {tuple(TEMPLATE_SETS)}, not {templates!r}")
-        bundle = load_clip(clip, clip_weights, image_size=image_size)
-        bundle.model.requires_grad_(False)
-        self._bundle = bundle
+        bundle, _ = self.load_frozen_clip(clip, clip_weights, image_size, templates)
         self.encoder = PromptedEncoder(bundle.model.visual, tuning="frozen")
         self.mean, self.std = bundle.mean, bundle.std
-        self.templates, self.logit_scale = TEMPLATE_SETS[templates], logit_scale
-
-    def text_embeddings(self, class_names: list[str]) -> torch.Tensor:
-        emb = class_embeddings(self._bundle, list(class_names), self.templates)
-        return emb.to(self.encoder.visual.conv1.weight.device)
+        self.logit_scale = logit_scale
 
     def dense_features(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Unit-norm patch embeddings [B, N, D] from the last block's value path, and the patch grid."""

@@ -13,16 +13,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from zegbench.clip.loading import IN_HOUSE, load_clip
-from zegbench.clip.templates import TEMPLATE_SETS
-from zegbench.clip.text_embeddings import class_embeddings
-from zegbench.methods.base import Method, register_class
+from zegbench.clip.loading import IN_HOUSE
+from zegbench.methods.base import IMAGENET_MEAN, IMAGENET_STD, Method, register_class
 from zegbench.methods.proposals import ProposalNetwork
 from zegbench.methods.region_clip import ENSEMBLES, classify_regions, ensemble, region_crops, semantic_map
 from zegbench.methods.set_loss import set_loss
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @register_class("two_stage")
@@ -40,32 +36,21 @@ class TwoStage(Method):
                  calibration: float = 0.0, mask_threshold: float = 0.5, clip_batch: int = 32,
                  backbone_lr_mult: float = 0.1, grad_clip: float = 0.01):
         super().__init__()
-        if templates not in TEMPLATE_SETS:
-            raise ValueError(f"templates must be one of {tuple(TEMPLATE_SETS)}, not {templates!r}")
         if ensemble not in ENSEMBLES:
             raise ValueError(f"ensemble must be one of {ENSEMBLES}, not {ensemble!r}")
         if not 0.0 <= ensemble_weight <= 1.0:
             raise ValueError(f"ensemble_weight must be in [0, 1], not {ensemble_weight}")
-        bundle = load_clip(clip, clip_weights, image_size=clip_image_size)
-        bundle.model.requires_grad_(False)
-        self._bundle = bundle  # plain attribute: the text tower is frozen and only feeds the cached embeddings
+        bundle, dim = self.load_frozen_clip(clip, clip_weights, clip_image_size, templates)
         self.clip_visual = bundle.model.visual  # frozen second image encoder: a submodule, so it follows .to(device)
-        dim = bundle.model.text_projection.shape[1] if bundle.model.text_projection is not None else bundle.model.visual.output_dim
         self.proposals = ProposalNetwork(dim, backbone, backbone_weights, queries, hidden, decoder_layers,
                                          decoder_heads, decoder_ffn, mask_dim, dropout)
         self.mean, self.std = bundle.mean, bundle.std  # outside-mask fill 0 = CLIP's mean colour
         self.resnet_input = backbone.startswith("resnet")  # ImageNet-pretrained backbones expect ImageNet stats
-        self.templates = TEMPLATE_SETS[templates]
         self.loss_weights = dict(no_object_weight=no_object_weight, mask_weight=mask_weight, dice_weight=dice_weight)
         self.deep_supervision = deep_supervision
         self.ensemble, self.ensemble_weight, self.calibration = ensemble, ensemble_weight, calibration
         self.mask_threshold, self.clip_batch = mask_threshold, clip_batch
         self.backbone_lr_mult, self.grad_clip = backbone_lr_mult, grad_clip
-
-    def text_embeddings(self, class_names: list[str]) -> torch.Tensor:
-        """Frozen, cached class embeddings [C, D] on the method's device."""
-        emb = class_embeddings(self._bundle, list(class_names), self.templates)
-        return emb.to(self.proposals.query_embed.weight.device)
 
     def _backbone_input(self, images: torch.Tensor) -> torch.Tensor:
         if not self.resnet_input:

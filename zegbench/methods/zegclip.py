@@ -17,17 +17,13 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from zegbench.clip.loading import IN_HOUSE, load_clip
-from zegbench.clip.templates import TEMPLATE_SETS
-from zegbench.clip.text_embeddings import class_embeddings
-from zegbench.methods.base import Method, register_class
+from zegbench.clip.loading import IN_HOUSE
+from zegbench.methods.base import IMAGENET_MEAN, IMAGENET_STD, Method, register_class
 from zegbench.methods.decoder import MaskDecoder, QueryBuilder, masks_to_image
 from zegbench.methods.encoder import PromptedEncoder
 from zegbench.methods.losses import LOSSES, ce_loss, nel_loss
 
 SETTINGS = ("inductive", "transductive")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 @register_class("zegclip")
@@ -47,18 +43,13 @@ class ZegCLIP(Method):
             raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
         if setting not in SETTINGS:
             raise ValueError(f"setting must be one of {SETTINGS}, not {setting!r}")
-        if templates not in TEMPLATE_SETS:
-            raise ValueError(f"templates must be one of {tuple(TEMPLATE_SETS)}, not {templates!r}")
         if inference not in ("whole", "slide"):
             raise ValueError(f"inference must be 'whole' or 'slide', not {inference!r}")
-        bundle = load_clip(clip, clip_weights, image_size=image_size)
-        bundle.model.requires_grad_(False)
-        self._bundle = bundle  # plain attribute: the text tower is not a trainable submodule
+        bundle, dim = self.load_frozen_clip(clip, clip_weights, image_size, templates)
         self.encoder = PromptedEncoder(bundle.model.visual, tuning, num_tokens, prompt_depth, dropout)
-        dim = bundle.model.text_projection.shape[1] if bundle.model.text_projection is not None else bundle.model.visual.output_dim
         self.queries = QueryBuilder(dim, relation)
         self.decoder = MaskDecoder(dim, decoder_layers, decoder_heads, decoder_ffn, dropout)
-        self.loss_type, self.setting, self.templates = loss, setting, TEMPLATE_SETS[templates]
+        self.loss_type, self.setting = loss, setting
         self.focal_weight, self.dice_weight, self.ignore_negatives = focal_weight, dice_weight, ignore_negatives
         self.calibration, self.inference = calibration, inference
         self.crop, self.stride = crop or image_size, stride or image_size
@@ -69,11 +60,6 @@ class ZegCLIP(Method):
             self.mean, self.std = bundle.mean, bundle.std
         else:
             raise ValueError(f"normalization must be 'clip' or 'imagenet', not {normalization!r}")
-
-    def text_embeddings(self, class_names: list[str]) -> torch.Tensor:
-        """Frozen, cached class embeddings [C, D] on the method's device."""
-        emb = class_embeddings(self._bundle, list(class_names), self.templates)
-        return emb.to(self.decoder.layers[0].attn.q.weight.device)
 
     def forward(self, images: torch.Tensor, class_names: list[str]) -> tuple[torch.Tensor, dict]:
         g, patches, grid = self.encoder(images)
