@@ -10,6 +10,9 @@
 
 A finished run is reused, never overwritten; an unfinished one resumes from its checkpoint.
 A finished run with the same config in another suite's folder is copied, not retrained.
+A run that differs from a finished one only in inference keys (``Method.inference_keys``,
+e.g. the two-stage ensemble rule) evaluates that run's checkpoint instead of training
+(``trained_by`` in its result.json names it).
 """
 from __future__ import annotations
 
@@ -31,12 +34,13 @@ from zegbench.datasets.catalog import build_dataset, load_dataset_info
 from zegbench.errors import ZegbenchError
 from zegbench.harness.config import schema_for_class, train_schema, validate_keys
 from zegbench.harness.evaluate import evaluate
+from zegbench.harness.identity import input_fingerprints, read_training_hash, training_hash
 from zegbench.harness.train import TrainConfig, train
 from zegbench.methods import create_method, method_config
 from zegbench.utils import distributed
 from zegbench.utils.claims import claim, is_claimed
 from zegbench.utils.faults import fault_point
-from zegbench.utils.io import atomic_write_json
+from zegbench.utils.io import atomic_torch_save, atomic_write_json
 
 RESULT_SCHEMA = 1
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
@@ -86,6 +90,9 @@ def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None,
         for other in eval_on:
             load_dataset_info(other)  # an unknown name fails now, not after training
         resolved["eval_on"] = list(eval_on)
+    # Dataset definitions and the shipped CLIP checkpoint decide the numbers too: editing
+    # either gives new run folders rather than reusing results made from the old ones.
+    resolved["inputs"] = input_fingerprints(dataset, list(eval_on or []), resolved["method_config"])
     return resolved
 
 
@@ -245,6 +252,11 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
     torch.manual_seed(seed)
     model = create_method(method, **{k: v for k, v in resolved["method_config"].items() if k != "class"})
     started = time.time()
+    donor = distributed.broadcast(_trained_elsewhere(resolved, run_dir) if main else None)
+    if donor is not None and main:
+        _take_trained_weights(donor, run_dir, resolved)
+    distributed.barrier()  # the other ranks resume from the checkpoint rank 0 just wrote
+    # With a donor's finished checkpoint in place, train() resumes at the last step: no training.
     summary = train(model, train_set, info, TrainConfig(**resolved["train"]), run_dir, device, progress, resolved)
     fault_point("before_evaluate")
     metrics = evaluate(model, val_set, info, device=device)
@@ -260,14 +272,45 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
         "setting": resolved["method_config"].get("setting", "inductive"), "config_hash": config_hash(resolved),
         **{k: metrics[k] for k in ("pAcc", "mIoU", "mIoU_seen", "mIoU_unseen", "hIoU")},
         "per_class": metrics["per_class"], **model.param_counts(),
-        "train_seconds": summary["train_seconds"], "total_seconds": round(time.time() - started, 1),
+        "train_seconds": donor["train_seconds"] if donor else summary["train_seconds"],
+        "total_seconds": round(time.time() - started, 1),
         "inference": resolved["method_config"].get("inference", "whole"), "device": device,
         "world_size": distributed.world_size(),
         # Which class list and unseen split produced these numbers (the dataset YAML can change).
         "dataset_split": hashlib.sha1(json.dumps([info.classes, info.unseen]).encode()).hexdigest()[:8],
     }
+    if donor:
+        result["trained_by"] = donor["run"]  # <suite>/<run folder> whose weights were evaluated
     if cross:
         result["cross_dataset"] = cross
     if main:
         atomic_write_json(result, result_path)
     return result
+
+
+def _trained_elsewhere(resolved: dict, run_dir: Path) -> dict | None:
+    """A finished run in this store with the same training hash (it differs only in inference keys).
+
+    Returns ``{"run": "<suite>/<folder>", "path": ..., "train_seconds": ...}`` or None. Folders
+    moved aside by ``--force`` and runs without a checkpoint (training-free) never serve.
+    """
+    want = training_hash(resolved)
+    for result_path in sorted(run_dir.parent.parent.glob("*/*/result.json")):
+        other = result_path.parent
+        if other == run_dir or ".replaced-" in other.name or not (other / "checkpoint.pt").is_file():
+            continue
+        if read_training_hash(other) == want:
+            done = json.loads(result_path.read_text())
+            return {"run": f"{other.parent.name}/{other.name}", "path": str(other),
+                    "train_seconds": done.get("train_seconds")}
+    return None
+
+
+def _take_trained_weights(donor: dict, run_dir: Path, resolved: dict) -> None:
+    """Put the donor's finished checkpoint (under this run's config) and training log into ``run_dir``."""
+    source = Path(donor["path"])
+    state = torch.load(source / "checkpoint.pt", map_location="cpu", weights_only=True)
+    state["config"] = resolved  # `zegbench.load` rebuilds this variant, not the donor's
+    atomic_torch_save(state, run_dir / "checkpoint.pt")
+    if (source / "metrics.jsonl").is_file():
+        shutil.copyfile(source / "metrics.jsonl", run_dir / "metrics.jsonl")

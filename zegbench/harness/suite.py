@@ -215,8 +215,9 @@ def _report(spec: RunSpec, returncode: int, output: str, started: float, n: int,
         return "running"
     if status == "done":
         r = json.loads((spec.run_dir / "result.json").read_text())
+        reused = f"; evaluated the weights of {r['trained_by']}" if r.get("trained_by") else ""
         log(f"[{n}/{total}] {spec.label}: mIoU(S) {_num(r['mIoU_seen'])} mIoU(U) {_num(r['mIoU_unseen'])} "
-            f"hIoU {_num(r['hIoU'])} ({took})")
+            f"hIoU {_num(r['hIoU'])} ({took}{reused})")
     else:
         log(f"[{n}/{total}] {spec.label}: FAILED ({took}): {_failure_line(spec.run_dir, returncode, output)}")
     return status

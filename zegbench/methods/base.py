@@ -38,6 +38,9 @@ class Method(nn.Module):
 
     mean: tuple = (0.48145466, 0.4578275, 0.40821073)
     std: tuple = (0.26862954, 0.26130258, 0.27577711)
+    # Config keys that only ``predict`` reads: variants differing in nothing else train the same
+    # weights, so the harness evaluates one finished checkpoint instead of training it again.
+    inference_keys: frozenset[str] = frozenset()
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [B, H, W, 3] -> float [B, 3, H, W] with the method's mean and std."""

@@ -26,6 +26,7 @@ class TwoStage(Method):
     """MaskFormer proposals (own backbone) + frozen CLIP region classification + per-class ensemble."""
 
     setting = "inductive"
+    inference_keys = frozenset({"ensemble", "ensemble_weight", "calibration", "mask_threshold", "clip_batch"})
 
     def __init__(self, clip: str = IN_HOUSE, clip_weights: str | None = None, clip_image_size: int | None = None,
                  templates: str = "single", backbone: str = "world_cnn", backbone_weights: str | None = None,

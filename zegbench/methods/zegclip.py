@@ -30,6 +30,8 @@ SETTINGS = ("inductive", "transductive")
 class ZegCLIP(Method):
     """One-stage CLIP segmentation; the switches select the ablation row (see module doc)."""
 
+    inference_keys = frozenset({"calibration", "inference", "crop", "stride"})
+
     def __init__(self, tuning: str = "dpt", relation: str = "rd", loss: str = "nel", setting: str = "inductive",
                  clip: str = IN_HOUSE, clip_weights: str | None = None, image_size: int = 96,
                  num_tokens: int = 10, prompt_depth: int | None = None, decoder_layers: int = 3,

@@ -1,0 +1,117 @@
+"""What identifies a run's result, and what identifies its trained weights.
+
+A run folder's hash covers its resolved config (``run.config_hash``). Two
+things a run reads are not config keys, yet change its numbers:
+
+- the dataset definition (class list, unseen split, layout, transforms, world
+  generator settings and version): ``dataset_fingerprint``;
+- the in-house CLIP checkpoint that ships in the package: ``clip_fingerprint``.
+
+``input_fingerprints`` puts both into the resolved config, so editing a dataset
+YAML or shipping a new in-house CLIP gives new run folders instead of silently
+reusing numbers made from the old ones.
+
+Separately, many variants differ only in how a trained model predicts (the
+two-stage ensemble rule, ZegCLIP's seen-class calibration or sliding window).
+``training_hash`` covers only what decides the weights, so such a variant can
+evaluate an already trained checkpoint instead of training the same weights
+again (``run._trained_elsewhere``).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from functools import lru_cache
+from pathlib import Path
+
+from zegbench.datasets.catalog import DatasetInfo, load_dataset_info
+
+# Dataset keys that change nothing a run computes: the recipe is already part of
+# the resolved config, and expected image counts are read by `data verify` only.
+_NOT_DATA = ("recipe", "expected")
+
+
+def _short_hash(value) -> str:
+    return hashlib.sha1(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def dataset_fingerprint(info: DatasetInfo) -> str:
+    """8 hex digits over everything in the dataset config that decides data or evaluation."""
+    cfg = {k: v for k, v in info.config.items() if k not in _NOT_DATA}
+    if cfg.get("world") is not None:  # the generated images depend on the generator's code version too
+        from zegbench.datasets.world import WORLD_VERSION
+
+        cfg["world_generator_version"] = WORLD_VERSION
+    return _short_hash(cfg)
+
+
+@lru_cache(maxsize=None)
+def _file_sha(path: str, size: int, mtime_ns: int) -> str:  # size and mtime: a replaced file is hashed again
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()[:8]
+
+
+def clip_fingerprint(method_config: dict) -> str | None:
+    """The shipped in-house checkpoint's hash when the method loads it by default, else None.
+
+    Other weights are named in the config already (a tag or a path; hashing a
+    user's 600 MB file at every resolve would cost more than it protects).
+    """
+    from zegbench.clip.loading import IN_HOUSE, SHIPPED_CHECKPOINT
+
+    if method_config.get("clip", IN_HOUSE) != IN_HOUSE or method_config.get("clip_weights"):
+        return None
+    if not SHIPPED_CHECKPOINT.is_file():
+        return None  # loading fails later with the regenerate instructions
+    stat = SHIPPED_CHECKPOINT.stat()
+    return _file_sha(str(SHIPPED_CHECKPOINT), stat.st_size, stat.st_mtime_ns)
+
+
+def input_fingerprints(dataset: str, eval_on: list[str], method_config: dict) -> dict:
+    """``{"datasets": {name: fingerprint}, "clip_checkpoint": hash}`` for every input the run reads."""
+    names = [dataset, *[d for d in eval_on if d != dataset]]
+    out: dict = {"datasets": {name: dataset_fingerprint(load_dataset_info(name)) for name in names}}
+    clip = clip_fingerprint(method_config)
+    if clip:
+        out["clip_checkpoint"] = clip
+    return out
+
+
+def training_identity(resolved: dict) -> dict:
+    """The part of a resolved config that decides the trained weights.
+
+    Leaves out the method's name, its ``inference_keys`` (read by ``predict``
+    only), the cross-dataset evaluations and the evaluation-only datasets'
+    fingerprints.
+    """
+    from zegbench.methods.base import method_class
+
+    method_cfg = dict(resolved["method_config"])
+    skip = method_class(method_cfg["class"]).inference_keys
+    inputs = dict(resolved.get("inputs") or {})
+    if "datasets" in inputs:
+        inputs["datasets"] = {resolved["dataset"]: inputs["datasets"].get(resolved["dataset"])}
+    return {"dataset": resolved["dataset"], "seed": resolved["seed"], "train": resolved["train"],
+            "method_config": {k: v for k, v in method_cfg.items() if k not in skip},
+            "world_size": resolved.get("world_size", 1), "inputs": inputs}
+
+
+def training_hash(resolved: dict) -> str:
+    """8 hex digits over ``training_identity``: equal for variants that train the same weights."""
+    return _short_hash(training_identity(resolved))
+
+
+def read_training_hash(run_dir: Path) -> str | None:
+    """The training hash of a finished run folder (from its config.yaml), or None if it cannot be read."""
+    import yaml
+
+    from zegbench.errors import ZegbenchError
+
+    try:
+        resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
+        return training_hash(resolved)
+    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError, ZegbenchError):
+        return None
