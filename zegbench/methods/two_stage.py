@@ -62,11 +62,18 @@ class TwoStage(Method):
         return (images * clip_std + clip_mean - net_mean) / net_std
 
     def forward(self, images: torch.Tensor, class_names: list[str]) -> tuple[torch.Tensor, dict]:
-        """Semantic-map logits of the proposal network alone [B, C, H, W]; aux holds every layer's set output."""
+        """Semantic-map logits of the proposal network alone [B, C, H, W]; aux holds every layer's set output.
+
+        The set loss reads ``aux`` only, so the map (for monitoring) is built without
+        autograd at the mask features' stride-4 resolution and then upsampled: C
+        channels instead of Q full-resolution masks and their sigmoid kept in the graph
+        (2 x 100 x 512 x 512 floats = 210 MB per image at the real recipe).
+        """
         layers = self.proposals(self._backbone_input(images), self.text_embeddings(class_names))
         last = layers[-1]
-        masks = F.interpolate(last["mask_logits"], size=images.shape[-2:], mode="bilinear", align_corners=False)
-        sem = semantic_map(last["class_logits"].softmax(-1)[..., :-1], masks.sigmoid())
+        with torch.no_grad():
+            sem = semantic_map(last["class_logits"].softmax(-1)[..., :-1], last["mask_logits"].sigmoid())
+            sem = F.interpolate(sem, size=images.shape[-2:], mode="bilinear", align_corners=False)
         return sem.clamp_min(1e-6).log(), {"layers": layers}
 
     def loss(self, logits: torch.Tensor, labels: torch.Tensor, aux: dict | None = None) -> dict[str, torch.Tensor]:
