@@ -17,14 +17,20 @@ def _pair(img_path: Path, seg_path: Path, rng: np.random.Generator, label_values
     Image.fromarray(label).save(seg_path)
 
 
-def write_voc(root: Path, train: int = 3, val: int = 2, seed: int = 0) -> Path:
-    """VOCdevkit/VOC2012 with SBD-style train labels (SegmentationClassAug) and VOC val labels."""
+def write_voc(root: Path, train: int = 3, val: int = 2, seed: int = 0, aug: int | None = None) -> Path:
+    """VOCdevkit/VOC2012 as mmseg's voc_aug.py leaves it: VOC train and val lists with labels in
+    SegmentationClass, and aug.txt (SBD ids in neither) with labels in SegmentationClassAug.
+
+    ``train`` images in all, ``aug`` of them (default: all but one) from SBD.
+    """
     base = root / "VOCdevkit" / "VOC2012"
     rng = np.random.default_rng(seed)
     values = [0, 1, 5, 15, 20, 255]  # background, classes, boundary
-    splits = {"trainaug": [f"2008_{i:06d}" for i in range(train)], "val": [f"2009_{i:06d}" for i in range(val)]}
-    for split, ids in splits.items():
-        ann = "SegmentationClassAug" if split == "trainaug" else "SegmentationClass"
+    aug = train - 1 if aug is None else aug
+    splits = {"train": ([f"2008_{i:06d}" for i in range(train - aug)], "SegmentationClass"),
+              "aug": ([f"2010_{i:06d}" for i in range(aug)], "SegmentationClassAug"),
+              "val": ([f"2009_{i:06d}" for i in range(val)], "SegmentationClass")}
+    for split, (ids, ann) in splits.items():
         for sid in ids:
             _pair(base / "JPEGImages" / f"{sid}.jpg", base / ann / f"{sid}.png", rng, values)
         (base / "ImageSets" / "Segmentation").mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -41,16 +42,49 @@ def test_verify_names_every_planted_fault(tmp_path, capsys):
     Image.fromarray(np.zeros((10, 10), np.uint8)).save(base / "SegmentationClass" / f"{val_ids[1]}.png")  # wrong size
     Image.fromarray(np.full((40, 56), 30, np.uint8)).save(base / "SegmentationClass" / f"{val_ids[2]}.png")  # 30 > 20
     (base / "JPEGImages" / f"{val_ids[3]}.jpg").write_bytes(b"not a jpeg")  # an unreadable image
-    (base / "ImageSets/Segmentation/trainaug.txt").unlink()  # a missing split list
+    (base / "ImageSets/Segmentation/aug.txt").unlink()  # a missing split list
     code, out = _verify(capsys, "voc12", tmp_path, "--no-counts")
     assert code == 1 and not out["ok"]
     found = {p["where"]: p["what"] for p in out["problems"]}
-    assert any(w.endswith("trainaug.txt") and "split list" in m for w, m in found.items())
+    assert any(w.endswith("aug.txt") and "split list" in m for w, m in found.items())
     assert "listed in the split but missing" in found[f"val/{val_ids[0]}"]
     assert "its image is" in found[f"val/{val_ids[1]}"]
     assert "label value 29 outside 0..19" in found[f"val/{val_ids[2]}"]  # 30 after VOC's background shift
     assert "is corrupt" in found[f"val/{val_ids[3]}"]
     assert len(out["problems"]) == 5
+
+
+def test_voc_train_is_voc_train_with_its_labels_then_sbd_aug_with_converted_labels(tmp_path, capsys):
+    base = write_voc(tmp_path, train=5, aug=3)
+    data = build_dataset("voc12", "train", data_root=tmp_path)
+    assert len(data) == 5 and data.ids[:2] == ["2008_000000", "2008_000001"]  # VOC's train list first
+    label_files = [data[i][2]["label_path"] for i in range(5)]
+    assert [p.split("/")[-2] for p in label_files] == ["SegmentationClass"] * 2 + ["SegmentationClassAug"] * 3
+    with pytest.raises(IndexError):
+        data[5]
+    # An id in both lists would be trained on twice: verify names it.
+    (base / "ImageSets/Segmentation/aug.txt").write_text("2010_000000\n2010_000001\n2010_000002\n2008_000000\n")
+    Image.open(base / "SegmentationClass/2008_000000.png").save(base / "SegmentationClassAug/2008_000000.png")
+    code, out = _verify(capsys, "voc12", tmp_path, "--no-counts")
+    assert code == 1 and [p["where"] for p in out["problems"]] == ["train/2008_000000"]
+    assert "train.txt and again in" in out["problems"][0]["what"]
+
+
+def test_deeplab_trainaug_layout_through_a_config_based_on_voc12(tmp_path, monkeypatch):
+    from zegbench.datasets import catalog
+
+    shutil.copytree(catalog.CONFIG_ROOT / "datasets", tmp_path / "configs" / "datasets")
+    monkeypatch.setattr(catalog, "CONFIG_ROOT", tmp_path / "configs")
+    (tmp_path / "configs" / "datasets" / "voc12_deeplab.yaml").write_text(  # as voc12.yaml's comment says
+        "base: voc12\nname: voc12_deeplab\n"
+        "splits: {train: {list: ImageSets/Segmentation/trainaug.txt, ann_dir: SegmentationClassAug}}\n")
+    base = write_voc(tmp_path / "data", train=4, aug=3)
+    (base / "ImageSets/Segmentation/trainaug.txt").write_text("2008_000000\n2010_000000\n2010_000001\n2010_000002\n")
+    shutil.copy(base / "SegmentationClass/2008_000000.png", base / "SegmentationClassAug/2008_000000.png")
+    data = build_dataset("voc12_deeplab", "train", data_root=tmp_path / "data")
+    assert len(data) == 4 and {m["label_path"].split("/")[-2] for *_, m in (data[i] for i in range(4))} == {
+        "SegmentationClassAug"}
+    assert len(build_dataset("voc12_deeplab", "val", data_root=tmp_path / "data")) == 2  # val from voc12
 
 
 def test_missing_dataset_folder_is_one_problem(tmp_path, capsys):

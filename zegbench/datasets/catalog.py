@@ -74,8 +74,10 @@ class DatasetConfig(BaseModel):
     seg_suffix: str = ".png"
     reduce_zero_label: bool = False
     ignore_index: int = 255
-    # A plain name means the VOC convention: the list ImageSets/Segmentation/<name>.txt.
-    splits: dict[str, str | SplitSpec]
+    # A plain name means the VOC convention: the list ImageSets/Segmentation/<name>.txt. A list of
+    # parts is their concatenation (mmseg's VOC aug: train.txt with SegmentationClass + aug.txt
+    # with SegmentationClassAug).
+    splits: dict[str, str | SplitSpec | list[str | SplitSpec]]
     expected: dict[str, int] = Field(default_factory=dict)  # images per split, checked by `zegbench data verify`
     train_transform: TransformSpec | None = None  # real datasets: rescale, crop, flip, photometric (transforms.py)
     test_scale: tuple[int, int] | None = None  # evaluation rescales images to fit (long, short), e.g. [2048, 512]
@@ -145,7 +147,7 @@ def world_spec(info: DatasetInfo, seed: int | None = None):
 def build_dataset(name: str, split: str, data_root: str | Path | None = None, world_seed: int | None = None,
                   cache_dir: str | Path | None = None, progress: bool = False):
     """The ``split`` ('train' or 'val') of dataset ``name``; a world is generated on first use."""
-    from zegbench.datasets.folder import SegmentationFolder
+    from zegbench.datasets.folder import ConcatFolders, SegmentationFolder
     from zegbench.datasets.generate import ensure_world
 
     info = load_dataset_info(name)
@@ -156,9 +158,11 @@ def build_dataset(name: str, split: str, data_root: str | Path | None = None, wo
         root = dataset_root(info, data_root)
         if not root.is_dir():
             raise ZegbenchError(f"dataset folder {root} does not exist: check --data-root")
-    return SegmentationFolder(root, **split_layout(info, split), num_classes=len(info.classes),
-                              reduce_zero_label=bool(cfg.get("reduce_zero_label", False)),
-                              ignore_index=int(cfg.get("ignore_index", 255)))
+    parts = [SegmentationFolder(root, **layout, num_classes=len(info.classes),
+                                reduce_zero_label=bool(cfg.get("reduce_zero_label", False)),
+                                ignore_index=int(cfg.get("ignore_index", 255)))
+             for layout in split_layouts(info, split)]
+    return parts[0] if len(parts) == 1 else ConcatFolders(parts)
 
 
 def dataset_root(info: DatasetInfo, data_root: str | Path | None) -> Path:
@@ -168,15 +172,18 @@ def dataset_root(info: DatasetInfo, data_root: str | Path | None) -> Path:
     return Path(data_root) / info.config.get("subdir", "")
 
 
-def split_layout(info: DatasetInfo, split: str) -> dict:
-    """``SegmentationFolder`` keywords for ``split``: id list (or None) and folders, defaults filled in."""
+def split_layouts(info: DatasetInfo, split: str) -> list[dict]:
+    """``SegmentationFolder`` keywords for each part of ``split`` (id list or None, folders), defaults filled in."""
     cfg = info.config
     spec = (cfg.get("splits") or {}).get(split)
     if spec is None:
         raise ZegbenchError(f"configs/datasets/{info.name}.yaml: no split {split!r} under 'splits'")
-    if isinstance(spec, str):  # the VOC convention
-        spec = {"list": f"ImageSets/Segmentation/{spec}.txt"}
-    return {"split_file": spec.get("list"), "img_dir": spec.get("img_dir") or cfg.get("img_dir", "JPEGImages"),
-            "ann_dir": spec.get("ann_dir") or cfg.get("ann_dir", "SegmentationClass"),
-            "img_suffix": spec.get("img_suffix") or cfg.get("img_suffix", ".jpg"),
-            "seg_suffix": spec.get("seg_suffix") or cfg.get("seg_suffix", ".png")}
+    layouts = []
+    for part in spec if isinstance(spec, list) else [spec]:
+        if isinstance(part, str):  # the VOC convention
+            part = {"list": f"ImageSets/Segmentation/{part}.txt"}
+        layouts.append({"split_file": part.get("list"), "img_dir": part.get("img_dir") or cfg.get("img_dir", "JPEGImages"),
+                        "ann_dir": part.get("ann_dir") or cfg.get("ann_dir", "SegmentationClass"),
+                        "img_suffix": part.get("img_suffix") or cfg.get("img_suffix", ".jpg"),
+                        "seg_suffix": part.get("seg_suffix") or cfg.get("seg_suffix", ".png")})
+    return layouts

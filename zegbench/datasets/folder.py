@@ -6,6 +6,7 @@ with 255 = ignore.
 """
 from __future__ import annotations
 
+import bisect
 from pathlib import Path
 
 import numpy as np
@@ -74,3 +75,26 @@ class SegmentationFolder:
             raise ZegbenchError(f"{seg_path} has label value {int(label[bad][0])} outside 0..{self.num_classes - 1} "
                                 f"and {self.ignore_index}: check the dataset's class list or its conversion")
         return image, label, {"id": sid, "image_path": str(img_path), "label_path": str(seg_path)}
+
+
+class ConcatFolders:
+    """Several ``SegmentationFolder`` parts read as one split, in order (VOC's train + SBD aug).
+
+    Ids must be unique across parts: an id listed twice would be trained on twice and, in
+    an evaluation split, counted twice (``zegbench data verify`` reports duplicates).
+    """
+
+    def __init__(self, parts: list[SegmentationFolder]):
+        self.parts = parts
+        self.ids = [sid for part in parts for sid in part.ids]
+        self._ends = list(np.cumsum([len(part) for part in parts]))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, dict]:
+        if not 0 <= index < len(self.ids):
+            raise IndexError(index)
+        which = bisect.bisect_right(self._ends, index)
+        start = self._ends[which - 1] if which else 0
+        return self.parts[which][index - start]

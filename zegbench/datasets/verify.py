@@ -1,7 +1,8 @@
 """``zegbench data verify``: check a copy of a real dataset against its config, reporting every problem.
 
-Checks, per split: the split list (or image folder), the image and label
-folders, the number of images against the expected count, and for every pair
+Checks, per split (and per part of a split made of several lists): the split
+list (or image folder), the image and label folders, ids listed in two parts,
+the number of images against the expected count, and for every pair
 (or the first ``limit``): image and label present and readable, same size,
 single-channel labels, label values within the class range (after the
 dataset's ``reduce_zero_label``) or 255. Problems are collected, not raised,
@@ -29,7 +30,7 @@ def verify_dataset(name: str, data_root: str | Path | None, limit: int | None = 
 
     ``check_counts`` False skips the comparison with the benchmark's image counts (a subset).
     """
-    from zegbench.datasets.catalog import dataset_root, load_dataset_info, split_layout
+    from zegbench.datasets.catalog import dataset_root, load_dataset_info, split_layouts
     from zegbench.datasets.folder import SegmentationFolder
 
     info = load_dataset_info(name)
@@ -41,28 +42,35 @@ def verify_dataset(name: str, data_root: str | Path | None, limit: int | None = 
     problems, counts = [], {}
     expected = info.config.get("expected") or {}
     for split in info.config.get("splits") or {}:
-        layout = split_layout(info, split)
-        for folder in ("img_dir", "ann_dir"):
-            if not (root / layout[folder]).is_dir():
-                problems.append(Problem(str(root / layout[folder]), f"the {split} split's "
-                                        f"{'image' if folder == 'img_dir' else 'label'} folder is missing"))
-        try:
-            data = SegmentationFolder(root, num_classes=len(info.classes),
-                                      reduce_zero_label=bool(info.config.get("reduce_zero_label", False)),
-                                      ignore_index=int(info.config.get("ignore_index", 255)), **layout)
-        except ZegbenchError as err:
-            problems.append(Problem(str(root / (layout["split_file"] or layout["img_dir"])), str(err)))
-            continue
-        counts[split] = len(data)
-        if check_counts and split in expected and len(data) != expected[split]:
-            where = root / (layout["split_file"] or layout["img_dir"])
-            problems.append(Problem(str(where), f"{len(data)} {split} images, the benchmark has {expected[split]}: "
-                                                f"an incomplete download or another version of the split"))
-        for i in range(len(data) if limit is None else min(limit, len(data))):
+        first_seen: dict[str, str] = {}  # id -> the list it came from (an id in two parts is a problem)
+        for layout in split_layouts(info, split):
+            listing = str(root / (layout["split_file"] or layout["img_dir"]))
+            for folder in ("img_dir", "ann_dir"):
+                if not (root / layout[folder]).is_dir():
+                    problems.append(Problem(str(root / layout[folder]), f"the {split} split's "
+                                            f"{'image' if folder == 'img_dir' else 'label'} folder is missing"))
             try:
-                data[i]
+                data = SegmentationFolder(root, num_classes=len(info.classes),
+                                          reduce_zero_label=bool(info.config.get("reduce_zero_label", False)),
+                                          ignore_index=int(info.config.get("ignore_index", 255)), **layout)
             except ZegbenchError as err:
-                problems.append(Problem(f"{split}/{data.ids[i]}", str(err)))
+                problems.append(Problem(listing, str(err)))
+                continue
+            counts[split] = counts.get(split, 0) + len(data)
+            for sid in data.ids:
+                if sid in first_seen:
+                    problems.append(Problem(f"{split}/{sid}", f"listed in {first_seen[sid]} and again in {listing}: "
+                                                              f"keep each id in one list"))
+                first_seen.setdefault(sid, listing)
+            for i in range(len(data) if limit is None else min(limit, len(data))):
+                try:
+                    data[i]
+                except ZegbenchError as err:
+                    problems.append(Problem(f"{split}/{data.ids[i]}", str(err)))
+        if check_counts and split in expected and split in counts and counts[split] != expected[split]:
+            where = ", ".join(str(root / (lay["split_file"] or lay["img_dir"])) for lay in split_layouts(info, split))
+            problems.append(Problem(where, f"{counts[split]} {split} images, the benchmark has {expected[split]}: "
+                                           f"an incomplete download or another version of the split"))
     return problems, counts
 
 
