@@ -142,3 +142,32 @@ def test_parallel_runs_share_the_cores(suites, tmp_path):
         assert run_status(spec.run_dir) == "done"
         env = json.loads((spec.run_dir / "env.json").read_text())
         assert env["threads"] == max(1, (os.cpu_count() or 1) // 2)
+
+
+def test_inference_only_variants_wait_for_the_run_that_trains_their_weights(suites, tmp_path):
+    # With -j 2 both would start at once and train twice; chained, the ZegFormer variant evaluates
+    # the zsseg run's checkpoint.
+    suites("two", "dataset: world_smoke\nseeds: [0]\ngroups:\n  - methods: [two_stage, two_stage_zegformer]\n"
+                  f"    set: {json.dumps({**TINY, 'clip_weights': 'none'})}\n")
+    results = tmp_path / "results"
+    assert main(["--suite", "two", "--results", str(results), "--reports", str(tmp_path / "reports"), "-j", "2"]) == 0
+    zsseg, zegformer = suite_mod.expand("two", results=results)
+    assert zsseg.training_hash == zegformer.training_hash
+    assert json.loads((zegformer.run_dir / "result.json").read_text())["trained_by"] == f"two/{zsseg.run_dir.name}"
+
+
+def test_on_slurm_the_training_runs_go_first_and_their_variants_in_a_second_array(suites, tmp_path, monkeypatch):
+    from zegbench.harness.executors import ExecutorOptions
+
+    suites("waves", "dataset: world_smoke\nseeds: [0, 1]\ngroups:\n  - methods: [two_stage_zegformer, two_stage, zegclip]\n")
+    arrays = []
+
+    def fake_submit(payloads, executor, folder, log):  # what each job array would run; no cluster here
+        arrays.append(sorted((p["method"], p["seed"]) for p in payloads))
+        return [1] * len(payloads)
+
+    monkeypatch.setattr(suite_mod, "submit_slurm", fake_submit)
+    specs = suite_mod.expand("waves", results=tmp_path)
+    suite_mod.execute(specs, "waves", results=tmp_path, executor=ExecutorOptions(kind="slurm"), log=lambda *_: None)
+    assert arrays == [[("two_stage_zegformer", 0), ("two_stage_zegformer", 1), ("zegclip", 0), ("zegclip", 1)],
+                      [("two_stage", 0), ("two_stage", 1)]]  # the first listed of a shared training trains it

@@ -27,6 +27,7 @@ from pydantic import ValidationError
 from zegbench.errors import ZegbenchError, check_name, validation_problem
 from zegbench.harness.config import SuiteConfig
 from zegbench.harness.executors import ExecutorOptions, submit_slurm, worker_command
+from zegbench.harness.identity import training_hash
 from zegbench.harness.run import resolve, reuse_finished_elsewhere, run_dir_for, run_status
 from zegbench.utils.io import read_yaml_mapping
 
@@ -77,6 +78,7 @@ class RunSpec:
     suite: str = ""  # the suite whose folder holds the run (an included suite keeps its own)
     run_dir: Path | None = None
     eval_on: list[str] = field(default_factory=list)  # cross-dataset evaluations after training
+    training_hash: str = ""  # equal for runs that train the same weights (identity.training_hash)
 
     @property
     def label(self) -> str:
@@ -117,6 +119,7 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, resu
                                eval_on=list(group.eval_datasets))
                 resolved = resolve(method, ds, seed, overrides, world_size=world_size, eval_on=group.eval_datasets)
                 spec.run_dir = run_dir_for(resolved, results, folder)
+                spec.training_hash = training_hash(resolved)
                 specs.append(spec)
     if only:
         specs = [s for s in specs if label_matches(s.label, only)]
@@ -178,30 +181,48 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
             proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         return _report(spec, proc.returncode, proc.stdout, started, next(counter), len(todo), log)
 
+    # Runs that train the same weights (variants differing only in inference keys) go in one
+    # chain, run in order: the first trains, the others then evaluate its checkpoint, even with -j N.
+    chains = _chains(todo)
     if jobs == 1:
-        final = [one(s) for s in todo]
+        final = [one(s) for chain in chains for s in chain]
     else:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
-            final = list(pool.map(one, todo))
+            final = [status for statuses in pool.map(lambda chain: [one(s) for s in chain], chains)
+                     for status in statuses]
     final += ["running"] * len(busy)
     return {status: final.count(status) for status in set(final)}
 
 
+def _chains(specs: list[RunSpec]) -> list[list[RunSpec]]:
+    """``specs`` grouped by training hash, in first-appearance order (a run without one stands alone)."""
+    chains: dict[str, list[RunSpec]] = {}
+    for spec in specs:
+        chains.setdefault(spec.training_hash or str(spec.run_dir), []).append(spec)
+    return list(chains.values())
+
+
 def _execute_on_slurm(todo, busy, suite, results, device, data_root, log, executor, counter) -> dict[str, int]:
-    """Every unfinished run as one job of a Slurm array (submitit); copies of finished runs need no job."""
+    """Unfinished runs as Slurm job arrays (submitit); copies of finished runs need no job.
+
+    Two waves: the runs that train, then the variants that only evaluate their weights.
+    """
     started = time.time()
-    final, queued = [], []
-    for spec in todo:
-        source = reuse_finished_elsewhere(spec.run_dir)
-        if source is not None:
-            log(f"[{next(counter)}/{len(todo)}] {spec.label}: reused the finished run in {source.parent.name}/")
-            final.append("done")
-        else:
-            queued.append(spec)
-    if queued:
-        folder = Path(results) / suite / ".submitit"
-        codes = submit_slurm([_payload(s, results, device, data_root, False) for s in queued], executor, folder, log)
-        final += [_report(s, code, "", started, next(counter), len(todo), log) for s, code in zip(queued, codes)]
+    final = []
+    chains = _chains(todo)
+    for wave in ([c[0] for c in chains], [s for c in chains for s in c[1:]]):
+        queued = []
+        for spec in wave:
+            source = reuse_finished_elsewhere(spec.run_dir)
+            if source is not None:
+                log(f"[{next(counter)}/{len(todo)}] {spec.label}: reused the finished run in {source.parent.name}/")
+                final.append("done")
+            else:
+                queued.append(spec)
+        if queued:
+            folder = Path(results) / suite / ".submitit"
+            codes = submit_slurm([_payload(s, results, device, data_root, False) for s in queued], executor, folder, log)
+            final += [_report(s, code, "", started, next(counter), len(todo), log) for s, code in zip(queued, codes)]
     final += ["running"] * len(busy)
     return {status: final.count(status) for status in set(final)}
 
