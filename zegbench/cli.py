@@ -241,7 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = data.add_parser("verify", help="check a dataset copy: folders, split lists, pairs, sizes, label values, counts")
     p.add_argument("--dataset", required=True, help="dataset config name (configs/datasets/NAME.yaml)")
     p.add_argument("--data-root", default=os.environ.get("ZEGBENCH_DATA"), help="real datasets' folder ($ZEGBENCH_DATA)")
-    p.add_argument("--limit", type=int, default=None, help="check only the first N pairs of each split (quick look)")
+    p.add_argument("--limit", type=int, default=None, help="check only the first N pairs of each split list (quick look)")
     p.add_argument("--no-counts", action="store_true", help="do not compare image counts with the benchmark's (a subset)")
     p.add_argument("--json", action="store_true", help='last line: {"ok": bool, "problems": [...], "counts": {...}}')
     p.set_defaults(func=cmd_data_verify)
