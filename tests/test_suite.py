@@ -144,16 +144,28 @@ def test_parallel_runs_share_the_cores(suites, tmp_path):
         assert env["threads"] == max(1, (os.cpu_count() or 1) // 2)
 
 
-def test_inference_only_variants_wait_for_the_run_that_trains_their_weights(suites, tmp_path):
+def test_inference_only_variants_wait_for_the_run_that_trains_their_weights(suites, tmp_path, capsys):
     # With -j 2 both would start at once and train twice; chained, the ZegFormer variant evaluates
     # the zsseg run's checkpoint.
-    suites("two", "dataset: world_smoke\nseeds: [0]\ngroups:\n  - methods: [two_stage, two_stage_zegformer]\n"
-                  f"    set: {json.dumps({**TINY, 'clip_weights': 'none'})}\n")
+    group = f"  - methods: [two_stage, two_stage_zegformer]\n    set: {json.dumps({**TINY, 'clip_weights': 'none'})}\n"
+    suites("two", "dataset: world_smoke\nseeds: [0]\ngroups:\n" + group)
     results = tmp_path / "results"
+    assert main(["--suite", "two", "--results", str(results), "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert "(trains)" in listed and "(evaluates the weights of two_stage [world_smoke] seed 0" in listed
+    assert "; 1 to train" in listed
     assert main(["--suite", "two", "--results", str(results), "--reports", str(tmp_path / "reports"), "-j", "2"]) == 0
     zsseg, zegformer = suite_mod.expand("two", results=results)
     assert zsseg.training_hash == zegformer.training_hash
     assert json.loads((zegformer.run_dir / "result.json").read_text())["trained_by"] == f"two/{zsseg.run_dir.name}"
+    # Another suite: the same runs are copies; a calibration variant evaluates the finished weights.
+    suites("three", "dataset: world_smoke\nseeds: [0]\ngroups:\n" + group
+           + group.replace('"none"}', '"none", "calibration": 0.2}'))
+    capsys.readouterr()
+    assert main(["--suite", "three", "--results", str(results), "--list"]) == 0
+    listed = capsys.readouterr().out
+    assert listed.count("(copy of two/)") == 2 and "; 0 to train" in listed
+    assert listed.count(f"(evaluates the weights of two/{zsseg.run_dir.name})") == 2
 
 
 def test_on_slurm_the_training_runs_go_first_and_their_variants_in_a_second_array(suites, tmp_path, monkeypatch):

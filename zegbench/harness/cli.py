@@ -79,7 +79,7 @@ def _move_aside(run_dirs) -> None:
 
 def _run(args) -> int:
     from zegbench.harness.run import run_status
-    from zegbench.harness.suite import execute, expand, suite_path
+    from zegbench.harness.suite import execute, expand, plan, suite_path
     from zegbench.harness.summary import format_table, summarize_runs
     from zegbench.datasets.catalog import load_dataset_info
     from zegbench.reports.build import build_report
@@ -106,9 +106,12 @@ def _run(args) -> int:
         raise ZegbenchError(f"suite {args.suite!r} has no runs" + (f" matching --only {args.only!r}" if args.only else ""))
     if args.list:
         statuses = [run_status(s.run_dir) for s in specs]
+        notes = plan(specs, args.results)
         for spec, status in zip(specs, statuses):
-            print(f"{status:<12} {spec.label:<60} {spec.run_dir}")
-        print(", ".join(f"{statuses.count(s)} {s}" for s in ("done", "running", "failed", "interrupted", "pending")))
+            note = f"  ({notes[spec.run_dir]})" if spec.run_dir in notes and status != "running" else ""
+            print(f"{status:<12} {spec.label:<60} {spec.run_dir}{note}")
+        print(", ".join(f"{statuses.count(s)} {s}" for s in ("done", "running", "failed", "interrupted", "pending"))
+              + f"; {list(notes.values()).count('trains')} to train")
         if executor.kind == "slurm":  # what would be submitted, for checking before a cluster sees it
             print("the sbatch settings of each job (one array; submitit fills in the command):")
             pending = len(specs) - statuses.count("done")

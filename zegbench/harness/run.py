@@ -295,15 +295,21 @@ def _trained_elsewhere(resolved: dict, run_dir: Path) -> dict | None:
     moved aside by ``--force`` and runs without a checkpoint (training-free) never serve.
     """
     want = training_hash(resolved)
-    for result_path in sorted(run_dir.parent.parent.glob("*/*/result.json")):
-        other = result_path.parent
-        if other == run_dir or ".replaced-" in other.name or not (other / "checkpoint.pt").is_file():
-            continue
-        if read_training_hash(other) == want:
-            done = json.loads(result_path.read_text())
+    for other, trained in finished_trainings(run_dir.parent.parent):
+        if other != run_dir and trained == want:
+            done = json.loads((other / "result.json").read_text())
             return {"run": f"{other.parent.name}/{other.name}", "path": str(other),
                     "train_seconds": done.get("train_seconds")}
     return None
+
+
+def finished_trainings(results: str | Path):
+    """(folder, training hash) of each finished run in the store whose checkpoint can lend its weights."""
+    for result_path in sorted(Path(results).glob("*/*/result.json")):
+        other = result_path.parent
+        if ".replaced-" in other.name or not (other / "checkpoint.pt").is_file():
+            continue  # moved aside by --force, or training-free
+        yield other, read_training_hash(other)
 
 
 def _take_trained_weights(donor: dict, run_dir: Path, resolved: dict) -> None:

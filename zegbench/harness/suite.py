@@ -28,7 +28,8 @@ from zegbench.errors import ZegbenchError, check_name, validation_problem
 from zegbench.harness.config import SuiteConfig
 from zegbench.harness.executors import ExecutorOptions, submit_slurm, worker_command
 from zegbench.harness.identity import training_hash
-from zegbench.harness.run import resolve, reuse_finished_elsewhere, run_dir_for, run_status
+from zegbench.harness.run import (finished_trainings, resolve, reuse_finished_elsewhere, run_dir_for,
+                                  run_status)
 from zegbench.utils.io import read_yaml_mapping
 
 SUITE_DIR = Path(__file__).resolve().parents[2] / "configs" / "suites"
@@ -129,6 +130,33 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, resu
     for s in specs:
         s.shown = {k: v for k, v in s.overrides.items() if (k, _hashable(v)) not in common}
     return specs
+
+
+def plan(specs: list[RunSpec], results: str | Path) -> dict[Path, str]:
+    """For ``--list``: how each unfinished run will be served, so a suite's cost can be told in advance.
+
+    'copy of <suite>/' (finished in another suite), 'evaluates the weights of <suite>/<run>' (a
+    finished run trained them), 'evaluates the weights of <label>' (an earlier run of this list
+    will train them), else 'trains'.
+    """
+    donors = {}
+    for folder, trained in finished_trainings(results):
+        donors.setdefault(trained, f"{folder.parent.name}/{folder.name}")
+    notes, trainer = {}, {}
+    for spec in specs:
+        if (spec.run_dir / "result.json").is_file():
+            continue
+        elsewhere = [p for p in Path(results).glob(f"*/{spec.run_dir.name}/result.json") if p.parent != spec.run_dir]
+        if elsewhere:
+            notes[spec.run_dir] = f"copy of {elsewhere[0].parent.parent.name}/"
+        elif spec.training_hash in donors:
+            notes[spec.run_dir] = f"evaluates the weights of {donors[spec.training_hash]}"
+        elif spec.training_hash in trainer:
+            notes[spec.run_dir] = f"evaluates the weights of {trainer[spec.training_hash]}"
+        else:
+            notes[spec.run_dir] = "trains"
+            trainer[spec.training_hash] = spec.label
+    return notes
 
 
 def _hashable(value):
