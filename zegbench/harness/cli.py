@@ -79,7 +79,7 @@ def _move_aside(run_dirs) -> None:
 
 def _run(args) -> int:
     from zegbench.harness.run import run_status
-    from zegbench.harness.suite import execute, expand, plan, suite_path
+    from zegbench.harness.suite import execute, expand, load_suite, plan, suite_path
     from zegbench.harness.summary import format_table, summarize_runs
     from zegbench.datasets.catalog import load_dataset_info
     from zegbench.reports.build import build_report
@@ -88,8 +88,6 @@ def _run(args) -> int:
 
     if args.jobs < 1:
         raise ZegbenchError("-j/--jobs must be at least 1")
-    from zegbench.harness.suite import load_suite
-
     config = load_suite(args.suite)
     if config.kind == "speed":
         if args.dataset or args.seeds:

@@ -24,7 +24,7 @@ import json
 from functools import lru_cache
 from pathlib import Path
 
-from zegbench.datasets.catalog import DatasetInfo, load_dataset_info
+from zegbench.datasets.catalog import DatasetInfo
 
 # Dataset keys that change nothing a run computes: the recipe is already part of
 # the resolved config, and expected image counts are read by `data verify` only.
@@ -70,10 +70,15 @@ def clip_fingerprint(method_config: dict) -> str | None:
     return _file_sha(str(SHIPPED_CHECKPOINT), stat.st_size, stat.st_mtime_ns)
 
 
-def input_fingerprints(dataset: str, eval_on: list[str], method_config: dict) -> dict:
-    """``{"datasets": {name: fingerprint}, "clip_checkpoint": hash}`` for every input the run reads."""
-    names = [dataset, *[d for d in eval_on if d != dataset]]
-    out: dict = {"datasets": {name: dataset_fingerprint(load_dataset_info(name)) for name in names}}
+def split_fingerprint(info: DatasetInfo) -> str:
+    """8 hex digits over the class list and unseen split alone (``dataset_split`` in result.json)."""
+    return _short_hash([list(info.classes), list(info.unseen)])
+
+
+def input_fingerprints(datasets: list[DatasetInfo], method_config: dict) -> dict:
+    """``{"datasets": {name: fingerprint}, "clip_checkpoint": hash}`` for every input the run reads
+    (``datasets``: the training dataset first, then those it is evaluated on)."""
+    out: dict = {"datasets": {info.name: dataset_fingerprint(info) for info in datasets}}
     clip = clip_fingerprint(method_config)
     if clip:
         out["clip_checkpoint"] = clip

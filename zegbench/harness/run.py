@@ -34,7 +34,7 @@ from zegbench.datasets.catalog import build_dataset, load_dataset_info
 from zegbench.errors import ZegbenchError
 from zegbench.harness.config import schema_for_class, train_schema, validate_keys
 from zegbench.harness.evaluate import evaluate
-from zegbench.harness.identity import input_fingerprints, read_training_hash, training_hash
+from zegbench.harness.identity import input_fingerprints, read_training_hash, split_fingerprint, training_hash
 from zegbench.harness.train import TrainConfig, train
 from zegbench.methods import create_method, method_config
 from zegbench.utils import distributed
@@ -86,13 +86,13 @@ def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None,
                 "train": train_keys}
     if world_size > 1:  # data-parallel: the global batch is batch_size x world_size x accumulate.
         resolved["world_size"] = world_size  # (absent for one process, so single-process hashes never change)
+    eval_infos = [load_dataset_info(other) for other in eval_on or []]  # an unknown name fails now, not after training
     if eval_on:  # cross-dataset evaluations: part of what the run produces
-        for other in eval_on:
-            load_dataset_info(other)  # an unknown name fails now, not after training
         resolved["eval_on"] = list(eval_on)
     # Dataset definitions and the shipped CLIP checkpoint decide the numbers too: editing
     # either gives new run folders rather than reusing results made from the old ones.
-    resolved["inputs"] = input_fingerprints(dataset, list(eval_on or []), resolved["method_config"])
+    resolved["inputs"] = input_fingerprints([info, *[i for i in eval_infos if i.name != dataset]],
+                                            resolved["method_config"])
     return resolved
 
 
@@ -146,7 +146,7 @@ def run_status(run_dir: Path | None) -> str:
 
 def _adopt(run_dir: Path) -> Path | None:
     """Copy the same run, finished in another suite's folder, into ``run_dir`` (caller holds the claim)."""
-    other = _finished_elsewhere(run_dir)
+    other = finished_elsewhere(run_dir)
     if other is None or run_dir.exists():
         return None
     staging = run_dir.with_name(run_dir.name + ".copying")  # renamed only when complete
@@ -167,7 +167,7 @@ def reuse_finished_elsewhere(run_dir: Path) -> Path | None:
         return _adopt(run_dir)
 
 
-def _finished_elsewhere(run_dir: Path) -> Path | None:
+def finished_elsewhere(run_dir: Path) -> Path | None:
     """The same run (same name, so same config hash) finished in another suite's folder."""
     for other in sorted(run_dir.parent.parent.glob(f"*/{run_dir.name}")):
         if other != run_dir and (other / "result.json").is_file():
@@ -277,7 +277,7 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
         "inference": resolved["method_config"].get("inference", "whole"), "device": device,
         "world_size": distributed.world_size(),
         # Which class list and unseen split produced these numbers (the dataset YAML can change).
-        "dataset_split": hashlib.sha1(json.dumps([info.classes, info.unseen]).encode()).hexdigest()[:8],
+        "dataset_split": split_fingerprint(info),
     }
     if donor:
         result["trained_by"] = donor["run"]  # <suite>/<run folder> whose weights were evaluated

@@ -29,7 +29,14 @@ import time
 import torch
 
 from zegbench.datasets.catalog import load_dataset_info
-from zegbench.methods import create_method
+from zegbench.methods import create_method, method_config
+
+ENCODER = "clip_image_encoder"  # the record name of a ZegCLIP method's bare CLIP image encoder
+
+
+def is_zegclip(method: str) -> bool:
+    """A ZegCLIP variant: its prompted CLIP image encoder has a bare form to compare against."""
+    return method_config(method)["class"] == "zegclip"
 
 
 def synchronize(device: str | torch.device) -> None:
@@ -189,6 +196,8 @@ def measure_speed(method_name: str, dataset: str, whole: tuple[int, int], test: 
     the calls under bf16 autocast (FLOPs are counted in fp32; MFU stays
     against the fp32 peak, so it can exceed 1 on hardware with faster bf16).
     """
+    if precision not in ("fp32", "bf16"):
+        raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
     info = load_dataset_info(dataset)
     names, seen = list(info.classes), [c not in info.unseen for c in info.classes]
     cfg = speed_method_config(method_name, dataset, random_weights)
@@ -206,12 +215,10 @@ def measure_speed(method_name: str, dataset: str, whole: tuple[int, int], test: 
         method.text_embeddings(names)  # cached now: text encoding is not part of the timed path
         run = lambda: method.predict(x, names, seen)  # noqa: E731
     flops, by_module = count_flops(method, run)
-    if precision not in ("fp32", "bf16"):
-        raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
     autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
     with torch.inference_mode(), autocast:
         stats = latency_stats(time_calls(run, warmup, repeats, device))
-    record = {"method": "clip_image_encoder" if encoder_only else method_name, "config_of": method_name,
+    record = {"method": ENCODER if encoder_only else method_name, "config_of": method_name,
               "dataset": dataset, "input": list(whole), **counts, "flops": flops, "macs": flops // 2,
               "flops_by_module": by_module, "whole": stats, "fps_whole": round(1000 / stats["median_ms"], 3),
               "random_weights": random_weights, "precision": precision}
@@ -221,7 +228,7 @@ def measure_speed(method_name: str, dataset: str, whole: tuple[int, int], test: 
     record["matmul_peak_gflops"] = round(peak / 1e9, 2)
     record["achieved_gflops"] = round(flops / (stats["median_ms"] / 1000) / 1e9, 2)
     record["mfu"] = round(flops / (stats["median_ms"] / 1000) / peak, 4)
-    if "tuning" in cfg and not encoder_only:  # a ZegCLIP variant: its overhead over the bare encoder, paired
+    if is_zegclip(method_name) and not encoder_only:  # ZegCLIP's overhead over the bare encoder, paired
         torch.manual_seed(0)
         bare = create_method(method_name, **{**cfg, "tuning": "frozen"}).to(device).eval()
         with torch.inference_mode(), autocast:

@@ -20,7 +20,6 @@ from zegbench.harness.config import SpeedTarget
 from zegbench.utils.io import atomic_write_json
 
 SPEED_SCHEMA = 1
-ENCODER = "clip_image_encoder"
 
 
 @dataclass
@@ -50,14 +49,14 @@ def machine_key(device: str) -> dict:
 def expand_speed(targets: list[SpeedTarget], suite: str, results: str | Path, device: str = "cpu",
                  only: str | None = None) -> list[SpeedSpec]:
     """Every (method, target) of a speed suite, plus each target's bare-encoder baseline."""
-    from zegbench.harness.speed import speed_method_config
+    from zegbench.harness.speed import ENCODER, is_zegclip, speed_method_config
     from zegbench.harness.suite import label_matches
 
     machine = machine_key(device)
     specs = []
     for target in targets:
         entries = [(m, m) for m in target.methods]
-        zegclip_like = [m for m in target.methods if "tuning" in speed_method_config(m, target.dataset, target.random_weights)]
+        zegclip_like = [m for m in target.methods if is_zegclip(m)]
         if target.encoder_baseline and zegclip_like:
             entries.append((ENCODER, zegclip_like[0]))
         for name, config_of in entries:
@@ -73,18 +72,19 @@ def expand_speed(targets: list[SpeedTarget], suite: str, results: str | Path, de
 def execute_speed(specs: list[SpeedSpec], device: str = "cpu") -> dict[str, int]:
     """Measure every spec without a record (one process, one at a time: timings must not share cores)."""
     from zegbench.harness.run import environment
-    from zegbench.harness.speed import matmul_peak, measure_speed
+    from zegbench.harness.speed import ENCODER, matmul_peak, measure_speed
 
     counts = {"done": 0, "reused": 0}
     todo = [s for s in specs if not (s.run_dir / "result.json").is_file()]
     counts["reused"] = len(specs) - len(todo)
     peak = matmul_peak(device) if todo else None
+    env = environment(device) if todo else None  # one machine for every record of this invocation
     for i, spec in enumerate(todo, 1):
         t = spec.target
         record = measure_speed(spec.config_of, t.dataset, t.whole, t.test, t.random_weights, t.warmup, t.repeats,
                                t.profile, device, peak, encoder_only=spec.method == ENCODER, precision=t.precision)
         spec.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(environment(device), spec.run_dir / "env.json")
+        atomic_write_json(env, spec.run_dir / "env.json")
         atomic_write_json({"schema": SPEED_SCHEMA, "kind": "speed", "status": "finished", **record},
                           spec.run_dir / "result.json")
         print(f"[{i}/{len(todo)}] {spec.label}: {record['whole']['median_ms']:.1f} ms "

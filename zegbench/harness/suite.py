@@ -28,8 +28,8 @@ from zegbench.errors import ZegbenchError, check_name, validation_problem
 from zegbench.harness.config import SuiteConfig
 from zegbench.harness.executors import ExecutorOptions, submit_slurm, worker_command
 from zegbench.harness.identity import training_hash
-from zegbench.harness.run import (finished_trainings, resolve, reuse_finished_elsewhere, run_dir_for,
-                                  run_status)
+from zegbench.harness.run import (finished_elsewhere, finished_trainings, resolve, reuse_finished_elsewhere,
+                                  run_dir_for, run_status)
 from zegbench.utils.io import read_yaml_mapping
 
 SUITE_DIR = Path(__file__).resolve().parents[2] / "configs" / "suites"
@@ -146,9 +146,9 @@ def plan(specs: list[RunSpec], results: str | Path) -> dict[Path, str]:
     for spec in specs:
         if (spec.run_dir / "result.json").is_file():
             continue
-        elsewhere = [p for p in Path(results).glob(f"*/{spec.run_dir.name}/result.json") if p.parent != spec.run_dir]
-        if elsewhere:
-            notes[spec.run_dir] = f"copy of {elsewhere[0].parent.parent.name}/"
+        elsewhere = finished_elsewhere(spec.run_dir)
+        if elsewhere is not None:
+            notes[spec.run_dir] = f"copy of {elsewhere.parent.name}/"
         elif spec.training_hash in donors:
             notes[spec.run_dir] = f"evaluates the weights of {donors[spec.training_hash]}"
         elif spec.training_hash in trainer:
@@ -197,9 +197,7 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
 
     def one(spec: RunSpec) -> str:
         started = time.time()
-        source = reuse_finished_elsewhere(spec.run_dir)
-        if source is not None:  # no process to start: the run is a copy
-            log(f"[{next(counter)}/{len(todo)}] {spec.label}: reused the finished run in {source.parent.name}/")
+        if _copied(spec, counter, len(todo), log):  # no process to start
             return "done"
         payload = _payload(spec, results, device, data_root, progress=jobs == 1 and sys.stderr.isatty())
         cmd = worker_command(payload, executor.nproc)
@@ -222,6 +220,14 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
     return {status: final.count(status) for status in set(final)}
 
 
+def _copied(spec: RunSpec, counter, total: int, log) -> bool:
+    """Copy ``spec``'s run from another suite's folder if it finished there (logged); True if so."""
+    source = reuse_finished_elsewhere(spec.run_dir)
+    if source is not None:
+        log(f"[{next(counter)}/{total}] {spec.label}: reused the finished run in {source.parent.name}/")
+    return source is not None
+
+
 def _chains(specs: list[RunSpec]) -> list[list[RunSpec]]:
     """``specs`` grouped by training hash, in first-appearance order (a run without one stands alone)."""
     chains: dict[str, list[RunSpec]] = {}
@@ -241,9 +247,7 @@ def _execute_on_slurm(todo, busy, suite, results, device, data_root, log, execut
     for wave in ([c[0] for c in chains], [s for c in chains for s in c[1:]]):
         queued = []
         for spec in wave:
-            source = reuse_finished_elsewhere(spec.run_dir)
-            if source is not None:
-                log(f"[{next(counter)}/{len(todo)}] {spec.label}: reused the finished run in {source.parent.name}/")
+            if _copied(spec, counter, len(todo), log):
                 final.append("done")
             else:
                 queued.append(spec)

@@ -183,7 +183,7 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
                                     f"({', '.join(f'{k} {v.item():.4g}' for k, v in zip(parts, mean_parts))}): "
                                     f"lower the learning rate or check the data; the run is stopped")
             (total / cfg.accumulate).backward()
-        if getattr(method, "grad_clip", 0):  # two-stage recipes clip the full model's gradient norm
+        if method.grad_clip:  # two-stage recipes clip the full model's gradient norm
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], method.grad_clip)
         optimizer.step()
         losses = {k: round(v.item(), 5) for k, v in zip(parts, mean_parts)}

@@ -4,7 +4,7 @@ The suite runner starts one worker per run so that a crash, a kill or an
 out-of-memory error ends that run only. ``ZEGBENCH_THREADS`` sets torch's
 thread count (the runner divides the cores between parallel runs). Started by
 ``torchrun`` (the torchrun executor), the worker's processes train the run
-data-parallel (``harness/distributed.py``).
+data-parallel (``utils/distributed.py``).
 """
 from __future__ import annotations
 

@@ -41,6 +41,7 @@ class Method(nn.Module):
     # Config keys that only ``predict`` reads: variants differing in nothing else train the same
     # weights, so the harness evaluates one finished checkpoint instead of training it again.
     inference_keys: frozenset[str] = frozenset()
+    grad_clip: float = 0.0  # > 0: the training loop clips the full model's gradient norm to it
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [B, H, W, 3] -> float [B, 3, H, W] with the method's mean and std."""
