@@ -6,10 +6,11 @@ import json
 import pytest
 import torch
 
-from zegbench.clip.loading import CONFIG_DIR, IN_HOUSE, SHIPPED_CHECKPOINT, load_clip
+from zegbench.clip.loading import CONFIG_DIR, IN_HOUSE, SHIPPED_CHECKPOINT, load_clip, shipped_checkpoint
 from zegbench.clip.pretrain import shippable_state
 from zegbench.clip.text_embeddings import class_embeddings, encode_class_names
-from zegbench.clip.tokenizer import VOCABULARY, WorldTokenizer
+from zegbench.clip.tokenizer import WorldTokenizer, vocabulary_for
+from zegbench.datasets import worlds
 from zegbench.errors import ZegbenchError
 
 
@@ -22,30 +23,47 @@ def random_checkpoint(tmp_path_factory):
     return path
 
 
-def test_tokenizer_fits_model_config_and_pools_at_eot():
-    cfg = json.loads((CONFIG_DIR / f"{IN_HOUSE}.json").read_text())
-    assert cfg["text_cfg"]["vocab_size"] == len(VOCABULARY)
-    tokens = WorldTokenizer()(["a photo of a dotted star", "a red checked cross and a blue solid circle"])
+@pytest.mark.parametrize("version", list(worlds.MODULES))
+def test_tokenizer_fits_model_config_and_pools_at_eot(version):
+    world = worlds.generator(version)
+    vocabulary = vocabulary_for(world)
+    cfg = json.loads((CONFIG_DIR / f"{world.CLIP_MODEL}.json").read_text())
+    assert cfg["text_cfg"]["vocab_size"] == len(vocabulary)
+    a, b = world.CLASS_NAMES[0], world.UNSEEN_CLASSES[-1]
+    tokens = load_clip(world.CLIP_MODEL, "none").tokenizer([f"a photo of a {b}", f"a {a} and a {b}"])
     assert tokens.shape == (2, cfg["text_cfg"]["context_length"])
     # open_clip pools the text tower at argmax(token id): that must be the end token.
-    eot = len(VOCABULARY) - 1
+    eot = len(vocabulary) - 1
     assert (tokens.argmax(-1) == (tokens == eot).int().argmax(-1)).all()
 
 
 def test_tokenizer_rejects_words_outside_the_world():
     with pytest.raises(ZegbenchError, match="cannot read 'sheep'"):
         WorldTokenizer()(["a photo of a sheep"])
+    with pytest.raises(ZegbenchError, match="cannot read 'solid'"):  # a v1 word the v2 CLIP never read
+        load_clip("zegbench-world2-vit", "none").tokenizer(["a photo of a solid circle"])
 
 
-def test_shipped_checkpoint_loads_through_open_clip():
-    assert SHIPPED_CHECKPOINT.is_file()
-    state = torch.load(SHIPPED_CHECKPOINT, weights_only=True)
+@pytest.mark.parametrize("version", list(worlds.MODULES))
+def test_shipped_checkpoint_loads_through_open_clip(version):
+    name = worlds.generator(version).CLIP_MODEL
+    shipped = shipped_checkpoint(name)
+    assert shipped.is_file()
+    state = torch.load(shipped, weights_only=True)
     assert all(v.dtype == torch.float16 for k, v in state.items() if v.is_floating_point() and "positional" not in k)
-    assert SHIPPED_CHECKPOINT.stat().st_size < 10 * 2**20
-    bundle = load_clip()
+    assert shipped.stat().st_size < 10 * 2**20
+    bundle = load_clip(name)
     assert bundle.image_size == 64
     key = "visual.conv1.weight"
     assert torch.equal(bundle.model.state_dict()[key], state[key].float())
+
+
+def test_the_default_clip_is_the_default_worlds():
+    assert IN_HOUSE == worlds.generator().CLIP_MODEL
+    assert SHIPPED_CHECKPOINT == shipped_checkpoint(IN_HOUSE)
+    assert shipped_checkpoint("ViT-B-16") is None
+    # World v2's CLIP pools a class token, as real CLIP does (v1's mean-pools its patches).
+    assert load_clip("zegbench-world2-vit", "none").model.visual.pool_type == "tok"
 
 
 def test_larger_input_resizes_positional_embedding(random_checkpoint):
@@ -94,7 +112,7 @@ def test_vit_b16_builds_at_512_with_random_weights():
 
 def test_text_embeddings_are_cached_per_model_names_and_templates(random_checkpoint, tmp_path):
     bundle = load_clip(IN_HOUSE, str(random_checkpoint))
-    names = ["dotted star", "solid circle"]
+    names = ["red dotted", "blue striped"]
     first = class_embeddings(bundle, names, cache_dir=tmp_path)
     assert len(list(tmp_path.glob("*.pt"))) == 1
     assert torch.allclose(first, encode_class_names(bundle, names), atol=1e-6)

@@ -54,9 +54,9 @@ def test_world_generator_settings_are_part_of_the_identity(dataset_copies):
 def test_the_shipped_clip_checkpoint_is_fingerprinted(tmp_path, monkeypatch):
     assert clip_fingerprint({"clip_weights": "none"}) is None  # random weights: nothing to fingerprint
     assert clip_fingerprint({"clip": "ViT-B-16", "clip_weights": "/w/vitb16.pt"}) is None  # named in the config
-    copy = tmp_path / "in-house.pt"
+    copy = tmp_path / f"{loading.IN_HOUSE}.pt"
     copy.write_bytes(loading.SHIPPED_CHECKPOINT.read_bytes())
-    monkeypatch.setattr(loading, "SHIPPED_CHECKPOINT", copy)
+    monkeypatch.setattr(loading, "WEIGHTS_DIR", tmp_path)
     shipped = clip_fingerprint({})
     assert len(shipped) == 8 and resolve("zegclip", "world_smoke", 0)["inputs"]["clip_checkpoint"] == shipped
     copy.write_bytes(copy.read_bytes() + b"\0")  # a new version of the in-house CLIP

@@ -9,33 +9,60 @@ import pytest
 from PIL import Image
 
 from zegbench.clip.captions import caption_batch
-from zegbench.datasets import world
+from zegbench.datasets import world, world_v2, worlds
 from zegbench.datasets.catalog import build_dataset, load_dataset_info, world_spec
 from zegbench.datasets.generate import ensure_world, world_root
 from zegbench.errors import ZegbenchError
 
 
-def test_every_unseen_class_has_a_novel_attribute_and_a_seen_neighbour():
-    seen_words = {w for c in world.SEEN_CLASSES for w in c.split()}
-    for name in world.UNSEEN_CLASSES:
-        pattern, shape = name.split()
-        assert pattern not in seen_words, f"{name}: its pattern is taught by a seen class"
-        assert any(c.split()[1] == shape for c in world.SEEN_CLASSES), f"{name}: no seen neighbour"
-    assert len(world.SEEN_CLASSES) == 15 and len(world.UNSEEN_CLASSES) == 5
+V1_CAPTIONS_DIGEST = "1c2773162eff"  # world v1's stream as its shipped CLIP saw it
+GENERATORS = [pytest.param(worlds.generator(v), id=f"v{v}") for v in worlds.MODULES]
 
 
-def test_pretraining_captions_name_unseen_classes():
-    _, captions = caption_batch(seed=0, index=0, batch_size=64, image_size=32)
+@pytest.mark.parametrize("gen", GENERATORS)
+def test_every_unseen_class_has_a_novel_attribute_and_a_seen_look_alike(gen):
+    seen_words = {w for c in gen.SEEN_CLASSES for w in c.split()}
+    for name in gen.UNSEEN_CLASSES:
+        novel = [w for w in name.split() if w not in seen_words]
+        assert novel == list(gen.UNSEEN_PATTERNS), f"{name}: its pattern is taught by a seen class"
+        assert gen.look_alikes(name), f"{name}: no seen look-alike"
+        assert all(c in gen.SEEN_CLASSES for c in gen.look_alikes(name))
+    assert len(gen.SEEN_CLASSES) == 15 and len(gen.UNSEEN_CLASSES) == 5
+
+
+@pytest.mark.parametrize("gen", GENERATORS)
+def test_pretraining_captions_name_unseen_classes_in_the_clip_vocabulary(gen):
+    from zegbench.clip.tokenizer import WorldTokenizer, vocabulary_for
+
+    _, captions = caption_batch(gen, seed=0, index=0, batch_size=64, image_size=32)
     text = " ".join(captions)
-    for pattern in world.UNSEEN_PATTERNS:
+    for pattern in gen.UNSEEN_PATTERNS:
         assert pattern in text
+    WorldTokenizer(vocabulary_for(gen))(captions)  # every caption word is in the CLIP's vocabulary
 
 
-def test_world_config_matches_generator():
-    info = load_dataset_info("world")
-    assert info.classes == world.CLASS_NAMES
-    assert info.unseen == world.UNSEEN_CLASSES
+def test_v1_captions_are_unchanged():
+    """World v1's shipped CLIP was trained on this stream: its captions must not drift."""
+    _, captions = caption_batch(world, seed=0, index=0, batch_size=4, image_size=32)
+    assert hashlib.sha256("|".join(captions).encode()).hexdigest()[:12] == V1_CAPTIONS_DIGEST
+
+
+@pytest.mark.parametrize("dataset, gen", [("world", world), ("world_v2", world_v2), ("world_v2_seed1", world_v2)])
+def test_world_config_matches_generator(dataset, gen):
+    info = load_dataset_info(dataset)
+    assert info.classes == gen.CLASS_NAMES
+    assert info.unseen == gen.UNSEEN_CLASSES
     assert world_spec(info).image_size == 96
+    assert world_spec(info).generator is gen
+
+
+def test_v2_classes_are_surfaces_a_patch_shows():
+    """A v2 class is "<colour> <pattern>": two objects of one class may differ in shape, never in surface."""
+    rng = world.sample_rng(0, 7, 0)
+    shapes = {world_v2.random_object(96, rng, "red dotted").shape for _ in range(40)}
+    assert shapes == set(world.SHAPES)
+    img, obj = world_v2.render_single(64, world.sample_rng(0, 7, 1), "blue hatched", "star")
+    assert obj.class_name == "blue hatched" and obj.shape == "star"
 
 
 def test_scenes_have_overlap_several_scales_and_ignore_background():
@@ -54,6 +81,17 @@ def test_scenes_have_overlap_several_scales_and_ignore_background():
             radii.append(obj.radius)
     assert occluded >= 5, "objects should overlap in a fair share of scenes"
     assert max(radii) / min(radii) > 2
+
+
+def test_v2_geometry_is_like_voc():
+    """Gate G5 on the generator: median object >= 16 patches of 8 px at 96 px, background 55-80%."""
+    sizes, background = [], []
+    for index in range(150):
+        _, label, _ = world_v2.render_scene(96, world.sample_rng(0, 0, index))
+        background.append((label == 255).mean())
+        sizes += [(label == c).sum() / 64 for c in np.unique(label) if c != 255]
+    assert np.median(sizes) >= 16
+    assert 0.55 <= np.mean(background) <= 0.80
 
 
 @pytest.mark.parametrize("shape", world.SHAPES)
@@ -93,7 +131,7 @@ def test_layout_matches_voc_and_reuses_finished_world(tmp_path, tiny_spec):
     label = np.asarray(Image.open(root / "SegmentationClass" / f"{ids[0]}.png"))
     assert label.shape == (48, 48)
     manifest = json.loads((root / "world.json").read_text())
-    assert manifest["unseen"] == list(world.UNSEEN_CLASSES)
+    assert manifest["unseen"] == list(tiny_spec.generator.UNSEEN_CLASSES) and manifest["generator_version"] == tiny_spec.version
     stamp = (root / "world.json").stat().st_mtime_ns
     ensure_world(tiny_spec, tmp_path)
     assert (root / "world.json").stat().st_mtime_ns == stamp

@@ -36,18 +36,34 @@ def cmd_world_generate(args) -> None:
 
 
 def cmd_world_describe(args) -> None:
-    from zegbench.datasets import world
+    from zegbench.datasets.catalog import load_dataset_info, world_spec
 
-    result = {"version": world.WORLD_VERSION, "shapes": list(world.SHAPES), "patterns": list(world.PATTERNS),
-              "colours": list(world.COLOURS), "classes": list(world.CLASS_NAMES),
+    world = world_spec(load_dataset_info(args.dataset)).generator
+    result = {"version": world.WORLD_VERSION, "clip": world.CLIP_MODEL, "shapes": list(world.SHAPES),
+              "patterns": list(world.PATTERNS), "colours": list(world.COLOURS), "classes": list(world.CLASS_NAMES),
               "unseen": list(world.UNSEEN_CLASSES)}
     lines = [f"world generator v{world.WORLD_VERSION}: {len(world.CLASS_NAMES)} classes "
-             f"({len(world.SEEN_CLASSES)} seen, {len(world.UNSEEN_CLASSES)} unseen)"]
+             f"({len(world.SEEN_CLASSES)} seen, {len(world.UNSEEN_CLASSES)} unseen), in-house CLIP {world.CLIP_MODEL}"]
     for name in world.UNSEEN_CLASSES:
-        shape = name.split()[1]
-        neighbours = [c for c in world.SEEN_CLASSES if c.endswith(f" {shape}")]
-        lines.append(f"  unseen {name!r}: seen neighbours {', '.join(neighbours)}")
+        lines.append(f"  unseen {name!r}: seen look-alikes {', '.join(world.look_alikes(name))}")
     _emit(result, args.json, lines)
+
+
+def cmd_world_gates(args) -> int:
+    from zegbench.datasets.gates import THRESHOLDS, measure_gates
+
+    result = measure_gates(args.dataset, seed=args.seed, steps=args.steps, progress=not args.json)
+    lines = [f"{args.dataset}: structural gates at {result['steps']} steps of {result['batch_size']} images "
+             f"({result['seconds'] / 60:.1f} min)"]
+    for gate, ok in result["gates"].items():
+        lines.append(f"  {gate} {'pass' if ok else 'FAIL'}  {THRESHOLDS[gate]}")
+    ratio = result["dense_training_free_ratio"]
+    lines.append(f"  oracle mIoU {result['oracle_miou']:.1f}, zero-shot unseen {result['zero_shot_unseen']:.3f}, "
+                 f"unseen -> seen {result['unseen_to_seen_share']:.2f}, training-free / oracle "
+                 f"{'n/a' if ratio is None else f'{ratio:.2f}'}, median object "
+                 f"{result['median_object_patches']:.1f} patches, background {result['background_share']:.2f}")
+    _emit(result, args.json, lines)
+    return 0 if result["passed"] else 1
 
 
 def cmd_world_probe(args) -> None:
@@ -66,7 +82,7 @@ def cmd_clip_pretrain(args) -> None:
     from zegbench.clip.pretrain import pretrain
 
     record = pretrain(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      eval_every=args.eval_every, progress=not args.json)
+                      eval_every=args.eval_every, progress=not args.json, model_name=args.clip)
     zs = record["zero_shot"]
     lines = [f"saved {args.out} after {record['steps']} steps in {record['wall_seconds'] / 60:.1f} min: "
              f"zero-shot acc_all {zs['acc_all']:.3f}, acc_unseen {zs['acc_unseen']:.3f}"]
@@ -215,9 +231,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rate", action="store_true", help="also measure scenes/s on one core")
     p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     p.set_defaults(func=cmd_world_generate)
-    p = world.add_parser("describe", help="vocabulary, classes and the unseen split with seen neighbours")
+    p = world.add_parser("describe", help="vocabulary, classes and the unseen split with seen look-alikes")
+    p.add_argument("--dataset", default="world", help="world dataset config name (configs/datasets/NAME.yaml)")
     p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     p.set_defaults(func=cmd_world_describe)
+    p = world.add_parser("gates", help="structural gates G1-G5: is the world a faithful miniature? (exit 1 if any fails)")
+    p.add_argument("--dataset", default="world", help="world dataset config name (configs/datasets/NAME.yaml)")
+    p.add_argument("--seed", type=int, default=0, help="training seed of the oracle and the seen-only model")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default: the dataset recipe's budget)")
+    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    p.set_defaults(func=cmd_world_gates)
     p = world.add_parser("probe", help="faithfulness check: frozen vs fine-tuned CLIP under seen-class training")
     p.add_argument("--steps", type=int, default=300, help="training steps per variant")
     p.add_argument("--seed", type=int, default=0, help="training seed")
@@ -282,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     clip = groups.add_parser("clip", help="the in-house CLIP").add_subparsers(dest="cmd", required=True)
     p = clip.add_parser("pretrain", help="pretrain the in-house CLIP on world image-caption pairs")
     p.add_argument("--out", required=True, help="checkpoint path to write (a .json record is written beside it)")
+    p.add_argument("--clip", default=IN_HOUSE, help="which in-house CLIP (each learns its own world's captions)")
     p.add_argument("--steps", type=int, default=DEFAULTS["steps"], help="optimisation steps")
     p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="image-caption pairs per step")
     p.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="peak learning rate (AdamW, cosine)")

@@ -4,14 +4,14 @@ Run: ``python -m pytest tests/bench --benchmark-enable --benchmark-json=results/
 """
 from __future__ import annotations
 
-from zegbench.datasets import world
 from zegbench.datasets.generate import WorldSpec, write_scene
 
 
 def test_render_scene(benchmark):
     spec = WorldSpec()
     counter = iter(range(10**9))
-    img, label, _ = benchmark(lambda: world.render_scene(spec.image_size, world.sample_rng(0, 0, next(counter))))
+    gen = spec.generator
+    img, label, _ = benchmark(lambda: gen.render_scene(spec.image_size, gen.sample_rng(0, 0, next(counter))))
     assert img.shape == (96, 96, 3) and label.shape == (96, 96)
 
 

@@ -1,7 +1,8 @@
 """Image-caption pairs drawn from the world: the in-house CLIP's "web" pretraining data.
 
 Captions name every class, seen and unseen alike, as web-scale captions name
-"sheep": the segmentation split is invisible here. Most images hold one object;
+"sheep": the segmentation split is invisible here. What a caption says is the
+world's own (``describe``, ``single_caption`` of its generator module). Most images hold one object;
 a quarter hold two, captioned with both, so the image embedding learns to speak
 for several objects at once (what ZegCLIP's relation descriptor relies on).
 """
@@ -10,54 +11,39 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from zegbench.datasets import world
 
 STREAM_PRETRAIN = 2
 STREAM_ZERO_SHOT = 3
-SINGLE_TEMPLATES = (
-    "a photo of a {colour} {pattern} {shape}",
-    "a {colour} {pattern} {shape}",
-    "a photo of a {pattern} {shape}",
-    "a {pattern} {shape}",
-    "this is a {colour} {pattern} {shape}",
-)
 PAIR_FRACTION = 0.25
 
 
-def describe(obj: world.WorldObject, rng: np.random.Generator) -> str:
-    """A noun phrase for one object, naming its colour most of the time."""
-    if rng.uniform() < 0.7:
-        return f"{obj.colour} {obj.pattern} {obj.shape}"
-    return f"{obj.pattern} {obj.shape}"
+def caption_batch(world, seed: int, index: int, batch_size: int, image_size: int) -> tuple[np.ndarray, list[str]]:
+    """Batch ``index`` of ``world``'s pretraining stream: uint8 images [B, H, W, 3] and captions.
 
-
-def caption_batch(seed: int, index: int, batch_size: int, image_size: int) -> tuple[np.ndarray, list[str]]:
-    """Batch ``index`` of the pretraining stream: uint8 images [B, H, W, 3] and captions.
-
-    Single-object images draw their (class, colour) pairs without replacement
-    within a batch, so the contrastive loss rarely sees two identical captions
-    as negatives of each other.
+    ``world`` is a generator module (``zegbench.datasets.worlds``). Single-object
+    images draw their (class, nuisance) pairs without replacement within a batch,
+    so the contrastive loss rarely sees two identical captions as negatives of
+    each other.
     """
     batch_rng = world.sample_rng(seed, STREAM_PRETRAIN, index)
-    combos = [(c, k) for c in world.CLASS_NAMES for k in world.COLOURS]
+    combos = world.caption_combos()
     order = batch_rng.permutation(len(combos))
     images, captions = [], []
     for i in range(batch_size):
         rng = world.sample_rng(seed, STREAM_PRETRAIN, index * batch_size + i + 1_000_000)
         if rng.uniform() < PAIR_FRACTION:
             img, _, objects = world.render_scene(image_size, rng, num_objects=(2, 2), radius_range=(0.16, 0.26))
-            captions.append(" and ".join(f"a {describe(o, rng)}" for o in objects))
+            captions.append(" and ".join(f"a {world.describe(o, rng)}" for o in objects))
         else:
-            class_name, colour = combos[order[i % len(combos)]]
-            img, obj = world.render_single(image_size, rng, class_name, colour)
-            template = SINGLE_TEMPLATES[rng.integers(len(SINGLE_TEMPLATES))]
-            captions.append(template.format(colour=obj.colour, pattern=obj.pattern, shape=obj.shape))
+            class_name, nuisance = combos[order[i % len(combos)]]
+            img, obj = world.render_single(image_size, rng, class_name, nuisance)
+            captions.append(world.single_caption(obj, rng))
         images.append(img)
     return np.stack(images), captions
 
 
-def zero_shot_images(seed: int, per_class: int, image_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out single-object images (a stream pretraining never draws): images and class ids."""
+def zero_shot_images(world, seed: int, per_class: int, image_size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out single-object images of ``world`` (a stream pretraining never draws): images and class ids."""
     images, labels = [], []
     for c, name in enumerate(world.CLASS_NAMES):
         for i in range(per_class):

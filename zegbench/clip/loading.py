@@ -16,12 +16,19 @@ from typing import Callable
 import open_clip
 import torch
 
-from zegbench.clip.tokenizer import WorldTokenizer
+from zegbench.clip.tokenizer import WorldTokenizer, vocabulary_for
+from zegbench.datasets import worlds
 from zegbench.errors import ZegbenchError
 
-IN_HOUSE = "zegbench-world-vit"
+IN_HOUSE = worlds.generator().CLIP_MODEL  # the default world's in-house CLIP
 CONFIG_DIR = Path(__file__).parent / "model_configs"
-SHIPPED_CHECKPOINT = Path(__file__).parent / "weights" / f"{IN_HOUSE}.pt"
+WEIGHTS_DIR = Path(__file__).parent / "weights"
+SHIPPED_CHECKPOINT = WEIGHTS_DIR / f"{IN_HOUSE}.pt"
+
+
+def shipped_checkpoint(name: str) -> Path | None:
+    """The checkpoint that ships for in-house CLIP ``name`` (None: ``name`` is not in-house)."""
+    return WEIGHTS_DIR / f"{name}.pt" if worlds.for_clip(name) else None
 # Special values of ``pretrained`` that are not file paths or hub tags.
 RANDOM_INIT = ("none", "random")
 
@@ -50,8 +57,8 @@ def resolve_weights(name: str, pretrained: str | None) -> str:
     """The weights source for ``name``: the shipped file for the in-house model by default."""
     if pretrained:
         return pretrained
-    if name == IN_HOUSE:
-        return str(SHIPPED_CHECKPOINT)
+    if worlds.for_clip(name):
+        return str(shipped_checkpoint(name))
     raise ZegbenchError(
         f"no weights given for CLIP {name!r}: pass a pretrained tag (e.g. --clip-weights openai, "
         f"downloads on a machine with internet), a local checkpoint path, or 'none' for random weights")
@@ -91,6 +98,7 @@ def load_clip(name: str = IN_HOUSE, pretrained: str | None = None, image_size: i
                             f"({type(err).__name__}; no network or HF_HUB_OFFLINE=1?): download them on a "
                             f"machine with internet and pass the local file path instead") from None
     model.eval()
-    tokenizer = WorldTokenizer() if name == IN_HOUSE else open_clip.get_tokenizer(name)
+    world = worlds.for_clip(name)
+    tokenizer = WorldTokenizer(vocabulary_for(world)) if world else open_clip.get_tokenizer(name)
     cfg = model.visual.preprocess_cfg
     return ClipBundle(model, preprocess, tokenizer, name, weights, tuple(cfg["mean"]), tuple(cfg["std"]))

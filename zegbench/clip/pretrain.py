@@ -18,6 +18,8 @@ from tqdm import tqdm
 from zegbench.clip.captions import caption_batch, to_model_input
 from zegbench.clip.loading import IN_HOUSE, load_clip
 from zegbench.clip.zero_shot import zero_shot_accuracy
+from zegbench.datasets import worlds
+from zegbench.errors import ZegbenchError
 from zegbench.utils.io import atomic_write_json, atomic_torch_save
 
 DEFAULTS = dict(steps=7000, batch_size=128, lr=1e-3, weight_decay=0.1, warmup=300, seed=0)
@@ -26,13 +28,14 @@ DEFAULTS = dict(steps=7000, batch_size=128, lr=1e-3, weight_decay=0.1, warmup=30
 class CaptionStream(torch.utils.data.IterableDataset):
     """Batches ``start, start+1, ...`` of the caption stream, drawn in a worker process."""
 
-    def __init__(self, seed: int, batch_size: int, image_size: int, start: int, stop: int):
-        self.seed, self.batch_size, self.image_size = seed, batch_size, image_size
+    def __init__(self, world_version: int, seed: int, batch_size: int, image_size: int, start: int, stop: int):
+        self.world_version, self.seed, self.batch_size, self.image_size = world_version, seed, batch_size, image_size
         self.start, self.stop = start, stop
 
     def __iter__(self):
         for index in range(self.start, self.stop):
-            images, captions = caption_batch(self.seed, index, self.batch_size, self.image_size)
+            images, captions = caption_batch(worlds.generator(self.world_version), self.seed, index,
+                                             self.batch_size, self.image_size)
             yield torch.from_numpy(images), captions
 
 
@@ -46,14 +49,20 @@ def lr_at(step: int, steps: int, lr: float, warmup: int) -> float:
 def pretrain(out: str | Path, steps: int = DEFAULTS["steps"], batch_size: int = DEFAULTS["batch_size"],
              lr: float = DEFAULTS["lr"], weight_decay: float = DEFAULTS["weight_decay"],
              warmup: int = DEFAULTS["warmup"], seed: int = DEFAULTS["seed"], eval_every: int = 500,
-             workers: int = 1, progress: bool = True) -> dict:
-    """Train the in-house CLIP from scratch for ``steps`` steps and save it to ``out``.
+             workers: int = 1, progress: bool = True, model_name: str = IN_HOUSE) -> dict:
+    """Train in-house CLIP ``model_name`` from scratch for ``steps`` steps and save it to ``out``.
+
+    It learns from the captions of the world it belongs to (``worlds.for_clip``).
 
     Returns the sidecar record: settings, wall time, the loss curve (one value
     per 10 steps) and the final zero-shot accuracy.
     """
     torch.manual_seed(seed)
-    bundle = load_clip(IN_HOUSE, pretrained="none")
+    world = worlds.for_clip(model_name)
+    if world is None:
+        raise ZegbenchError(f"{model_name!r} is not an in-house CLIP; known: "
+                            f"{', '.join(worlds.generator(v).CLIP_MODEL for v in worlds.MODULES)}")
+    bundle = load_clip(model_name, pretrained="none")
     model, tokenizer = bundle.model, bundle.tokenizer
     model.train()
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
@@ -61,7 +70,7 @@ def pretrain(out: str | Path, steps: int = DEFAULTS["steps"], batch_size: int = 
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98))
     loss_fn = ClipLoss()
-    stream = CaptionStream(seed, batch_size, bundle.image_size, 0, steps)
+    stream = CaptionStream(world.WORLD_VERSION, seed, batch_size, bundle.image_size, 0, steps)
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers,
                                          prefetch_factor=4 if workers else None)
     curve, evals, start = [], [], time.time()
@@ -90,7 +99,7 @@ def pretrain(out: str | Path, steps: int = DEFAULTS["steps"], batch_size: int = 
     model.eval()
     final = zero_shot_accuracy(bundle)
     record = {
-        "model": IN_HOUSE, "steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
+        "model": model_name, "world_version": world.WORLD_VERSION, "steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
         "warmup": warmup, "seed": seed, "wall_seconds": round(time.time() - start, 1),
         "torch": torch.__version__, "open_clip": open_clip.__version__, "threads": torch.get_num_threads(),
         "loss_every_10_steps": curve, "evals": evals,

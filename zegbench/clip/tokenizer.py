@@ -11,7 +11,7 @@ import re
 
 import torch
 
-from zegbench.datasets.world import COLOURS, PATTERNS, SHAPES
+from zegbench.datasets import world as world_v1
 from zegbench.errors import ZegbenchError
 
 # Words of the caption templates and of the prompt templates that methods use
@@ -21,18 +21,27 @@ TEMPLATE_WORDS = (
     "scene", "small", "medium", "large", "one", "picture",
 )
 PAD, SOT, EOT = "<pad>", "<sot>", "<eot>"
-# EOT must be the largest id: open_clip pools the text tower at argmax(token id).
-VOCABULARY = (PAD, SOT, *TEMPLATE_WORDS, *COLOURS, *PATTERNS, *SHAPES, EOT)
 CONTEXT_LENGTH = 16
+
+
+def vocabulary_for(world) -> tuple[str, ...]:
+    """The closed vocabulary of the in-house CLIP of ``world`` (a generator module).
+
+    EOT must be the largest id: open_clip pools the text tower at argmax(token id).
+    """
+    return (PAD, SOT, *TEMPLATE_WORDS, *(w for w in world.WORDS if w not in TEMPLATE_WORDS), EOT)
+
+
+VOCABULARY = vocabulary_for(world_v1)  # world v1's, kept as it shipped
 
 
 class WorldTokenizer:
     """Callable like open_clip's tokenizers: list of strings -> LongTensor [N, context_length]."""
 
-    def __init__(self, context_length: int = CONTEXT_LENGTH):
+    def __init__(self, vocabulary: tuple[str, ...] = VOCABULARY, context_length: int = CONTEXT_LENGTH):
         self.context_length = context_length
-        self.vocabulary = VOCABULARY
-        self.ids = {w: i for i, w in enumerate(VOCABULARY)}
+        self.vocabulary = vocabulary
+        self.ids = {w: i for i, w in enumerate(vocabulary)}
 
     def encode(self, text: str) -> list[int]:
         words = re.findall(r"[a-z]+", text.lower())
@@ -40,7 +49,7 @@ class WorldTokenizer:
         if unknown:
             raise ZegbenchError(
                 f"the in-house CLIP cannot read {unknown[0]!r} in {text!r}: it knows only the "
-                f"world's words ({', '.join(VOCABULARY[2:-1])}); use the world's class names, or "
+                f"world's words ({', '.join(self.vocabulary[2:-1])}); use the world's class names, or "
                 f"choose an open_clip model with --clip")
         ids = [self.ids[SOT], *(self.ids[w] for w in words), self.ids[EOT]]
         if len(ids) > self.context_length:

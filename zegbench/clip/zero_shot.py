@@ -11,7 +11,7 @@ from zegbench.clip.captions import to_model_input, zero_shot_images
 from zegbench.clip.loading import ClipBundle
 from zegbench.clip.templates import SINGLE
 from zegbench.clip.text_embeddings import encode_class_names
-from zegbench.datasets import world
+from zegbench.datasets import worlds
 
 EVAL_SEED = 12345
 
@@ -21,13 +21,17 @@ def zero_shot_accuracy(bundle: ClipBundle, per_class: int = 50, seed: int = EVAL
                        batch_size: int = 250) -> dict:
     """Top-1 accuracy over all world classes for ``per_class`` held-out images per class.
 
+    The world is the one whose captions trained ``bundle`` (the default world for
+    another CLIP).
+
     Returns fractions ``acc_all``, ``acc_seen``, ``acc_unseen`` and ``per_class``
     (class name -> accuracy). Images are drawn at the model's input size.
     """
+    world = worlds.for_clip(bundle.name) or worlds.generator()
     model = bundle.model
     device = next(model.parameters()).device
     text = encode_class_names(bundle, list(world.CLASS_NAMES), SINGLE).to(device)
-    images, labels = zero_shot_images(seed, per_class, bundle.image_size)
+    images, labels = zero_shot_images(world, seed, per_class, bundle.image_size)
     preds = []
     for start in range(0, len(images), batch_size):
         x = to_model_input(images[start:start + batch_size], bundle.mean, bundle.std).to(device)

@@ -128,13 +128,15 @@ def load_dataset_info(name: str) -> DatasetInfo:
 
 def world_spec(info: DatasetInfo, seed: int | None = None):
     """The ``WorldSpec`` a world dataset config describes (``seed`` overrides the config's)."""
-    from zegbench.datasets import world
+    from zegbench.datasets import worlds
     from zegbench.datasets.generate import WorldSpec
 
+    w = dict(info.config.get("world") or {})
+    version = w.get("version", worlds.DEFAULT_VERSION)
+    world = worlds.generator(version)
     if tuple(info.classes) != world.CLASS_NAMES or tuple(info.unseen) != world.UNSEEN_CLASSES:
         raise ZegbenchError(f"configs/datasets/{info.name}.yaml: classes/unseen differ from the world "
-                            f"generator v{world.WORLD_VERSION}'s; copy them from `zegbench world describe`")
-    w = dict(info.config.get("world") or {})
+                            f"generator v{version}'s; copy them from `zegbench world describe --version {version}`")
     if seed is not None:
         w["seed"] = seed
     w = {k: tuple(v) if isinstance(v, list) else v for k, v in w.items()}

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from zegbench.datasets import world
+from zegbench.datasets import worlds
 from zegbench.errors import ZegbenchError
 from zegbench.utils.paths import cache_root
 
@@ -36,6 +36,7 @@ class WorldSpec:
     """Everything that determines a world's files."""
 
     name: str = "world"
+    version: int = worlds.DEFAULT_VERSION  # the generator (zegbench.datasets.worlds)
     seed: int = 0
     image_size: int = 96
     train_scenes: int = 2000
@@ -46,11 +47,16 @@ class WorldSpec:
     def counts(self) -> dict[str, int]:
         return {"train": self.train_scenes, "val": self.val_scenes}
 
+    @property
+    def generator(self):
+        """The generator module of this world's version (``zegbench.datasets.worlds``)."""
+        return worlds.generator(self.version)
+
 
 def world_root(spec: WorldSpec, cache_dir: str | Path | None = None) -> Path:
     """Folder of this world inside the cache: keyed by name, generator version and seed."""
     base = Path(cache_dir) if cache_dir else cache_root() / "worlds"
-    return base / f"{spec.name}-v{world.WORLD_VERSION}-seed{spec.seed}"
+    return base / f"{spec.name}-v{spec.version}-seed{spec.seed}"
 
 
 def scene_id(split: str, index: int) -> str:
@@ -59,8 +65,8 @@ def scene_id(split: str, index: int) -> str:
 
 def write_scene(root: Path, spec: WorldSpec, split: str, index: int) -> None:
     """Render scene ``index`` of ``split`` and write its image and label PNGs."""
-    rng = world.sample_rng(spec.seed, STREAMS[split], index)
-    img, label, _ = world.render_scene(spec.image_size, rng, spec.objects_per_scene, spec.radius_range)
+    rng = spec.generator.sample_rng(spec.seed, STREAMS[split], index)
+    img, label, _ = spec.generator.render_scene(spec.image_size, rng, spec.objects_per_scene, spec.radius_range)
     sid = scene_id(split, index)
     Image.fromarray(img).save(root / "JPEGImages" / f"{sid}.png", compress_level=1)
     Image.fromarray(label.astype(np.uint8), mode="L").save(root / "SegmentationClass" / f"{sid}.png",
@@ -69,10 +75,11 @@ def write_scene(root: Path, spec: WorldSpec, split: str, index: int) -> None:
 
 def manifest(spec: WorldSpec) -> dict:
     return {
-        "generator_version": world.WORLD_VERSION, "name": spec.name, "seed": spec.seed,
+        "generator_version": spec.version, "name": spec.name, "seed": spec.seed,
         "image_size": spec.image_size, "objects_per_scene": list(spec.objects_per_scene),
         "radius_range": list(spec.radius_range), "counts": spec.counts(),
-        "classes": list(world.CLASS_NAMES), "unseen": list(world.UNSEEN_CLASSES), "ignore_index": world.IGNORE_INDEX,
+        "classes": list(spec.generator.CLASS_NAMES), "unseen": list(spec.generator.UNSEEN_CLASSES),
+        "ignore_index": spec.generator.IGNORE_INDEX,
     }
 
 
@@ -117,7 +124,7 @@ def generation_rate(spec: WorldSpec, scenes: int = 400) -> dict:
 
     start = time.perf_counter()
     for index in range(scenes):
-        world.render_scene(spec.image_size, world.sample_rng(spec.seed, 0, index),
+        spec.generator.render_scene(spec.image_size, spec.generator.sample_rng(spec.seed, 0, index),
                            spec.objects_per_scene, spec.radius_range)
     render = scenes / (time.perf_counter() - start)
     with tempfile.TemporaryDirectory() as tmp:

@@ -18,10 +18,10 @@ import torch
 import torch.nn.functional as F
 
 from zegbench.clip.captions import to_model_input
-from zegbench.clip.loading import IN_HOUSE, load_clip
+from zegbench.clip.loading import load_clip
 from zegbench.clip.text_embeddings import class_embeddings
 from zegbench.clip.zero_shot import zero_shot_accuracy
-from zegbench.datasets.catalog import build_dataset, load_dataset_info
+from zegbench.datasets.catalog import build_dataset, load_dataset_info, world_spec
 from zegbench.harness.metrics import ConfusionMatrix, summarize
 from zegbench.harness.train import seen_label_map
 from zegbench.methods.encoder import PromptedEncoder
@@ -40,17 +40,25 @@ def _pixel_logits(encoder, adapter, images, text, bundle, scale):
 
 
 def run_probe(tuning: str = "frozen", steps: int = 300, batch_size: int = 16, lr: float = 1e-3,
-              encoder_lr: float = 1e-4, seed: int = 0, dataset: str = "world", progress: bool = False) -> dict:
-    """Train the matcher with the encoder ``frozen`` or ``finetune``d; return the measurements."""
+              encoder_lr: float = 1e-4, seed: int = 0, dataset: str = "world", progress: bool = False,
+              classes: str = "seen") -> dict:
+    """Train the matcher with the encoder ``frozen`` or ``finetune``d; return the measurements.
+
+    ``classes="seen"`` trains on seen classes only (the zero-shot setting);
+    ``"all"`` trains on every class, unseen ones included (an oracle).
+    """
+    if classes not in ("seen", "all"):
+        raise ValueError(f"classes must be 'seen' or 'all', not {classes!r}")
     torch.manual_seed(seed)
     info = load_dataset_info(dataset)
     train_x, train_y = _load_split(build_dataset(dataset, "train", progress=progress))
     val_x, val_y = _load_split(build_dataset(dataset, "val"))
-    bundle = load_clip(IN_HOUSE, image_size=train_x.shape[1])
+    bundle = load_clip(world_spec(info).generator.CLIP_MODEL, image_size=train_x.shape[1])
     model = bundle.model
     text_all = class_embeddings(bundle, list(info.classes))
-    seen_ids = torch.tensor(info.seen_ids)
-    to_seen = seen_label_map(info)  # seen-class training: unseen and background ignored
+    trained_ids = torch.tensor(info.seen_ids if classes == "seen" else range(len(info.classes)))
+    # Seen-class training ignores unseen pixels and background; the oracle ignores background only.
+    to_trained = seen_label_map(info) if classes == "seen" else torch.arange(256)
     before = zero_shot_accuracy(bundle, per_class=30)
 
     dim = text_all.shape[1]
@@ -72,8 +80,8 @@ def run_probe(tuning: str = "frozen", steps: int = 300, batch_size: int = 16, lr
     model.visual.train(tuning == "finetune")
     for _ in range(steps):
         idx = rng.choice(len(train_x), batch_size, replace=False)
-        target = to_seen[torch.from_numpy(train_y[idx])]
-        logits = _pixel_logits(encoder, adapter, train_x[idx], text_all[seen_ids], bundle, scale)
+        target = to_trained[torch.from_numpy(train_y[idx])]
+        logits = _pixel_logits(encoder, adapter, train_x[idx], text_all[trained_ids], bundle, scale)
         loss = F.cross_entropy(logits, target, ignore_index=255)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
@@ -93,10 +101,11 @@ def run_probe(tuning: str = "frozen", steps: int = 300, batch_size: int = 16, lr
     unseen = list(info.unseen_ids)
     to_seen_share = float(m[unseen][:, list(info.seen_ids)].sum() / m[unseen].sum())
     return {
-        "tuning": tuning, "steps": steps, "batch_size": batch_size, "seed": seed,
+        "tuning": tuning, "classes": classes, "steps": steps, "batch_size": batch_size, "seed": seed,
         "train_seconds": round(train_seconds, 1),
         "zero_shot_unseen_before": before["acc_unseen"], "zero_shot_unseen_after": after["acc_unseen"],
         "zero_shot_all_after": after["acc_all"],
-        "mIoU_seen": metrics["mIoU_seen"], "mIoU_unseen": metrics["mIoU_unseen"], "hIoU": metrics["hIoU"],
+        "mIoU": metrics["mIoU"], "mIoU_seen": metrics["mIoU_seen"], "mIoU_unseen": metrics["mIoU_unseen"], "hIoU": metrics["hIoU"],
         "unseen_pixels_to_seen": round(to_seen_share, 4),
+        "image_size": int(train_x.shape[1]), "patch_size": int(model.visual.patch_size[0]),
     }

@@ -19,8 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# Bump when rendering or the class list changes: it keys the on-disk cache.
+# Bump when rendering or the class list changes: it keys the on-disk cache. A new
+# design is a new module (world_v2.py) so that published numbers stay reproducible.
 WORLD_VERSION = 1
+CLIP_MODEL = "zegbench-world-vit"  # the in-house CLIP pretrained on this world's captions
 
 SHAPES = ("circle", "square", "triangle", "star", "cross")
 PATTERNS = ("solid", "striped", "checked", "dotted")
@@ -40,6 +42,15 @@ CLASS_NAMES = tuple(f"{p} {s}" for p in PATTERNS for s in SHAPES)
 UNSEEN_CLASSES = tuple(c for c in CLASS_NAMES if c.split()[0] in UNSEEN_PATTERNS)
 SEEN_CLASSES = tuple(c for c in CLASS_NAMES if c not in UNSEEN_CLASSES)
 IGNORE_INDEX = 255
+# Words the in-house CLIP's captions use beyond the caption templates' own.
+WORDS = (*COLOURS, *PATTERNS, *SHAPES)
+SINGLE_TEMPLATES = (
+    "a photo of a {colour} {pattern} {shape}",
+    "a {colour} {pattern} {shape}",
+    "a photo of a {pattern} {shape}",
+    "a {pattern} {shape}",
+    "this is a {colour} {pattern} {shape}",
+)
 MAX_TILT = np.deg2rad(25)  # objects are rotated by at most this angle either way
 
 
@@ -101,10 +112,12 @@ def pattern_mask(pattern: str, x: np.ndarray, y: np.ndarray, rng: np.random.Gene
     if pattern == "dotted":
         da, db = (a % 1.0) - 0.5, (b % 1.0) - 0.5
         return da * da + db * db <= 0.3**2
-    raise ValueError(f"unknown pattern {pattern!r}; known: {', '.join(PATTERNS)}")
+    if pattern == "hatched":  # thin lines both ways: a grid (world v2)
+        return ((a % 1.0) < 0.25) | ((b % 1.0) < 0.25)
+    raise ValueError(f"unknown pattern {pattern!r}")
 
 
-def _background(size: int, rng: np.random.Generator) -> np.ndarray:
+def background(size: int, rng: np.random.Generator) -> np.ndarray:
     """A cluttered background: smooth gradient, noise, and random strokes and blobs."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
     base = rng.uniform(60, 200, size=3)
@@ -176,7 +189,7 @@ def render_scene(size: int, rng: np.random.Generator, num_objects: tuple[int, in
     Later objects occlude earlier ones, so labels carry overlap; radii span a
     factor of about 2.4 so classes appear at several scales.
     """
-    img = _background(size, rng)
+    img = background(size, rng)
     label = np.full((size, size), IGNORE_INDEX, dtype=np.int64)
     objects = []
     for _ in range(rng.integers(num_objects[0], num_objects[1] + 1)):
@@ -190,7 +203,7 @@ def render_scene(size: int, rng: np.random.Generator, num_objects: tuple[int, in
 def render_single(size: int, rng: np.random.Generator, class_name: str | None = None,
                   colour: str | None = None) -> tuple[np.ndarray, WorldObject]:
     """One roughly centred object on clutter: CLIP pretraining and zero-shot images."""
-    img = _background(size, rng)
+    img = background(size, rng)
     obj = random_object(size, rng, class_name, colour, radius_range=(0.22, 0.40), centred=True)
     draw_object(img, obj, rng)
     return np.clip(img, 0, 255).astype(np.uint8), obj
@@ -199,3 +212,29 @@ def render_single(size: int, rng: np.random.Generator, class_name: str | None = 
 def sample_rng(seed: int, stream: int, index: int) -> np.random.Generator:
     """Independent generator per (seed, stream, index): order- and process-independent."""
     return np.random.default_rng([seed, stream, index])
+
+
+def look_alikes(class_name: str) -> list[str]:
+    """The seen classes of the same shape: what an unseen class is most easily taken for."""
+    shape = class_name.split()[1]
+    return [c for c in SEEN_CLASSES if c.endswith(f" {shape}")]
+
+
+# ---- captions: the in-house CLIP's "web" text for this world -------------------------------------
+
+def caption_combos() -> list[tuple[str, str]]:
+    """(class, colour) pairs that single-object caption images cycle through."""
+    return [(c, k) for c in CLASS_NAMES for k in COLOURS]
+
+
+def describe(obj: WorldObject, rng: np.random.Generator) -> str:
+    """A noun phrase for one object, naming its colour most of the time."""
+    if rng.uniform() < 0.7:
+        return f"{obj.colour} {obj.pattern} {obj.shape}"
+    return f"{obj.pattern} {obj.shape}"
+
+
+def single_caption(obj: WorldObject, rng: np.random.Generator) -> str:
+    """The caption of a single-object image."""
+    template = SINGLE_TEMPLATES[rng.integers(len(SINGLE_TEMPLATES))]
+    return template.format(colour=obj.colour, pattern=obj.pattern, shape=obj.shape)

@@ -39,9 +39,9 @@ def dataset_fingerprint(info: DatasetInfo) -> str:
     """8 hex digits over everything in the dataset config that decides data or evaluation."""
     cfg = {k: v for k, v in info.config.items() if k not in _NOT_DATA}
     if cfg.get("world") is not None:  # the generated images depend on the generator's code version too
-        from zegbench.datasets.world import WORLD_VERSION
+        from zegbench.datasets.catalog import world_spec
 
-        cfg["world_generator_version"] = WORLD_VERSION
+        cfg["world_generator_version"] = world_spec(info).version
     return _short_hash(cfg)
 
 
@@ -60,14 +60,15 @@ def clip_fingerprint(method_config: dict) -> str | None:
     Other weights are named in the config already (a tag or a path; hashing a
     user's 600 MB file at every resolve would cost more than it protects).
     """
-    from zegbench.clip.loading import IN_HOUSE, SHIPPED_CHECKPOINT
+    from zegbench.clip.loading import IN_HOUSE, shipped_checkpoint
 
-    if method_config.get("clip", IN_HOUSE) != IN_HOUSE or method_config.get("clip_weights"):
+    shipped = shipped_checkpoint(method_config.get("clip", IN_HOUSE))
+    if shipped is None or method_config.get("clip_weights"):
         return None
-    if not SHIPPED_CHECKPOINT.is_file():
+    if not shipped.is_file():
         return None  # loading fails later with the regenerate instructions
-    stat = SHIPPED_CHECKPOINT.stat()
-    return _file_sha(str(SHIPPED_CHECKPOINT), stat.st_size, stat.st_mtime_ns)
+    stat = shipped.stat()
+    return _file_sha(str(shipped), stat.st_size, stat.st_mtime_ns)
 
 
 def split_fingerprint(info: DatasetInfo) -> str:

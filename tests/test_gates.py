@@ -1,0 +1,47 @@
+"""Structural gates of a world (`zegbench world gates`): what they measure and how they decide."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from zegbench.cli import main
+from zegbench.datasets.catalog import build_dataset
+from zegbench.datasets.gates import THRESHOLDS, geometry
+from zegbench.errors import ZegbenchError
+
+KEYS = ("oracle_miou", "zero_shot_unseen", "dense_training_free_ratio", "unseen_to_seen_share",
+        "median_object_patches", "background_share", "seconds")
+
+
+def test_geometry_counts_objects_in_encoder_patches_and_background_share():
+    data = build_dataset("world_smoke", "val")
+    labels = [data[i][1] for i in range(len(data))]
+    background = np.mean([(lab == 255).mean() for lab in labels])  # every image is 96 x 96
+    out = geometry("world_smoke", patch_size=8, image_size=96)
+    assert out["background_share"] == pytest.approx(background, abs=1e-3)
+    sizes = [(lab == c).sum() / 64 for lab in labels for c in np.unique(lab) if c != 255]
+    assert out["median_object_patches"] == pytest.approx(np.median(sizes), abs=0.01)
+    # At twice the input size an object covers four times as many patches.
+    assert geometry("world_smoke", patch_size=8, image_size=192)["median_object_patches"] == pytest.approx(
+        4 * out["median_object_patches"], abs=0.05)
+
+
+def test_gates_json_has_every_measure_and_a_verdict_per_gate(capsys):
+    code = main(["world", "gates", "--dataset", "world_smoke", "--steps", "2", "--json"])
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert all(key in out for key in KEYS)
+    assert set(out["gates"]) == set(THRESHOLDS)
+    assert code == (0 if all(out["gates"].values()) else 1)
+    assert out["gates"]["G2"] == (out["zero_shot_unseen"] >= 0.90)
+    ratio = out["dense_training_free_ratio"]
+    assert out["gates"]["G4"] == (ratio is not None and ratio <= 0.80)
+    assert 0 <= out["unseen_to_seen_share"] <= 1 and out["steps"] == 2
+
+
+def test_gates_refuse_a_dataset_that_is_not_a_world(tmp_path):
+    from zegbench.datasets.gates import measure_gates
+
+    with pytest.raises(ZegbenchError, match="not one"):
+        measure_gates("voc12")

@@ -1,0 +1,33 @@
+"""The world generators by version: one module each, with the same interface.
+
+A generator module defines ``WORLD_VERSION``, ``CLIP_MODEL`` (its in-house CLIP),
+``CLASS_NAMES``, ``UNSEEN_CLASSES``, ``SEEN_CLASSES``, ``WORDS`` (its caption
+vocabulary), ``render_scene``, ``render_single``, ``look_alikes`` and the
+caption functions ``caption_combos``, ``describe`` and ``single_caption``.
+A new design is a new module, so that a published world stays reproducible.
+"""
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+
+from zegbench.errors import ZegbenchError
+
+MODULES = {1: "zegbench.datasets.world", 2: "zegbench.datasets.world_v2"}
+DEFAULT_VERSION = 1  # v2 becomes the default once its gates and ladder are measured
+
+
+def generator(version: int = DEFAULT_VERSION) -> ModuleType:
+    """The generator module of world ``version``."""
+    if version not in MODULES:
+        raise ZegbenchError(f"unknown world generator version {version!r}; known: {', '.join(map(str, MODULES))}")
+    return importlib.import_module(MODULES[version])
+
+
+def for_clip(clip_model: str) -> ModuleType | None:
+    """The world whose captions trained in-house CLIP ``clip_model`` (None: not an in-house CLIP)."""
+    for version in MODULES:
+        module = generator(version)
+        if module.CLIP_MODEL == clip_model:
+            return module
+    return None
