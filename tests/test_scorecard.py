@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 import yaml
@@ -129,19 +130,24 @@ def test_arm_with_overrides_matches_only_its_variant(store):
     assert [arm_matches(s, ignoring) for s in store[-2:]] == [False, True]
 
 
-def test_speed_claims_read_the_newest_records(tmp_path):
-    for method, median, macs in (("zegclip", 100.0, 110e9), ("two_stage", 1500.0, 1830e9)):
-        folder = tmp_path / "speed" / f"{method}-voc12-speed-0000"
+def test_speed_claims_pair_records_of_one_machine(tmp_path):
+    records = (("zegclip", "cpu", 100.0, 110e9), ("two_stage", "cpu", 1500.0, 1830e9),
+               ("zegclip", "gpu", 10.0, 110e9))  # the newest, but its machine has no two-stage record
+    for age, (method, machine, median, macs) in enumerate(reversed(records)):
+        folder = tmp_path / "speed" / f"{method}-voc12-speed-{machine}"
         folder.mkdir(parents=True)
         (folder / "result.json").write_text(json.dumps({
             "method": method, "dataset": "voc12", "input": [512, 512], "precision": "fp32", "macs": macs,
             "whole": {"median_ms": median, "p10_ms": 0.9 * median, "p90_ms": 1.1 * median, "repeats": 3}}))
+        (folder / "env.json").write_text(json.dumps({"device_name": machine}))
+        os.utime(folder / "result.json", (1000 - age, 1000 - age))
     fast = {"arm": "two_stage", "baseline": "zegclip", "direction": "increase", "threshold": 5, "suite": "speed",
             "speed": {"dataset": "voc12", "input": [512, 512]}}
     claims = [_claim(id="lat", metric="latency", **fast), _claim(id="flops", metric="gmacs", **fast),
               _claim(id="enc", metric="gmacs", **{**fast, "arm": "zegclip", "baseline": "clip_image_encoder"})]
     lat, flops, enc = evaluate_claims([], tmp_path, claims)
     assert lat["diff_mean"] == pytest.approx(15.0) and lat["n"] == 3 and lat["verdict"] == "reproduces"
+    assert lat["machine"] == "cpu"
     assert lat["ci_low"] == pytest.approx(0.9 * 15 / 1.1) and lat["ci_high"] == pytest.approx(1.1 * 15 / 0.9)
     assert flops["diff_mean"] == pytest.approx(1830 / 110) and flops["ci_low"] == flops["ci_high"]
     assert enc["verdict"] == "not run" and "clip_image_encoder" in enc["reason"]

@@ -55,7 +55,7 @@ def format_verdicts(rows: list[dict]) -> str:
     """One console line per claim (and budget): verdict, effect with its interval, n, and why."""
     from zegbench.reports.scorecard import budget_label, claimed_cell, effect_cell
 
-    width = max(len(r["id"]) for r in rows)
+    width = max((len(r["id"]) for r in rows), default=0)
     lines = []
     for r in rows:
         where = f" [{r['dataset']}, {r.get('input') or budget_label(r['budget'])}]" if r["dataset"] else ""

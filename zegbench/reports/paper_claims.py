@@ -106,11 +106,11 @@ class ClaimsFile(BaseModel):
 
 def _check_names(claim: Claim, where: str) -> None:
     """Arms name registered methods with keys they accept; the suite exists; one clear line if not."""
+    from zegbench.harness.config import schema_for_class
     from zegbench.harness.run import TRAIN_KEYS
     from zegbench.harness.speed import ENCODER
     from zegbench.methods import list_methods
     from zegbench.methods.base import method_class, method_config
-    from zegbench.harness.config import schema_for_class
 
     known = list_methods()
     for side in ("arm", "baseline"):

@@ -98,24 +98,39 @@ def accuracy_rows(claim: Claim, specs) -> list[dict]:
                      else "no runs of both arms with the same seed, dataset and budget")]
 
 
-def speed_records(results_root: Path) -> list[dict]:
-    """Every speed record in the run store, oldest first (so the newest wins when indexed)."""
-    paths = sorted(Path(results_root).glob("*/*-speed-*/result.json"), key=lambda p: p.stat().st_mtime)
-    return [json.loads(p.read_text()) for p in paths]
+def stored_speed_records(results_root: Path) -> list[tuple[str, dict]]:
+    """(machine, record) of every speed record in the run store, newest first."""
+    paths = sorted(Path(results_root).glob("*/*-speed-*/result.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    out = []
+    for path in paths:
+        env_path = path.with_name("env.json")
+        machine = json.loads(env_path.read_text()).get("device_name") if env_path.is_file() else None
+        out.append((machine or "unknown machine", json.loads(path.read_text())))
+    return out
 
 
-def speed_rows(claim: Claim, records: list[dict]) -> list[dict]:
+def _pair_on_one_machine(claim: Claim, records: list[tuple[str, dict]]) -> tuple[str, dict, dict] | None:
+    """The newest records of both arms measured on the same machine (a ratio across machines means nothing)."""
+    want = claim.speed
+    by_machine: dict[str, dict[str, dict]] = {}
+    for machine, r in records:
+        if (r["dataset"], list(r["input"]), r.get("precision", "fp32")) == (want.dataset, list(want.input), want.precision):
+            by_machine.setdefault(machine, {}).setdefault(r["method"], r)  # newest first: the first one stays
+    for machine, found in by_machine.items():
+        if claim.arm.method in found and claim.baseline.method in found:
+            return machine, found[claim.arm.method], found[claim.baseline.method]
+    return None
+
+
+def speed_rows(claim: Claim, records: list[tuple[str, dict]]) -> list[dict]:
     """The cost ratio arm / baseline on the claim's input: exact for GMACs; for latency the median
     ratio with the spread p10/p90 .. p90/p10 of single calls (paired calls for ZegCLIP vs its encoder)."""
     want = claim.speed
-    newest = {r["method"]: r for r in records
-              if r["dataset"] == want.dataset and list(r["input"]) == list(want.input)
-              and r.get("precision", "fp32") == want.precision}
-    a, b = newest.get(claim.arm.method), newest.get(claim.baseline.method)
-    if a is None or b is None:
-        missing = " and ".join(m for m, r in ((claim.arm.method, a), (claim.baseline.method, b)) if r is None)
-        return [_not_run(claim, f"no speed record of {missing} at {want.dataset} "
-                                f"{'x'.join(map(str, want.input))} {want.precision}")]
+    pair = _pair_on_one_machine(claim, records)
+    if pair is None:
+        return [_not_run(claim, f"no speed records of both {claim.arm.method} and {claim.baseline.method} on one "
+                                f"machine at {want.dataset} {'x'.join(map(str, want.input))} {want.precision}")]
+    machine, a, b = pair
     if claim.metric == "gmacs":
         ratio = a["macs"] / b["macs"]
         verdict = ratio_verdict(ratio, ratio, ratio, claim.direction, claim.threshold, None)
@@ -126,13 +141,13 @@ def speed_rows(claim: Claim, records: list[dict]) -> list[dict]:
         verdict = ratio_verdict(ratio, ta["p10_ms"] / tb["p90_ms"], ta["p90_ms"] / tb["p10_ms"], claim.direction,
                                 claim.threshold, min(ta["repeats"], tb["repeats"]))
     return [{**_common(claim), "dataset": want.dataset, "budget": None, "seeds": [],
-             "input": f"{'x'.join(map(str, want.input))} {want.precision}", **verdict}]
+             "input": f"{'x'.join(map(str, want.input))} {want.precision}", "machine": machine, **verdict}]
 
 
 def evaluate_claims(specs, results_root: str | Path, claims: list[Claim] | None = None) -> list[dict]:
     """Every claim's rows (``claims``: default ``configs/claims``) for a suite's ``specs``."""
     claims = load_claims() if claims is None else claims
-    records = speed_records(Path(results_root)) if any(c.is_speed for c in claims) else []
+    records = stored_speed_records(Path(results_root)) if any(c.is_speed for c in claims) else []
     rows = []
     for claim in claims:
         rows += speed_rows(claim, records) if claim.is_speed else accuracy_rows(claim, specs)

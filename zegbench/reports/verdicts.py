@@ -40,7 +40,7 @@ def paired_verdict(diffs: list[float], direction: str) -> dict:
     if n < 2:
         return {"n": 1, "diff_mean": mean, "ci_low": None, "ci_high": None, "verdict": "inconclusive",
                 "reason": "n < 2: one seed gives no interval"}
-    half = student_t.ppf(0.5 + CONFIDENCE / 2, n - 1) * statistics.stdev(diffs) / math.sqrt(n)
+    half = float(student_t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * statistics.stdev(diffs) / math.sqrt(n)
     verdict, reason = judge(mean - half, mean + half, direction)
     return {"n": n, "diff_mean": mean, "ci_low": mean - half, "ci_high": mean + half, "verdict": verdict,
             "reason": reason}
