@@ -58,7 +58,10 @@ def format_verdicts(rows: list[dict]) -> str:
     width = max((len(r["id"]) for r in rows), default=0)
     lines = []
     for r in rows:
-        where = f" [{r['dataset']}, {r.get('input') or budget_label(r['budget'])}]" if r["dataset"] else ""
+        if r["verdict"] == "not run":
+            lines.append(f"claim {r['id']:<{width}}  {'not run':<12} {claimed_cell(r)} ({r['reason']})")
+            continue
+        where = f" [{r['dataset']}, {r.get('input') or budget_label(r['budget'])}]"
         lines.append(f"claim {r['id']:<{width}}  {r['verdict']:<12} {claimed_cell(r)}: {effect_cell(r)}, "
                      f"n={r['n'] if r['n'] is not None else 'exact'}{where} ({r['reason']})")
     return "\n".join(lines)

@@ -3,8 +3,9 @@
 Accuracy claims pair the two arms' finished runs by seed within one dataset and
 one training budget (steps and global batch, from each run's ``config.yaml``),
 so a suite holding several budgets gets a verdict per budget. Speed claims read
-the newest matching speed record of each arm anywhere in the run store. A claim
-whose arms have no such runs is ``not run``, with the suite that would run it.
+the newest pair of matching speed records measured on one machine, anywhere in
+the run store. A claim whose arms have no such runs is ``not run``, with the
+suite that would run it.
 
 Writes ``claims.json`` (one object per claim and dataset/budget), ``claims.md``,
 ``claims.tex`` and the forest plot; returns the README's "Claims" section.
