@@ -110,7 +110,7 @@ def speed_vs_hiou(points: pd.DataFrame, out_dir: Path, stem: str = "speed_vs_hio
 
 def forest_plot(rows: list[dict], out_dir: Path, stem: str = "claims_forest") -> list[str]:
     """One row per evaluated claim (and budget): the effect with its interval (green: reproduces, red:
-    contradicts, grey: inconclusive), the paper's effect as a red diamond, the no-effect line (0, or the
+    contradicts, grey: inconclusive), the paper's effect as a purple diamond, the no-effect line (0, or the
     claim's ratio threshold) dashed. Differences (points) and cost ratios (log scale) get a panel each."""
     panels = [(title, [r for r in rows if r["diff_mean"] is not None and (r["threshold"] is not None) == ratio])
               for title, ratio in (("arm - baseline (points)", False), ("cost ratio arm / baseline (log)", True))]
@@ -128,7 +128,7 @@ def forest_plot(rows: list[dict], out_dir: Path, stem: str = "claims_forest") ->
                 ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=colour, linewidth=2)
             ax.plot(r["diff_mean"], y, "o", color=colour)
             if r["paper_effect"]:
-                ax.plot(r["paper_effect"]["value"], y, "D", color="red", fillstyle="none", markersize=8)
+                ax.plot(r["paper_effect"]["value"], y, "D", color="#7b3294", fillstyle="none", markersize=8)
             if r["threshold"] is not None:  # each ratio claim has its own threshold
                 ax.plot([r["threshold"]] * 2, [y - 0.4, y + 0.4], "--", color="black", linewidth=1)
         if part[0]["threshold"] is None:

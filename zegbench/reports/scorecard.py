@@ -237,7 +237,7 @@ def write_scorecard(rows: list[dict], out_dir: Path, suite: str) -> list[str]:
     if files:
         lines += [f"![claims forest plot]({files[0]})", "",
                   f"One row per claim and budget: the effect with its interval (green: reproduces, red: contradicts, "
-                  f"grey: inconclusive); the red diamond is the paper's effect; the dashed line is no effect (0, or "
+                  f"grey: inconclusive); the purple diamond is the paper's effect; the dashed line is no effect (0, or "
                   f"the claimed ratio). [PDF]({files[1]})", ""]
     return lines
 
