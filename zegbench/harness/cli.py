@@ -80,20 +80,23 @@ def _move_aside(run_dirs) -> None:
 def _run(args) -> int:
     from zegbench.harness.run import run_status
     from zegbench.harness.suite import execute, expand, load_suite, plan, suite_path
-    from zegbench.harness.summary import format_table, summarize_runs
+    from zegbench.harness.summary import format_table, format_verdicts, summarize_runs
     from zegbench.datasets.catalog import load_dataset_info
     from zegbench.reports.build import build_report
+    from zegbench.reports.paper_claims import load_claims
+    from zegbench.reports.scorecard import evaluate_claims
     from zegbench.reports.tables import runs_frame
     from zegbench.utils.io import atomic_write_json
 
     if args.jobs < 1:
         raise ZegbenchError("-j/--jobs must be at least 1")
     config = load_suite(args.suite)
+    claims = load_claims()  # a bad claims file fails now, not after the training
     if config.kind == "speed":
         if args.dataset or args.seeds:
             raise ZegbenchError(f"--dataset and --seeds do not apply to speed suite {args.suite!r}: its targets "
                                 f"name their datasets and nothing is seeded; edit the suite file instead")
-        return _run_speed(args, config)
+        return _run_speed(args, config, claims)
     from zegbench.harness.executors import ExecutorOptions, slurm_script
 
     executor = ExecutorOptions(args.executor, args.nproc, args.slurm_partition, args.slurm_gpus, args.slurm_cpus,
@@ -134,15 +137,19 @@ def _run(args) -> int:
     atomic_write_json({"suite": args.suite, "rows": rows}, summary_path)
     print(f"summary: {summary_path}")
     unseen = set().union(*(load_dataset_info(d).unseen for d in {s.dataset for s in specs}))
-    report = build_report(summary_path.parent.name, specs, unseen, args.reports, runs)
+    verdicts = evaluate_claims(specs, args.results, claims)
+    report = build_report(summary_path.parent.name, specs, unseen, args.reports, runs, verdicts)
+    print(format_verdicts(verdicts))
     print(f"report: {report}")
     return 1 if failed else 0
 
 
-def _run_speed(args, config) -> int:
+def _run_speed(args, config, claims) -> int:
     """A speed suite: measure what has no record on this machine, then write the speed report."""
     from zegbench.harness.speed_suite import execute_speed, expand_speed, speed_records
     from zegbench.harness.suite import suite_path
+    from zegbench.harness.summary import format_verdicts
+    from zegbench.reports.scorecard import evaluate_claims
     from zegbench.reports.speed_report import build_speed_report
 
     suite = suite_path(args.suite).stem
@@ -160,6 +167,9 @@ def _run_speed(args, config) -> int:
         counts = execute_speed(specs, args.device)
         print(f"suite {args.suite}: {counts['done']} measured, {counts['reused']} reused")
     everything = expand_speed(config.targets, suite, args.results, args.device) if args.only else specs
-    report = build_speed_report(suite, speed_records(everything), args.reports, args.results)  # --only: still whole
+    verdicts = evaluate_claims([], args.results, claims)  # the speed claims; the others need training suites
+    report = build_speed_report(suite, speed_records(everything), args.reports, args.results,  # --only: still whole
+                                verdicts)
+    print(format_verdicts(verdicts))
     print(f"report: {report}")
     return 0

@@ -49,3 +49,19 @@ def format_table(rows: list[dict]) -> str:
         lines.append(f"{r['variant']:<{width}}  {r['dataset']:<10} {r['finished']}/{r['runs']:<3} "
                      + "  ".join(f"{cell(r, m):>12}" for m in METRICS))
     return "\n".join(lines)
+
+
+def format_verdicts(rows: list[dict]) -> str:
+    """One console line per claim (and budget): verdict, effect with its interval, n, and why."""
+    from zegbench.reports.scorecard import budget_label, claimed_cell, effect_cell
+
+    width = max((len(r["id"]) for r in rows), default=0)
+    lines = []
+    for r in rows:
+        if r["verdict"] == "not run":
+            lines.append(f"claim {r['id']:<{width}}  {'not run':<12} {claimed_cell(r)} ({r['reason']})")
+            continue
+        where = f" [{r['dataset']}, {r.get('input') or budget_label(r['budget'])}]"
+        lines.append(f"claim {r['id']:<{width}}  {r['verdict']:<12} {claimed_cell(r)}: {effect_cell(r)}, "
+                     f"n={r['n'] if r['n'] is not None else 'exact'}{where} ({r['reason']})")
+    return "\n".join(lines)

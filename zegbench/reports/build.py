@@ -12,6 +12,7 @@ import pandas as pd
 import yaml
 
 from zegbench.reports import plots
+from zegbench.reports.scorecard import budget_frame, evaluate_claims, write_scorecard
 from zegbench.reports.speed_report import latest_speed
 from zegbench.reports.tables import (METRICS, ablation_table, aggregate, efficiency_table, mean_std, paper_comparison,
                                      runs_frame, to_latex, to_markdown)
@@ -51,18 +52,27 @@ def _speed_points(agg: pd.DataFrame, speed: pd.DataFrame) -> pd.DataFrame:
                          "hIoU": merged["hIoU_mean"], "seeds": merged["n"]})
 
 
+def _budget_plot(specs, out: Path) -> list[str]:
+    """The budget curves, when the suite trains at more than one number of steps."""
+    frame = budget_frame(specs)
+    return plots.budget_curves(frame, out) if not frame.empty and frame["steps"].nunique() > 1 else []
+
+
 def build_report(suite: str, specs, unseen_classes: set[str], reports_dir: str | Path = "reports",
-                 runs: pd.DataFrame | None = None) -> Path:
-    """Write the report of ``suite`` (its expanded ``specs``; ``runs`` = their ``runs_frame`` if
-    already read) and return its README path."""
+                 runs: pd.DataFrame | None = None, verdicts: list[dict] | None = None) -> Path:
+    """Write the report of ``suite`` (its expanded ``specs``; ``runs`` = their ``runs_frame`` and
+    ``verdicts`` = their ``scorecard.evaluate_claims`` if already computed) and return its README path."""
     out = Path(reports_dir) / suite
     out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob("ablation_*.*"):  # tables of groups the suite no longer has
-        stale.unlink()
+    for pattern in ("ablation_*.*", "claims_forest.*", "budget_curves.*"):  # of groups or runs no longer there
+        for stale in out.glob(pattern):
+            stale.unlink()
     runs = runs_frame(specs) if runs is None else runs
+    verdicts = evaluate_claims(specs, specs[0].run_dir.parents[1]) if verdicts is None else verdicts
+    claims_section = write_scorecard(verdicts, out, suite)
     lines = [f"# Report: suite `{suite}`", ""]
     if runs.empty:
-        lines.append("No finished runs yet.")
+        lines += ["No finished runs yet.", "", *claims_section]
         (out / "README.md").write_text("\n".join(lines) + "\n")
         return out / "README.md"
     agg = aggregate(runs)
@@ -70,6 +80,7 @@ def build_report(suite: str, specs, unseen_classes: set[str], reports_dir: str |
     runs.drop(columns=["run_dir"]).to_csv(out / "runs.csv", index=False)
     lines += [f"{len(runs)} finished runs ({runs['seed'].nunique()} seeds) on {', '.join(sorted(runs['dataset'].unique()))}; "
               f"device {', '.join(sorted(runs['device'].dropna().unique()))}. One row per run: [runs.csv](runs.csv).", ""]
+    lines += claims_section
     metric_labels = list(METRICS.values())
 
     lines += ["## Ablation tables", ""]
@@ -123,7 +134,9 @@ def build_report(suite: str, specs, unseen_classes: set[str], reports_dir: str |
                ("Training curves", plots.training_curves(specs, out),
                 "Training loss, mean over seeds; NEL and CE losses are on different scales."),
                ("Speed vs accuracy", plots.speed_vs_hiou(_speed_points(agg, speed), out),
-                "hIoU (mean over seeds) against the speed suite's batch-1 latency; up-left is better.")]
+                "hIoU (mean over seeds) against the speed suite's batch-1 latency; up-left is better."),
+               ("Metrics against the training budget", _budget_plot(specs, out),
+                "Each variant at each budget of the suite (mean over seeds): does a gap hold at every budget or flip?")]
     lines += ["## Plots", ""]
     for title, files, reading in figures:
         if files:

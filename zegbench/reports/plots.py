@@ -106,3 +106,51 @@ def speed_vs_hiou(points: pd.DataFrame, out_dir: Path, stem: str = "speed_vs_hio
     ax.margins(x=0.25, y=0.15)  # room for the labels
     ax.set(xlabel="median latency per image, batch 1 (ms, log scale)", ylabel="hIoU (%), mean over seeds")
     return _save(fig, out_dir, stem)
+
+
+def forest_plot(rows: list[dict], out_dir: Path, stem: str = "claims_forest") -> list[str]:
+    """One row per evaluated claim (and budget): the effect with its interval (green: reproduces, red:
+    contradicts, grey: inconclusive), the paper's effect as a purple diamond, the no-effect line (0, or the
+    claim's ratio threshold) dashed. Differences (points) and cost ratios (log scale) get a panel each."""
+    panels = [(title, [r for r in rows if r["diff_mean"] is not None and (r["threshold"] is not None) == ratio])
+              for title, ratio in (("arm - baseline (points)", False), ("cost ratio arm / baseline (log)", True))]
+    panels = [(title, part) for title, part in panels if part]
+    if not panels:
+        return []
+    height = 0.4 * max(len(part) for _, part in panels) + 1.6
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), height), squeeze=False)
+    for ax, (title, part) in zip(axes[0], panels):
+        labels = [r["id"] + (f" @{r['budget']['steps']}" if r.get("budget") else "") for r in part]
+        ys = list(range(len(part)))[::-1]
+        for y, r in zip(ys, part):
+            colour = {"reproduces": "#1a9850", "contradicts": "#d73027"}.get(r["verdict"], "#636363")
+            if r["ci_low"] is not None:
+                ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=colour, linewidth=2)
+            ax.plot(r["diff_mean"], y, "o", color=colour)
+            if r["paper_effect"]:
+                ax.plot(r["paper_effect"]["value"], y, "D", color="#7b3294", fillstyle="none", markersize=8)
+            if r["threshold"] is not None:  # each ratio claim has its own threshold
+                ax.plot([r["threshold"]] * 2, [y - 0.4, y + 0.4], "--", color="black", linewidth=1)
+        if part[0]["threshold"] is None:
+            ax.axvline(0, linestyle="--", color="black", linewidth=1)
+        else:
+            ax.set_xscale("log")
+        ax.set_yticks(ys, labels, fontsize=8)
+        ax.set(xlabel=title, ylim=(-0.7, len(part) - 0.3))
+    return _save(fig, out_dir, stem)
+
+
+def budget_curves(frame: pd.DataFrame, out_dir: Path, stem: str = "budget_curves") -> list[str]:
+    """Each metric against training steps, one line per variant (mean over seeds), a panel per metric."""
+    metrics = ["mIoU(S)", "mIoU(U)", "hIoU"]
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics) + 2.5, 3.6))
+    for ax, metric in zip(axes, metrics):
+        sns.lineplot(frame, x="steps", y=metric, hue="variant", marker="o", errorbar=None, ax=ax,
+                     legend=metric == metrics[-1])
+        ax.set_xscale("log")
+        ax.set_xticks(sorted(frame["steps"].unique()))
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+        ax.set(xlabel="training steps (log scale)", ylabel=f"{metric} (%), mean over seeds")
+    axes[-1].legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    return _save(fig, out_dir, stem)

@@ -113,13 +113,17 @@ def accuracy_points(frame: pd.DataFrame, results_root: str | Path) -> pd.DataFra
 
 
 def build_speed_report(suite: str, records: list[dict], reports_dir: str | Path = "reports",
-                       results_root: str | Path = "results") -> Path:
-    """Write ``reports/<suite>/README.md`` (+ efficiency.md/.tex, speed_vs_hiou.png/.pdf)."""
+                       results_root: str | Path = "results", verdicts: list[dict] | None = None) -> Path:
+    """Write ``reports/<suite>/README.md`` (+ efficiency.md/.tex, speed_vs_hiou.png/.pdf, and the claims
+    scorecard when ``verdicts``, from ``scorecard.evaluate_claims``, are given)."""
     from zegbench.reports.build import paper_numbers
+    from zegbench.reports.scorecard import write_scorecard
 
     out = Path(reports_dir) / suite
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"# Speed report: suite `{suite}`", ""]
+    if verdicts is not None:
+        lines += write_scorecard(verdicts, out, suite)
     if not records:
         (out / "README.md").write_text("\n".join(lines + ["No speed records yet."]) + "\n")
         return out / "README.md"

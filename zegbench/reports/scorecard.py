@@ -1,0 +1,260 @@
+"""The reproduction scorecard: each paper claim checked against a suite's runs and the speed records.
+
+Accuracy claims pair the two arms' finished runs by seed within one dataset and
+one training budget (steps and global batch, from each run's ``config.yaml``),
+so a suite holding several budgets gets a verdict per budget. Speed claims read
+the newest pair of matching speed records measured on one machine, anywhere in
+the run store. A claim whose arms have no such runs is ``not run``, with the
+suite that would run it.
+
+Writes ``claims.json`` (one object per claim and dataset/budget), ``claims.md``,
+``claims.tex`` and the forest plot; returns the README's "Claims" section.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import yaml
+
+from zegbench.reports import plots
+from zegbench.reports.paper_claims import ACCURACY_METRICS, METRIC_LABELS, Arm, Claim, load_claims
+from zegbench.reports.tables import to_latex, to_markdown
+from zegbench.reports.verdicts import paired_verdict, ratio_verdict
+from zegbench.utils.io import atomic_write_json
+
+BUDGET_KEYS = ("steps", "batch_size")  # overrides that set the budget, not the variant
+
+
+def run_budget(run_dir: Path) -> dict | None:
+    """``{"steps": N, "batch": global batch}`` of a run, from its resolved ``config.yaml``."""
+    path = run_dir / "config.yaml"
+    if not path.is_file():
+        return None
+    resolved = yaml.safe_load(path.read_text())
+    train = resolved["train"]
+    batch = train["batch_size"] * train.get("accumulate", 1) * resolved.get("world_size", 1)
+    return {"steps": train["steps"], "batch": batch}
+
+
+def budget_label(budget: dict | None) -> str:
+    return "-" if not budget else f"{budget['steps']} steps x {budget['batch']}"
+
+
+def arm_matches(spec, arm: Arm) -> bool:
+    """Whether a suite run is of ``arm``: its method, ``arm.set``'s overrides, and no other override
+    that tells variants apart (budget keys and overrides every run of the suite shares are allowed)."""
+    if spec.method != arm.method:
+        return False
+    if any(key not in spec.overrides or spec.overrides[key] != value for key, value in arm.set.items()):
+        return False
+    shown = spec.overrides if spec.shown is None else spec.shown
+    return all(key in arm.set or key in BUDGET_KEYS for key in shown)
+
+
+def _arm_results(specs, arm: Arm, key: str) -> dict[tuple, dict[int, float]]:
+    """(dataset, steps, batch) -> seed -> metric, over the finished runs of ``arm``."""
+    out: dict[tuple, dict[int, float]] = {}
+    for spec in specs:
+        result_path = spec.run_dir / "result.json"
+        if not arm_matches(spec, arm) or not result_path.is_file():
+            continue
+        value = json.loads(result_path.read_text()).get(key)
+        budget = run_budget(spec.run_dir) or {"steps": None, "batch": None}
+        if value is not None:
+            out.setdefault((spec.dataset, budget["steps"], budget["batch"]), {}).setdefault(spec.seed, float(value))
+    return out
+
+
+def _common(claim: Claim) -> dict:
+    paper = claim.paper_effect.model_dump() if claim.paper_effect else None
+    return {"id": claim.id, "sentence": claim.sentence, "arms": {"arm": claim.arm.label, "baseline": claim.baseline.label},
+            "metric": claim.metric, "direction": claim.direction,
+            "effect": "ratio arm / baseline" if claim.is_speed else "difference arm - baseline (points)",
+            "threshold": claim.threshold, "paper_effect": paper, "suite": claim.suite}
+
+
+def _not_run(claim: Claim, why: str) -> dict:
+    return {**_common(claim), "dataset": None, "budget": None, "seeds": [], "n": 0, "diff_mean": None, "ci_low": None,
+            "ci_high": None, "verdict": "not run", "reason": f"{why}: run_all.py --suite {claim.suite}"}
+
+
+def accuracy_rows(claim: Claim, specs) -> list[dict]:
+    """One row per (dataset, budget) where both arms have runs of the same seeds."""
+    key = ACCURACY_METRICS[claim.metric]
+    arm, base = _arm_results(specs, claim.arm, key), _arm_results(specs, claim.baseline, key)
+    rows = []
+    for group in sorted(set(arm) & set(base), key=lambda g: (g[0], g[1] or 0, g[2] or 0)):
+        seeds = sorted(set(arm[group]) & set(base[group]))
+        if seeds:
+            diffs = [arm[group][s] - base[group][s] for s in seeds]
+            budget = {"steps": group[1], "batch": group[2]} if group[1] is not None else None
+            rows.append({**_common(claim), "dataset": group[0], "budget": budget, "seeds": seeds,
+                         **paired_verdict(diffs, claim.direction)})
+    if rows:
+        return rows
+    missing = [a.label for a, found in ((claim.arm, arm), (claim.baseline, base)) if not found]
+    return [_not_run(claim, f"no finished runs of {' and '.join(missing)} in this suite" if missing
+                     else "no runs of both arms with the same seed, dataset and budget")]
+
+
+def stored_speed_records(results_root: Path) -> list[tuple[str, dict]]:
+    """(machine, record) of every speed record in the run store, newest first."""
+    paths = sorted(Path(results_root).glob("*/*-speed-*/result.json"), key=lambda p: p.stat().st_mtime, reverse=True)
+    out = []
+    for path in paths:
+        env_path = path.with_name("env.json")
+        machine = json.loads(env_path.read_text()).get("device_name") if env_path.is_file() else None
+        out.append((machine or "unknown machine", json.loads(path.read_text())))
+    return out
+
+
+def _pair_on_one_machine(claim: Claim, records: list[tuple[str, dict]]) -> tuple[str, dict, dict] | None:
+    """The newest records of both arms measured on the same machine (a ratio across machines means nothing)."""
+    want = claim.speed
+    by_machine: dict[str, dict[str, dict]] = {}
+    for machine, r in records:
+        if (r["dataset"], list(r["input"]), r.get("precision", "fp32")) == (want.dataset, list(want.input), want.precision):
+            by_machine.setdefault(machine, {}).setdefault(r["method"], r)  # newest first: the first one stays
+    for machine, found in by_machine.items():
+        if claim.arm.method in found and claim.baseline.method in found:
+            return machine, found[claim.arm.method], found[claim.baseline.method]
+    return None
+
+
+def speed_rows(claim: Claim, records: list[tuple[str, dict]]) -> list[dict]:
+    """The cost ratio arm / baseline on the claim's input: exact for GMACs; for latency the median
+    ratio with the spread p10/p90 .. p90/p10 of single calls (paired calls for ZegCLIP vs its encoder)."""
+    want = claim.speed
+    pair = _pair_on_one_machine(claim, records)
+    if pair is None:
+        return [_not_run(claim, f"no speed records of both {claim.arm.method} and {claim.baseline.method} on one "
+                                f"machine at {want.dataset} {'x'.join(map(str, want.input))} {want.precision}")]
+    machine, a, b = pair
+    if claim.metric == "gmacs":
+        ratio = a["macs"] / b["macs"]
+        verdict = ratio_verdict(ratio, ratio, ratio, claim.direction, claim.threshold, None)
+    else:
+        paired = a.get("paired_with_encoder") if b["method"] == "clip_image_encoder" else None
+        ta, tb = (paired["method"], paired["encoder"]) if paired else (a["whole"], b["whole"])
+        ratio = paired["ratio"] if paired else ta["median_ms"] / tb["median_ms"]
+        verdict = ratio_verdict(ratio, ta["p10_ms"] / tb["p90_ms"], ta["p90_ms"] / tb["p10_ms"], claim.direction,
+                                claim.threshold, min(ta["repeats"], tb["repeats"]))
+    return [{**_common(claim), "dataset": want.dataset, "budget": None, "seeds": [],
+             "input": f"{'x'.join(map(str, want.input))} {want.precision}", "machine": machine, **verdict}]
+
+
+def evaluate_claims(specs, results_root: str | Path, claims: list[Claim] | None = None) -> list[dict]:
+    """Every claim's rows (``claims``: default ``configs/claims``) for a suite's ``specs``."""
+    claims = load_claims() if claims is None else claims
+    records = stored_speed_records(Path(results_root)) if any(c.is_speed for c in claims) else []
+    rows = []
+    for claim in claims:
+        rows += speed_rows(claim, records) if claim.is_speed else accuracy_rows(claim, specs)
+    return rows
+
+
+def _number(value: float, ratio: bool) -> str:
+    return f"{value:.2f}x" if ratio else f"{value:+.1f}"
+
+
+def effect_cell(row: dict) -> str:
+    """'+2.3 [+0.5, +4.1]', '+2.3 (one seed)', '14.0x [12.5x, 15.5x]', '16.6x (exact)' or '-'."""
+    if row["diff_mean"] is None:
+        return "-"
+    ratio = row["threshold"] is not None
+    text = _number(row["diff_mean"], ratio)
+    if row["ci_low"] is None:
+        return f"{text} (one seed)"
+    if row["ci_low"] == row["ci_high"]:
+        return f"{text} (exact)"
+    return f"{text} [{_number(row['ci_low'], ratio)}, {_number(row['ci_high'], ratio)}]"
+
+
+def claimed_cell(row: dict) -> str:
+    label = METRIC_LABELS[row["metric"]]
+    if row["threshold"] is None:
+        return f"{label} {'up' if row['direction'] == 'increase' else 'down'}"
+    return f"{label} ratio {'above' if row['direction'] == 'increase' else 'below'} {row['threshold']:g}x"
+
+
+def verdict_cell(row: dict) -> str:
+    """The verdict with its short why: 'inconclusive (one seed)', 'inconclusive (covers 0)', 'not run (suite X)'."""
+    if row["verdict"] == "not run":
+        return f"not run (suite {row['suite']})"
+    if row["verdict"] == "inconclusive":
+        if row["n"] is not None and row["n"] < 2:
+            return "inconclusive (one seed)"
+        return f"inconclusive (covers {row['threshold'] if row['threshold'] is not None else 0:g})"
+    return row["verdict"]
+
+
+def scorecard_table(rows: list[dict], with_arms: bool = True) -> pd.DataFrame:
+    """The scorecard as a table (``with_arms``: name both arms; the README's copy leaves them to claims.md)."""
+    def paper(row):
+        p = row["paper_effect"]
+        if not p:
+            return "-"
+        return _number(p["value"], row["threshold"] is not None) + ("" if p["verified"] else "†")
+
+    table = pd.DataFrame({
+        "Claim": [r["id"] for r in rows], "Paper says": [claimed_cell(r) for r in rows],
+        "Arm vs baseline": [f"{r['arms']['arm']} vs {r['arms']['baseline']}" for r in rows],
+        "Dataset": [r["dataset"] or "-" for r in rows],
+        "Budget": [budget_label(r["budget"]) if r["threshold"] is None else r.get("input", "-") for r in rows],
+        "n": [str(r["n"]) if r["n"] is not None else "-" for r in rows],
+        "Effect [interval]": [effect_cell(r) for r in rows], "Paper": [paper(r) for r in rows],
+        "Verdict": [verdict_cell(r) for r in rows]})
+    return table if with_arms else table.drop(columns=["Arm vs baseline"])
+
+
+READING = ("Accuracy claims: arm minus baseline in points, paired by seed within one dataset and training budget, "
+           "mean and 95% t-interval over the seeds (n pairs). Speed claims: cost ratio arm / baseline from the speed "
+           "suite's newest records (latency: median, with the 10th-90th percentile spread of single calls; GMACs: "
+           "exact). A claim reproduces when the whole interval lies on the paper's side of 0 (or of the ratio "
+           "threshold), contradicts when it lies on the other side, and is inconclusive otherwise. Paper effects "
+           "are the paper's VOC numbers († unverified); the world has none of its own.")
+
+
+def write_scorecard(rows: list[dict], out_dir: Path, suite: str) -> list[str]:
+    """Write claims.json/.md/.tex and the forest plot into ``out_dir``; return the README's Claims section."""
+    atomic_write_json(rows, out_dir / "claims.json")
+    table = scorecard_table(rows)
+    sentences = [f"- `{c['id']}`: {c['sentence'].strip()} (suite `{c['suite']}`)"
+                 for c in {r["id"]: r for r in rows}.values()]
+    reasons = [f"- `{r['id']}`{' at ' + budget_label(r['budget']) if r['budget'] else ''}: {r['verdict']}, "
+               f"{r['reason']}" for r in rows]
+    (out_dir / "claims.md").write_text("\n".join([f"# Claims: suite `{suite}`", "", READING, "", to_markdown(table),
+                                                  "## The claims", "", *sentences, "", "## Why each verdict", "",
+                                                  *reasons]) + "\n")
+    (out_dir / "claims.tex").write_text(to_latex(table, f"The paper's claims (suite {suite})", f"tab:{suite}-claims"))
+    files = plots.forest_plot(rows, out_dir)
+    counts = pd.Series([r["verdict"] for r in rows]).value_counts()
+    lines = ["## Claims: [markdown](claims.md), [LaTeX](claims.tex), [JSON](claims.json)", "",
+             ", ".join(f"{n} {verdict}" for verdict, n in counts.items()) + ".", "",
+             to_markdown(scorecard_table(rows, with_arms=False)), READING, ""]
+    if files:
+        lines += [f"![claims forest plot]({files[0]})", "",
+                  f"One row per claim and budget: the effect with its interval (green: reproduces, red: contradicts, "
+                  f"grey: inconclusive); the purple diamond is the paper's effect; the dashed line is no effect (0, or "
+                  f"the claimed ratio). [PDF]({files[1]})", ""]
+    return lines
+
+
+def budget_frame(specs) -> pd.DataFrame:
+    """Finished runs with their training steps, the variant named without its budget keys: the budget plot's data."""
+    rows = []
+    for spec in specs:
+        result_path = spec.run_dir / "result.json"
+        budget = run_budget(spec.run_dir)
+        if not result_path.is_file() or budget is None:
+            continue
+        shown = spec.overrides if spec.shown is None else spec.shown
+        extra = ",".join(f"{k}={v}" for k, v in shown.items() if k not in BUDGET_KEYS)
+        result = json.loads(result_path.read_text())
+        rows.append({"variant": f"{spec.method}[{extra}]" if extra else spec.method, "dataset": spec.dataset,
+                     "steps": budget["steps"], "seed": spec.seed,
+                     **{label: result.get(key) for key, label in
+                        (("mIoU_seen", "mIoU(S)"), ("mIoU_unseen", "mIoU(U)"), ("hIoU", "hIoU"))}})
+    return pd.DataFrame(rows)
