@@ -136,12 +136,14 @@ def _parse_overrides(pairs: list[str]) -> dict:
 
 
 def cmd_run(args) -> None:
+    from zegbench.datasets.loader import check_workers, default_workers
     from zegbench.harness.run import run_experiment
 
+    workers = default_workers() if args.workers is None else check_workers(args.workers)
     rows = []
     for seed in args.seeds:
         r = run_experiment(args.method, args.dataset, seed, _parse_overrides(args.set), args.results, args.suite,
-                           args.device, progress=not args.json, data_root=args.data_root)
+                           args.device, progress=not args.json, data_root=args.data_root, workers=workers)
         rows.append({k: r[k] for k in ("method", "seed", "pAcc", "mIoU_seen", "mIoU_unseen", "hIoU", "train_seconds")})
     def num(v):  # a metric is None when its classes are absent from the split
         return "n/a" if v is None else f"{v:.1f}"
@@ -276,6 +278,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default="adhoc", help="suite folder inside the run store")
     p.add_argument("--data-root", default=os.environ.get("ZEGBENCH_DATA"), help="real datasets' folder ($ZEGBENCH_DATA)")
     p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="data loader processes (default: one fewer than the cores, at most 8); speed only, not results")
     p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     p.set_defaults(func=cmd_run)
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from zegbench.errors import ZegbenchError, run_reporting_errors
@@ -36,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--results", default="results", help="run store folder (default: results)")
     parser.add_argument("--reports", default="reports", help="report folder (default: reports)")
     parser.add_argument("--device", default="cpu", help="torch device for training and evaluation")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="data loader processes per training process (default: one fewer than the cores each "
+                             "training process gets, at most 8); changes speed only, never results")
     parser.add_argument("--executor", default="local", choices=["local", "torchrun", "slurm"],
                         help="local: a subprocess per run (default); torchrun: each run over --nproc processes "
                              "(DDP); slurm: each run a Slurm job through submitit")
@@ -69,6 +73,25 @@ def _check_writable(folder: Path) -> None:
                             f"--results or fix its permissions") from None
 
 
+@contextmanager
+def _loader_workers(workers: int | None):
+    """``--workers`` for the run processes started inside the block (they inherit the environment)."""
+    from zegbench.datasets.loader import WORKERS_ENV
+
+    if workers is None:
+        yield
+        return
+    before = os.environ.get(WORKERS_ENV)
+    os.environ[WORKERS_ENV] = str(workers)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[WORKERS_ENV]
+        else:
+            os.environ[WORKERS_ENV] = before
+
+
 def _move_aside(run_dirs) -> None:
     """``--force``: rename existing run folders to ``<run>.replaced-<time>``; nothing is deleted."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -78,6 +101,7 @@ def _move_aside(run_dirs) -> None:
 
 
 def _run(args) -> int:
+    from zegbench.datasets.loader import check_workers
     from zegbench.harness.run import run_status
     from zegbench.harness.suite import execute, expand, load_suite, plan, suite_path
     from zegbench.harness.summary import format_table, summarize_runs
@@ -88,6 +112,8 @@ def _run(args) -> int:
 
     if args.jobs < 1:
         raise ZegbenchError("-j/--jobs must be at least 1")
+    if args.workers is not None:
+        check_workers(args.workers)
     config = load_suite(args.suite)
     if config.kind == "speed":
         if args.dataset or args.seeds:
@@ -121,8 +147,9 @@ def _run(args) -> int:
         if args.force:
             _move_aside(spec.run_dir for spec in specs)
         started = time.time()
-        counts = execute(specs, suite_path(args.suite).stem, args.results, args.device, args.data_root, args.jobs,
-                         executor=executor)
+        with _loader_workers(args.workers):
+            counts = execute(specs, suite_path(args.suite).stem, args.results, args.device, args.data_root, args.jobs,
+                             executor=executor)
         failed = counts.get("failed", 0) + counts.get("interrupted", 0)
         print(f"suite {args.suite}: {time.time() - started:.0f} s wall time; "
               + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) if counts else "nothing to run")

@@ -2,7 +2,7 @@
 
     <results>/<suite>/<method>-<dataset>-s<seed>-<hash>/
         config.yaml     the resolved config (method keys, training keys, dataset, seed)
-        env.json        versions, device, threads, git commit
+        env.json        versions, device, threads, loader workers, git commit
         metrics.jsonl   the training log
         checkpoint.pt   method + optimiser state (resume)
         result.json     versioned schema; written last, atomically: its presence means "finished"
@@ -118,8 +118,8 @@ def cpu_name() -> str:
     return f"{name} ({os.cpu_count()} cores)"
 
 
-def environment(device: str) -> dict:
-    """Versions, device and git commit, recorded beside every run."""
+def environment(device: str, loader_workers: int | None = None) -> dict:
+    """Versions, device and git commit, recorded beside every run (with its data loader's workers, if it trains)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
@@ -127,9 +127,12 @@ def environment(device: str) -> dict:
         commit = None
     import open_clip
 
-    return {"torch": torch.__version__, "open_clip": open_clip.__version__, "python": platform.python_version(),
-            "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else cpu_name(),
-            "threads": torch.get_num_threads(), "git_commit": commit, "precision": "bf16" if device.startswith("cuda") else "fp32"}
+    env = {"torch": torch.__version__, "open_clip": open_clip.__version__, "python": platform.python_version(),
+           "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else cpu_name(),
+           "threads": torch.get_num_threads(), "git_commit": commit, "precision": "bf16" if device.startswith("cuda") else "fp32"}
+    if loader_workers is not None:
+        env["loader_workers"] = loader_workers
+    return env
 
 
 def run_status(run_dir: Path | None) -> str:
@@ -178,8 +181,11 @@ def finished_elsewhere(run_dir: Path) -> Path | None:
 def run_experiment(method: str, dataset: str = "world", seed: int = 0, overrides: dict | None = None,
                    results: str | Path = "results", suite: str = "adhoc", device: str = "cpu",
                    progress: bool = False, data_root: str | Path | None = None,
-                   eval_on: list[str] | None = None) -> dict:
+                   eval_on: list[str] | None = None, workers: int = 0) -> dict:
     """Train and evaluate one configuration; return its ``result.json`` content (reused if finished).
+
+    ``workers``: data loader processes per training process (speed only: not part of
+    the config or its hash; recorded in ``env.json``).
 
     ``eval_on``: datasets the trained model is also evaluated on, with all their
     classes (cross-dataset; results under ``cross_dataset`` in ``result.json``).
@@ -200,7 +206,7 @@ def run_experiment(method: str, dataset: str = "world", seed: int = 0, overrides
     if decision == "done":
         return json.loads(result_path.read_text())
     try:
-        return _train_and_evaluate(resolved, run_dir, device, progress, data_root)
+        return _train_and_evaluate(resolved, run_dir, device, progress, data_root, workers)
     except Exception as err:  # Ctrl-C and kills are not recorded: the run stays 'interrupted'
         if distributed.is_main():
             message = str(err).splitlines()[0] if str(err) else type(err).__name__
@@ -235,13 +241,13 @@ class RunClaimed(ZegbenchError):
     """Another process holds this run's claim (it is training it now)."""
 
 
-def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bool, data_root) -> dict:
+def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bool, data_root, workers: int) -> dict:
     method, dataset, seed = resolved["method"], resolved["dataset"], resolved["seed"]
     result_path = run_dir / "result.json"
     main = distributed.is_main()
     if main:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-        atomic_write_json(environment(device), run_dir / "env.json")
+        atomic_write_json(environment(device, workers), run_dir / "env.json")
     info = load_dataset_info(dataset)
     if not main:  # rank 0 generates the world (or checks the data) first; the others then read it
         distributed.barrier()
@@ -257,7 +263,8 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
         _take_trained_weights(donor, run_dir, resolved)
     distributed.barrier()  # the other ranks resume from the checkpoint rank 0 just wrote
     # With a donor's finished checkpoint in place, train() resumes at the last step: no training.
-    summary = train(model, train_set, info, TrainConfig(**resolved["train"]), run_dir, device, progress, resolved)
+    summary = train(model, train_set, info, TrainConfig(**resolved["train"]), run_dir, device, progress, resolved,
+                    workers)
     fault_point("before_evaluate")
     metrics = evaluate(model, val_set, info, device=device)
     cross = {}
