@@ -156,6 +156,7 @@ CASES = {
                                       "--set", "backbone_weights=/nonexistent/r50.pth", *TINY), "backbone_weights"),
     "nproc-without-torchrun": (lambda t, m: (run_all_main, ["--suite", "smoke", "--nproc", "2"]), "needs --executor torchrun"),
     "jobs-not-positive": (lambda t, m: (run_all_main, ["--suite", "smoke", "-j", "0"]), "at least 1"),
+    "workers-negative": (lambda t, m: (run_all_main, ["--suite", "smoke", "--workers", "-1"]), "--workers must be 0"),
     "method-unknown-name": (_run("--method", "nope"), "unknown method 'nope'"),
     "method-name-is-a-path": (_run("--method", "../configs/methods/zegclip"), "not a plain name"),
     "method-malformed-yaml": (_broken_method_config, "is not valid YAML"),

@@ -36,7 +36,7 @@ def test_zero_and_two_workers_give_identical_batches(tmp_path):
     inline, workers = _batches(data, transform, 0), _batches(data, transform, 2)
     assert len(inline) == len(workers) == 3
     for (img0, lab0), (img2, lab2) in zip(inline, workers):
-        assert img0.shape == (2, 512, 512, 3) and lab0.dtype == torch.int64
+        assert img0.shape == (2, 512, 512, 3) and lab0.dtype == torch.uint8
         assert torch.equal(img0, img2) and torch.equal(lab0, lab2)
     assert not torch.equal(inline[0][0], inline[1][0])  # the batches do differ from each other
 
@@ -99,3 +99,28 @@ def test_workers_option_is_recorded(tmp_path):
     assert zegbench_main(args) == 0
     env = json.loads(next(tmp_path.glob("adhoc/*/env.json")).read_text())
     assert env["loader_workers"] == 1
+
+
+def test_default_workers_follow_the_cores(monkeypatch):
+    from zegbench.datasets.loader import WORKERS_ENV, default_workers
+
+    monkeypatch.delenv(WORKERS_ENV, raising=False)
+    assert [default_workers(c) for c in (1, 2, 4, 64)] == [0, 1, 3, 16]
+    monkeypatch.setenv(WORKERS_ENV, "5")  # run_all.py --workers 5
+    assert default_workers(2) == 5
+
+
+def test_run_all_passes_workers_to_its_runs(tmp_path):
+    import os
+
+    from zegbench.datasets.loader import WORKERS_ENV
+    from zegbench.harness.cli import main as run_all_main
+
+    suite = tmp_path / "w.yaml"
+    suite.write_text("dataset: world_smoke\ngroups:\n  - methods: [zegclip_baseline_fix]\n"
+                     "    set: {steps: 1, batch_size: 2, warmup: 1}\n")
+    assert run_all_main(["--suite", str(suite), "--results", str(tmp_path / "r"), "--reports", str(tmp_path / "rep"),
+                         "--workers", "2"]) == 0
+    env = json.loads(next((tmp_path / "r" / "w").glob("*/env.json")).read_text())
+    assert env["loader_workers"] == 2
+    assert WORKERS_ENV not in os.environ  # this process's environment is as it was

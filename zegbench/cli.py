@@ -279,7 +279,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-root", default=os.environ.get("ZEGBENCH_DATA"), help="real datasets' folder ($ZEGBENCH_DATA)")
     p.add_argument("--device", default="cpu", help="torch device")
     p.add_argument("--workers", type=int, metavar="N",
-                   help="data loader processes (default: one fewer than the cores, at most 8); speed only, not results")
+                   help="data loader processes (default: one fewer than the cores, at most 16); speed only, not results")
     p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     p.set_defaults(func=cmd_run)
 

@@ -21,7 +21,9 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from zegbench.errors import ZegbenchError
 
-MAX_DEFAULT_WORKERS = 8  # beyond this a CPU node's cores serve the GPU better than more readers
+# Each worker keeps ``prefetch`` batches in shared memory (16 VOC crops: 17 MB each): 16 workers
+# stay near 0.5 GB of /dev/shm. A GPU that needs more (README: an H200 at the VOC recipe) gets --workers.
+MAX_DEFAULT_WORKERS = 16
 WORKERS_ENV = "ZEGBENCH_LOADER_WORKERS"  # run_all.py --workers, passed to its run processes
 
 
@@ -106,15 +108,20 @@ class AugmentedImages(Dataset):
 
 
 def _collate(items: list) -> tuple[torch.Tensor, torch.Tensor] | _Failed:
+    """Stacked images and labels; labels travel as uint8 (every label is 0..255), an eighth of
+    int64's bytes through shared memory, pinned memory and the copy to the GPU."""
     failed = next((item for item in items if isinstance(item, _Failed)), None)
     if failed is not None:
         return failed
-    return torch.from_numpy(np.stack([i for i, _ in items])), torch.from_numpy(np.stack([lab for _, lab in items]))
+    labels = np.stack([lab for _, lab in items])
+    if labels.min() < 0 or labels.max() > 255:
+        raise ValueError("label values must be 0..255")  # a bug: the readers check labels against the class list
+    return torch.from_numpy(np.stack([i for i, _ in items])), torch.from_numpy(labels.astype(np.uint8))
 
 
 def training_batches(dataset, plan: BatchPlan, transform=None, workers: int = 0, pin_memory: bool = False,
                      prefetch: int = 2):
-    """Yield (images uint8 [B, H, W, 3], labels int64 [B, H, W]) for each batch of ``plan``, in order.
+    """Yield (images uint8 [B, H, W, 3], labels uint8 [B, H, W]) for each batch of ``plan``, in order.
 
     ``workers`` > 0 reads and augments in that many processes, each keeping up to
     ``prefetch`` batches ready; they stay alive for the whole plan (``persistent_workers``).

@@ -39,7 +39,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="torch device for training and evaluation")
     parser.add_argument("--workers", type=int, metavar="N",
                         help="data loader processes per training process (default: one fewer than the cores each "
-                             "training process gets, at most 8); changes speed only, never results")
+                             "training process gets, at most 16); changes speed only, never results")
     parser.add_argument("--executor", default="local", choices=["local", "torchrun", "slurm"],
                         help="local: a subprocess per run (default); torchrun: each run over --nproc processes "
                              "(DDP); slurm: each run a Slurm job through submitit")

@@ -147,7 +147,7 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
         for _ in range(cfg.accumulate):
             images, labels = next(batches)
             images = method.normalize(images.to(device, non_blocking=True))
-            labels = labels.to(device, non_blocking=True)
+            labels = labels.to(device, non_blocking=True).long()
             with autocast:
                 logits, aux = model(images, class_names)
             if self_training:
