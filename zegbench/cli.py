@@ -169,6 +169,25 @@ def cmd_evaluate(args) -> None:
            "miou": m["mIoU"], "per_class": m["per_class"]}, args.json, lines)
 
 
+def _class_names(classes: str | None, classes_file: str | None) -> list[str]:
+    """``--classes`` split at commas, or ``--classes-file`` one name per line, taken as written
+    (commas, quotes and any letters kept: a name like "person, human" needs the file)."""
+    from pathlib import Path
+
+    if (classes is None) == (classes_file is None):
+        raise ZegbenchError("give exactly one of --classes 'a,b' or --classes-file FILE")
+    if classes is not None:
+        return [n.strip() for n in classes.split(",") if n.strip()]
+    path = Path(classes_file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ZegbenchError(f"class file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ZegbenchError(f"class file {path} is not UTF-8 text: save it as UTF-8, one class name per line") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def cmd_segment(args) -> None:
     from pathlib import Path
 
@@ -177,7 +196,7 @@ def cmd_segment(args) -> None:
     if bool(args.run) == bool(args.checkpoint):
         raise ZegbenchError("give exactly one of --run RUN_DIR or --checkpoint PATH")
     segmenter = load(args.run or args.checkpoint, args.device)
-    names = [n.strip() for n in args.classes.split(",") if n.strip()]
+    names = _class_names(args.classes, args.classes_file)
     images, lines = [], []
     for image in args.images:
         result = segmenter.segment(image, names, args.min_score)
@@ -258,7 +277,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = groups.add_parser("segment", help="segment images into any class names with a trained run")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG)")
-    p.add_argument("--classes", required=True, help='comma-separated class names, e.g. "dotted star,solid circle"')
+    p.add_argument("--classes", help='comma-separated class names, e.g. "dotted star,solid circle"')
+    p.add_argument("--classes-file", metavar="FILE",
+                   help="class names, one per line (UTF-8), taken as written: for names with commas")
     p.add_argument("--run", help="a finished run folder (results/<suite>/<run>)")
     p.add_argument("--checkpoint", help="a checkpoint.pt written by the harness")
     p.add_argument("--out", required=True, help="folder for <image>_labels.png and <image>_overlay.png")

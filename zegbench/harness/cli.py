@@ -93,11 +93,28 @@ def _loader_workers(workers: int | None):
 
 
 def _move_aside(run_dirs) -> None:
-    """``--force``: rename existing run folders to ``<run>.replaced-<time>``; nothing is deleted."""
+    """``--force``: rename existing run folders to ``<run>.replaced-<time>``; nothing is deleted.
+
+    Each run's claim is taken first: a run another process is training is refused (renaming
+    its folder under it would split its files between two folders), and nothing is moved.
+    """
+    from zegbench.utils.claims import claim
+
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    for run_dir in run_dirs:
-        if run_dir.exists():
+    existing = [run_dir for run_dir in run_dirs if run_dir.exists()]
+    held = []
+    try:
+        for run_dir in existing:
+            handle = claim(run_dir)
+            if handle is None:
+                raise ZegbenchError(f"--force: {run_dir} is being run by another process now: let it finish "
+                                    f"(or stop it) and force again; nothing was moved")
+            held.append(handle)
+        for run_dir in existing:
             run_dir.rename(run_dir.with_name(f"{run_dir.name}.replaced-{stamp}"))
+    finally:
+        for handle in held:
+            handle.close()
 
 
 def _run(args) -> int:
@@ -134,7 +151,7 @@ def _run(args) -> int:
         for spec, status in zip(specs, statuses):
             note = f"  ({notes[spec.run_dir]})" if spec.run_dir in notes and status != "running" else ""
             print(f"{status:<12} {spec.label:<60} {spec.run_dir}{note}")
-        print(", ".join(f"{statuses.count(s)} {s}" for s in ("done", "running", "failed", "interrupted", "pending"))
+        print(", ".join(f"{statuses.count(s)} {s}" for s in ("done", "running", "damaged", "failed", "interrupted", "pending"))
               + f"; {list(notes.values()).count('trains')} to train")
         if executor.kind == "slurm":  # what would be submitted, for checking before a cluster sees it
             print("the sbatch settings of each job (one array; submitit fills in the command):")
@@ -145,7 +162,7 @@ def _run(args) -> int:
     if not args.report_only:
         _check_writable(Path(args.results))
         if args.force:
-            _move_aside(spec.run_dir for spec in specs)
+            _move_aside([spec.run_dir for spec in specs])
         started = time.time()
         with _loader_workers(args.workers):
             counts = execute(specs, suite_path(args.suite).stem, args.results, args.device, args.data_root, args.jobs,
@@ -183,7 +200,7 @@ def _run_speed(args, config) -> int:
     if not args.report_only:
         _check_writable(Path(args.results))
         if args.force:
-            _move_aside(spec.run_dir for spec in specs)
+            _move_aside([spec.run_dir for spec in specs])
         counts = execute_speed(specs, args.device)
         print(f"suite {args.suite}: {counts['done']} measured, {counts['reused']} reused")
     everything = expand_speed(config.targets, suite, args.results, args.device) if args.only else specs
