@@ -66,5 +66,27 @@ def write_context(root: Path, train: int = 3, val: int = 2, seed: int = 0) -> Pa
     return base
 
 
+def voc_palette() -> list[int]:
+    """PASCAL VOC's colour map (index i -> the RGB VOC draws it in), flattened for ``Image.putpalette``."""
+    palette = []
+    for i in range(256):
+        r = g = b = 0
+        c = i
+        for j in range(8):
+            r |= ((c >> 0) & 1) << (7 - j)
+            g |= ((c >> 1) & 1) << (7 - j)
+            b |= ((c >> 2) & 1) << (7 - j)
+            c >>= 3
+        palette += [r, g, b]
+    return palette
+
+
+def save_palette_png(label: np.ndarray, path: Path) -> None:
+    """``label`` (class indices) as a mode 'P' PNG with VOC's palette, as VOC ships its labels."""
+    im = Image.fromarray(label.astype(np.uint8), mode="P")
+    im.putpalette(voc_palette())
+    im.save(path)
+
+
 WRITERS = {"voc12": write_voc, "coco_stuff164k": write_coco_stuff, "pascal_context59": write_context,
            "pascal_context60": write_context}

@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from real_layouts import save_palette_png
 from zegbench.cli import main as zegbench_main
 from zegbench.harness.cli import main as run_all_main
 
@@ -57,28 +58,6 @@ def _voc(root: Path, fault: str | None = None, predictions: bool = True) -> Path
     for sid in ids if predictions else []:  # well-formed predictions, so the data's own fault is what fails
         Image.fromarray(np.zeros((20, 24), np.uint8)).save(preds / f"{sid}.png")
     return root
-
-
-def voc_palette() -> list[int]:
-    """PASCAL VOC's colour map (index i -> the RGB VOC draws it in), flattened for ``Image.putpalette``."""
-    palette = []
-    for i in range(256):
-        r = g = b = 0
-        c = i
-        for j in range(8):
-            r |= ((c >> 0) & 1) << (7 - j)
-            g |= ((c >> 1) & 1) << (7 - j)
-            b |= ((c >> 2) & 1) << (7 - j)
-            c >>= 3
-        palette += [r, g, b]
-    return palette
-
-
-def save_palette_png(label: np.ndarray, path: Path) -> None:
-    """``label`` (class indices) as a mode 'P' PNG with VOC's palette, as VOC ships its labels."""
-    im = Image.fromarray(label.astype(np.uint8), mode="P")
-    im.putpalette(voc_palette())
-    im.save(path)
 
 
 def _evaluate_voc(fault, predictions=True):
