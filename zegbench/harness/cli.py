@@ -151,7 +151,8 @@ def _run(args) -> int:
         for spec, status in zip(specs, statuses):
             note = f"  ({notes[spec.run_dir]})" if spec.run_dir in notes and status != "running" else ""
             print(f"{status:<12} {spec.label:<60} {spec.run_dir}{note}")
-        print(", ".join(f"{statuses.count(s)} {s}" for s in ("done", "running", "damaged", "failed", "interrupted", "pending"))
+        shown = ("done", "running", "failed", "interrupted", "pending") + (("damaged",) if "damaged" in statuses else ())
+        print(", ".join(f"{statuses.count(s)} {s}" for s in shown)
               + f"; {list(notes.values()).count('trains')} to train")
         if executor.kind == "slurm":  # what would be submitted, for checking before a cluster sees it
             print("the sbatch settings of each job (one array; submitit fills in the command):")
