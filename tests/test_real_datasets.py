@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from real_layouts import WRITERS, write_voc
+from real_layouts import WRITERS, save_palette_png, voc_palette, write_voc
 from zegbench.cli import main as zegbench_main
 from zegbench.datasets.catalog import build_dataset
 from zegbench.harness.cli import main as run_all_main
@@ -172,3 +172,22 @@ def test_cross_dataset_run_evaluates_the_trained_model_on_other_datasets(tmp_pat
     bad.write_text(suite.read_text().replace("pascal_context59]", "atlantis]"))
     assert run_all_main(["--suite", str(bad), "--data-root", str(tmp_path / "data"), "--results", str(tmp_path / "r"),
                          "--list"]) == 2  # an unknown evaluation dataset fails before any training
+
+
+def test_palette_label_pngs_read_as_class_indices(tmp_path):
+    """VOC ships labels as palette ('P') PNGs: the pixels are class indices, the palette only colours them."""
+    from PIL import Image
+
+    from zegbench.datasets.catalog import build_dataset
+
+    base = write_voc(tmp_path / "data", train=2, val=1)
+    (sid,) = (base / "ImageSets/Segmentation/val.txt").read_text().split()
+    label = np.zeros((40, 56), np.uint8)
+    label[5:20, 5:30], label[25:, 30:], label[0] = 15, 3, 255  # person, bird, VOC's boundary
+    save_palette_png(label, base / "SegmentationClass" / f"{sid}.png")
+    with Image.open(base / "SegmentationClass" / f"{sid}.png") as im:
+        assert im.mode == "P" and im.getpalette()[15 * 3:16 * 3] == voc_palette()[15 * 3:16 * 3]
+    _, read, _ = build_dataset("voc12", "val", data_root=tmp_path / "data")[0]
+    assert read.shape == (40, 56)  # indices, not RGB
+    expected = np.where(label == 0, 255, np.where(label == 255, 255, label.astype(np.int64) - 1))  # reduce_zero_label
+    assert np.array_equal(read, expected)

@@ -97,3 +97,62 @@ def test_source_loads_only_safely():
             assert "weights_only=True" in call, f"{path}: {call}"
         assert not re.search(r"yaml\.(load|unsafe_load|full_load)\(", text), path
         assert not re.search(r"(?<![.\w])(eval|exec)\(", text), path
+
+
+def test_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_run_resumes(tmp_path, monkeypatch):
+    import errno
+
+    import torch
+
+    from zegbench.harness.run import resolve, run_dir_for, run_experiment
+    from zegbench.utils import io
+
+    overrides = {"steps": 4, "batch_size": 2, "warmup": 1, "log_every": 1, "checkpoint_every": 2}
+    writes = []
+
+    def full_at_the_second_checkpoint(point):
+        if point == "write:checkpoint.pt":
+            writes.append(point)
+            if len(writes) == 2:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(io, "fault_point", full_at_the_second_checkpoint)
+    with pytest.raises(OSError, match="No space left"):
+        run_experiment("zegclip", "world_smoke", 0, overrides, results=tmp_path, suite="s")
+    run_dir = run_dir_for(resolve("zegclip", "world_smoke", 0, overrides), tmp_path, "s")
+    assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["step"] == 2  # the previous one, whole
+    assert not list(run_dir.glob(".*.tmp"))
+    failed = json.loads((run_dir / "failed.json").read_text())
+    assert failed["error"].startswith(f"cannot write {run_dir / 'checkpoint.pt'}: No space left on device")
+    monkeypatch.undo()  # space freed: the same call resumes at step 2 and finishes
+    result = run_experiment("zegclip", "world_smoke", 0, overrides, results=tmp_path, suite="s")
+    assert result["status"] == "finished" and not (run_dir / "failed.json").exists()
+    assert [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2, 3]
+
+
+def test_a_full_disk_fails_each_run_cleanly_and_the_suite_goes_on(tmp_path):
+    suite = _suite(tmp_path, SUITE.replace("seeds: [0]", "seeds: [0, 1]"))
+    results = tmp_path / "results"
+    proc = _run_all(suite, results, fault="ENOSPC@write:checkpoint.pt")
+    assert proc.returncode == 1
+    assert proc.stdout.count("FAILED") == 2 and "No space left on device" in proc.stdout  # both runs were tried
+    for failed in sorted(results.glob("rel/*/failed.json")):
+        assert "checkpoint.pt: No space left on device" in json.loads(failed.read_text())["error"]
+    assert len(list(results.glob("rel/*/failed.json"))) == 2 and _finished(results) == []
+
+
+def test_a_damaged_result_in_the_store_is_set_aside_and_redone_by_the_suite(tmp_path, clean):
+    suite, results = _suite(tmp_path), tmp_path / "results"
+    assert _run_all(suite, results).returncode == 0
+    (result,) = _finished(results)
+    result.write_text(result.read_text()[:80])  # cut short, as by a full disk outside zegbench or a bad copy
+    listed = subprocess.run([sys.executable, "run_all.py", "--suite", str(suite), "--results", str(results), "--list"],
+                            cwd=ROOT, capture_output=True, text=True)
+    assert listed.stdout.startswith("damaged") and "1 damaged" in listed.stdout
+    rerun = _run_all(suite, results)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "was damaged (unreadable JSON" in rerun.stderr
+    (kept,) = result.parent.glob("result.json.damaged-*")  # the damaged file is kept, not deleted
+    a, b = json.loads(clean.read_text()), json.loads(result.read_text())
+    assert {k: a[k] for k in COMPARED} == {k: b[k] for k in COMPARED}
+    assert _losses(result.parent) == _losses(clean.parent)  # evaluated again from its checkpoint, not retrained

@@ -94,3 +94,47 @@ def test_wrong_checkpoint_is_a_clear_error(tmp_path):
     bad.write_bytes(b"\x00" * 10)
     with pytest.raises(ZegbenchError, match="unreadable"):
         zegbench.load(bad)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (30, 20_000), (1, 20_000)])
+def test_extreme_image_sizes_segment_at_their_own_size(run_dir, tmp_path, capsys, shape):
+    """A 1 x 1 image and 20,000-pixel-wide strips: labels at the image's size, a few windows each."""
+    from PIL import Image
+
+    from zegbench.cli import main
+    from zegbench.segment import MAX_ASPECT
+
+    image = tmp_path / "odd.png"
+    Image.fromarray(np.random.default_rng(2).integers(0, 255, (*shape, 3), dtype=np.uint8)).save(image)
+    calls = []
+    model = zegbench.load(run_dir)
+    predict = model.method.predict
+    model.method.predict = lambda x, *a: calls.append(tuple(x.shape[-2:])) or predict(x, *a)
+    result = model.segment(image, ["dotted star", "solid circle"])
+    assert result.labels.shape == shape and np.isfinite(result.scores).all()
+    assert max(calls[0]) <= MAX_ASPECT * model.size  # not 96 x 1,920,000 for a 1-pixel strip
+    assert main(["segment", str(image), "--classes", "dotted star,solid circle", "--run", str(run_dir),
+                 "--out", str(tmp_path / "out"), "--json"]) == 0
+    (out,) = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["images"]
+    assert np.asarray(Image.open(out["labels"])).shape == shape
+
+
+def test_class_names_with_commas_quotes_and_other_letters(run_dir, tmp_path, capsys):
+    from PIL import Image
+
+    from zegbench.cli import main
+
+    image = tmp_path / "scene.png"
+    Image.fromarray(np.zeros((20, 20, 3), np.uint8)).save(image)
+    names = ["striped star, the large one", '"dotted" circle']  # a comma needs the file; quotes are kept
+    (tmp_path / "classes.txt").write_text("\n".join(names) + "\n\n", encoding="utf-8")
+    base = ["segment", str(image), "--run", str(run_dir), "--out", str(tmp_path / "out"), "--json"]
+    assert main([*base, "--classes-file", str(tmp_path / "classes.txt")]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["classes"] == names
+    # --classes splits at commas; a quote stays part of the name.
+    assert main([*base, "--classes", '"dotted" circle,solid star']) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["classes"] == ['"dotted" circle', "solid star"]
+    # The in-house CLIP reads the world's words only: a non-ASCII word is named whole, not in pieces.
+    assert main([*base, "--classes", "dötted star"]) == 2
+    assert "cannot read 'dötted'" in capsys.readouterr().err
+    assert main([*base, "--classes", "a", "--classes-file", str(tmp_path / "classes.txt")]) == 2

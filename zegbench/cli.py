@@ -152,12 +152,14 @@ def _parse_overrides(pairs: list[str]) -> dict:
 
 
 def cmd_run(args) -> None:
+    from zegbench.datasets.loader import check_workers, default_workers
     from zegbench.harness.run import run_experiment
 
+    workers = default_workers() if args.workers is None else check_workers(args.workers)
     rows = []
     for seed in args.seeds:
         r = run_experiment(args.method, args.dataset, seed, _parse_overrides(args.set), args.results, args.suite,
-                           args.device, progress=not args.json, data_root=args.data_root)
+                           args.device, progress=not args.json, data_root=args.data_root, workers=workers)
         rows.append({k: r[k] for k in ("method", "seed", "pAcc", "mIoU_seen", "mIoU_unseen", "hIoU", "train_seconds")})
     def num(v):  # a metric is None when its classes are absent from the split
         return "n/a" if v is None else f"{v:.1f}"
@@ -183,6 +185,25 @@ def cmd_evaluate(args) -> None:
            "miou": m["mIoU"], "per_class": m["per_class"]}, args.json, lines)
 
 
+def _class_names(classes: str | None, classes_file: str | None) -> list[str]:
+    """``--classes`` split at commas, or ``--classes-file`` one name per line, taken as written
+    (commas, quotes and any letters kept: a name like "person, human" needs the file)."""
+    from pathlib import Path
+
+    if (classes is None) == (classes_file is None):
+        raise ZegbenchError("give exactly one of --classes 'a,b' or --classes-file FILE")
+    if classes is not None:
+        return [n.strip() for n in classes.split(",") if n.strip()]
+    path = Path(classes_file)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ZegbenchError(f"class file {path} does not exist") from None
+    except UnicodeDecodeError:
+        raise ZegbenchError(f"class file {path} is not UTF-8 text: save it as UTF-8, one class name per line") from None
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
 def cmd_segment(args) -> None:
     from pathlib import Path
 
@@ -191,7 +212,7 @@ def cmd_segment(args) -> None:
     if bool(args.run) == bool(args.checkpoint):
         raise ZegbenchError("give exactly one of --run RUN_DIR or --checkpoint PATH")
     segmenter = load(args.run or args.checkpoint, args.device)
-    names = [n.strip() for n in args.classes.split(",") if n.strip()]
+    names = _class_names(args.classes, args.classes_file)
     images, lines = [], []
     for image in args.images:
         result = segmenter.segment(image, names, args.min_score)
@@ -279,7 +300,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = groups.add_parser("segment", help="segment images into any class names with a trained run")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG)")
-    p.add_argument("--classes", required=True, help='comma-separated class names, e.g. "dotted star,solid circle"')
+    p.add_argument("--classes", help='comma-separated class names, e.g. "dotted star,solid circle"')
+    p.add_argument("--classes-file", metavar="FILE",
+                   help="class names, one per line (UTF-8), taken as written: for names with commas")
     p.add_argument("--run", help="a finished run folder (results/<suite>/<run>)")
     p.add_argument("--checkpoint", help="a checkpoint.pt written by the harness")
     p.add_argument("--out", required=True, help="folder for <image>_labels.png and <image>_overlay.png")
@@ -299,6 +322,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default="adhoc", help="suite folder inside the run store")
     p.add_argument("--data-root", default=os.environ.get("ZEGBENCH_DATA"), help="real datasets' folder ($ZEGBENCH_DATA)")
     p.add_argument("--device", default="cpu", help="torch device")
+    p.add_argument("--workers", type=int, metavar="N",
+                   help="data loader processes (default: one fewer than the cores, at most 16); speed only, not results")
     p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     p.set_defaults(func=cmd_run)
 

@@ -2,8 +2,10 @@
 
 A model is a run folder (``config.yaml`` + ``checkpoint.pt``) or a checkpoint
 file written by the harness (which embeds its config). Images of any size are
-resized so their short side is the model's input size, segmented with a
-sliding window, and the scores resized back to the original size.
+resized so their short side is the model's input size (the long side at most
+``MAX_ASPECT`` times that, as VOC's 2048 x 512 test scale), segmented with a
+sliding window, and the scores resized back to the original size: a 1 x 1 image
+and a 20,000-pixel panorama alike.
 """
 from __future__ import annotations
 
@@ -16,7 +18,10 @@ import torch.nn.functional as F
 import yaml
 from PIL import Image, UnidentifiedImageError
 
+from zegbench.datasets.transforms import fit_scale
 from zegbench.errors import ZegbenchError
+
+MAX_ASPECT = 4  # the model sees at most (size, 4 x size): a panorama costs a few windows, not thousands
 
 
 @dataclass
@@ -56,11 +61,11 @@ class Segmenter:
             raise ZegbenchError("the class list is empty: give at least one class name")
         pixels = read_image(image)
         h, w = pixels.shape[:2]
-        scale = self.size / min(h, w)
+        fit_h, fit_w = fit_scale(h, w, (MAX_ASPECT * self.size, self.size))
+        size = (max(self.size, fit_h), max(self.size, fit_w))  # a thin strip is stretched to one window
         x = torch.from_numpy(np.ascontiguousarray(pixels).copy()).unsqueeze(0).to(self.device)
         x = self.method.normalize(x)
-        if scale != 1:
-            size = (max(self.size, round(h * scale)), max(self.size, round(w * scale)))
+        if size != (h, w):
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         seen = [n in self.trained_on for n in names]
         if hasattr(self.method, "inference"):  # a method with a fixed input size slides windows of it
@@ -93,6 +98,9 @@ def read_image(image) -> np.ndarray:
     try:
         with Image.open(path) as im:
             return np.asarray(im.convert("RGB"))
+    except Image.DecompressionBombError as err:  # PIL refuses images over ~179 megapixels
+        raise ZegbenchError(f"image {path} is too large to open safely ({str(err).split(',')[0]}): "
+                            f"downscale it first") from None
     except (UnidentifiedImageError, OSError) as err:
         raise ZegbenchError(f"image {path} is unreadable ({type(err).__name__}): is it a PNG or JPEG?") from None
 

@@ -44,7 +44,7 @@ class WorldTokenizer:
         self.ids = {w: i for i, w in enumerate(vocabulary)}
 
     def encode(self, text: str) -> list[int]:
-        words = re.findall(r"[a-z]+", text.lower())
+        words = re.findall(r"[^\W\d_]+", text.lower())  # letters of any script: "dötted" is one unknown word
         unknown = [w for w in words if w not in self.ids]
         if unknown:
             raise ZegbenchError(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from zegbench.errors import ZegbenchError, run_reporting_errors
@@ -36,6 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--results", default="results", help="run store folder (default: results)")
     parser.add_argument("--reports", default="reports", help="report folder (default: reports)")
     parser.add_argument("--device", default="cpu", help="torch device for training and evaluation")
+    parser.add_argument("--workers", type=int, metavar="N",
+                        help="data loader processes per training process (default: one fewer than the cores each "
+                             "training process gets, at most 16); changes speed only, never results")
     parser.add_argument("--executor", default="local", choices=["local", "torchrun", "slurm"],
                         help="local: a subprocess per run (default); torchrun: each run over --nproc processes "
                              "(DDP); slurm: each run a Slurm job through submitit")
@@ -69,15 +73,52 @@ def _check_writable(folder: Path) -> None:
                             f"--results or fix its permissions") from None
 
 
+@contextmanager
+def _loader_workers(workers: int | None):
+    """``--workers`` for the run processes started inside the block (they inherit the environment)."""
+    from zegbench.datasets.loader import WORKERS_ENV
+
+    if workers is None:
+        yield
+        return
+    before = os.environ.get(WORKERS_ENV)
+    os.environ[WORKERS_ENV] = str(workers)
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ[WORKERS_ENV]
+        else:
+            os.environ[WORKERS_ENV] = before
+
+
 def _move_aside(run_dirs) -> None:
-    """``--force``: rename existing run folders to ``<run>.replaced-<time>``; nothing is deleted."""
+    """``--force``: rename existing run folders to ``<run>.replaced-<time>``; nothing is deleted.
+
+    Each run's claim is taken first: a run another process is training is refused (renaming
+    its folder under it would split its files between two folders), and nothing is moved.
+    """
+    from zegbench.utils.claims import claim
+
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    for run_dir in run_dirs:
-        if run_dir.exists():
+    existing = [run_dir for run_dir in run_dirs if run_dir.exists()]
+    held = []
+    try:
+        for run_dir in existing:
+            handle = claim(run_dir)
+            if handle is None:
+                raise ZegbenchError(f"--force: {run_dir} is being run by another process now: let it finish "
+                                    f"(or stop it) and force again; nothing was moved")
+            held.append(handle)
+        for run_dir in existing:
             run_dir.rename(run_dir.with_name(f"{run_dir.name}.replaced-{stamp}"))
+    finally:
+        for handle in held:
+            handle.close()
 
 
 def _run(args) -> int:
+    from zegbench.datasets.loader import check_workers
     from zegbench.harness.run import run_status
     from zegbench.harness.suite import execute, expand, load_suite, plan, suite_path
     from zegbench.harness.summary import format_table, format_verdicts, summarize_runs
@@ -90,6 +131,8 @@ def _run(args) -> int:
 
     if args.jobs < 1:
         raise ZegbenchError("-j/--jobs must be at least 1")
+    if args.workers is not None:
+        check_workers(args.workers)
     config = load_suite(args.suite)
     claims = load_claims()  # a bad claims file fails now, not after the training
     if config.kind == "speed":
@@ -111,7 +154,8 @@ def _run(args) -> int:
         for spec, status in zip(specs, statuses):
             note = f"  ({notes[spec.run_dir]})" if spec.run_dir in notes and status != "running" else ""
             print(f"{status:<12} {spec.label:<60} {spec.run_dir}{note}")
-        print(", ".join(f"{statuses.count(s)} {s}" for s in ("done", "running", "failed", "interrupted", "pending"))
+        shown = ("done", "running", "failed", "interrupted", "pending") + (("damaged",) if "damaged" in statuses else ())
+        print(", ".join(f"{statuses.count(s)} {s}" for s in shown)
               + f"; {list(notes.values()).count('trains')} to train")
         if executor.kind == "slurm":  # what would be submitted, for checking before a cluster sees it
             print("the sbatch settings of each job (one array; submitit fills in the command):")
@@ -122,10 +166,11 @@ def _run(args) -> int:
     if not args.report_only:
         _check_writable(Path(args.results))
         if args.force:
-            _move_aside(spec.run_dir for spec in specs)
+            _move_aside([spec.run_dir for spec in specs])
         started = time.time()
-        counts = execute(specs, suite_path(args.suite).stem, args.results, args.device, args.data_root, args.jobs,
-                         executor=executor)
+        with _loader_workers(args.workers):
+            counts = execute(specs, suite_path(args.suite).stem, args.results, args.device, args.data_root, args.jobs,
+                             executor=executor)
         failed = counts.get("failed", 0) + counts.get("interrupted", 0)
         print(f"suite {args.suite}: {time.time() - started:.0f} s wall time; "
               + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) if counts else "nothing to run")
@@ -163,7 +208,7 @@ def _run_speed(args, config, claims) -> int:
     if not args.report_only:
         _check_writable(Path(args.results))
         if args.force:
-            _move_aside(spec.run_dir for spec in specs)
+            _move_aside([spec.run_dir for spec in specs])
         counts = execute_speed(specs, args.device)
         print(f"suite {args.suite}: {counts['done']} measured, {counts['reused']} reused")
     everything = expand_speed(config.targets, suite, args.results, args.device) if args.only else specs

@@ -2,10 +2,12 @@
 
     <results>/<suite>/<method>-<dataset>-s<seed>-<hash>/
         config.yaml     the resolved config (method keys, training keys, dataset, seed)
-        env.json        versions, device, threads, git commit
+        env.json        versions, device, threads, loader workers, git commit
         metrics.jsonl   the training log
         checkpoint.pt   method + optimiser state (resume)
         result.json     versioned schema; written last, atomically: its presence means "finished"
+                        (a damaged one, cut short or edited into another shape, is kept aside as
+                        result.json.damaged-<time> and the run is evaluated again)
         failed.json     the error of a run that raised (removed when it is retried)
 
 A finished run is reused, never overwritten; an unfinished one resumes from its checkpoint.
@@ -22,6 +24,7 @@ import os
 import platform
 import shutil
 import subprocess
+import sys
 import time
 import traceback
 from dataclasses import asdict, fields
@@ -31,7 +34,7 @@ import torch
 import yaml
 
 from zegbench.datasets.catalog import build_dataset, load_dataset_info
-from zegbench.errors import ZegbenchError
+from zegbench.errors import ZegbenchError, describe_error
 from zegbench.harness.config import schema_for_class, train_schema, validate_keys
 from zegbench.harness.evaluate import evaluate
 from zegbench.harness.identity import input_fingerprints, read_training_hash, split_fingerprint, training_hash
@@ -43,6 +46,7 @@ from zegbench.utils.faults import fault_point
 from zegbench.utils.io import atomic_torch_save, atomic_write_json
 
 RESULT_SCHEMA = 1
+RESULT_METRICS = ("pAcc", "mIoU", "mIoU_seen", "mIoU_unseen", "hIoU")
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
 
 
@@ -118,8 +122,8 @@ def cpu_name() -> str:
     return f"{name} ({os.cpu_count()} cores)"
 
 
-def environment(device: str) -> dict:
-    """Versions, device and git commit, recorded beside every run."""
+def environment(device: str, loader_workers: int | None = None) -> dict:
+    """Versions, device and git commit, recorded beside every run (with its data loader's workers, if it trains)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
@@ -127,20 +131,56 @@ def environment(device: str) -> dict:
         commit = None
     import open_clip
 
-    return {"torch": torch.__version__, "open_clip": open_clip.__version__, "python": platform.python_version(),
-            "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else cpu_name(),
-            "threads": torch.get_num_threads(), "git_commit": commit, "precision": "bf16" if device.startswith("cuda") else "fp32"}
+    env = {"torch": torch.__version__, "open_clip": open_clip.__version__, "python": platform.python_version(),
+           "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else cpu_name(),
+           "threads": torch.get_num_threads(), "git_commit": commit, "precision": "bf16" if device.startswith("cuda") else "fp32"}
+    if loader_workers is not None:
+        env["loader_workers"] = loader_workers
+    return env
+
+
+def _inspect_result(run_dir: Path) -> tuple[dict | None, str | None]:
+    """(record, None) for a sound result.json, (None, what is wrong) for a damaged one, (None, None) for none."""
+    path = run_dir / "result.json"
+    try:
+        record = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None, None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        return None, f"unreadable JSON: {str(err).splitlines()[0]}"
+    if not isinstance(record, dict):
+        return None, "not a JSON object"
+    if record.get("schema") != RESULT_SCHEMA or record.get("status") != "finished":
+        return None, f"schema {record.get('schema')!r} status {record.get('status')!r}, not {RESULT_SCHEMA} 'finished'"
+    for key in RESULT_METRICS:
+        value = record.get(key, "missing")
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            return None, f"key {key!r} is {value!r}, not a number or null"
+    if not isinstance(record.get("per_class"), dict):
+        return None, "key 'per_class' is missing or not a mapping"
+    if not run_dir.name.endswith(f"-{record.get('config_hash')}"):  # copied from, or edited to, another run
+        return None, f"config_hash {record.get('config_hash')!r} is not this folder's"
+    return record, None
+
+
+def read_result(run_dir: Path) -> dict | None:
+    """The record of a finished run, or None when ``run_dir`` has no sound ``result.json``
+    (none yet, or a damaged one: cut short, not JSON, keys missing, of the wrong type or another run's)."""
+    return _inspect_result(run_dir)[0]
 
 
 def run_status(run_dir: Path | None) -> str:
-    """'done', 'running' (claimed by a live process), 'failed' (raised; error in failed.json),
-    'interrupted' (started, no record) or 'pending'."""
-    if run_dir is not None and (run_dir / "result.json").is_file():
+    """'done', 'running' (claimed by a live process), 'damaged' (a result.json that cannot be trusted:
+    the run is evaluated again), 'failed' (raised; error in failed.json), 'interrupted' (started,
+    no record) or 'pending'."""
+    if run_dir is not None and read_result(run_dir) is not None:
         return "done"
     if run_dir is not None and is_claimed(run_dir):
         return "running"
     if run_dir is None or not run_dir.is_dir():
         return "pending"
+    if (run_dir / "result.json").is_file():
+        return "damaged"
     return "failed" if (run_dir / "failed.json").is_file() else "interrupted"
 
 
@@ -170,7 +210,7 @@ def reuse_finished_elsewhere(run_dir: Path) -> Path | None:
 def finished_elsewhere(run_dir: Path) -> Path | None:
     """The same run (same name, so same config hash) finished in another suite's folder."""
     for other in sorted(run_dir.parent.parent.glob(f"*/{run_dir.name}")):
-        if other != run_dir and (other / "result.json").is_file():
+        if other != run_dir and read_result(other) is not None:
             return other
     return None
 
@@ -178,8 +218,11 @@ def finished_elsewhere(run_dir: Path) -> Path | None:
 def run_experiment(method: str, dataset: str = "world", seed: int = 0, overrides: dict | None = None,
                    results: str | Path = "results", suite: str = "adhoc", device: str = "cpu",
                    progress: bool = False, data_root: str | Path | None = None,
-                   eval_on: list[str] | None = None) -> dict:
+                   eval_on: list[str] | None = None, workers: int = 0) -> dict:
     """Train and evaluate one configuration; return its ``result.json`` content (reused if finished).
+
+    ``workers``: data loader processes per training process (speed only: not part of
+    the config or its hash; recorded in ``env.json``).
 
     ``eval_on``: datasets the trained model is also evaluated on, with all their
     classes (cross-dataset; results under ``cross_dataset`` in ``result.json``).
@@ -190,7 +233,6 @@ def run_experiment(method: str, dataset: str = "world", seed: int = 0, overrides
     """
     resolved = resolve(method, dataset, seed, overrides, world_size=distributed.world_size(), eval_on=eval_on)
     run_dir = run_dir_for(resolved, results, suite)
-    result_path = run_dir / "result.json"
     held, decision = None, None
     if distributed.is_main():
         decision, held = _claim_or_reuse(run_dir)
@@ -198,32 +240,45 @@ def run_experiment(method: str, dataset: str = "world", seed: int = 0, overrides
     if decision == "claimed":
         raise RunClaimed(f"{run_dir} is being run by another process: let it finish (see `run_all.py --list`)")
     if decision == "done":
-        return json.loads(result_path.read_text())
+        return read_result(run_dir)
     try:
-        return _train_and_evaluate(resolved, run_dir, device, progress, data_root)
+        return _train_and_evaluate(resolved, run_dir, device, progress, data_root, workers)
     except Exception as err:  # Ctrl-C and kills are not recorded: the run stays 'interrupted'
         if distributed.is_main():
-            message = str(err).splitlines()[0] if str(err) else type(err).__name__
-            atomic_write_json({"error": message, "type": type(err).__name__,
-                               "traceback": traceback.format_exc()}, run_dir / "failed.json")
+            _record_failure(err, run_dir)
         raise
     finally:
         if held is not None:
             held.close()  # releases the claim
 
 
+def _record_failure(err: Exception, run_dir: Path) -> None:
+    """Write ``failed.json`` (the error line and the traceback); on a full or read-only disk, where
+    that write fails too, the error still reaches the caller and the suite's log."""
+    if isinstance(err, (ZegbenchError, OSError)):
+        message = describe_error(err)
+    else:
+        message = str(err).splitlines()[0] if str(err) else type(err).__name__
+    try:
+        atomic_write_json({"error": message, "type": type(err).__name__, "traceback": traceback.format_exc()},
+                          run_dir / "failed.json")
+    except OSError:
+        pass  # the original error propagates; it matters more than its record
+
+
 def _claim_or_reuse(run_dir: Path):
     """('done', None) for a finished or adopted run, ('claimed', None) when another process
     runs it, else ('run', claim handle) with the folder ready for training."""
-    if (run_dir / "result.json").is_file():
+    if read_result(run_dir) is not None:
         return "done", None
     held = claim(run_dir)
     if held is None:
         return "claimed", None
     # Finished by another process between our check and our claim, or finished in another suite.
-    if (run_dir / "result.json").is_file() or _adopt(run_dir):
+    if read_result(run_dir) is not None or _adopt(run_dir):
         held.close()
         return "done", None
+    _set_aside_damaged_result(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / "failed.json").unlink(missing_ok=True)
     for stale in run_dir.glob(".*.tmp"):  # temporary files of a write a kill interrupted
@@ -231,17 +286,28 @@ def _claim_or_reuse(run_dir: Path):
     return "run", held
 
 
+def _set_aside_damaged_result(run_dir: Path) -> None:
+    """Rename a damaged result.json to ``result.json.damaged-<time>`` (kept, never deleted) and say so."""
+    _, problem = _inspect_result(run_dir)
+    if problem is None:
+        return
+    kept = run_dir / f"result.json.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+    (run_dir / "result.json").rename(kept)
+    print(f"warning: {run_dir / 'result.json'} was damaged ({problem}): kept as {kept.name}; "
+          f"the run is evaluated again", file=sys.stderr)
+
+
 class RunClaimed(ZegbenchError):
     """Another process holds this run's claim (it is training it now)."""
 
 
-def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bool, data_root) -> dict:
+def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bool, data_root, workers: int) -> dict:
     method, dataset, seed = resolved["method"], resolved["dataset"], resolved["seed"]
     result_path = run_dir / "result.json"
     main = distributed.is_main()
     if main:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-        atomic_write_json(environment(device), run_dir / "env.json")
+        atomic_write_json(environment(device, workers), run_dir / "env.json")
     info = load_dataset_info(dataset)
     if not main:  # rank 0 generates the world (or checks the data) first; the others then read it
         distributed.barrier()
@@ -257,7 +323,8 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
         _take_trained_weights(donor, run_dir, resolved)
     distributed.barrier()  # the other ranks resume from the checkpoint rank 0 just wrote
     # With a donor's finished checkpoint in place, train() resumes at the last step: no training.
-    summary = train(model, train_set, info, TrainConfig(**resolved["train"]), run_dir, device, progress, resolved)
+    summary = train(model, train_set, info, TrainConfig(**resolved["train"]), run_dir, device, progress, resolved,
+                    workers)
     fault_point("before_evaluate")
     metrics = evaluate(model, val_set, info, device=device)
     cross = {}
@@ -297,9 +364,8 @@ def _trained_elsewhere(resolved: dict, run_dir: Path) -> dict | None:
     want = training_hash(resolved)
     for other, trained in finished_trainings(run_dir.parent.parent):
         if other != run_dir and trained == want:
-            done = json.loads((other / "result.json").read_text())
             return {"run": f"{other.parent.name}/{other.name}", "path": str(other),
-                    "train_seconds": done.get("train_seconds")}
+                    "train_seconds": read_result(other).get("train_seconds")}
     return None
 
 
@@ -307,8 +373,8 @@ def finished_trainings(results: str | Path):
     """(folder, training hash) of each finished run in the store whose checkpoint can lend its weights."""
     for result_path in sorted(Path(results).glob("*/*/result.json")):
         other = result_path.parent
-        if ".replaced-" in other.name or not (other / "checkpoint.pt").is_file():
-            continue  # moved aside by --force, or training-free
+        if ".replaced-" in other.name or not (other / "checkpoint.pt").is_file() or read_result(other) is None:
+            continue  # moved aside by --force, training-free, or a damaged record
         yield other, read_training_hash(other)
 
 

@@ -18,6 +18,7 @@ import torch
 from tqdm import tqdm
 
 from zegbench.datasets.catalog import DatasetInfo
+from zegbench.datasets.loader import BatchPlan, training_batches
 from zegbench.datasets.transforms import TrainTransform, TransformSpec
 from zegbench.errors import ZegbenchError
 from zegbench.methods.base import Method
@@ -80,32 +81,6 @@ def seen_label_map(info: DatasetInfo) -> torch.Tensor:
     return table
 
 
-def _batch(dataset, batch_size: int, rng: np.random.Generator, rank: int = 0, world: int = 1,
-           transform=None) -> tuple[torch.Tensor, torch.Tensor]:
-    """This rank's slice of a global batch of ``batch_size * world`` images.
-
-    Every rank draws the same global batch from the same generator (indices,
-    then one random decision per image: a flip, or the seed of the dataset's
-    ``transform``), so N processes see exactly the images one process would
-    see with an N times larger batch.
-    """
-    indices = rng.choice(len(dataset), batch_size * world, replace=False)
-    if transform is None:  # the world: a horizontal flip is the whole augmentation
-        draws = [rng.uniform() < 0.5 for _ in indices]
-    else:
-        draws = [int(rng.integers(0, 2**31 - 1)) for _ in indices]
-    images, labels = [], []
-    for i, draw in list(zip(indices, draws))[rank * batch_size:(rank + 1) * batch_size]:
-        image, label, _ = dataset[int(i)]
-        if transform is not None:
-            image, label = transform(image, label, draw)
-        elif draw:
-            image, label = image[:, ::-1], label[:, ::-1]
-        images.append(np.ascontiguousarray(image))
-        labels.append(np.ascontiguousarray(label))
-    return torch.from_numpy(np.stack(images)), torch.from_numpy(np.stack(labels))
-
-
 def _open_log(path: Path, start_step: int):
     """The training log for appending, without lines past ``start_step`` (a killed run's tail is redone)."""
     kept = []
@@ -121,17 +96,19 @@ def _open_log(path: Path, start_step: int):
 
 
 def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir: str | Path | None = None,
-          device: str = "cpu", progress: bool = False, config: dict | None = None) -> dict:
+          device: str = "cpu", progress: bool = False, config: dict | None = None, workers: int = 0) -> dict:
     """Train ``method`` on ``dataset`` in place; returns a summary (steps, seconds, last losses).
 
     With ``run_dir``, appends one JSON object per ``log_every`` steps to
     ``metrics.jsonl``, writes ``checkpoint.pt`` and resumes from it if present.
     ``config`` (the run's resolved config) is stored in the checkpoint so that
     it can be loaded on its own (``zegbench.load``). Under torchrun the method
-    is wrapped in DistributedDataParallel and only rank 0 writes.
+    is wrapped in DistributedDataParallel and only rank 0 writes. ``workers``
+    loader processes read and augment the images (``datasets/loader.py``); their
+    number changes speed only, never the batches.
     """
     rank, world = distributed.rank(), distributed.world_size()
-    torch.manual_seed(cfg.seed + rank)  # per-rank dropout; the data order is shared (see _batch)
+    torch.manual_seed(cfg.seed + rank)  # per-rank dropout; the data order is shared (see BatchPlan)
     method.to(device).train()
     if not any(p.requires_grad for p in method.parameters()):  # training-free (MaskCLIP)
         return {"steps": 0, "resumed_from": 0, "train_seconds": 0.0, "last_losses": {}, "training_free": True}
@@ -151,6 +128,9 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
     rng = np.random.default_rng([cfg.seed, start_step])
     spec = info.config.get("train_transform")
     transform = TrainTransform(TransformSpec(**spec)) if spec else None
+    plan = BatchPlan(len(dataset), cfg.batch_size, (cfg.steps - start_step) * cfg.accumulate, rng,
+                     augmented=transform is not None, rank=rank, world=world)
+    batches = training_batches(dataset, plan, transform, workers, pin_memory=device.startswith("cuda"))
     to_seen = seen_label_map(info).to(device)
     log = _open_log(run_dir / "metrics.jsonl", start_step) if run_dir and rank == 0 else None
     autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast("cpu", enabled=False)
@@ -165,8 +145,9 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
         class_names = list(info.classes) if self_training else list(info.seen)
         optimizer.zero_grad(set_to_none=True)
         for _ in range(cfg.accumulate):
-            images, labels = _batch(dataset, cfg.batch_size, rng, rank, world, transform)
-            images, labels = method.normalize(images.to(device)), labels.to(device)
+            images, labels = next(batches)
+            images = method.normalize(images.to(device, non_blocking=True))
+            labels = labels.to(device, non_blocking=True).long()
             with autocast:
                 logits, aux = model(images, class_names)
             if self_training:
@@ -199,6 +180,7 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
         if run_dir and rank == 0 and (done == cfg.steps or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0)):
             atomic_torch_save({"method": method.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
                                "train_config": asdict(cfg), "config": config}, run_dir / "checkpoint.pt")
+    batches.close()  # ends the loader's worker processes
     if log:
         log.close()
     return {"steps": cfg.steps, "resumed_from": start_step, "train_seconds": round(time.time() - started, 1),

@@ -2,7 +2,9 @@
 
 The suite runner starts one worker per run so that a crash, a kill or an
 out-of-memory error ends that run only. ``ZEGBENCH_THREADS`` sets torch's
-thread count (the runner divides the cores between parallel runs). Started by
+thread count (the runner divides the cores between parallel runs);
+``ZEGBENCH_LOADER_WORKERS`` (``run_all.py --workers``) the data loader's worker
+processes, by default one fewer than the cores each training process has. Started by
 ``torchrun`` (the torchrun executor), the worker's processes train the run
 data-parallel (``utils/distributed.py``).
 """
@@ -18,6 +20,7 @@ def main(argv: list[str]) -> int:
 
     from zegbench.errors import ZegbenchError
     from zegbench.utils import distributed
+    from zegbench.datasets.loader import default_workers
     from zegbench.harness.run import RunClaimed, run_experiment
 
     spec = json.loads(argv[0])
@@ -25,8 +28,10 @@ def main(argv: list[str]) -> int:
         torch.set_num_threads(int(os.environ["ZEGBENCH_THREADS"]))
     try:
         device = distributed.setup(spec["device"])
+        cores = int(os.environ.get("ZEGBENCH_THREADS") or (os.cpu_count() or 1) // distributed.world_size())
         run_experiment(spec["method"], spec["dataset"], spec["seed"], spec["overrides"], spec["results"],
-                       spec["suite"], device, spec["progress"], spec["data_root"], spec.get("eval_on"))
+                       spec["suite"], device, spec["progress"], spec["data_root"], spec.get("eval_on"),
+                       workers=default_workers(cores))
     except RunClaimed as err:
         print(f"skipped: {err}", file=sys.stderr)
         return 3

@@ -1,4 +1,5 @@
-"""Fault injection for the crash-safety tests: ``ZEGBENCH_FAULT=<point>`` kills the process there.
+"""Fault injection for the crash-safety tests: ``ZEGBENCH_FAULT=<point>`` kills the process there,
+``ZEGBENCH_FAULT=<ERRNO>@<point>`` (e.g. ``ENOSPC@write:checkpoint.pt``) raises that OSError there.
 
 The points sit where a real crash would hurt most (mid-training, mid-evaluation,
 between writing a result's temporary file and renaming it). The variable is read once,
@@ -6,6 +7,7 @@ at import (the tests set it for the worker process); unset, a point costs one co
 """
 from __future__ import annotations
 
+import errno
 import os
 import signal
 
@@ -13,6 +15,13 @@ _FAULT = os.environ.get("ZEGBENCH_FAULT")
 
 
 def fault_point(name: str) -> None:
-    """SIGKILL this process if ``ZEGBENCH_FAULT`` names this point."""
-    if _FAULT == name:
+    """SIGKILL this process, or raise the named OSError, if ``ZEGBENCH_FAULT`` names this point."""
+    if _FAULT is None:
+        return
+    code, _, point = _FAULT.rpartition("@")
+    if point != name:
+        return
+    if not code:
         os.kill(os.getpid(), signal.SIGKILL)
+    number = getattr(errno, code)
+    raise OSError(number, os.strerror(number))

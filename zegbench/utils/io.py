@@ -27,6 +27,11 @@ def _atomic_write(path: str | Path, write: Callable[[object], None], mode: str =
         os.chmod(tmp, 0o644)  # mkstemp creates 0600; results are meant to be shared
         fault_point(f"write:{path.name}")
         os.replace(tmp, path)
+    except OSError as err:  # a full or read-only disk: the target keeps its previous content
+        Path(tmp).unlink(missing_ok=True)
+        if err.filename is None:  # a failed write or fsync names no file: name the one being written
+            raise OSError(err.errno, err.strerror, str(path)) from err
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise

@@ -1,0 +1,126 @@
+"""The training data loader: worker processes change speed, never the batches or the results."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from real_layouts import write_voc
+from zegbench.cli import main as zegbench_main
+from zegbench.datasets.catalog import build_dataset, load_dataset_info
+from zegbench.datasets.loader import BatchPlan, training_batches
+from zegbench.datasets.transforms import TrainTransform, TransformSpec
+from zegbench.errors import ZegbenchError
+from zegbench.harness.run import resolve, run_dir_for, run_experiment
+
+TINY = {"steps": 4, "batch_size": 2, "warmup": 1, "log_every": 1}
+
+
+def _voc_train(tmp_path, **kw):
+    write_voc(tmp_path / "data", train=6, **kw)
+    return build_dataset("voc12", "train", data_root=tmp_path / "data")
+
+
+def _batches(dataset, transform, workers, batch_size=2, batches=3, rank=0, world=1, seed=5):
+    plan = BatchPlan(len(dataset), batch_size, batches, np.random.default_rng([seed, 0]),
+                     augmented=transform is not None, rank=rank, world=world)
+    return list(training_batches(dataset, plan, transform, workers))
+
+
+def test_zero_and_two_workers_give_identical_batches(tmp_path):
+    """The VOC recipe's random rescale, crop, flip and photometric distortion, decided by the plan's seeds."""
+    data = _voc_train(tmp_path)
+    transform = TrainTransform(TransformSpec(**load_dataset_info("voc12").config["train_transform"]))
+    inline, workers = _batches(data, transform, 0), _batches(data, transform, 2)
+    assert len(inline) == len(workers) == 3
+    for (img0, lab0), (img2, lab2) in zip(inline, workers):
+        assert img0.shape == (2, 512, 512, 3) and lab0.dtype == torch.uint8
+        assert torch.equal(img0, img2) and torch.equal(lab0, lab2)
+    assert not torch.equal(inline[0][0], inline[1][0])  # the batches do differ from each other
+
+
+def test_world_flips_are_planned_too(tmp_path):
+    data = build_dataset("world_smoke", "train")
+    inline, workers = _batches(data, None, 0, batch_size=4), _batches(data, None, 2, batch_size=4)
+    for (img0, lab0), (img2, lab2) in zip(inline, workers):
+        assert torch.equal(img0, img2) and torch.equal(lab0, lab2)
+
+
+def test_ranks_slice_one_global_batch():
+    """Two data-parallel ranks together hold exactly the batch one process draws at twice the batch size."""
+    one = BatchPlan(10, 4, 3, np.random.default_rng(1), augmented=True)
+    ranks = [BatchPlan(10, 2, 3, np.random.default_rng(1), augmented=True, rank=r, world=2) for r in (0, 1)]
+    for whole, first, second in zip(one, *ranks):
+        assert whole == first + second
+
+
+def test_loading_leaves_torch_global_generator_alone(tmp_path):
+    """Starting a DataLoader draws a seed; from the global generator it would shift training's dropout."""
+    data = build_dataset("world_smoke", "train")
+    torch.manual_seed(0)
+    expected = torch.rand(3)
+    torch.manual_seed(0)
+    _batches(data, None, 0)
+    assert torch.equal(torch.rand(3), expected)
+
+
+def test_a_data_error_in_a_worker_is_the_dataset_own_line(tmp_path):
+    data = _voc_train(tmp_path)
+    (data.parts[0].img_dir / f"{data.ids[0]}.jpg").write_bytes(b"\xff\xd8 truncated")
+    transform = TrainTransform(TransformSpec(crop=32))
+    plan = BatchPlan(len(data), len(data), 1, np.random.default_rng(0), augmented=True)  # every image
+    with pytest.raises(ZegbenchError) as caught:
+        list(training_batches(data, plan, transform, workers=2))
+    assert str(caught.value).startswith(str(data.parts[0].img_dir)) and "is corrupt" in str(caught.value)
+    assert "Traceback" not in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_world_run_is_identical_with_0_and_2_workers(tmp_path):
+    results = {}
+    for workers in (0, 2):
+        results[workers] = run_experiment("zegclip_baseline_fix", "world_smoke", 0, TINY, results=tmp_path / str(workers),
+                                          suite="s", workers=workers)
+    run_dirs = {w: run_dir_for(resolve("zegclip_baseline_fix", "world_smoke", 0, TINY), tmp_path / str(w), "s")
+                for w in (0, 2)}
+    assert run_dirs[0].name == run_dirs[2].name  # workers are not part of the run's identity
+    for key in ("pAcc", "mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "per_class"):
+        assert results[0][key] == results[2][key], key
+    logs = {w: [json.loads(line)["loss"] for line in (d / "metrics.jsonl").read_text().splitlines()]
+            for w, d in run_dirs.items()}
+    assert logs[0] == logs[2] and len(logs[0]) == TINY["steps"]
+    assert json.loads((run_dirs[2] / "env.json").read_text())["loader_workers"] == 2
+
+
+def test_workers_option_is_recorded(tmp_path):
+    args = ["run", "--method", "zegclip_baseline_fix", "--dataset", "world_smoke", "--results", str(tmp_path),
+            "--workers", "1", "--set", "steps=1", "--set", "batch_size=2", "--set", "warmup=1", "--json"]
+    assert zegbench_main(args) == 0
+    env = json.loads(next(tmp_path.glob("adhoc/*/env.json")).read_text())
+    assert env["loader_workers"] == 1
+
+
+def test_default_workers_follow_the_cores(monkeypatch):
+    from zegbench.datasets.loader import WORKERS_ENV, default_workers
+
+    monkeypatch.delenv(WORKERS_ENV, raising=False)
+    assert [default_workers(c) for c in (1, 2, 4, 64)] == [0, 1, 3, 16]
+    monkeypatch.setenv(WORKERS_ENV, "5")  # run_all.py --workers 5
+    assert default_workers(2) == 5
+
+
+def test_run_all_passes_workers_to_its_runs(tmp_path):
+    import os
+
+    from zegbench.datasets.loader import WORKERS_ENV
+    from zegbench.harness.cli import main as run_all_main
+
+    suite = tmp_path / "w.yaml"
+    suite.write_text("dataset: world_smoke\ngroups:\n  - methods: [zegclip_baseline_fix]\n"
+                     "    set: {steps: 1, batch_size: 2, warmup: 1}\n")
+    assert run_all_main(["--suite", str(suite), "--results", str(tmp_path / "r"), "--reports", str(tmp_path / "rep"),
+                         "--workers", "2"]) == 0
+    env = json.loads(next((tmp_path / "r" / "w").glob("*/env.json")).read_text())
+    assert env["loader_workers"] == 2
+    assert WORKERS_ENV not in os.environ  # this process's environment is as it was
