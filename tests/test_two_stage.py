@@ -98,9 +98,11 @@ def test_two_stage_without_regions_falls_back_to_the_proposal_distribution():
     assert not torch.allclose(with_regions.predict(x, names, seen=[True, True, False]), scores)
 
 
-def test_maskclip_features_are_the_last_block_with_each_token_attending_only_to_itself():
+@pytest.mark.parametrize("value_path", ["official", "no_residual_ffn"])
+def test_maskclip_features_are_the_last_block_with_each_token_attending_only_to_itself(value_path):
+    """Official: the whole last block (residual and MLP included) with attention to itself alone."""
     torch.manual_seed(0)
-    method = create_method("maskclip", clip_weights="none", image_size=32).eval()
+    method = create_method("maskclip", clip_weights="none", image_size=32, value_path=value_path).eval()
     x = method.normalize(torch.randint(0, 256, (1, 32, 32, 3), dtype=torch.uint8))
     feats, grid = method.dense_features(x)
     visual = method.encoder.visual
@@ -110,7 +112,28 @@ def test_maskclip_features_are_the_last_block_with_each_token_attending_only_to_
     last = visual.transformer.resblocks[-1]
     n = tokens.shape[1]
     self_only = torch.full((n, n), float("-inf")).fill_diagonal_(0)
-    attended = last.attention(q_x=last.ln_1(tokens), attn_mask=self_only)  # softmax over one key = its value
-    expected = F.normalize(visual.ln_post(attended) @ visual.proj, dim=-1)[:, 1:]
+    if value_path == "official":  # softmax over one key = its value, then the rest of the block
+        out = last(tokens, attn_mask=self_only)
+    else:
+        out = last.attention(q_x=last.ln_1(tokens), attn_mask=self_only)
+    expected = F.normalize(visual.ln_post(out) @ visual.proj, dim=-1)[:, 1:]
     assert grid == (4, 4) and torch.allclose(feats, expected, atol=1e-5)
     assert method.param_counts()["params_trainable"] == 0
+
+
+def test_maskclip_reads_cleaned_class_names_and_can_keep_the_dataset_spelling():
+    method = create_method("maskclip", clip_weights="none", image_size=32)
+    assert method.name_map["diningtable"] == "dining table" and method.name_map["wall-concrete"] == "concrete wall"
+    assert create_method("maskclip", clip_weights="none", image_size=32, class_names="dataset").name_map == {}
+
+
+def test_maskclip_official_position_table_is_resized_bicubically_at_run_time():
+    """The official ViT keeps CLIP's own table and resizes it per input (bicubic, no antialiasing)."""
+    method = create_method("maskclip", clip_weights="none", image_size=96)
+    table = method.encoder.visual.positional_embedding
+    native = int((table.shape[0] - 1) ** 0.5)
+    assert native == 8  # the in-house CLIP's own grid (64 px / 8), not the 12 x 12 of image_size 96
+    spatial = table[1:].reshape(1, native, native, -1).permute(0, 3, 1, 2)
+    expected = F.interpolate(spatial, size=(12, 12), mode="bicubic", align_corners=False)
+    resized = method.encoder._positional((12, 12))[1:].reshape(1, 12, 12, -1).permute(0, 3, 1, 2)
+    assert torch.allclose(resized, expected)
