@@ -12,6 +12,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -41,6 +42,9 @@ class TrainConfig:
     power: float = 0.9
     min_lr: float = 1e-6
     self_training_start: float = 0.5  # transductive: fraction of steps before pseudo-labels
+    # fresh: self-training starts a new AdamW, as the official second run (--load-from loads weights
+    # only); continue: keep the inductive phase's moment estimates.
+    self_training_optimizer: Literal["fresh", "continue"] = "fresh"
     log_every: int = 10
     checkpoint_every: int = 0  # 0: only at the end
     seed: int = 0
@@ -162,6 +166,8 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
         for group in optimizer.param_groups:
             group["lr"] = group["peak_lr"] * scheduled_lr_factor(step, cfg, transductive)
         self_training = transductive and step >= int(cfg.self_training_start * cfg.steps)
+        if self_training and step == int(cfg.self_training_start * cfg.steps) and cfg.self_training_optimizer == "fresh":
+            optimizer.state.clear()  # AdamW's moments and step counts start again
         class_names = list(info.classes) if self_training else list(info.seen)
         optimizer.zero_grad(set_to_none=True)
         for _ in range(cfg.accumulate):
