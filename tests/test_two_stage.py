@@ -174,6 +174,15 @@ def test_maskclip_features_are_the_last_block_with_each_token_attending_only_to_
     assert method.param_counts()["params_trainable"] == 0
 
 
+def test_zegformer_spells_potted_plant_as_its_voc_names():
+    from zegbench.harness.run import resolve
+
+    assert resolve("two_stage_zegformer", "voc12", 0)["method_config"]["class_names"] == "zegformer"
+    assert resolve("two_stage", "voc12", 0)["method_config"]["class_names"] == "dataset"  # zsseg: VOC's own names
+    zegformer = create_method("two_stage_zegformer", class_names="zegformer", **TINY_TWO_STAGE)
+    assert zegformer.name_map == {"pottedplant": "potted plant"}
+
+
 def test_maskclip_reads_cleaned_class_names_and_can_keep_the_dataset_spelling():
     method = create_method("maskclip", clip_weights="none", image_size=32)
     assert method.name_map["diningtable"] == "dining table" and method.name_map["wall-concrete"] == "concrete wall"

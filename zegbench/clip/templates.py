@@ -84,5 +84,8 @@ MASKCLIP_NAMES = {
     "wall-other": "wall", "wall-panel": "panel wall", "wall-stone": "stone wall", "wall-tile": "tile wall",
     "wall-wood": "wood wall", "water-other": "water", "window-blind": "blind window", "window-other": "window",
 }
+# ZegFormer's VOC names (datasets/pascal/create_voc_class_names_json.py) differ from VOC's in one;
+# its COCO-Stuff names are the dataset's.
+ZEGFORMER_NAMES = {"pottedplant": "potted plant"}
 # A method's ``class_names`` key: the dataset's spelling, or a method's own.
-NAME_STYLES = {"dataset": {}, "maskclip": MASKCLIP_NAMES}
+NAME_STYLES = {"dataset": {}, "maskclip": MASKCLIP_NAMES, "zegformer": ZEGFORMER_NAMES}

@@ -15,7 +15,8 @@ the proposal classifier (``templates``) and of the region CLIP
 gives it CLIP probability 1, ZegFormer classifies the whole image's box,
 ``proposal`` keeps the proposal net's own distribution), and whether the
 proposal's no-object logit joins CLIP's softmax (``region_no_object``,
-ZegFormer). Both papers' ResNets keep BatchNorm frozen (detectron2's
+ZegFormer), and the class-name spelling (``class_names``; ZegFormer writes
+"potted plant"). Both papers' ResNets keep BatchNorm frozen (detectron2's
 FrozenBN default; ``backbone_norm``).
 """
 from __future__ import annotations
@@ -48,7 +49,8 @@ class TwoStage(Method):
                  deep_supervision: bool = True, ensemble: str = "zsseg", ensemble_weight: float = 0.7,
                  calibration: float = 0.0, mask_threshold: float = 0.5, clip_batch: int = 32,
                  backbone_lr_mult: float = 0.1, grad_clip: float = 0.01, region_templates: str = "single",
-                 empty_region: str = "clip_one", region_no_object: bool = False, backbone_norm: str = "frozen"):
+                 empty_region: str = "clip_one", region_no_object: bool = False, backbone_norm: str = "frozen",
+                 class_names: str = "dataset"):
         super().__init__()
         if ensemble not in ENSEMBLES:
             raise ValueError(f"ensemble must be one of {ENSEMBLES}, not {ensemble!r}")
@@ -56,7 +58,7 @@ class TwoStage(Method):
             raise ValueError(f"empty_region must be one of {EMPTY_REGIONS}, not {empty_region!r}")
         if not 0.0 <= ensemble_weight <= 1.0:
             raise ValueError(f"ensemble_weight must be in [0, 1], not {ensemble_weight}")
-        bundle, dim = self.load_frozen_clip(clip, clip_weights, clip_image_size, templates)
+        bundle, dim = self.load_frozen_clip(clip, clip_weights, clip_image_size, templates, class_names)
         self.clip_visual = bundle.model.visual  # frozen second image encoder: a submodule, so it follows .to(device)
         self.proposals = ProposalNetwork(dim, backbone, backbone_weights, queries, hidden, decoder_layers,
                                          decoder_heads, decoder_ffn, mask_dim, dropout, backbone_norm)
