@@ -91,6 +91,17 @@ def test_shallow_vpt_has_no_prompt_norm_unless_asked(norm):
     assert create_method("zegclip", tuning="dpt", num_tokens=3, **TINY).encoder.prompt_norm is not None
 
 
+def test_deep_prompts_at_depth_one_are_the_official_shallow_path():
+    """Official total_d_layer 0: prompts at the input only, flowing through every block, no prompt norm."""
+    one = create_method("zegclip", tuning="dpt", num_tokens=3, prompt_depth=1, **TINY)
+    shallow = create_method("zegclip", tuning="vpt_shallow", num_tokens=3, **TINY)
+    shallow.load_state_dict(one.state_dict())
+    x = one.normalize(_images())
+    one.eval(), shallow.eval()
+    assert one.encoder.prompt_norm is None
+    assert all(torch.equal(a, b) for a, b in zip(one.encoder(x)[:2], shallow.encoder(x)[:2]))
+
+
 @pytest.mark.parametrize("cls_embedding,times", [("twice", 2), ("once", 1)])
 def test_official_encoder_adds_the_class_embedding_twice(cls_embedding, times):
     method = create_method("zegclip", cls_embedding=cls_embedding, **TINY)

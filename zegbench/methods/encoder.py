@@ -9,6 +9,7 @@
   replaced by that block's own fresh prompt set. With ``prompt_depth`` below
   the number of blocks, the official code removes the prompt tokens before the
   next block (``prompts_after_depth: drop``); ``keep`` lets the last set flow on.
+  ``prompt_depth`` 1 is the official shallow path (prompts flow on, no norm).
 
 Both prompt modes pass every prompt set through one shared projection
 (Linear width->width) and dropout. Deep prompting adds a trainable LayerNorm
@@ -51,7 +52,6 @@ class PromptedEncoder(nn.Module):
                 raise ValueError(f"{key} must be one of {allowed}, not {value!r}")
         self.visual, self.tuning = visual, tuning
         self.cls_twice, self.pos_mode = cls_embedding == "twice", pos_mode
-        self.drop_after_depth = tuning == "dpt" and prompts_after_depth == "drop"
         blocks = len(visual.transformer.resblocks)
         width = visual.conv1.out_channels
         patch = visual.conv1.kernel_size[0]
@@ -59,6 +59,10 @@ class PromptedEncoder(nn.Module):
         self.num_tokens = num_tokens if tuning in ("vpt_shallow", "dpt") else 0
         # dpt: fresh prompts before blocks 0 .. depth-1 (default: every block).
         self.prompt_depth = 1 if tuning == "vpt_shallow" else min(prompt_depth or blocks, blocks)
+        # Deep prompting proper needs two prompted blocks: the official code runs depth 1
+        # (total_d_layer 0) through its shallow path.
+        deep = tuning == "dpt" and self.prompt_depth > 1
+        self.drop_after_depth = deep and prompts_after_depth == "drop"
         for p in visual.parameters():
             p.requires_grad_(tuning == "finetune")
         self.prompt_norm = None
@@ -68,7 +72,7 @@ class PromptedEncoder(nn.Module):
             self.prompt_proj = nn.Linear(width, width)
             nn.init.kaiming_normal_(self.prompt_proj.weight, a=0, mode="fan_out")
             self.prompt_dropout = nn.Dropout(prompt_dropout)
-            if tuning == "dpt" or shallow_prompt_norm:
+            if deep or shallow_prompt_norm:
                 self.prompt_norm = nn.LayerNorm(width, eps=1e-6)
 
     def _positional(self, grid: tuple[int, int]) -> torch.Tensor:
