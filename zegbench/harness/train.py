@@ -165,8 +165,9 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
         transductive = method.setting == "transductive"
         for group in optimizer.param_groups:
             group["lr"] = group["peak_lr"] * scheduled_lr_factor(step, cfg, transductive)
-        self_training = transductive and step >= int(cfg.self_training_start * cfg.steps)
-        if self_training and step == int(cfg.self_training_start * cfg.steps) and cfg.self_training_optimizer == "fresh":
+        start = int(cfg.self_training_start * cfg.steps)
+        self_training = transductive and step >= start
+        if self_training and step == start and cfg.self_training_optimizer == "fresh":
             optimizer.state.clear()  # AdamW's moments and step counts start again
         class_names = list(info.classes) if self_training else list(info.seen)
         optimizer.zero_grad(set_to_none=True)

@@ -111,14 +111,15 @@ class TwoStage(Method):
         last = self.proposals(self._backbone_input(images), text)[-1]
         p_prop = last["class_logits"].softmax(-1)[..., :-1]  # [B, Q, C]
         masks = F.interpolate(last["mask_logits"], size=images.shape[-2:], mode="bilinear", align_corners=False).sigmoid()
-        crops, has_crop = region_crops(images, masks > self.mask_threshold, self._bundle.image_size,  # CLIP's own input size
-                                       empty_as_whole_image=self.empty_region == "whole_image")
+        whole = self.empty_region == "whole_image"
+        crops, has_crop = region_crops(images, masks > self.mask_threshold, self._bundle.image_size, whole)
         self.last_region_count = len(crops) / len(images)  # CLIP forwards per image (speed reports it)
+        region_text = self.text_embeddings(class_names, self.region_templates)
         no_object = last["class_logits"][..., -1][has_crop] if self.region_no_object else None
         # Proposals without a crop: CLIP probability 1 (zsseg), or the proposal net's distribution.
         p_clip = p_prop.clone() if self.empty_region == "proposal" else torch.ones_like(p_prop)
-        p_clip[has_crop] = classify_regions(self.clip_visual, crops, self.text_embeddings(class_names, self.region_templates),
-                                            batch_size=self.clip_batch, no_object_logits=no_object)
+        p_clip[has_crop] = classify_regions(self.clip_visual, crops, region_text, batch_size=self.clip_batch,
+                                            no_object_logits=no_object)
         is_seen = torch.tensor(seen, device=images.device)
         scores = semantic_map(ensemble(p_prop, p_clip, is_seen, self.ensemble_weight, self.ensemble), masks)
         if self.calibration:
