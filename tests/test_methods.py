@@ -5,6 +5,7 @@ import json
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from zegbench.datasets import world
 from zegbench.methods import create_method, list_methods, method_config
@@ -13,12 +14,13 @@ from zegbench.methods.zegclip import pseudo_label
 
 SEEN = list(world.SEEN_CLASSES)
 TINY = dict(clip_weights="none", image_size=32)
+WORLD_TEXT = dict(templates="single")  # the in-house CLIP cannot read the official template sets
 # Per implementing class: the smallest instance of each architecture.
 TINY_BY_CLASS = {
     "zegclip": TINY,
-    "maskclip": TINY,
+    "maskclip": {**TINY, **WORLD_TEXT},
     "two_stage": dict(clip_weights="none", backbone="world_cnn", queries=4, hidden=32, decoder_layers=2,
-                      decoder_heads=4, decoder_ffn=64, mask_dim=16),
+                      decoder_heads=4, decoder_ffn=64, mask_dim=16, region_templates="single", **WORLD_TEXT),
 }
 
 
@@ -70,6 +72,67 @@ def test_deep_prompts_reach_every_block_and_are_replaced():
     assert (per_set > 0).all(), "every block's prompt set must influence the output"
     shallow = create_method("zegclip", tuning="vpt_shallow", num_tokens=3, prompt_depth=6, **TINY)
     assert shallow.encoder.prompts.shape[0] == 1
+
+
+@pytest.mark.parametrize("after,later_length", [("drop", 1 + 16), ("keep", 1 + 3 + 16)])
+def test_prompts_leave_the_sequence_after_prompt_depth_as_in_the_official_encoder(after, later_length):
+    method = create_method("zegclip", tuning="dpt", num_tokens=3, prompt_depth=2, prompts_after_depth=after, **TINY)
+    lengths = []
+    for block in method.encoder.visual.transformer.resblocks:
+        block.register_forward_pre_hook(lambda _, args: lengths.append(args[0].shape[1]))
+    _, patches, _ = method.encoder(method.normalize(_images()))
+    assert lengths[:2] == [1 + 3 + 16] * 2 and set(lengths[2:]) == {later_length} and patches.shape[1] == 16
+
+
+@pytest.mark.parametrize("norm", [False, True])
+def test_shallow_vpt_has_no_prompt_norm_unless_asked(norm):
+    shallow = create_method("zegclip", tuning="vpt_shallow", num_tokens=3, shallow_prompt_norm=norm, **TINY)
+    assert (shallow.encoder.prompt_norm is not None) == norm
+    assert create_method("zegclip", tuning="dpt", num_tokens=3, **TINY).encoder.prompt_norm is not None
+
+
+def test_deep_prompts_at_depth_one_are_the_official_shallow_path():
+    """Official total_d_layer 0: prompts at the input only, flowing through every block, no prompt norm."""
+    one = create_method("zegclip", tuning="dpt", num_tokens=3, prompt_depth=1, **TINY)
+    shallow = create_method("zegclip", tuning="vpt_shallow", num_tokens=3, **TINY)
+    shallow.load_state_dict(one.state_dict())
+    x = one.normalize(_images())
+    one.eval(), shallow.eval()
+    assert one.encoder.prompt_norm is None
+    assert all(torch.equal(a, b) for a, b in zip(one.encoder(x)[:2], shallow.encoder(x)[:2]))
+
+
+@pytest.mark.parametrize("cls_embedding,times", [("twice", 2), ("once", 1)])
+def test_official_encoder_adds_the_class_embedding_twice(cls_embedding, times):
+    method = create_method("zegclip", cls_embedding=cls_embedding, **TINY)
+    visual = method.encoder.visual
+    visual.ln_pre = torch.nn.Identity()  # look at the tokens before CLIP's first LayerNorm
+    tokens, grid = method.encoder.embed(method.normalize(_images()))
+    pos = method.encoder._positional(grid)
+    assert torch.allclose(tokens[:, 0], times * visual.class_embedding + pos[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("pos_resize,rows", [("bilinear", 8 * 8 + 1), ("open_clip", 4 * 4 + 1)])
+def test_position_table_is_resized_bilinearly_from_clips_own_grid(pos_resize, rows):
+    """Official: CLIP's 14 x 14 table bilinearly resized; open_clip resizes at load (antialiased bicubic)."""
+    method = create_method("zegclip", pos_resize=pos_resize, **TINY)  # the in-house CLIP's own grid is 8 x 8
+    table = method.encoder.visual.positional_embedding
+    assert table.shape[0] == rows
+    resized = method.encoder._positional((4, 4))
+    if pos_resize == "bilinear":
+        spatial = table[1:].reshape(1, 8, 8, -1).permute(0, 3, 1, 2)
+        expected = F.interpolate(spatial, size=(4, 4), mode="bilinear", align_corners=False)
+        assert torch.allclose(resized[1:], expected.permute(0, 2, 3, 1).reshape(16, -1))
+    else:
+        assert resized is table
+
+
+@pytest.mark.parametrize("init,identical", [("copies", True), ("independent", False)])
+def test_decoder_layers_start_as_copies_of_one_layer(init, identical):
+    method = create_method("zegclip", decoder_init=init, **TINY)
+    first, *others = (layer.state_dict() for layer in method.decoder.layers)
+    same = [all(torch.equal(first[k], other[k]) for k in first) for other in others]
+    assert same == [identical] * len(others)
 
 
 @pytest.mark.parametrize("relation,uses_image", [("none", False), ("rd", True), ("product", True), ("concat", True)])

@@ -7,7 +7,7 @@ import pytest
 import yaml
 
 from zegbench.errors import ZegbenchError
-from zegbench.harness.run import resolve, run_experiment
+from zegbench.harness.run import config_hash, resolve, run_experiment
 
 TINY = {"steps": 2, "batch_size": 2, "warmup": 1, "clip_weights": "none"}
 
@@ -20,10 +20,17 @@ def test_resolve_merges_method_recipe_and_overrides():
     assert cfg["train"]["seed"] == 3
 
 
+def test_resolved_config_records_the_class_defaults_so_a_changed_default_changes_the_hash():
+    cfg = resolve("zegclip", "world_smoke", 0)
+    assert cfg["method_config"]["cls_embedding"] == "twice" and cfg["method_config"]["decoder_init"] == "copies"
+    once = resolve("zegclip", "world_smoke", 0, {"cls_embedding": "once"})
+    assert config_hash(once) != config_hash(cfg)
+
+
 def test_per_method_recipe_applies_to_that_method_only():
     # world.yaml gives the fine-tuned baseline a 1x encoder lr; others keep the method default.
     assert resolve("zegclip_baseline_ft", "world_smoke", 0)["method_config"]["encoder_lr_mult"] == 1.0
-    assert "encoder_lr_mult" not in resolve("zegclip", "world_smoke", 0)["method_config"]
+    assert resolve("zegclip", "world_smoke", 0)["method_config"]["encoder_lr_mult"] == 10.0  # the class default
     assert resolve("zegclip_baseline_ft", "world_smoke", 0, {"encoder_lr_mult": 3})["method_config"]["encoder_lr_mult"] == 3
 
 

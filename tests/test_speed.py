@@ -32,7 +32,8 @@ def test_flops_split_over_the_parts_a_predict_call_uses():
 
     torch.manual_seed(0)
     method = create_method("two_stage", clip_weights="none", queries=4, hidden=32, decoder_layers=2, decoder_heads=4,
-                           decoder_ffn=64, mask_dim=16, mask_threshold=0.0).eval()  # every proposal goes to CLIP
+                           decoder_ffn=64, mask_dim=16, mask_threshold=0.0, templates="single",
+                           region_templates="single").eval()  # every proposal goes to CLIP
     x = torch.randn(1, 3, 64, 64)
     names = ["solid circle", "dotted star"]
     method.text_embeddings(names)

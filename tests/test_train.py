@@ -75,3 +75,13 @@ def test_transductive_training_switches_to_all_classes(tiny_world, tmp_path):
     train(method, train_set, info, TrainConfig(steps=4, batch_size=2, warmup=1, log_every=1), run_dir=tmp_path)
     flags = [json.loads(line)["self_training"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert flags == [False, False, True, True]
+
+
+@pytest.mark.parametrize("optimizer,adam_steps", [("fresh", 2), ("continue", 4)])
+def test_self_training_starts_a_fresh_optimizer_as_the_official_second_run(tiny_world, tmp_path, optimizer, adam_steps):
+    info, train_set, _ = tiny_world
+    method = create_method("zegclip_transductive", clip_weights="none", image_size=48)
+    cfg = TrainConfig(steps=4, batch_size=2, warmup=1, self_training_optimizer=optimizer)
+    train(method, train_set, info, cfg, run_dir=tmp_path)
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["optimizer"]["state"]
+    assert {int(s["step"]) for s in state.values()} == {adam_steps}  # AdamW steps since its (re)start

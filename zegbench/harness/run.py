@@ -60,6 +60,7 @@ def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None,
     (one method), then ``overrides``; the last three take method or training
     keys. Every key is checked against the method class's signature or
     ``TrainConfig`` (types included); an error names the layer that set the bad key.
+    Keys nobody sets take the class's defaults, and those are recorded too.
     """
     from zegbench.methods.base import method_class
 
@@ -85,6 +86,9 @@ def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None,
     method_keys.pop("description", None)
     schema = schema_for_class(method_class(cls_name))
     method_keys = validate_keys(schema, method_keys, origin, f"method ({cls_name})")
+    # Every key the class reads, its defaults included: a changed default (an official
+    # behaviour made the default) gives new run folders rather than reusing old numbers.
+    method_keys = {**{name: field.default for name, field in schema.model_fields.items()}, **method_keys}
     train_keys = validate_keys(train_schema(), {**train_keys, "seed": seed}, origin, "training")
     resolved = {"method": method, "dataset": dataset, "seed": seed, "method_config": {"class": cls_name, **method_keys},
                 "train": train_keys}

@@ -12,6 +12,7 @@ import json
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -42,6 +43,9 @@ class TrainConfig:
     power: float = 0.9
     min_lr: float = 1e-6
     self_training_start: float = 0.5  # transductive: fraction of steps before pseudo-labels
+    # fresh: self-training starts a new AdamW, as the official second run (--load-from loads weights
+    # only); continue: keep the inductive phase's moment estimates.
+    self_training_optimizer: Literal["fresh", "continue"] = "fresh"
     log_every: int = 10
     checkpoint_every: int = 0  # 0: only at the end
     seed: int = 0
@@ -141,7 +145,10 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
         transductive = method.setting == "transductive"
         for group in optimizer.param_groups:
             group["lr"] = group["peak_lr"] * scheduled_lr_factor(step, cfg, transductive)
-        self_training = transductive and step >= int(cfg.self_training_start * cfg.steps)
+        start = int(cfg.self_training_start * cfg.steps)
+        self_training = transductive and step >= start
+        if self_training and step == start and cfg.self_training_optimizer == "fresh":
+            optimizer.state.clear()  # AdamW's moments and step counts start again
         class_names = list(info.classes) if self_training else list(info.seen)
         optimizer.zero_grad(set_to_none=True)
         for _ in range(cfg.accumulate):

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from zegbench.clip.loading import load_clip
-from zegbench.clip.templates import TEMPLATE_SETS
+from zegbench.clip.templates import NAME_STYLES, TEMPLATE_SETS
 from zegbench.clip.text_embeddings import class_embeddings
 from zegbench.errors import ZegbenchError, check_name
 from zegbench.utils.io import read_yaml_mapping
@@ -50,24 +50,29 @@ class Method(nn.Module):
         std = torch.tensor(self.std, device=x.device).view(1, 3, 1, 1)
         return (x - mean) / std
 
-    def load_frozen_clip(self, clip: str, clip_weights: str | None, image_size: int | None, templates: str):
-        """Load CLIP frozen, keep it (``self._bundle``) and the template set; returns (bundle, joint-space width).
+    def load_frozen_clip(self, clip: str, clip_weights: str | None, image_size: int | None, templates: str,
+                         class_names: str = "dataset"):
+        """Load CLIP frozen, keep it (``self._bundle``), the template set and the class-name spelling.
 
-        The bundle is a plain attribute: its text tower only feeds the cached
-        class embeddings and is never trained; methods register the image
-        tower parts they use as submodules.
+        Returns (bundle, joint-space width). The bundle is a plain attribute: its
+        text tower only feeds the cached class embeddings and is never trained;
+        methods register the image tower parts they use as submodules.
+        ``class_names`` picks a method's own spelling of the dataset's names
+        (``templates.NAME_STYLES``; e.g. MaskCLIP's "dining table").
         """
-        if templates not in TEMPLATE_SETS:
-            raise ValueError(f"templates must be one of {tuple(TEMPLATE_SETS)}, not {templates!r}")
+        if class_names not in NAME_STYLES:
+            raise ValueError(f"class_names must be one of {tuple(NAME_STYLES)}, not {class_names!r}")
         bundle = load_clip(clip, clip_weights, image_size=image_size)
         bundle.model.requires_grad_(False)
-        self._bundle, self.templates = bundle, TEMPLATE_SETS[templates]
+        self._bundle, self.templates = bundle, template_set(templates)
+        self.name_map = NAME_STYLES[class_names]
         proj = bundle.model.text_projection
         return bundle, proj.shape[1] if proj is not None else bundle.model.visual.output_dim
 
-    def text_embeddings(self, class_names: list[str]) -> torch.Tensor:
-        """Frozen, cached class embeddings [C, D] on the method's device."""
-        emb = class_embeddings(self._bundle, list(class_names), self.templates)
+    def text_embeddings(self, class_names: list[str], templates: tuple[str, ...] | None = None) -> torch.Tensor:
+        """Frozen, cached class embeddings [C, D] on the method's device (``templates``: the method's set)."""
+        names = [self.name_map.get(c, c) for c in class_names]
+        emb = class_embeddings(self._bundle, names, templates or self.templates)
         return emb.to(next(self.parameters()).device)
 
     def forward(self, images: torch.Tensor, class_names: list[str]) -> tuple[torch.Tensor, dict]:
@@ -98,6 +103,13 @@ class Method(nn.Module):
         total = sum(p.numel() for p in self.parameters())
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
         return {"params_total": total, "params_trainable": trainable}
+
+
+def template_set(name: str) -> tuple[str, ...]:
+    """The prompt templates called ``name`` (``templates.TEMPLATE_SETS``)."""
+    if name not in TEMPLATE_SETS:
+        raise ValueError(f"templates must be one of {tuple(TEMPLATE_SETS)}, not {name!r}")
+    return TEMPLATE_SETS[name]
 
 
 def list_methods(pattern: str = "*") -> list[str]:

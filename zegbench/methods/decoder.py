@@ -7,11 +7,14 @@ q.k/sqrt(d_head): the last layer's are the per-class mask logits.
 """
 from __future__ import annotations
 
+import copy
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 RELATIONS = ("none", "rd", "product", "concat")
+LAYER_INITS = ("copies", "independent")
 
 
 class QueryBuilder(nn.Module):
@@ -95,13 +98,26 @@ class MaskDecoder(nn.Module):
     model trains with ``find_unused_parameters=True`` for this reason). They are
     kept so parameter counts match the reference (10.67 M trainable for VOC),
     listed by ``unused_parameter_names`` and not computed in the forward pass.
+
+    ``init``: the official head builds one layer and deep-copies it (torch's
+    ``TransformerDecoder``), so every layer starts from the same weights; its
+    ``init_weights`` (truncated normal) is never called by the official
+    train.py, which initialises only the backbone. ``independent`` draws
+    each layer on its own.
     """
 
-    def __init__(self, dim: int, layers: int = 3, heads: int = 8, ffn_dim: int | None = None, dropout: float = 0.1):
+    def __init__(self, dim: int, layers: int = 3, heads: int = 8, ffn_dim: int | None = None, dropout: float = 0.1,
+                 init: str = "copies"):
         super().__init__()
         if layers < 1:
             raise ValueError("the decoder needs at least one layer")
-        self.layers = nn.ModuleList(DecoderLayer(dim, heads, ffn_dim or 4 * dim, dropout) for _ in range(layers))
+        if init not in LAYER_INITS:
+            raise ValueError(f"decoder_init must be one of {LAYER_INITS}, not {init!r}")
+        if init == "copies":
+            first = DecoderLayer(dim, heads, ffn_dim or 4 * dim, dropout)
+            self.layers = nn.ModuleList(copy.deepcopy(first) for _ in range(layers))
+        else:
+            self.layers = nn.ModuleList(DecoderLayer(dim, heads, ffn_dim or 4 * dim, dropout) for _ in range(layers))
 
     def forward(self, queries: torch.Tensor, memory: torch.Tensor) -> torch.Tensor:
         for layer in self.layers[:-1]:

@@ -2,12 +2,19 @@
 
 CLIP's image encoder runs unchanged up to its last block. There, the
 query-key attention is dropped: each token's value embedding goes through the
-attention's output projection, then CLIP's final LayerNorm and projection, as
-two 1x1 convolutions would. (The residual branch and the MLP of the last block
-are left out.) The resulting per-patch embeddings live in CLIP's joint space;
-their cosine with each class text embedding, x ``logit_scale`` and softmaxed
-over classes, is upsampled to the input. Nothing is trained: the lower bound
-of what a frozen CLIP can segment on the same data.
+attention's output projection. The official ViT path (MaskCLIP's
+mmseg/models/backbones/vit.py, ``return_qkv``) then keeps the rest of the
+block, the residual and the MLP, before CLIP's final LayerNorm and projection
+(``value_path: official``). ``no_residual_ffn`` leaves both out, which is
+closer to ClearCLIP than to MaskCLIP. The per-patch embeddings live in CLIP's
+joint space; their cosine with each class text embedding, x ``logit_scale``
+and softmaxed over classes, is upsampled to the input. Nothing is trained:
+the lower bound of what a frozen CLIP can segment on the same data.
+
+The official text side is MaskCLIP's 85 prompt templates and its cleaned
+class names ("dining table"); the official configs feed the ViT ImageNet
+mean and std and resize its 14x14 position table bicubically at run time
+(real-data recipes set ``templates: maskclip85`` and ``normalization: imagenet``).
 """
 from __future__ import annotations
 
@@ -15,9 +22,12 @@ import torch
 import torch.nn.functional as F
 
 from zegbench.clip.loading import IN_HOUSE
-from zegbench.methods.base import Method, register_class
+from zegbench.methods.base import IMAGENET_MEAN, IMAGENET_STD, Method, register_class
 from zegbench.methods.decoder import masks_to_image
 from zegbench.methods.encoder import PromptedEncoder
+
+VALUE_PATHS = ("official", "no_residual_ffn")
+POS_RESIZES = ("bicubic", "open_clip")
 
 
 @register_class("maskclip")
@@ -27,12 +37,26 @@ class MaskCLIP(Method):
     setting = "inductive"
 
     def __init__(self, clip: str = IN_HOUSE, clip_weights: str | None = None, image_size: int = 96,
-                 templates: str = "single", logit_scale: float = 100.0):
+                 templates: str = "single", logit_scale: float = 100.0, value_path: str = "official",
+                 class_names: str = "maskclip", normalization: str = "clip", pos_resize: str = "bicubic"):
         super().__init__()
-        bundle, _ = self.load_frozen_clip(clip, clip_weights, image_size, templates)
-        self.encoder = PromptedEncoder(bundle.model.visual, tuning="frozen")
-        self.mean, self.std = bundle.mean, bundle.std
-        self.logit_scale = logit_scale
+        if value_path not in VALUE_PATHS:
+            raise ValueError(f"value_path must be one of {VALUE_PATHS}, not {value_path!r}")
+        if pos_resize not in POS_RESIZES:
+            raise ValueError(f"pos_resize must be one of {POS_RESIZES}, not {pos_resize!r}")
+        # bicubic: CLIP at its own grid, the table resized to each input's grid (``image_size`` unused);
+        # open_clip: the table resized once at load to ``image_size`` (antialiased bicubic).
+        load_size = image_size if pos_resize == "open_clip" else None
+        bundle, _ = self.load_frozen_clip(clip, clip_weights, load_size, templates, class_names)
+        pos_mode = "bicubic" if pos_resize == "bicubic" else "bilinear"
+        self.encoder = PromptedEncoder(bundle.model.visual, tuning="frozen", cls_embedding="once", pos_mode=pos_mode)
+        if normalization == "imagenet":
+            self.mean, self.std = IMAGENET_MEAN, IMAGENET_STD
+        elif normalization == "clip":
+            self.mean, self.std = bundle.mean, bundle.std
+        else:
+            raise ValueError(f"normalization must be 'clip' or 'imagenet', not {normalization!r}")
+        self.logit_scale, self.value_path = logit_scale, value_path
 
     def dense_features(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Unit-norm patch embeddings [B, N, D] from the last block's value path, and the patch grid."""
@@ -45,7 +69,11 @@ class MaskCLIP(Method):
         attn = last.attn
         width = x.shape[-1]
         value = F.linear(last.ln_1(x), attn.in_proj_weight[2 * width:], attn.in_proj_bias[2 * width:])
-        x = visual.ln_post(attn.out_proj(value))
+        x_v = last.ls_1(attn.out_proj(value))
+        if self.value_path == "official":  # the block's residual and MLP, applied to the value branch
+            x_v = x_v + x
+            x_v = x_v + last.ls_2(last.mlp(last.ln_2(x_v)))
+        x = visual.ln_post(x_v)
         if visual.proj is not None:
             x = x @ visual.proj
         return F.normalize(x[:, 1:], dim=-1), grid

@@ -8,7 +8,10 @@
 
 Backbones: torchvision ResNet-50/101 for the real setting (ImageNet weights from
 a local file, or random for speed measurements) and ``world_cnn``, a small CNN
-trained from scratch on the embedded world.
+trained from scratch on the embedded world. The ResNets' BatchNorm is frozen
+by default, as detectron2's ``RESNETS.NORM: FrozenBN`` in both papers' configs:
+statistics and affine fixed, convolutions trained. ``world_cnn`` uses
+GroupNorm, which has no running statistics to freeze.
 """
 from __future__ import annotations
 
@@ -19,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 BACKBONES = ("world_cnn", "resnet50", "resnet101")
+BACKBONE_NORMS = ("frozen", "batch")
 
 
 class StagedBackbone(nn.Module):
@@ -56,17 +60,18 @@ class ResNetFeatures(StagedBackbone):
     state-dict file of the same architecture.
     """
 
-    def __init__(self, depth: int, weights: str | None = None):
+    def __init__(self, depth: int, weights: str | None = None, norm: str = "frozen"):
         super().__init__()
         import torchvision
+        from torchvision.ops import FrozenBatchNorm2d
 
         from zegbench.errors import ZegbenchError
 
+        if norm not in BACKBONE_NORMS:
+            raise ValueError(f"backbone_norm must be one of {BACKBONE_NORMS}, not {norm!r}")
         builder = getattr(torchvision.models, f"resnet{depth}")
-        if weights == "imagenet":
-            net = builder(weights="DEFAULT")
-        else:
-            net = builder(weights=None)
+        norm_layer = FrozenBatchNorm2d if norm == "frozen" else torch.nn.BatchNorm2d
+        net = builder(weights="DEFAULT" if weights == "imagenet" else None, norm_layer=norm_layer)
         if weights not in (None, "none", "imagenet"):
             try:
                 net.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True))
@@ -79,12 +84,12 @@ class ResNetFeatures(StagedBackbone):
         self.channels = (256, 512, 1024, 2048)
 
 
-def build_backbone(name: str, weights: str | None = None) -> nn.Module:
-    """One of ``BACKBONES``; ``weights`` only applies to the ResNets."""
+def build_backbone(name: str, weights: str | None = None, norm: str = "frozen") -> nn.Module:
+    """One of ``BACKBONES``; ``weights`` and ``norm`` (``BACKBONE_NORMS``) only apply to the ResNets."""
     if name == "world_cnn":
         return WorldCNN()
     if name in ("resnet50", "resnet101"):
-        return ResNetFeatures(int(name[6:]), weights)
+        return ResNetFeatures(int(name[6:]), weights, norm)
     raise ValueError(f"backbone must be one of {BACKBONES}, not {name!r}")
 
 
@@ -140,9 +145,10 @@ class ProposalNetwork(nn.Module):
 
     def __init__(self, text_dim: int, backbone: str = "world_cnn", backbone_weights: str | None = None,
                  queries: int = 100, hidden: int = 256, layers: int = 6, heads: int = 8, ffn: int = 2048,
-                 mask_dim: int = 256, dropout: float = 0.1, logit_scale: float = 100.0):
+                 mask_dim: int = 256, dropout: float = 0.1, backbone_norm: str = "frozen",
+                 logit_scale: float = 100.0):
         super().__init__()
-        self.backbone = build_backbone(backbone, backbone_weights)
+        self.backbone = build_backbone(backbone, backbone_weights, backbone_norm)
         self.pixel_decoder = PixelDecoder(self.backbone.channels, hidden, mask_dim)
         self.input_proj = nn.Conv2d(self.backbone.channels[-1], hidden, 1)
         self.query_embed = nn.Embedding(queries, hidden)

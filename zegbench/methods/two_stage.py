@@ -7,6 +7,17 @@ filled and resized, CLIP classifies it, and the two class distributions are
 ensembled per class before the semantic map sum_q p(q, c) m_q
 (region_clip.py). The ``ensemble`` switch picks zsseg's rule (default) or
 ZegFormer's (with ``calibration`` 0.1 on seen classes).
+
+Each paper's own inference details are switches too (zsseg's defaults here,
+ZegFormer's in configs/methods/two_stage_zegformer.yaml): the template sets of
+the proposal classifier (``templates``) and of the region CLIP
+(``region_templates``), what an empty proposal gets (``empty_region``: zsseg
+gives it CLIP probability 1, ZegFormer classifies the whole image's box,
+``proposal`` keeps the proposal net's own distribution), and whether the
+proposal's no-object logit joins CLIP's softmax (``region_no_object``,
+ZegFormer), and the class-name spelling (``class_names``; ZegFormer writes
+"potted plant"). Both papers' ResNets keep BatchNorm frozen (detectron2's
+FrozenBN default; ``backbone_norm``).
 """
 from __future__ import annotations
 
@@ -14,11 +25,12 @@ import torch
 import torch.nn.functional as F
 
 from zegbench.clip.loading import IN_HOUSE
-from zegbench.methods.base import IMAGENET_MEAN, IMAGENET_STD, Method, register_class
+from zegbench.methods.base import IMAGENET_MEAN, IMAGENET_STD, Method, register_class, template_set
 from zegbench.methods.proposals import ProposalNetwork
 from zegbench.methods.region_clip import ENSEMBLES, classify_regions, ensemble, region_crops, semantic_map
 from zegbench.methods.set_loss import set_loss
 
+EMPTY_REGIONS = ("clip_one", "whole_image", "proposal")
 
 
 @register_class("two_stage")
@@ -26,7 +38,8 @@ class TwoStage(Method):
     """MaskFormer proposals (own backbone) + frozen CLIP region classification + per-class ensemble."""
 
     setting = "inductive"
-    inference_keys = frozenset({"ensemble", "ensemble_weight", "calibration", "mask_threshold", "clip_batch"})
+    inference_keys = frozenset({"ensemble", "ensemble_weight", "calibration", "mask_threshold", "clip_batch",
+                                "region_templates", "empty_region", "region_no_object"})
 
     def __init__(self, clip: str = IN_HOUSE, clip_weights: str | None = None, clip_image_size: int | None = None,
                  templates: str = "single", backbone: str = "world_cnn", backbone_weights: str | None = None,
@@ -35,22 +48,28 @@ class TwoStage(Method):
                  no_object_weight: float = 0.1, mask_weight: float = 20.0, dice_weight: float = 1.0,
                  deep_supervision: bool = True, ensemble: str = "zsseg", ensemble_weight: float = 0.7,
                  calibration: float = 0.0, mask_threshold: float = 0.5, clip_batch: int = 32,
-                 backbone_lr_mult: float = 0.1, grad_clip: float = 0.01):
+                 backbone_lr_mult: float = 0.1, grad_clip: float = 0.01, region_templates: str = "single",
+                 empty_region: str = "clip_one", region_no_object: bool = False, backbone_norm: str = "frozen",
+                 class_names: str = "dataset"):
         super().__init__()
         if ensemble not in ENSEMBLES:
             raise ValueError(f"ensemble must be one of {ENSEMBLES}, not {ensemble!r}")
+        if empty_region not in EMPTY_REGIONS:
+            raise ValueError(f"empty_region must be one of {EMPTY_REGIONS}, not {empty_region!r}")
         if not 0.0 <= ensemble_weight <= 1.0:
             raise ValueError(f"ensemble_weight must be in [0, 1], not {ensemble_weight}")
-        bundle, dim = self.load_frozen_clip(clip, clip_weights, clip_image_size, templates)
+        bundle, dim = self.load_frozen_clip(clip, clip_weights, clip_image_size, templates, class_names)
         self.clip_visual = bundle.model.visual  # frozen second image encoder: a submodule, so it follows .to(device)
         self.proposals = ProposalNetwork(dim, backbone, backbone_weights, queries, hidden, decoder_layers,
-                                         decoder_heads, decoder_ffn, mask_dim, dropout)
+                                         decoder_heads, decoder_ffn, mask_dim, dropout, backbone_norm)
         self.mean, self.std = bundle.mean, bundle.std  # outside-mask fill 0 = CLIP's mean colour
         self.resnet_input = backbone.startswith("resnet")  # ImageNet-pretrained backbones expect ImageNet stats
         self.loss_weights = dict(no_object_weight=no_object_weight, mask_weight=mask_weight, dice_weight=dice_weight)
         self.deep_supervision = deep_supervision
         self.ensemble, self.ensemble_weight, self.calibration = ensemble, ensemble_weight, calibration
         self.mask_threshold, self.clip_batch = mask_threshold, clip_batch
+        self.region_templates = template_set(region_templates)
+        self.empty_region, self.region_no_object = empty_region, region_no_object
         self.backbone_lr_mult, self.grad_clip = backbone_lr_mult, grad_clip
 
     def _backbone_input(self, images: torch.Tensor) -> torch.Tensor:
@@ -92,10 +111,15 @@ class TwoStage(Method):
         last = self.proposals(self._backbone_input(images), text)[-1]
         p_prop = last["class_logits"].softmax(-1)[..., :-1]  # [B, Q, C]
         masks = F.interpolate(last["mask_logits"], size=images.shape[-2:], mode="bilinear", align_corners=False).sigmoid()
-        crops, valid = region_crops(images, masks > self.mask_threshold, self._bundle.image_size)  # CLIP's own input size
+        whole = self.empty_region == "whole_image"
+        crops, has_crop = region_crops(images, masks > self.mask_threshold, self._bundle.image_size, whole)
         self.last_region_count = len(crops) / len(images)  # CLIP forwards per image (speed reports it)
-        p_clip = p_prop.clone()  # an empty proposal keeps the proposal net's distribution
-        p_clip[valid] = classify_regions(self.clip_visual, crops, text, batch_size=self.clip_batch)
+        region_text = self.text_embeddings(class_names, self.region_templates)
+        no_object = last["class_logits"][..., -1][has_crop] if self.region_no_object else None
+        # Proposals without a crop: CLIP probability 1 (zsseg), or the proposal net's distribution.
+        p_clip = p_prop.clone() if self.empty_region == "proposal" else torch.ones_like(p_prop)
+        p_clip[has_crop] = classify_regions(self.clip_visual, crops, region_text, batch_size=self.clip_batch,
+                                            no_object_logits=no_object)
         is_seen = torch.tensor(seen, device=images.device)
         scores = semantic_map(ensemble(p_prop, p_clip, is_seen, self.ensemble_weight, self.ensemble), masks)
         if self.calibration:

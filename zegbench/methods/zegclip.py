@@ -5,6 +5,13 @@
     loss      ce | nel                                  (losses.py)
     setting   inductive | transductive
 
+Official quirks are switches defaulting to the official code: the class
+embedding added twice (``cls_embedding``), the position table resized
+bilinearly from CLIP's own grid (``pos_resize: bilinear``; ``open_clip``
+resizes it at load with antialiased bicubic), prompts removed after
+``prompt_depth`` and no prompt LayerNorm in shallow VPT (encoder.py), decoder
+layers starting as copies of one layer (``decoder_init``, decoder.py).
+
 Forward: CLIP image encoder -> (g, H); frozen class text embeddings t ->
 queries q_c = QueryBuilder(t_c, g); the decoder's last-layer head-averaged
 attention logits between q and H are the mask logits, upsampled bilinearly to
@@ -24,6 +31,7 @@ from zegbench.methods.encoder import PromptedEncoder
 from zegbench.methods.losses import LOSSES, ce_loss, nel_loss
 
 SETTINGS = ("inductive", "transductive")
+POS_RESIZES = ("bilinear", "open_clip")
 
 
 @register_class("zegclip")
@@ -39,7 +47,9 @@ class ZegCLIP(Method):
                  templates: str = "single", focal_weight: float = 100.0, dice_weight: float = 1.0,
                  ignore_negatives: bool = False, calibration: float = 0.1, normalization: str = "clip",
                  inference: str = "whole", crop: int | None = None, stride: int | None = None,
-                 encoder_lr_mult: float = 10.0, head_lr_mult: float = 10.0):
+                 encoder_lr_mult: float = 10.0, head_lr_mult: float = 10.0, cls_embedding: str = "twice",
+                 pos_resize: str = "bilinear", prompts_after_depth: str = "drop", shallow_prompt_norm: bool = False,
+                 decoder_init: str = "copies"):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
@@ -47,10 +57,16 @@ class ZegCLIP(Method):
             raise ValueError(f"setting must be one of {SETTINGS}, not {setting!r}")
         if inference not in ("whole", "slide"):
             raise ValueError(f"inference must be 'whole' or 'slide', not {inference!r}")
-        bundle, dim = self.load_frozen_clip(clip, clip_weights, image_size, templates)
-        self.encoder = PromptedEncoder(bundle.model.visual, tuning, num_tokens, prompt_depth, dropout)
+        if pos_resize not in POS_RESIZES:
+            raise ValueError(f"pos_resize must be one of {POS_RESIZES}, not {pos_resize!r}")
+        # bilinear: CLIP at its own grid, the encoder resizes the table (as the official loader);
+        # open_clip: the table resized once at load to ``image_size`` (antialiased bicubic).
+        load_size = image_size if pos_resize == "open_clip" else None
+        bundle, dim = self.load_frozen_clip(clip, clip_weights, load_size, templates)
+        self.encoder = PromptedEncoder(bundle.model.visual, tuning, num_tokens, prompt_depth, dropout, cls_embedding,
+                                       prompts_after_depth, shallow_prompt_norm, pos_mode="bilinear")
         self.queries = QueryBuilder(dim, relation)
-        self.decoder = MaskDecoder(dim, decoder_layers, decoder_heads, decoder_ffn, dropout)
+        self.decoder = MaskDecoder(dim, decoder_layers, decoder_heads, decoder_ffn, dropout, decoder_init)
         self.loss_type, self.setting = loss, setting
         self.focal_weight, self.dice_weight, self.ignore_negatives = focal_weight, dice_weight, ignore_negatives
         self.calibration, self.inference = calibration, inference
