@@ -139,13 +139,18 @@ def background(size: int, rng: np.random.Generator) -> np.ndarray:
 
 def draw_object(img: np.ndarray, obj: WorldObject, rng: np.random.Generator) -> np.ndarray:
     """Paint ``obj`` onto ``img`` (H, W, 3 float) in place; return its boolean footprint."""
+    colour = np.array(COLOURS[obj.colour], dtype=np.float32) + rng.normal(0, 10, size=3)
+    return paint(img, obj, colour, rng)
+
+
+def paint(img: np.ndarray, obj: WorldObject, colour: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Paint ``obj``'s shape filled with its pattern in ``colour`` and a darker tone; return its footprint."""
     size = img.shape[0]
     # Work inside the object's bounding box only: most of the image is untouched.
     reach = obj.radius * 1.05
     x0, x1 = max(int(obj.cx - reach), 0), min(int(obj.cx + reach) + 2, size)
     y0, y1 = max(int(obj.cy - reach), 0), min(int(obj.cy + reach) + 2, size)
     footprint = np.zeros((size, size), dtype=bool)
-    colour = np.array(COLOURS[obj.colour], dtype=np.float32) + rng.normal(0, 10, size=3)
     second = colour * rng.uniform(0.2, 0.4)  # a darker tone of the same hue
     if x0 >= x1 or y0 >= y1:
         return footprint

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from zegbench.datasets.world import (IGNORE_INDEX, MAX_TILT, SHAPES, WorldObject, background, pattern_mask,
-                                     sample_rng, shape_mask)
+from zegbench.datasets.world import (IGNORE_INDEX, MAX_TILT, SHAPES, WorldObject, background, paint,
+                                     sample_rng)
 
 __all__ = ["IGNORE_INDEX", "sample_rng"]
 
@@ -71,27 +71,6 @@ def look_alikes(class_name: str) -> list[str]:
     return [c for c in SEEN_CLASSES if c.startswith(f"{colour} ")]
 
 
-def _paint(img: np.ndarray, obj: WorldObject, colour: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Paint ``obj``'s shape filled with ``obj.pattern`` in ``colour``; return its footprint."""
-    size = img.shape[0]
-    reach = obj.radius * 1.05
-    x0, x1 = max(int(obj.cx - reach), 0), min(int(obj.cx + reach) + 2, size)
-    y0, y1 = max(int(obj.cy - reach), 0), min(int(obj.cy + reach) + 2, size)
-    footprint = np.zeros((size, size), dtype=bool)
-    if x0 >= x1 or y0 >= y1:
-        return footprint
-    second = colour * rng.uniform(0.2, 0.4)  # a darker tone of the same hue
-    yy, xx = np.mgrid[y0:y1, x0:x1].astype(np.float32)
-    ca, sa = np.cos(obj.angle), np.sin(obj.angle)
-    dx, dy = (xx - obj.cx) / obj.radius, (yy - obj.cy) / obj.radius
-    inside = shape_mask(obj.shape, dx * ca + dy * sa, -dx * sa + dy * ca)
-    tone = pattern_mask(obj.pattern, xx, yy, rng)
-    window = img[y0:y1, x0:x1]
-    window[inside] = np.where(tone[..., None], second, colour)[inside]
-    footprint[y0:y1, x0:x1] = inside
-    return footprint
-
-
 def _place(size: int, rng: np.random.Generator, radius_range: tuple[float, float], centred: bool):
     radius = rng.uniform(*radius_range) * size
     if centred:
@@ -116,7 +95,7 @@ def random_object(size: int, rng: np.random.Generator, class_name: str | None = 
 def draw_object(img: np.ndarray, obj: WorldObject, rng: np.random.Generator) -> np.ndarray:
     """Paint a class object onto ``img`` in place; return its footprint."""
     colour = np.array(COLOURS[obj.colour], dtype=np.float32) + rng.normal(0, 12, size=3)
-    return _paint(img, obj, colour, rng)
+    return paint(img, obj, colour, rng)
 
 
 def draw_clutter(img: np.ndarray, rng: np.random.Generator) -> None:
@@ -126,7 +105,7 @@ def draw_clutter(img: np.ndarray, rng: np.random.Generator) -> None:
     obj = WorldObject(SHAPES[rng.integers(len(SHAPES))], PATTERNS[rng.integers(len(PATTERNS))], "clutter",
                       cx, cy, radius, angle)
     colour = np.array(CLUTTER_COLOURS[rng.integers(len(CLUTTER_COLOURS))], dtype=np.float32)
-    _paint(img, obj, colour + rng.normal(0, 8, size=3), rng)
+    paint(img, obj, colour + rng.normal(0, 8, size=3), rng)
 
 
 def render_scene(size: int, rng: np.random.Generator, num_objects: tuple[int, int] = (2, 3),
