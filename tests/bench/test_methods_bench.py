@@ -51,7 +51,8 @@ def test_inference(benchmark, name, scale):
 
 @pytest.mark.parametrize("scale", [pytest.param("world", id="world"), pytest.param("vitb16", id="vitb16", marks=pytest.mark.realscale)])
 def test_bare_clip_image_encoder(benchmark, scale):
-    method, _, _, size = _build("zegclip", scale, tuning="frozen")
+    # The tower built at the input size (pos_resize open_clip), so CLIP's own forward takes it as is.
+    method, _, _, size = _build("zegclip", scale, tuning="frozen", pos_resize="open_clip")
     x = torch.randn(1, 3, size, size)
     with torch.inference_mode():
         out = benchmark(lambda: method.encoder.visual(x))
