@@ -56,6 +56,32 @@ def test_bad_suite_is_one_clear_error(suites, tmp_path, text, expected):
         suite_mod.expand("bad", results=tmp_path)
 
 
+def _snapshot(*folders):
+    """Every file and folder under ``folders`` with its bytes (None for a folder)."""
+    return {str(p): (None if p.is_dir() else p.read_bytes()) for folder in folders for p in sorted(folder.rglob("*"))}
+
+
+def test_a_missing_data_root_is_one_error_line_and_changes_nothing(tmp_path):
+    # The issue's repro, as a user types it: six runs on a dataset folder that does not exist.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "results" / "smoke" / "a-finished-run").mkdir(parents=True)
+    (tmp_path / "results" / "smoke" / "a-finished-run" / "result.json").write_text('{"hIoU": 1.0}')
+    (tmp_path / "reports" / "smoke").mkdir(parents=True)
+    (tmp_path / "reports" / "smoke" / "README.md").write_text("# Report: six finished world runs\n")
+    before = _snapshot(tmp_path)
+    run_all = Path(__file__).resolve().parents[1] / "run_all.py"
+    proc = subprocess.run([sys.executable, str(run_all), "--suite", "smoke", "--dataset", "voc12",
+                           "--data-root", str(tmp_path / "some" / "missing" / "folder")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("error: dataset voc12: ") and "does not exist" in proc.stderr
+    assert _snapshot(tmp_path) == before
+
+
 def test_runner_resumes_records_failures_and_forces(suites, tmp_path, capsys):
     # One run that works, one that raises while building (a decoder needs at least one layer).
     suites("t", "dataset: world_smoke\nseeds: [0]\ngroups:\n"

@@ -5,6 +5,8 @@ interrupted runs are redone; ``--force`` moves the selected runs' folders aside
 (``<run>.replaced-<time>``, never deleted) and runs them again. At the end the
 suite's results are pooled over seeds into a console table and
 ``results/<suite>/summary.json``, and the report is written to ``reports/<suite>/``.
+Before anything runs, the whole invocation is checked (``harness/preflight.py``):
+a problem is one error line and exit status 2, with nothing written.
 """
 from __future__ import annotations
 
@@ -95,6 +97,7 @@ def _run(args) -> int:
                                 f"name their datasets and nothing is seeded; edit the suite file instead")
         return _run_speed(args, config)
     from zegbench.harness.executors import ExecutorOptions, slurm_script
+    from zegbench.harness.preflight import check_invocation
 
     executor = ExecutorOptions(args.executor, args.nproc, args.slurm_partition, args.slurm_gpus, args.slurm_cpus,
                                args.slurm_time, args.slurm_array_parallelism,
@@ -117,6 +120,7 @@ def _run(args) -> int:
         return 0
     failed = 0
     if not args.report_only:
+        check_invocation(specs, args.data_root, executor, args.device)  # before anything is written
         _check_writable(Path(args.results))
         if args.force:
             _move_aside(spec.run_dir for spec in specs)
@@ -141,6 +145,8 @@ def _run(args) -> int:
 
 def _run_speed(args, config) -> int:
     """A speed suite: measure what has no record on this machine, then write the speed report."""
+    from zegbench.harness.executors import ExecutorOptions
+    from zegbench.harness.preflight import check_device
     from zegbench.harness.speed_suite import execute_speed, expand_speed, speed_records
     from zegbench.harness.suite import suite_path
     from zegbench.reports.speed_report import build_speed_report
@@ -154,6 +160,7 @@ def _run_speed(args, config) -> int:
             print(f"{'done' if (spec.run_dir / 'result.json').is_file() else 'pending':<12} {spec.label:<50} {spec.run_dir}")
         return 0
     if not args.report_only:
+        check_device(args.device, ExecutorOptions())
         _check_writable(Path(args.results))
         if args.force:
             _move_aside(spec.run_dir for spec in specs)

@@ -80,6 +80,7 @@ class RunSpec:
     run_dir: Path | None = None
     eval_on: list[str] = field(default_factory=list)  # cross-dataset evaluations after training
     training_hash: str = ""  # equal for runs that train the same weights (identity.training_hash)
+    resolved: dict = field(default_factory=dict, repr=False)  # its resolved config (run.resolve)
 
     @property
     def label(self) -> str:
@@ -121,6 +122,7 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, resu
                 resolved = resolve(method, ds, seed, overrides, world_size=world_size, eval_on=group.eval_datasets)
                 spec.run_dir = run_dir_for(resolved, results, folder)
                 spec.training_hash = training_hash(resolved)
+                spec.resolved = resolved
                 specs.append(spec)
     if only:
         specs = [s for s in specs if label_matches(s.label, only)]
