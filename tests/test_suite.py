@@ -110,6 +110,28 @@ def test_runner_resumes_records_failures_and_forces(suites, tmp_path, capsys):
     assert len(list((results / "t").glob(f"{good.run_dir.name}.replaced-*"))) == 1  # the old run is kept aside
 
 
+def test_the_report_keeps_every_finished_run_and_survives_a_failed_invocation(suites, tmp_path, monkeypatch):
+    suites("keep", "dataset: world_smoke\nseeds: [0]\ngroups:\n"
+                   f"  - methods: [zegclip_baseline_fix, maskclip]\n    set: {json.dumps(TINY)}\n")
+    args = ["--suite", "keep", "--results", str(tmp_path / "results"), "--reports", str(tmp_path / "reports")]
+    assert main(args) == 0
+    readme, summary = tmp_path / "reports" / "keep" / "README.md", tmp_path / "results" / "keep" / "summary.json"
+    # An invocation of a subset still reports the whole suite as the store has it.
+    assert main(args + ["--only", "maskclip*"]) == 0
+    report = readme.read_text()
+    assert "2 finished runs" in report and "`zegclip_baseline_fix`" in report
+    kept_summary = summary.read_bytes()
+    # Then every run of an invocation fails (killed before evaluating): report and summary stay.
+    monkeypatch.setenv("ZEGBENCH_FAULT", "before_evaluate")
+    for extra, failed in ((["--force"], "its 2 runs"), (["--only", "maskclip*"], "its 1 run")):
+        assert main(args + extra) == 1  # the second replaces the first one's note rather than adding one
+        after = readme.read_text().splitlines()
+        notes = [line for line in after if line.startswith("> **The last invocation failed**")]
+        assert len(notes) == 1 and f"{failed} all failed" in notes[0]
+        assert after[:2] + after[4:] == report.splitlines()  # the note and its blank line, nothing else changed
+        assert summary.read_bytes() == kept_summary
+
+
 def test_same_run_in_another_suite_is_copied_not_retrained(suites, tmp_path, capsys):
     suites("x", f"dataset: world_smoke\ngroups:\n  - methods: [zegclip_baseline_fix]\n    set: {json.dumps(TINY)}\n")
     suites("y", f"dataset: world_smoke\ngroups:\n  - methods: [zegclip_baseline_fix]\n    set: {json.dumps(TINY)}\n")

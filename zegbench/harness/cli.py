@@ -4,7 +4,9 @@ Finished runs are reused (a second invocation trains nothing); failed and
 interrupted runs are redone; ``--force`` moves the selected runs' folders aside
 (``<run>.replaced-<time>``, never deleted) and runs them again. At the end the
 suite's results are pooled over seeds into a console table and
-``results/<suite>/summary.json``, and the report is written to ``reports/<suite>/``.
+``results/<suite>/summary.json``, and the report is written to ``reports/<suite>/``: both cover
+every finished run of the suite in the store, and an invocation whose runs all failed leaves them as
+they were.
 Before anything runs, the whole invocation is checked (``harness/preflight.py``):
 a problem is one error line and exit status 2, with nothing written.
 """
@@ -81,10 +83,10 @@ def _move_aside(run_dirs) -> None:
 
 def _run(args) -> int:
     from zegbench.harness.run import run_status
-    from zegbench.harness.suite import execute, expand, load_suite, plan, suite_path
+    from zegbench.harness.suite import execute, expand, load_suite, plan, suite_path, with_finished_runs
     from zegbench.harness.summary import format_table, summarize_runs
     from zegbench.datasets.catalog import load_dataset_info
-    from zegbench.reports.build import build_report
+    from zegbench.reports.build import build_report, note_failed_invocation
     from zegbench.reports.tables import runs_frame
     from zegbench.utils.io import atomic_write_json
 
@@ -119,26 +121,32 @@ def _run(args) -> int:
             print(slurm_script(executor, Path(args.results) / suite_path(args.suite).stem / ".submitit", pending))
         return 0
     failed = 0
+    suite = suite_path(args.suite).stem  # its folder in the run store and in the reports
     if not args.report_only:
         check_invocation(specs, args.data_root, executor, args.device)  # before anything is written
         _check_writable(Path(args.results))
         if args.force:
             _move_aside(spec.run_dir for spec in specs)
         started = time.time()
-        counts = execute(specs, suite_path(args.suite).stem, args.results, args.device, args.data_root, args.jobs,
-                         executor=executor)
+        counts = execute(specs, suite, args.results, args.device, args.data_root, args.jobs, executor=executor)
         failed = counts.get("failed", 0) + counts.get("interrupted", 0)
         print(f"suite {args.suite}: {time.time() - started:.0f} s wall time; "
               + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) if counts else "nothing to run")
+        kept = note_failed_invocation(suite, args.reports, failed) if failed and not counts.get("done") else None
+        if kept is not None:  # nothing new finished: the summary and report stay as they were
+            print(f"report: {kept} kept as it was (every run of this invocation failed)")
+            return 1
+    # The whole suite as the store has it, not only this invocation's subset: nothing drops out of the report.
+    specs, unmatched = with_finished_runs(args.suite, specs, args.results)
     runs = runs_frame(specs)  # every result file read once, for the summary and the report
     rows = summarize_runs(specs, runs)
     print(format_table(rows))
-    summary_path = Path(args.results) / suite_path(args.suite).stem / "summary.json"
+    summary_path = Path(args.results) / suite / "summary.json"
     summary_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json({"suite": args.suite, "rows": rows}, summary_path)
     print(f"summary: {summary_path}")
     unseen = set().union(*(load_dataset_info(d).unseen for d in {s.dataset for s in specs}))
-    report = build_report(summary_path.parent.name, specs, unseen, args.reports, runs)
+    report = build_report(suite, specs, unseen, args.reports, runs, unmatched)
     print(f"report: {report}")
     return 1 if failed else 0
 

@@ -134,6 +134,49 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, resu
     return specs
 
 
+def with_finished_runs(name: str, specs: list[RunSpec], results: str | Path = "results") -> tuple[list[RunSpec], list[Path]]:
+    """``specs`` (what an invocation asked for) plus every finished run of suite ``name`` in the store;
+    and the finished folders that match no run of the suite as it is defined now.
+
+    A suite's summary and report cover all its finished runs, whatever subset one invocation ran
+    (``--only``, ``--dataset``, ``--seeds``, ``--nproc``): the suite is expanded again for each
+    dataset and world size found among its finished runs (and the invocation's), with enough
+    seeds, and each run is labelled as that full expansion labels it. A folder matching none was
+    made from an older suite, method or dataset definition; the report counts those.
+    """
+    folders = {s.run_dir.parent for s in expand(name, results=results)} | {s.run_dir.parent for s in specs}
+    finished = {p.parent for folder in folders for p in folder.glob("*/result.json") if ".replaced-" not in p.parent.name}
+    combos = {(s.dataset, s.resolved.get("world_size", 1)) for s in specs}
+    top_seed = max((s.seed for s in specs), default=0)
+    for run_dir in finished:
+        config = _stored_config(run_dir)
+        if config is not None:
+            combos.add((config["dataset"], config.get("world_size", 1)))
+            top_seed = max(top_seed, config["seed"])
+    asked = {s.run_dir for s in specs}
+    covered: dict[Path, RunSpec] = {}
+    for dataset, world_size in sorted(combos):
+        try:
+            candidates = expand(name, dataset, top_seed + 1, results, world_size=world_size)
+        except ZegbenchError:  # a dataset no longer defined: its runs count as unmatched
+            continue
+        for spec in candidates:
+            if spec.run_dir in finished or spec.run_dir in asked:  # asked: every run of ``specs`` is here
+                covered.setdefault(spec.run_dir, spec)
+    return list(covered.values()), sorted(finished - set(covered))
+
+
+def _stored_config(run_dir: Path) -> dict | None:
+    """A run folder's resolved config (config.yaml), or None when it cannot be read."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        return config if isinstance(config, dict) and "dataset" in config and "seed" in config else None
+    except (OSError, yaml.YAMLError):
+        return None
+
+
 def plan(specs: list[RunSpec], results: str | Path) -> dict[Path, str]:
     """For ``--list``: how each unfinished run will be served, so a suite's cost can be told in advance.
 
