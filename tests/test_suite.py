@@ -110,11 +110,16 @@ def test_runner_resumes_records_failures_and_forces(suites, tmp_path, capsys):
     assert len(list((results / "t").glob(f"{good.run_dir.name}.replaced-*"))) == 1  # the old run is kept aside
 
 
-def test_the_report_keeps_every_finished_run_and_survives_a_failed_invocation(suites, tmp_path, monkeypatch):
+def test_the_report_keeps_every_finished_run_and_survives_a_failed_invocation(suites, tmp_path, monkeypatch, capsys):
+    import re
+
     suites("keep", "dataset: world_smoke\nseeds: [0]\ngroups:\n"
                    f"  - methods: [zegclip_baseline_fix, maskclip]\n    set: {json.dumps(TINY)}\n")
     args = ["--suite", "keep", "--results", str(tmp_path / "results"), "--reports", str(tmp_path / "reports")]
     assert main(args) == 0
+    out = capsys.readouterr().out  # not a terminal: one line per finished run with the suite's position
+    assert re.search(r"^\[1/2\] zegclip_baseline_fix .*; suite: .* in, about .* left$", out, re.M), out
+    assert re.search(r"^\[2/2\] maskclip .*; suite: .* in, done$", out, re.M), out
     readme, summary = tmp_path / "reports" / "keep" / "README.md", tmp_path / "results" / "keep" / "summary.json"
     # An invocation of a subset still reports the whole suite as the store has it.
     assert main(args + ["--only", "maskclip*"]) == 0
@@ -130,6 +135,14 @@ def test_the_report_keeps_every_finished_run_and_survives_a_failed_invocation(su
         assert len(notes) == 1 and f"{failed} all failed" in notes[0]
         assert after[:2] + after[4:] == report.splitlines()  # the note and its blank line, nothing else changed
         assert summary.read_bytes() == kept_summary
+
+
+def test_list_marks_training_free_methods(suites, tmp_path, capsys):
+    suites("free", f"dataset: world_smoke\ngroups:\n  - methods: [zegclip_baseline_fix, maskclip]\n    set: {json.dumps(TINY)}\n")
+    assert main(["--suite", "free", "--results", str(tmp_path), "--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert "(trains)" in listed[0] and "(training-free: evaluates only)" in listed[1]
+    assert listed[2].endswith("; 1 to train, 1 training-free")
 
 
 def test_same_run_in_another_suite_is_copied_not_retrained(suites, tmp_path, capsys):

@@ -83,7 +83,8 @@ def _move_aside(run_dirs) -> None:
 
 def _run(args) -> int:
     from zegbench.harness.run import run_status
-    from zegbench.harness.suite import execute, expand, load_suite, plan, suite_path, with_finished_runs
+    from zegbench.harness.suite import (TRAINING_FREE, execute, expand, load_suite, plan, suite_path,
+                                        with_finished_runs)
     from zegbench.harness.summary import format_table, summarize_runs
     from zegbench.datasets.catalog import load_dataset_info
     from zegbench.reports.build import build_report, note_failed_invocation
@@ -113,8 +114,10 @@ def _run(args) -> int:
         for spec, status in zip(specs, statuses):
             note = f"  ({notes[spec.run_dir]})" if spec.run_dir in notes and status != "running" else ""
             print(f"{status:<12} {spec.label:<60} {spec.run_dir}{note}")
+        served = list(notes.values())
         print(", ".join(f"{statuses.count(s)} {s}" for s in ("done", "running", "failed", "interrupted", "pending"))
-              + f"; {list(notes.values()).count('trains')} to train")
+              + f"; {served.count('trains')} to train"
+              + (f", {served.count(TRAINING_FREE)} training-free" if TRAINING_FREE in served else ""))
         if executor.kind == "slurm":  # what would be submitted, for checking before a cluster sees it
             print("the sbatch settings of each job (one array; submitit fills in the command):")
             pending = len(specs) - statuses.count("done")

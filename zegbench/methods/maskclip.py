@@ -25,6 +25,7 @@ class MaskCLIP(Method):
     """Frozen CLIP's value-path patch embeddings x text embeddings; no parameters train."""
 
     setting = "inductive"
+    training_free = True
 
     def __init__(self, clip: str = IN_HOUSE, clip_weights: str | None = None, image_size: int = 96,
                  templates: str = "single", logit_scale: float = 100.0):
