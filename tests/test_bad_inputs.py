@@ -266,6 +266,35 @@ def _disk_full(tmp, monkeypatch):
                            "--results", str(tmp / "r"), *TINY]
 
 
+def _suite_on_voc(fault=None, missing_root=False, train_lists=True):
+    """``run_all.py --suite smoke --dataset voc12`` on a VOC folder with ``fault``, or on no folder."""
+    def setup(tmp, monkeypatch):
+        root = tmp / "nowhere" if missing_root else _voc(tmp, fault)
+        voc = root / "VOCdevkit" / "VOC2012"
+        if train_lists and not missing_root:  # voc12's train split: train.txt + aug.txt (SegmentationClassAug)
+            (voc / "SegmentationClassAug").mkdir()
+            (voc / "ImageSets/Segmentation/aug.txt").write_text("")
+            (voc / "ImageSets/Segmentation/train.txt").write_text("2007_000001\n")
+        return run_all_main, ["--suite", "smoke", "--dataset", "voc12", "--data-root", str(root),
+                              "--results", str(tmp / "r"), "--reports", str(tmp / "rep")]
+    return setup
+
+
+def _suite_with(overrides: str, *flags):
+    def setup(tmp, monkeypatch):
+        (tmp / "one.yaml").write_text(f"dataset: world_smoke\ngroups:\n  - methods: [maskclip]\n    set: {overrides}\n")
+        return run_all_main, ["--suite", str(tmp / "one.yaml"), "--results", str(tmp / "r"),
+                              "--reports", str(tmp / "rep"), *flags]
+    return setup
+
+
+def _no_cuda(tmp, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    return _suite_with("{}", "--device", "cuda")(tmp, monkeypatch)
+
+
 # id -> (setup, expected words in the error line)
 CASES = {
     "suite-malformed-yaml": (_suite_file("groups: [\n"), "is not valid YAML"),
@@ -280,6 +309,15 @@ CASES = {
     "backbone-weights-missing": (_run("--method", "two_stage", "--dataset", "world_smoke", "--set", "backbone=resnet50",
                                       "--set", "backbone_weights=/nonexistent/r50.pth", *TINY), "backbone_weights"),
     "nproc-without-torchrun": (lambda t, m: (run_all_main, ["--suite", "smoke", "--nproc", "2"]), "needs --executor torchrun"),
+    "suite-data-root-missing": (_suite_on_voc(missing_root=True), "dataset voc12: "),
+    "suite-split-list-missing": (_suite_on_voc(train_lists=False), "ImageSets/Segmentation/train.txt is missing"),
+    "suite-first-pair-unreadable": (_suite_on_voc("corrupt_image"), "2007_000001.jpg is corrupt"),
+    "suite-weights-file-missing": (_suite_with("{clip_weights: /nonexistent/clip.pt}"),
+                                   "clip_weights /nonexistent/clip.pt does not exist"),
+    "device-unknown": (_suite_with("{}", "--device", "gpu0"), "is not a torch device"),
+    "device-cuda-missing": (_no_cuda, "sees no CUDA GPU"),
+    "slurm-option-without-slurm": (_suite_with("{}", "--slurm-partition", "gpu"), "applies to --executor slurm only"),
+    "slurm-option-not-positive": (_suite_with("{}", "--executor", "slurm", "--slurm-time", "0"), "at least 1"),
     "jobs-not-positive": (lambda t, m: (run_all_main, ["--suite", "smoke", "-j", "0"]), "at least 1"),
     "force-on-held-run": (_force_on_held_run, "is being run by another process now"),
     "workers-negative": (lambda t, m: (run_all_main, ["--suite", "smoke", "--workers", "-1"]), "--workers must be 0"),
@@ -341,6 +379,11 @@ HANDLED = {
 }
 
 
+# Cases caught by run_all.py's check of the whole invocation: nothing may be written.
+CHECKED_BEFORE_RUNNING = {"suite-data-root-missing", "suite-split-list-missing", "suite-first-pair-unreadable",
+                          "suite-weights-file-missing", "device-unknown", "device-cuda-missing"}
+
+
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
     from zegbench.harness.run import resolve, run_dir_for, run_experiment
@@ -364,6 +407,8 @@ def test_bad_input_is_one_clear_line(case, tmp_path, monkeypatch, capsys, reques
     assert len(errors) == 1, err
     assert expected in errors[0], errors[0]
     assert "Traceback" not in err
+    if case in CHECKED_BEFORE_RUNNING:
+        assert not (tmp_path / "r").exists() and not (tmp_path / "rep").exists()
 
 
 @pytest.mark.parametrize("case", sorted(HANDLED))

@@ -36,6 +36,7 @@ def test_registered_method_trains_and_predicts_on_cpu(name):
     logits, aux = method(x, SEEN[:4])
     assert logits.shape == (2, 4, 32, 32)
     trainable = {n: p for n, p in method.named_parameters() if p.requires_grad}
+    assert method.training_free == (not trainable)  # what `run_all.py --list` says without building a model
     if trainable:
         labels = torch.randint(0, 4, (2, 32, 32))
         labels[:, :4] = 255

@@ -108,3 +108,22 @@ def test_report_joins_speed_records_of_default_configs(specs, tmp_path):
     fix = next(line for line in efficiency.splitlines() if line.startswith("| zegclip_baseline_fix"))
     assert "| -" in fix  # not measured: no numbers invented
     assert "speed_vs_hiou.png" in readme and (tmp_path / "reports" / "fixture" / "speed_vs_hiou.pdf").is_file()
+
+
+def test_several_datasets_are_reported_apart(specs, tmp_path):
+    import shutil
+
+    from dataclasses import replace
+
+    others = []
+    for spec in specs:  # the same runs again on a second dataset
+        run_dir = spec.run_dir.with_name(spec.run_dir.name + "-world")
+        shutil.copytree(spec.run_dir, run_dir)
+        others.append(replace(spec, dataset="world_smoke", run_dir=run_dir))
+    readme = build_report("fixture", specs + others, {"tvmonitor"}, tmp_path / "reports").read_text()
+    assert "### ladder on voc12:" in readme and "### ladder on world_smoke:" in readme
+    folder = tmp_path / "reports" / "fixture"
+    assert (folder / "ablation_ladder_voc12.md").is_file() and (folder / "ablation_ladder_world_smoke.md").is_file()
+    # Each table holds its own dataset's rows: one per variant, not one per variant and dataset.
+    assert (folder / "ablation_ladder_voc12.md").read_text().count("| zegclip ") == 1
+    assert "| Dataset" in (folder / "efficiency.md").read_text()

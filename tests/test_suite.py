@@ -56,6 +56,32 @@ def test_bad_suite_is_one_clear_error(suites, tmp_path, text, expected):
         suite_mod.expand("bad", results=tmp_path)
 
 
+def _snapshot(*folders):
+    """Every file and folder under ``folders`` with its bytes (None for a folder)."""
+    return {str(p): (None if p.is_dir() else p.read_bytes()) for folder in folders for p in sorted(folder.rglob("*"))}
+
+
+def test_a_missing_data_root_is_one_error_line_and_changes_nothing(tmp_path):
+    # The issue's repro, as a user types it: six runs on a dataset folder that does not exist.
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "results" / "smoke" / "a-finished-run").mkdir(parents=True)
+    (tmp_path / "results" / "smoke" / "a-finished-run" / "result.json").write_text('{"hIoU": 1.0}')
+    (tmp_path / "reports" / "smoke").mkdir(parents=True)
+    (tmp_path / "reports" / "smoke" / "README.md").write_text("# Report: six finished world runs\n")
+    before = _snapshot(tmp_path)
+    run_all = Path(__file__).resolve().parents[1] / "run_all.py"
+    proc = subprocess.run([sys.executable, str(run_all), "--suite", "smoke", "--dataset", "voc12",
+                           "--data-root", str(tmp_path / "some" / "missing" / "folder")],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stdout == "" and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stderr.startswith("error: dataset voc12: ") and "does not exist" in proc.stderr
+    assert _snapshot(tmp_path) == before
+
+
 def test_runner_resumes_records_failures_and_forces(suites, tmp_path, capsys):
     # One run that works, one that raises while building (a decoder needs at least one layer).
     suites("t", "dataset: world_smoke\nseeds: [0]\ngroups:\n"
@@ -82,6 +108,41 @@ def test_runner_resumes_records_failures_and_forces(suites, tmp_path, capsys):
     assert main(["--suite", "t", "--results", str(results), "--reports", str(tmp_path / "reports"), "--only", "zegclip_baseline_fix*", "--force"]) == 0
     assert run_status(good.run_dir) == "done"
     assert len(list((results / "t").glob(f"{good.run_dir.name}.replaced-*"))) == 1  # the old run is kept aside
+
+
+def test_the_report_keeps_every_finished_run_and_survives_a_failed_invocation(suites, tmp_path, monkeypatch, capsys):
+    import re
+
+    suites("keep", "dataset: world_smoke\nseeds: [0]\ngroups:\n"
+                   f"  - methods: [zegclip_baseline_fix, maskclip]\n    set: {json.dumps(TINY)}\n")
+    args = ["--suite", "keep", "--results", str(tmp_path / "results"), "--reports", str(tmp_path / "reports")]
+    assert main(args) == 0
+    out = capsys.readouterr().out  # not a terminal: one line per finished run with the suite's position
+    assert re.search(r"^\[1/2\] zegclip_baseline_fix .*; suite: .* in, about .* left$", out, re.M), out
+    assert re.search(r"^\[2/2\] maskclip .*; suite: .* in, done$", out, re.M), out
+    readme, summary = tmp_path / "reports" / "keep" / "README.md", tmp_path / "results" / "keep" / "summary.json"
+    # An invocation of a subset still reports the whole suite as the store has it.
+    assert main(args + ["--only", "maskclip*"]) == 0
+    report = readme.read_text()
+    assert "2 finished runs" in report and "`zegclip_baseline_fix`" in report
+    kept_summary = summary.read_bytes()
+    # Then every run of an invocation fails (killed before evaluating): report and summary stay.
+    monkeypatch.setenv("ZEGBENCH_FAULT", "before_evaluate")
+    for extra, failed in ((["--force"], "its 2 runs"), (["--only", "maskclip*"], "its 1 run")):
+        assert main(args + extra) == 1  # the second replaces the first one's note rather than adding one
+        after = readme.read_text().splitlines()
+        notes = [line for line in after if line.startswith("> **The last invocation failed**")]
+        assert len(notes) == 1 and f"{failed} all failed" in notes[0]
+        assert after[:2] + after[4:] == report.splitlines()  # the note and its blank line, nothing else changed
+        assert summary.read_bytes() == kept_summary
+
+
+def test_list_marks_training_free_methods(suites, tmp_path, capsys):
+    suites("free", f"dataset: world_smoke\ngroups:\n  - methods: [zegclip_baseline_fix, maskclip]\n    set: {json.dumps(TINY)}\n")
+    assert main(["--suite", "free", "--results", str(tmp_path), "--list"]) == 0
+    listed = capsys.readouterr().out.splitlines()
+    assert "(trains)" in listed[0] and "(training-free: evaluates only)" in listed[1]
+    assert listed[2].endswith("; 1 to train, 1 training-free")
 
 
 def test_same_run_in_another_suite_is_copied_not_retrained(suites, tmp_path, capsys):

@@ -64,6 +64,11 @@ def resolve_weights(name: str, pretrained: str | None) -> str:
         f"downloads on a machine with internet), a local checkpoint path, or 'none' for random weights")
 
 
+def names_a_file(weights: str) -> bool:
+    """Whether a weights value is a local file path (else a pretrained tag, or 'none' for random weights)."""
+    return weights not in RANDOM_INIT and (os.sep in weights or weights.endswith((".pt", ".pth", ".bin", ".safetensors")))
+
+
 def load_clip(name: str = IN_HOUSE, pretrained: str | None = None, image_size: int | None = None,
               device: str | torch.device = "cpu") -> ClipBundle:
     """Build CLIP ``name`` with weights ``pretrained`` (tag, local path, or 'none').
@@ -77,7 +82,7 @@ def load_clip(name: str = IN_HOUSE, pretrained: str | None = None, image_size: i
         raise ZegbenchError(f"unknown CLIP model {name!r}; known: {IN_HOUSE}, or any of "
                             f"open_clip.list_models() (e.g. ViT-B-16)")
     weights = resolve_weights(name, pretrained)
-    is_file = weights not in RANDOM_INIT and (os.sep in weights or weights.endswith((".pt", ".pth", ".bin", ".safetensors")))
+    is_file = names_a_file(weights)
     if is_file and not Path(weights).is_file():
         raise ZegbenchError(f"CLIP checkpoint {weights} does not exist: pass an existing file, "
                             f"or regenerate the in-house one with `zegbench clip pretrain --out {weights}`")

@@ -25,10 +25,11 @@ class Problem:
 
 
 def verify_dataset(name: str, data_root: str | Path | None, limit: int | None = None,
-                   check_counts: bool = True) -> tuple[list[Problem], dict]:
+                   check_counts: bool = True, splits: list[str] | None = None) -> tuple[list[Problem], dict]:
     """Every problem found in the copy of dataset ``name`` under ``data_root``, and per-split counts.
 
-    ``check_counts`` False skips the comparison with the benchmark's image counts (a subset).
+    ``check_counts`` False skips the comparison with the benchmark's image counts (a subset);
+    ``splits`` limits the check to those splits (default: every split of the config).
     """
     from zegbench.datasets.catalog import dataset_root, load_dataset_info, split_layouts
     from zegbench.datasets.folder import SegmentationFolder
@@ -41,7 +42,7 @@ def verify_dataset(name: str, data_root: str | Path | None, limit: int | None = 
         return [Problem(str(root), "the dataset folder does not exist: check --data-root (and the config's subdir)")], {}
     problems, counts = [], {}
     expected = info.config.get("expected") or {}
-    for split in info.config.get("splits") or {}:
+    for split in splits if splits is not None else info.config.get("splits") or {}:
         first_seen: dict[str, str] = {}  # id -> the list it came from (an id in two parts is a problem)
         for layout in split_layouts(info, split):
             listing = str(root / (layout["split_file"] or layout["img_dir"]))

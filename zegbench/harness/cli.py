@@ -4,7 +4,11 @@ Finished runs are reused (a second invocation trains nothing); failed and
 interrupted runs are redone; ``--force`` moves the selected runs' folders aside
 (``<run>.replaced-<time>``, never deleted) and runs them again. At the end the
 suite's results are pooled over seeds into a console table and
-``results/<suite>/summary.json``, and the report is written to ``reports/<suite>/``.
+``results/<suite>/summary.json``, and the report is written to ``reports/<suite>/``: both cover
+every finished run of the suite in the store, and an invocation whose runs all failed leaves them as
+they were.
+Before anything runs, the whole invocation is checked (``harness/preflight.py``):
+a problem is one error line and exit status 2, with nothing written.
 """
 from __future__ import annotations
 
@@ -120,10 +124,11 @@ def _move_aside(run_dirs) -> None:
 def _run(args) -> int:
     from zegbench.datasets.loader import check_workers
     from zegbench.harness.run import run_status
-    from zegbench.harness.suite import execute, expand, load_suite, plan, suite_path
+    from zegbench.harness.suite import (TRAINING_FREE, execute, expand, load_suite, plan, suite_path,
+                                        with_finished_runs)
     from zegbench.harness.summary import format_table, format_verdicts, summarize_runs
     from zegbench.datasets.catalog import load_dataset_info
-    from zegbench.reports.build import build_report
+    from zegbench.reports.build import build_report, note_failed_invocation
     from zegbench.reports.paper_claims import load_claims
     from zegbench.reports.scorecard import evaluate_claims
     from zegbench.reports.tables import runs_frame
@@ -141,6 +146,7 @@ def _run(args) -> int:
                                 f"name their datasets and nothing is seeded; edit the suite file instead")
         return _run_speed(args, config, claims)
     from zegbench.harness.executors import ExecutorOptions, slurm_script
+    from zegbench.harness.preflight import check_invocation
 
     executor = ExecutorOptions(args.executor, args.nproc, args.slurm_partition, args.slurm_gpus, args.slurm_cpus,
                                args.slurm_time, args.slurm_array_parallelism,
@@ -155,35 +161,44 @@ def _run(args) -> int:
             note = f"  ({notes[spec.run_dir]})" if spec.run_dir in notes and status != "running" else ""
             print(f"{status:<12} {spec.label:<60} {spec.run_dir}{note}")
         shown = ("done", "running", "failed", "interrupted", "pending") + (("damaged",) if "damaged" in statuses else ())
+        served = list(notes.values())
         print(", ".join(f"{statuses.count(s)} {s}" for s in shown)
-              + f"; {list(notes.values()).count('trains')} to train")
+              + f"; {served.count('trains')} to train"
+              + (f", {served.count(TRAINING_FREE)} training-free" if TRAINING_FREE in served else ""))
         if executor.kind == "slurm":  # what would be submitted, for checking before a cluster sees it
             print("the sbatch settings of each job (one array; submitit fills in the command):")
             pending = len(specs) - statuses.count("done")
             print(slurm_script(executor, Path(args.results) / suite_path(args.suite).stem / ".submitit", pending))
         return 0
     failed = 0
+    suite = suite_path(args.suite).stem  # its folder in the run store and in the reports
     if not args.report_only:
+        check_invocation(specs, args.data_root, executor, args.device)  # before anything is written
         _check_writable(Path(args.results))
         if args.force:
             _move_aside([spec.run_dir for spec in specs])
         started = time.time()
         with _loader_workers(args.workers):
-            counts = execute(specs, suite_path(args.suite).stem, args.results, args.device, args.data_root, args.jobs,
-                             executor=executor)
+            counts = execute(specs, suite, args.results, args.device, args.data_root, args.jobs, executor=executor)
         failed = counts.get("failed", 0) + counts.get("interrupted", 0)
         print(f"suite {args.suite}: {time.time() - started:.0f} s wall time; "
               + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) if counts else "nothing to run")
+        kept = note_failed_invocation(suite, args.reports, failed) if failed and not counts.get("done") else None
+        if kept is not None:  # nothing new finished: the summary and report stay as they were
+            print(f"report: {kept} kept as it was (every run of this invocation failed)")
+            return 1
+    # The whole suite as the store has it, not only this invocation's subset: nothing drops out of the report.
+    specs, unmatched = with_finished_runs(args.suite, specs, args.results)
     runs = runs_frame(specs)  # every result file read once, for the summary and the report
     rows = summarize_runs(specs, runs)
     print(format_table(rows))
-    summary_path = Path(args.results) / suite_path(args.suite).stem / "summary.json"
+    summary_path = Path(args.results) / suite / "summary.json"
     summary_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json({"suite": args.suite, "rows": rows}, summary_path)
     print(f"summary: {summary_path}")
     unseen = set().union(*(load_dataset_info(d).unseen for d in {s.dataset for s in specs}))
     verdicts = evaluate_claims(specs, args.results, claims)
-    report = build_report(summary_path.parent.name, specs, unseen, args.reports, runs, verdicts)
+    report = build_report(suite, specs, unseen, args.reports, runs, verdicts, unmatched)
     print(format_verdicts(verdicts))
     print(f"report: {report}")
     return 1 if failed else 0
@@ -191,6 +206,8 @@ def _run(args) -> int:
 
 def _run_speed(args, config, claims) -> int:
     """A speed suite: measure what has no record on this machine, then write the speed report."""
+    from zegbench.harness.executors import ExecutorOptions
+    from zegbench.harness.preflight import check_device
     from zegbench.harness.speed_suite import execute_speed, expand_speed, speed_records
     from zegbench.harness.suite import suite_path
     from zegbench.harness.summary import format_verdicts
@@ -206,6 +223,7 @@ def _run_speed(args, config, claims) -> int:
             print(f"{'done' if (spec.run_dir / 'result.json').is_file() else 'pending':<12} {spec.label:<50} {spec.run_dir}")
         return 0
     if not args.report_only:
+        check_device(args.device, ExecutorOptions())
         _check_writable(Path(args.results))
         if args.force:
             _move_aside([spec.run_dir for spec in specs])

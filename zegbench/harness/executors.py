@@ -38,6 +38,15 @@ class ExecutorOptions:
             raise ZegbenchError("--nproc must be at least 1")
         if self.kind == "local" and self.nproc > 1:
             raise ZegbenchError("--nproc > 1 needs --executor torchrun (or slurm): the local executor runs one process per run")
+        for flag, value in (("--slurm-time", self.timeout_min), ("--slurm-array-parallelism", self.array_parallelism),
+                            ("--slurm-gpus", self.gpus_per_node), ("--slurm-cpus", self.cpus_per_task)):
+            if value is not None and value < 1:
+                raise ZegbenchError(f"{flag} must be at least 1, not {value}")
+        slurm_only = {"--slurm-partition": self.partition, "--slurm-gpus": self.gpus_per_node,
+                      "--slurm-cpus": self.cpus_per_task, "--slurm-cluster": self.cluster}
+        given = [flag for flag, value in slurm_only.items() if value is not None]
+        if self.kind != "slurm" and given:  # most likely a forgotten --executor slurm: do not run here instead
+            raise ZegbenchError(f"{given[0]} applies to --executor slurm only; add --executor slurm or leave it out")
 
     @property
     def world_size(self) -> int:

@@ -28,11 +28,13 @@ from zegbench.errors import ZegbenchError, check_name, validation_problem
 from zegbench.harness.config import SuiteConfig
 from zegbench.harness.executors import ExecutorOptions, submit_slurm, worker_command
 from zegbench.harness.identity import training_hash
+from zegbench.harness.progress import SuiteProgress, format_duration
 from zegbench.harness.run import (finished_elsewhere, finished_trainings, resolve, reuse_finished_elsewhere,
                                   run_dir_for, run_status)
 from zegbench.utils.io import read_yaml_mapping
 
 SUITE_DIR = Path(__file__).resolve().parents[2] / "configs" / "suites"
+TRAINING_FREE = "training-free: evaluates only"  # how --list marks a run with nothing to train
 
 
 def available() -> list[str]:
@@ -80,6 +82,7 @@ class RunSpec:
     run_dir: Path | None = None
     eval_on: list[str] = field(default_factory=list)  # cross-dataset evaluations after training
     training_hash: str = ""  # equal for runs that train the same weights (identity.training_hash)
+    resolved: dict = field(default_factory=dict, repr=False)  # its resolved config (run.resolve)
 
     @property
     def label(self) -> str:
@@ -121,6 +124,7 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, resu
                 resolved = resolve(method, ds, seed, overrides, world_size=world_size, eval_on=group.eval_datasets)
                 spec.run_dir = run_dir_for(resolved, results, folder)
                 spec.training_hash = training_hash(resolved)
+                spec.resolved = resolved
                 specs.append(spec)
     if only:
         specs = [s for s in specs if label_matches(s.label, only)]
@@ -132,13 +136,59 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, resu
     return specs
 
 
+def with_finished_runs(name: str, specs: list[RunSpec], results: str | Path = "results") -> tuple[list[RunSpec], list[Path]]:
+    """``specs`` (what an invocation asked for) plus every finished run of suite ``name`` in the store;
+    and the finished folders that match no run of the suite as it is defined now.
+
+    A suite's summary and report cover all its finished runs, whatever subset one invocation ran
+    (``--only``, ``--dataset``, ``--seeds``, ``--nproc``): the suite is expanded again for each
+    dataset and world size found among its finished runs (and the invocation's), with enough
+    seeds, and each run is labelled as that full expansion labels it. A folder matching none was
+    made from an older suite, method or dataset definition; the report counts those.
+    """
+    folders = {s.run_dir.parent for s in expand(name, results=results)} | {s.run_dir.parent for s in specs}
+    finished = {p.parent for folder in folders for p in folder.glob("*/result.json") if ".replaced-" not in p.parent.name}
+    combos = {(s.dataset, s.resolved.get("world_size", 1)) for s in specs}
+    top_seed = max((s.seed for s in specs), default=0)
+    for run_dir in finished:
+        config = _stored_config(run_dir)
+        if config is not None:
+            combos.add((config["dataset"], config.get("world_size", 1)))
+            top_seed = max(top_seed, config["seed"])
+    asked = {s.run_dir for s in specs}
+    covered: dict[Path, RunSpec] = {}
+    for dataset, world_size in sorted(combos):
+        try:
+            candidates = expand(name, dataset, top_seed + 1, results, world_size=world_size)
+        except ZegbenchError:  # a dataset no longer defined: its runs count as unmatched
+            continue
+        for spec in candidates:
+            if spec.run_dir in finished or spec.run_dir in asked:  # asked: every run of ``specs`` is here
+                covered.setdefault(spec.run_dir, spec)
+    return list(covered.values()), sorted(finished - set(covered))
+
+
+def _stored_config(run_dir: Path) -> dict | None:
+    """A run folder's resolved config (config.yaml), or None when it cannot be read."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+        return config if isinstance(config, dict) and "dataset" in config and "seed" in config else None
+    except (OSError, yaml.YAMLError):
+        return None
+
+
 def plan(specs: list[RunSpec], results: str | Path) -> dict[Path, str]:
     """For ``--list``: how each unfinished run will be served, so a suite's cost can be told in advance.
 
-    'copy of <suite>/' (finished in another suite), 'evaluates the weights of <suite>/<run>' (a
+    'copy of <suite>/' (finished in another suite), 'training-free: evaluates only' (a method
+    with nothing to train, ``Method.training_free``), 'evaluates the weights of <suite>/<run>' (a
     finished run trained them), 'evaluates the weights of <label>' (an earlier run of this list
     will train them), else 'trains'.
     """
+    from zegbench.methods.base import method_class
+
     donors = {}
     for folder, trained in finished_trainings(results):
         donors.setdefault(trained, f"{folder.parent.name}/{folder.name}")
@@ -149,6 +199,8 @@ def plan(specs: list[RunSpec], results: str | Path) -> dict[Path, str]:
         elsewhere = finished_elsewhere(spec.run_dir)
         if elsewhere is not None:
             notes[spec.run_dir] = f"copy of {elsewhere.parent.name}/"
+        elif method_class(spec.resolved["method_config"]["class"]).training_free:
+            notes[spec.run_dir] = TRAINING_FREE
         elif spec.training_hash in donors:
             notes[spec.run_dir] = f"evaluates the weights of {donors[spec.training_hash]}"
         elif spec.training_hash in trainer:
@@ -191,13 +243,13 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
         + (f", {len(busy)} being run by another process (left to it)" if busy else ""))
     threads = max(1, (os.cpu_count() or 1) // max(jobs * executor.nproc, 1))
     env = {**os.environ, "ZEGBENCH_THREADS": str(threads)}
-    counter = itertools.count(1)
+    progress = SuiteProgress(len(todo), jobs if executor.kind != "slurm" else executor.array_parallelism)
     if executor.kind == "slurm":
-        return _execute_on_slurm(todo, busy, suite, results, device, data_root, log, executor, counter)
+        return _execute_on_slurm(todo, busy, suite, results, device, data_root, log, executor, progress)
 
     def one(spec: RunSpec) -> str:
         started = time.time()
-        if _copied(spec, counter, len(todo), log):  # no process to start
+        if _copied(spec, progress, log):  # no process to start
             return "done"
         payload = _payload(spec, results, device, data_root, progress=jobs == 1 and sys.stderr.isatty())
         cmd = worker_command(payload, executor.nproc)
@@ -205,7 +257,7 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
             proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
         else:
             proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        return _report(spec, proc.returncode, proc.stdout, started, next(counter), len(todo), log)
+        return _report(spec, proc.returncode, proc.stdout, started, progress, log)
 
     # Runs that train the same weights (variants differing only in inference keys) go in one
     # chain, run in order: the first trains, the others then evaluate its checkpoint, even with -j N.
@@ -220,11 +272,12 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
     return {status: final.count(status) for status in set(final)}
 
 
-def _copied(spec: RunSpec, counter, total: int, log) -> bool:
+def _copied(spec: RunSpec, progress: SuiteProgress, log) -> bool:
     """Copy ``spec``'s run from another suite's folder if it finished there (logged); True if so."""
     source = reuse_finished_elsewhere(spec.run_dir)
     if source is not None:
-        log(f"[{next(counter)}/{total}] {spec.label}: reused the finished run in {source.parent.name}/")
+        n, where = progress.finish()
+        log(f"[{n}/{progress.total}] {spec.label}: reused the finished run in {source.parent.name}/; {where}")
     return source is not None
 
 
@@ -236,7 +289,7 @@ def _chains(specs: list[RunSpec]) -> list[list[RunSpec]]:
     return list(chains.values())
 
 
-def _execute_on_slurm(todo, busy, suite, results, device, data_root, log, executor, counter) -> dict[str, int]:
+def _execute_on_slurm(todo, busy, suite, results, device, data_root, log, executor, progress) -> dict[str, int]:
     """Unfinished runs as Slurm job arrays (submitit); copies of finished runs need no job.
 
     Two waves: the runs that train, then the variants that only evaluate their weights.
@@ -247,32 +300,35 @@ def _execute_on_slurm(todo, busy, suite, results, device, data_root, log, execut
     for wave in ([c[0] for c in chains], [s for c in chains for s in c[1:]]):
         queued = []
         for spec in wave:
-            if _copied(spec, counter, len(todo), log):
+            if _copied(spec, progress, log):
                 final.append("done")
             else:
                 queued.append(spec)
         if queued:
             folder = Path(results) / suite / ".submitit"
             codes = submit_slurm([_payload(s, results, device, data_root, False) for s in queued], executor, folder, log)
-            final += [_report(s, code, "", started, next(counter), len(todo), log) for s, code in zip(queued, codes)]
+            final += [_report(s, code, "", started, progress, log) for s, code in zip(queued, codes)]
     final += ["running"] * len(busy)
     return {status: final.count(status) for status in set(final)}
 
 
-def _report(spec: RunSpec, returncode: int, output: str, started: float, n: int, total: int, log) -> str:
-    """Log one finished process's outcome from the run store; returns the run's status."""
+def _report(spec: RunSpec, returncode: int, output: str, started: float, progress: SuiteProgress, log) -> str:
+    """Log one finished process's outcome from the run store, with the suite's progress; returns the run's status."""
     status = run_status(spec.run_dir)
-    took = f"{time.time() - started:.0f} s"
+    seconds = time.time() - started
+    n, where = progress.finish(seconds if status == "done" else None)  # failures say little about a run's length
+    took = format_duration(seconds)
     if returncode == 3 or status == "running":
-        log(f"[{n}/{total}] {spec.label}: skipped, another process is running it")
+        log(f"[{n}/{progress.total}] {spec.label}: skipped, another process is running it; {where}")
         return "running"
     if status == "done":
         r = json.loads((spec.run_dir / "result.json").read_text())
         reused = f"; evaluated the weights of {r['trained_by']}" if r.get("trained_by") else ""
-        log(f"[{n}/{total}] {spec.label}: mIoU(S) {_num(r['mIoU_seen'])} mIoU(U) {_num(r['mIoU_unseen'])} "
-            f"hIoU {_num(r['hIoU'])} ({took}{reused})")
+        log(f"[{n}/{progress.total}] {spec.label}: mIoU(S) {_num(r['mIoU_seen'])} mIoU(U) {_num(r['mIoU_unseen'])} "
+            f"hIoU {_num(r['hIoU'])} ({took}{reused}); {where}")
     else:
-        log(f"[{n}/{total}] {spec.label}: FAILED ({took}): {_failure_line(spec.run_dir, returncode, output)}")
+        log(f"[{n}/{progress.total}] {spec.label}: FAILED ({took}): {_failure_line(spec.run_dir, returncode, output)}; "
+            f"{where}")
     return status
 
 

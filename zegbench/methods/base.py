@@ -42,6 +42,9 @@ class Method(nn.Module):
     # weights, so the harness evaluates one finished checkpoint instead of training it again.
     inference_keys: frozenset[str] = frozenset()
     grad_clip: float = 0.0  # > 0: the training loop clips the full model's gradient norm to it
+    # No parameter trains: the training loop skips such a model (it finds no parameter requiring a
+    # gradient); declared here so `run_all.py --list` can say so without building the model.
+    training_free: bool = False
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [B, H, W, 3] -> float [B, 3, H, W] with the method's mean and std."""

@@ -1,11 +1,14 @@
 """``reports/<suite>/``: tables (markdown + LaTeX), plots (PNG + PDF) and a README that reads them.
 
 Built at the end of every suite and by ``run_all.py --suite NAME --report-only``,
-from the run store alone.
+from the run store alone: every finished run of the suite (``suite.with_finished_runs``),
+grouped by dataset when there are several. An invocation whose runs all failed leaves
+the report as it was, with one line saying so (``note_failed_invocation``).
 """
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +21,7 @@ from zegbench.reports.tables import (METRICS, ablation_table, aggregate, efficie
                                      runs_frame, to_latex, to_markdown)
 
 PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
+FAILED_NOTE = "> **The last invocation failed**"
 
 
 def paper_numbers() -> dict:
@@ -58,10 +62,28 @@ def _budget_plot(specs, out: Path) -> list[str]:
     return plots.budget_curves(frame, out) if not frame.empty and frame["steps"].nunique() > 1 else []
 
 
+def note_failed_invocation(suite: str, reports_dir: str | Path, failed: int) -> Path | None:
+    """Leave ``reports/<suite>/README.md`` as it is but for one line saying the last invocation's
+    ``failed`` runs all failed (replacing an earlier such line); its path, or None if there is no report."""
+    readme = Path(reports_dir) / suite / "README.md"
+    if not readme.is_file():
+        return None
+    lines = readme.read_text().splitlines()
+    if len(lines) > 2 and lines[2].startswith(FAILED_NOTE):
+        del lines[2:4]  # the earlier note and its blank line
+    note = (f"{FAILED_NOTE} ({time.strftime('%Y-%m-%d %H:%M')}): its {failed} run{'s' if failed != 1 else ''} "
+            f"all failed (`run_all.py --suite {suite} --list`); this report is from the runs finished before.")
+    lines[2:2] = [note, ""]
+    readme.write_text("\n".join(lines) + "\n")
+    return readme
+
+
 def build_report(suite: str, specs, unseen_classes: set[str], reports_dir: str | Path = "reports",
-                 runs: pd.DataFrame | None = None, verdicts: list[dict] | None = None) -> Path:
+                 runs: pd.DataFrame | None = None, verdicts: list[dict] | None = None,
+                 unmatched: list[Path] = ()) -> Path:
     """Write the report of ``suite`` (its expanded ``specs``; ``runs`` = their ``runs_frame`` and
-    ``verdicts`` = their ``scorecard.evaluate_claims`` if already computed) and return its README path."""
+    ``verdicts`` = their ``scorecard.evaluate_claims`` if already computed; ``unmatched``: finished
+    folders that match no run of the suite as defined now) and return its README path."""
     out = Path(reports_dir) / suite
     out.mkdir(parents=True, exist_ok=True)
     for pattern in ("ablation_*.*", "claims_forest.*", "budget_curves.*"):  # of groups or runs no longer there
@@ -71,10 +93,16 @@ def build_report(suite: str, specs, unseen_classes: set[str], reports_dir: str |
     verdicts = evaluate_claims(specs, specs[0].run_dir.parents[1]) if verdicts is None else verdicts
     claims_section = write_scorecard(verdicts, out, suite)
     lines = [f"# Report: suite `{suite}`", ""]
+    if unmatched:
+        lines += [f"{len(unmatched)} finished run folder{'s' if len(unmatched) != 1 else ''} in "
+                  f"`{Path(unmatched[0]).parent}` match no run of the suite as it is defined now (made from an "
+                  f"older suite, method or dataset definition): kept there, not in these tables "
+                  f"(e.g. `{Path(unmatched[0]).name}`).", ""]
     if runs.empty:
         lines += ["No finished runs yet.", "", *claims_section]
         (out / "README.md").write_text("\n".join(lines) + "\n")
         return out / "README.md"
+    several = runs["dataset"].nunique() > 1
     agg = aggregate(runs)
     paper = paper_numbers()
     runs.drop(columns=["run_dir"]).to_csv(out / "runs.csv", index=False)
@@ -84,21 +112,23 @@ def build_report(suite: str, specs, unseen_classes: set[str], reports_dir: str |
     metric_labels = list(METRICS.values())
 
     lines += ["## Ablation tables", ""]
-    for group in dict.fromkeys(agg["group"]):
-        table = ablation_table(agg, group)
-        stem = f"ablation_{group}"
-        (out / f"{stem}.md").write_text(to_markdown(table))
-        (out / f"{stem}.tex").write_text(to_latex(table, f"Ablation: {group} (suite {suite})", f"tab:{suite}-{group}",
-                                                  metric_labels))
-        part = agg[agg["group"] == group]
-        lines += [f"### {group}: [markdown]({stem}.md), [LaTeX]({stem}.tex)", "", to_markdown(table),
-                  f"- {_reading(part, 'hIoU', 'hIoU')}.", f"- {_reading(part, 'mIoU_unseen', 'mIoU(U)')}."]
-        direction = paper["ablation_directions"].get(group)
-        if direction:
-            has_paper = any(d in paper["results"] for d in part["dataset"])
-            prefix = "Paper's direction of effect" if not has_paper else "Paper"
-            lines.append(f"- {prefix}: {direction.strip()}")
-        lines.append("")
+    for dataset in dict.fromkeys(agg["dataset"]):
+        of_dataset = agg[agg["dataset"] == dataset]
+        for group in dict.fromkeys(of_dataset["group"]):
+            table = ablation_table(of_dataset, group)
+            stem = f"ablation_{group}_{dataset}" if several else f"ablation_{group}"
+            title = f"{group} on {dataset}" if several else group
+            (out / f"{stem}.md").write_text(to_markdown(table))
+            (out / f"{stem}.tex").write_text(to_latex(table, f"Ablation: {title} (suite {suite})",
+                                                      f"tab:{suite}-{stem[len('ablation_'):]}", metric_labels))
+            part = of_dataset[of_dataset["group"] == group]
+            lines += [f"### {title}: [markdown]({stem}.md), [LaTeX]({stem}.tex)", "", to_markdown(table),
+                      f"- {_reading(part, 'hIoU', 'hIoU')}.", f"- {_reading(part, 'mIoU_unseen', 'mIoU(U)')}."]
+            direction = paper["ablation_directions"].get(group)
+            if direction:
+                prefix = "Paper" if dataset in paper["results"] else "Paper's direction of effect"
+                lines.append(f"- {prefix}: {direction.strip()}")
+            lines.append("")
 
     comparison = paper_comparison(agg, paper["results"])
     (out / "paper_comparison.md").write_text(to_markdown(comparison))
@@ -125,13 +155,15 @@ def build_report(suite: str, specs, unseen_classes: set[str], reports_dir: str |
               "", "The paper's efficiency rows (fvcore GFLOPs, 1080Ti):", "",
               to_markdown(paper_eff.assign(verified=paper_eff["verified"].map({True: "yes", False: "no †"}))), ""]
 
-    figures = [("hIoU per variant", plots.hiou_by_variant(runs, out),
+    # Plots label each variant with its dataset when there are several (their class lists differ too).
+    shown = runs.assign(variant=runs["variant"] + " [" + runs["dataset"] + "]") if several else runs
+    figures = [("hIoU per variant", plots.hiou_by_variant(shown, out),
                 "Bars are the mean over seeds, whiskers one sample std, dots single seeds."),
-               ("Seen vs unseen", plots.seen_vs_unseen(runs, out),
+               ("Seen vs unseen", plots.seen_vs_unseen(shown, out),
                 "Up is better on unseen classes, right on seen ones; a method that overfits seen classes sits low-right."),
-               ("Per-class IoU", plots.per_class_heatmap(specs, unseen_classes, out),
+               ("Per-class IoU", plots.per_class_heatmap(shown, unseen_classes, out),
                 "Mean over seeds; unseen classes (U) are right of the white line."),
-               ("Training curves", plots.training_curves(specs, out),
+               ("Training curves", plots.training_curves(shown, out),
                 "Training loss, mean over seeds; NEL and CE losses are on different scales."),
                ("Speed vs accuracy", plots.speed_vs_hiou(_speed_points(agg, speed), out),
                 "hIoU (mean over seeds) against the speed suite's batch-1 latency; up-left is better."),

@@ -46,13 +46,12 @@ def seen_vs_unseen(runs: pd.DataFrame, out_dir: Path) -> list[str]:
     return _save(fig, out_dir, "seen_vs_unseen")
 
 
-def per_class_heatmap(specs, unseen: set[str], out_dir: Path) -> list[str]:
-    """Per-class IoU (mean over seeds) for every variant; unseen classes are marked and come last."""
+def per_class_heatmap(runs: pd.DataFrame, unseen: set[str], out_dir: Path) -> list[str]:
+    """Per-class IoU (mean over seeds) for every variant of ``runs`` (``tables.runs_frame``); unseen
+    classes are marked and come last."""
     rows = {}
-    for spec in specs:
-        path = spec.run_dir / "result.json"
-        if path.is_file():
-            rows.setdefault(spec.variant, []).append(json.loads(path.read_text())["per_class"])
+    for variant, run_dir in zip(runs["variant"], runs["run_dir"]):
+        rows.setdefault(variant, []).append(json.loads((Path(run_dir) / "result.json").read_text())["per_class"])
     if not rows:
         return []
     frame = pd.DataFrame({v: pd.DataFrame(r).astype(float).mean() for v, r in rows.items()}).T
@@ -68,15 +67,15 @@ def per_class_heatmap(specs, unseen: set[str], out_dir: Path) -> list[str]:
     return _save(fig, out_dir, "per_class_iou")
 
 
-def training_curves(specs, out_dir: Path) -> list[str]:
-    """Training loss per step, mean over seeds, one line per variant (log scale)."""
+def training_curves(runs: pd.DataFrame, out_dir: Path) -> list[str]:
+    """Training loss per step, mean over seeds, one line per variant of ``runs`` (log scale)."""
     frames = []
-    for spec in specs:
-        log = spec.run_dir / "metrics.jsonl"
-        if (spec.run_dir / "result.json").is_file() and log.is_file():
+    for variant, seed, run_dir in zip(runs["variant"], runs["seed"], runs["run_dir"]):
+        log = Path(run_dir) / "metrics.jsonl"
+        if log.is_file():
             lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
             frames.append(pd.DataFrame({"step": [x["step"] for x in lines], "loss": [x["loss"] for x in lines],
-                                        "variant": spec.variant, "seed": spec.seed}))
+                                        "variant": variant, "seed": seed}))
     if not frames:
         return []
     data = pd.concat(frames)

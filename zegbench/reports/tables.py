@@ -109,11 +109,12 @@ def paper_comparison(agg: pd.DataFrame, paper: dict) -> pd.DataFrame:
 
 
 def efficiency_table(agg: pd.DataFrame, speed: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Parameter counts and training time per variant; GMACs, latency and FPS where the speed
+    """Parameter counts and training time per variant (and dataset, when there are several); GMACs, latency and FPS where the speed
     suite measured the variant's method on its dataset (``speed``: ``speed_report.latest_speed``)."""
-    seen = agg.drop_duplicates("variant")
+    seen = agg.drop_duplicates(["variant", "dataset"])
     table = pd.DataFrame({
         "Variant": seen["variant"],
+        **({"Dataset": seen["dataset"]} if seen["dataset"].nunique() > 1 else {}),
         "Params total (M)": [f"{v / 1e6:.2f}" for v in seen["params_total"]],
         "Params learnable (M)": [f"{v / 1e6:.3f}" for v in seen["params_trainable"]],
         "Train time / run (s)": [f"{v:.0f}" for v in seen["train_seconds"]],
