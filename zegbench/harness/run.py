@@ -129,7 +129,7 @@ def environment(device: str) -> dict:
 
     return {"torch": torch.__version__, "open_clip": open_clip.__version__, "python": platform.python_version(),
             "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else cpu_name(),
-            "threads": torch.get_num_threads(), "git_commit": commit, "precision": "bf16" if device.startswith("cuda") else "fp32"}
+            "threads": torch.get_num_threads(), "git_commit": commit}
 
 
 def run_status(run_dir: Path | None) -> str:
@@ -241,7 +241,8 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
     main = distributed.is_main()
     if main:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-        atomic_write_json(environment(device), run_dir / "env.json")
+        # Training precision is a config key (in the hash); env.json repeats it for the report tables.
+        atomic_write_json({**environment(device), "precision": resolved["train"]["precision"]}, run_dir / "env.json")
     info = load_dataset_info(dataset)
     if not main:  # rank 0 generates the world (or checks the data) first; the others then read it
         distributed.barrier()
