@@ -5,8 +5,9 @@ transforms v2 (the label is a ``tv_tensors.Mask``: nearest resize, 255 padding):
 random rescale to ``scale`` x a ratio in ``ratio_range`` (aspect kept), a random
 ``crop`` x ``crop`` window in which no single class covers more than
 ``cat_max_ratio`` (up to 10 tries), horizontal flip, mmseg's photometric
-distortion (``PhotoMetricDistortion`` below, image only), padding to the crop size. Every random draw comes from a seed the caller passes,
-so data-parallel ranks can reproduce one process's batches exactly.
+distortion (``PhotoMetricDistortion`` below, image only), padding to the crop
+size. Every random draw comes from a seed the caller passes, so data-parallel
+ranks can reproduce one process's batches exactly.
 
 Test time (``rescale_for_testing``): the image is rescaled to fit ``scale`` (VOC: short
 side 512, long side at most 2048); scores go back to the label's size.

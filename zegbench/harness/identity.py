@@ -82,7 +82,7 @@ def input_fingerprints(datasets: list[DatasetInfo], method_config: dict) -> dict
     input the run reads (``datasets``: the training dataset first, then those it is evaluated on).
 
     ``clip_activation`` is recorded for open_clip models only: the in-house CLIP's
-    architecture is fixed by its shipped config, so world runs keep their hashes.
+    architecture is fixed by its shipped config, so world runs' identities leave it out.
     """
     from zegbench.clip.loading import IN_HOUSE, clip_activation
 
