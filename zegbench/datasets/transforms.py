@@ -123,20 +123,16 @@ def _rgb_to_hsv8(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.T
 
 
 def _hsv8_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    """OpenCV 8-bit H, S, V -> RGB levels [3, H, W], rounded."""
-    sector_pos = (h / 30) % 6  # 30 OpenCV units = 60 degrees
-    sector = sector_pos.floor()
-    f = sector_pos - sector
-    sat = s / 255
-    p, q, t = v * (1 - sat), v * (1 - sat * f), v * (1 - sat * (1 - f))
-    # (r, g, b) per 60-degree sector: red->yellow, yellow->green, ..., magenta->red
-    table = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
-    out = h.new_zeros((3, *h.shape))
-    for index, channels in enumerate(table):
-        where = sector == index
-        for c in range(3):
-            out[c] = torch.where(where, channels[c], out[c])
-    return out.round().clamp(0, 255)
+    """OpenCV 8-bit H, S, V -> RGB levels [3, H, W], rounded.
+
+    Channel n (5 for R, 3 for G, 1 for B) is v - v s clamp(min(k, 4 - k), 0, 1)
+    with k = (n + h / 30) mod 6 (30 OpenCV units = 60 degrees): the usual
+    six-sector formula in one expression.
+    """
+    n = torch.tensor([5.0, 3.0, 1.0], device=h.device).view(3, 1, 1)
+    k = (n + h / 30) % 6
+    ramp = torch.minimum(k, 4 - k).clamp(0, 1)
+    return (v - v * (s / 255) * ramp).round().clamp(0, 255)
 
 
 class TrainTransform:
