@@ -329,6 +329,7 @@ CASES = {
     "method-bad-switch": (_run("--method", "zegclip", "--dataset", "world_smoke", "--set", "tuning=fancy", *TINY),
                           "tuning must be one of"),
     "train-wrong-type": (_run("--method", "zegclip", "--set", "steps=many"), "training key 'steps'"),
+    "train-bad-precision": (_run("--method", "zegclip", "--set", "precision=fp16"), "training key 'precision'"),
     "override-not-key-value": (_run("--method", "zegclip", "--set", "steps"), "is not key=value"),
     "dataset-unknown-name": (_run("--method", "zegclip", "--dataset", "atlantis"), "unknown dataset 'atlantis'"),
     "dataset-malformed-yaml": (_dataset_config("classes: [a\n"), "is not valid YAML"),

@@ -11,7 +11,7 @@ from zegbench.datasets.catalog import load_dataset_info
 from zegbench.datasets.folder import SegmentationFolder
 from zegbench.datasets.generate import ensure_world
 from zegbench.harness.evaluate import evaluate
-from zegbench.harness.train import TrainConfig, lr_factor, scheduled_lr_factor, seen_label_map, train
+from zegbench.harness.train import TrainConfig, phase_lr, scheduled_lr, seen_label_map, train
 from zegbench.methods import create_method
 
 
@@ -25,19 +25,68 @@ def tiny_world(tiny_spec, tmp_path_factory):
 
 def test_schedule_warms_up_linearly_then_decays_to_min_lr():
     cfg = TrainConfig(steps=100, warmup=10, lr=1e-3, min_lr=1e-6)
-    assert lr_factor(0, cfg) == pytest.approx(1e-6, abs=1e-6)
-    assert lr_factor(5, cfg) == pytest.approx(0.5 * (1 - 0.05) ** 0.9, rel=1e-3)
-    assert lr_factor(10, cfg) == pytest.approx((1 - 1e-3) * 0.9**0.9 + 1e-3, rel=1e-6)
-    assert lr_factor(100, cfg) == pytest.approx(1e-3)  # min_lr / lr
-    assert all(lr_factor(s, cfg) >= lr_factor(s + 1, cfg) for s in range(10, 99))
+    lr = lambda step: scheduled_lr(step, 1e-3, cfg)
+    assert lr(0) == pytest.approx(1e-3 * 1e-6, abs=1e-9)  # warm-up starts at warmup_ratio
+    assert lr(5) == pytest.approx(0.5 * ((1e-3 - 1e-6) * 0.95**0.9 + 1e-6), rel=1e-3)
+    assert lr(10) == pytest.approx((1e-3 - 1e-6) * 0.9**0.9 + 1e-6, rel=1e-6)
+    assert lr(100) == pytest.approx(1e-6)
+    assert all(lr(s) >= lr(s + 1) for s in range(10, 99))
+
+
+def test_min_lr_is_the_same_absolute_floor_for_every_group():
+    # mmcv's PolyLrUpdaterHook: (base_lr - min_lr) * (1 - progress)^power + min_lr per group, so a
+    # x10 group ends at min_lr too (a floor relative to the base lr left it at 10 x min_lr).
+    cfg = TrainConfig(steps=100, warmup=10, lr=2e-5, min_lr=1e-6)
+    for peak in (2e-5, 2e-4):
+        assert scheduled_lr(100, peak, cfg) == pytest.approx(1e-6, rel=1e-9)
+        assert scheduled_lr(50, peak, cfg) == pytest.approx((peak - 1e-6) * 0.5**0.9 + 1e-6, rel=1e-9)
+
+
+def test_the_last_step_trains_every_group_at_min_lr(tiny_world, tmp_path):
+    info, train_set, _ = tiny_world
+    method = create_method("zegclip", clip_weights="none", image_size=48, head_lr_mult=10.0, encoder_lr_mult=1.0)
+    # power 60: (1 - 1/2)^60 is 1e-18, so the last step's lr is the floor itself
+    cfg = TrainConfig(steps=2, batch_size=1, warmup=0, lr=1e-3, min_lr=1e-6, power=60.0)
+    train(method, train_set, info, cfg, run_dir=tmp_path)
+    groups = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["optimizer"]["param_groups"]
+    assert sorted(g["peak_lr"] for g in groups) == pytest.approx([1e-3, 1e-2])
+    assert [g["lr"] for g in groups] == pytest.approx([1e-6, 1e-6], rel=1e-6)
 
 
 def test_transductive_self_training_restarts_the_schedule():
     cfg = TrainConfig(steps=100, warmup=10, lr=1e-3, self_training_start=0.5)
-    assert scheduled_lr_factor(49, cfg, True) == lr_factor(49, cfg)
-    assert scheduled_lr_factor(50, cfg, True) == pytest.approx(1e-6, abs=1e-6)  # fresh warm-up
-    assert scheduled_lr_factor(60, cfg, True) == pytest.approx(lr_factor(10, replace(cfg, steps=50)))
-    assert scheduled_lr_factor(60, cfg, False) == lr_factor(60, cfg)
+    assert phase_lr(49, 1e-3, cfg, True) == scheduled_lr(49, 1e-3, cfg)
+    assert phase_lr(50, 1e-3, cfg, True) == pytest.approx(1e-9, abs=1e-9)  # fresh warm-up
+    assert phase_lr(60, 1e-3, cfg, True) == pytest.approx(scheduled_lr(10, 1e-3, replace(cfg, steps=50)))
+    assert phase_lr(60, 1e-3, cfg, False) == scheduled_lr(60, 1e-3, cfg)
+
+
+def _autocast_seen(method, info, train_set, **train_keys) -> set:
+    """(enabled, dtype) of CPU autocast inside every training forward pass."""
+    seen = set()
+    method.register_forward_pre_hook(lambda *_: seen.add((torch.is_autocast_enabled("cpu"),
+                                                          torch.get_autocast_dtype("cpu"))))
+    train(method, train_set, info, TrainConfig(steps=2, batch_size=1, warmup=0, **train_keys))
+    return seen
+
+
+def test_training_is_fp32_by_default_and_bf16_on_request(tiny_world):
+    info, train_set, _ = tiny_world
+    method = lambda: create_method("zegclip", clip_weights="none", image_size=48)
+    default = _autocast_seen(method(), info, train_set)
+    assert {enabled for enabled, _ in default} == {False}
+    bf16 = _autocast_seen(method(), info, train_set, precision="bf16")
+    assert bf16 == {(True, torch.bfloat16)}
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_training_is_fp32_by_default(tiny_world, tmp_path):
+    # The official code trains in fp32; zegbench used to train under bf16 autocast on CUDA.
+    info, train_set, _ = tiny_world
+    method, seen = create_method("zegclip", clip_weights="none", image_size=48), set()
+    method.register_forward_pre_hook(lambda *_: seen.add(torch.is_autocast_enabled("cuda")))
+    train(method, train_set, info, TrainConfig(steps=2, batch_size=1, warmup=0), run_dir=tmp_path, device="cuda")
+    assert seen == {False}
 
 
 def test_inductive_labels_hide_unseen_classes():
@@ -85,3 +134,12 @@ def test_self_training_starts_a_fresh_optimizer_as_the_official_second_run(tiny_
     train(method, train_set, info, cfg, run_dir=tmp_path)
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)["optimizer"]["state"]
     assert {int(s["step"]) for s in state.values()} == {adam_steps}  # AdamW steps since its (re)start
+
+
+def test_precision_is_a_training_key_of_the_resolved_config():
+    from zegbench.harness.run import config_hash, resolve
+
+    default = resolve("zegclip", "world_smoke", 0)
+    assert default["train"]["precision"] == "fp32"
+    bf16 = resolve("zegclip", "world_smoke", 0, {"precision": "bf16"})
+    assert bf16["train"]["precision"] == "bf16" and config_hash(bf16) != config_hash(default)

@@ -110,9 +110,13 @@ def cmd_methods_list(args) -> None:
 
 
 def cmd_methods_describe(args) -> None:
+    from zegbench.harness.speed import speed_method_config
     from zegbench.methods import create_method
 
-    overrides = {"clip_weights": args.clip_weights or "none"}
+    # With --dataset: the method as that dataset's recipe configures it (its CLIP and sizes),
+    # with random weights unless --clip-weights names some.
+    overrides = speed_method_config(args.name, args.dataset, random_weights=True) if args.dataset else {}
+    overrides["clip_weights"] = args.clip_weights or "none"
     if args.clip:
         overrides["clip"] = args.clip
     if args.image_size:
@@ -127,10 +131,14 @@ def cmd_methods_describe(args) -> None:
     unused_names = method.unused_parameter_names()
     unused = sum(p.numel() for n, p in method.named_parameters() if n in unused_names)
     counts["params_trainable_unused"] = unused
-    lines = [f"{args.name}: {counts['params_total']:,} parameters, {counts['params_trainable']:,} trainable"
+    activation = method.clip_activation()
+    lines = [f"{args.name}{f' as configured for {args.dataset}' if args.dataset else ''}: "
+             f"{counts['params_total']:,} parameters, {counts['params_trainable']:,} trainable"
              + (f" (of which {unused:,} never get a gradient by design, as in the official model)" if unused else "")]
     lines += [f"  trainable {part:<22} {n:>12,}" for part, n in by_part.items()]
-    _emit({"method": args.name, **counts, "trainable_by_part": by_part}, args.json, lines)
+    lines.append(f"  CLIP activation {activation}")
+    _emit({"method": args.name, "dataset": args.dataset, **counts, "clip_activation": activation,
+           "trainable_by_part": by_part}, args.json, lines)
 
 
 def _parse_overrides(pairs: list[str]) -> dict:
@@ -275,7 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_methods_list)
     p = methods.add_parser("describe", help="build a method and count its parameters")
     p.add_argument("name", help="method name (see `zegbench methods list`)")
-    p.add_argument("--clip", default=None, help="open_clip model to build on (default: the method's)")
+    p.add_argument("--dataset", default=None, help="build the method as this dataset's recipe configures it "
+                   "(its CLIP, activation and sizes; weights stay random)")
+    p.add_argument("--clip", default=None, help="open_clip model to build on (default: the method's or the recipe's)")
     p.add_argument("--clip-weights", default=None, help="weights for --clip (default: random, counts only)")
     p.add_argument("--image-size", type=int, default=None, help="input size (e.g. 512 for the paper)")
     p.add_argument("--json", action="store_true", help="print a JSON object as the last line")

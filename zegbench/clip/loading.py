@@ -5,6 +5,13 @@ open_clip architecture registered from ``model_configs/`` with a checkpoint that
 ships in the package, so it loads exactly like any local open_clip checkpoint
 (``torch.load(weights_only=True)``, positional embedding resized when the
 requested image size differs from the trained one).
+
+Activation: OpenAI's CLIP weights were trained with QuickGELU (x * sigmoid(1.702 x)),
+and so were several other open_clip tags. open_clip builds ``ViT-B-16`` with
+``nn.GELU`` even for the ``openai`` tag and only warns, so ``load_clip`` builds
+QuickGELU whenever the tag's pretrained config asks for it; the real-dataset
+recipes name ``ViT-B-16-quickgelu`` outright, so random-weight builds of a recipe
+(parameter counts, speed) have the same architecture as the trained one.
 """
 from __future__ import annotations
 
@@ -15,6 +22,7 @@ from typing import Callable
 
 import open_clip
 import torch
+from open_clip.transformer import QuickGELU
 
 from zegbench.clip.tokenizer import WorldTokenizer, vocabulary_for
 from zegbench.datasets import worlds
@@ -69,6 +77,29 @@ def names_a_file(weights: str) -> bool:
     return weights not in RANDOM_INIT and (os.sep in weights or weights.endswith((".pt", ".pth", ".bin", ".safetensors")))
 
 
+def uses_quick_gelu(name: str, pretrained: str | None) -> bool:
+    """Whether CLIP ``name`` with weights ``pretrained`` is built with QuickGELU.
+
+    True when the architecture's config says so (``ViT-B-16-quickgelu``) or
+    when ``pretrained`` is an open_clip tag whose weights were trained with it
+    (``openai`` among others). A local file or random weights follow the
+    architecture's config.
+    """
+    config = open_clip.get_model_config(name) or {}
+    tag = open_clip.get_pretrained_cfg(name, pretrained) if pretrained and pretrained not in RANDOM_INIT else {}
+    return bool(config.get("quick_gelu") or tag.get("quick_gelu"))
+
+
+def clip_activation(name: str, pretrained: str | None) -> str:
+    """'QuickGELU' or 'GELU': the MLP activation ``load_clip(name, pretrained)`` builds."""
+    return "QuickGELU" if uses_quick_gelu(name, pretrained) else "GELU"
+
+
+def activation_of(model: torch.nn.Module) -> str:
+    """'QuickGELU' when a built model's MLPs use QuickGELU, else 'GELU'."""
+    return "QuickGELU" if any(isinstance(m, QuickGELU) for m in model.modules()) else "GELU"
+
+
 def load_clip(name: str = IN_HOUSE, pretrained: str | None = None, image_size: int | None = None,
               device: str | torch.device = "cpu") -> ClipBundle:
     """Build CLIP ``name`` with weights ``pretrained`` (tag, local path, or 'none').
@@ -86,7 +117,8 @@ def load_clip(name: str = IN_HOUSE, pretrained: str | None = None, image_size: i
     if is_file and not Path(weights).is_file():
         raise ZegbenchError(f"CLIP checkpoint {weights} does not exist: pass an existing file, "
                             f"or regenerate the in-house one with `zegbench clip pretrain --out {weights}`")
-    kwargs = dict(output_dict=True, force_image_size=image_size, device=device)
+    kwargs = dict(output_dict=True, force_image_size=image_size, device=device,
+                  force_quick_gelu=uses_quick_gelu(name, weights))
     try:
         model, _, preprocess = open_clip.create_model_and_transforms(
             name, pretrained=None if weights in RANDOM_INIT else weights, weights_only=True, **kwargs)

@@ -3,8 +3,10 @@
 Each class embedding is the L2-normalised mean of its L2-normalised template
 embeddings (ZegCLIP's 15-template recipe; one template reduces to the plain
 embedding). Results are kept in memory and on disk under the cache folder,
-keyed by a fingerprint of the text tower's weights, so a fine-tuned or
-different model can never be served another model's embeddings.
+keyed by a fingerprint of the text tower's weights and its activation (the
+same OpenAI weights built with GELU and with QuickGELU give different
+embeddings), so a fine-tuned or different model can never be served another
+model's embeddings.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from zegbench.clip.loading import ClipBundle
+from zegbench.clip.loading import ClipBundle, activation_of
 from zegbench.clip.templates import SINGLE
 from zegbench.utils.io import atomic_torch_save
 from zegbench.utils.paths import cache_root
@@ -65,7 +67,8 @@ def encode_class_names(bundle: ClipBundle, class_names: list[str], templates=SIN
 def class_embeddings(bundle: ClipBundle, class_names: list[str], templates=SINGLE,
                      cache_dir: str | Path | None = None) -> torch.Tensor:
     """Cached ``encode_class_names``: memory first, then disk, then the text tower."""
-    key_src = json.dumps([text_tower_fingerprint(bundle.model), list(class_names), list(templates)])
+    key_src = json.dumps([text_tower_fingerprint(bundle.model), activation_of(bundle.model), list(class_names),
+                          list(templates)])
     key = hashlib.sha1(key_src.encode()).hexdigest()[:20]
     if key in _memory:
         return _memory[key].clone()

@@ -4,14 +4,17 @@ Training (``TrainTransform``), on image and label jointly with torchvision
 transforms v2 (the label is a ``tv_tensors.Mask``: nearest resize, 255 padding):
 random rescale to ``scale`` x a ratio in ``ratio_range`` (aspect kept), a random
 ``crop`` x ``crop`` window in which no single class covers more than
-``cat_max_ratio`` (up to 10 tries), horizontal flip, photometric distortion,
-padding to the crop size. Every random draw comes from a seed the caller passes,
-so data-parallel ranks can reproduce one process's batches exactly.
+``cat_max_ratio`` (up to 10 tries), horizontal flip, mmseg's photometric
+distortion (``PhotoMetricDistortion`` below, image only), padding to the crop
+size. Every random draw comes from a seed the caller passes, so data-parallel
+ranks can reproduce one process's batches exactly.
 
 Test time (``rescale_for_testing``): the image is rescaled to fit ``scale`` (VOC: short
 side 512, long side at most 2048); scores go back to the label's size.
 """
 from __future__ import annotations
+
+from typing import Any
 
 import numpy as np
 import torch
@@ -40,13 +43,104 @@ def fit_scale(h: int, w: int, scale: tuple[int, int]) -> tuple[int, int]:
     return max(1, int(h * factor + 0.5)), max(1, int(w * factor + 0.5))
 
 
+class PhotoMetricDistortion(v2.Transform):
+    """mmseg 0.x's ``PhotoMetricDistortion`` on uint8 RGB images (labels pass through untouched).
+
+    In order, each step applied with probability 0.5: brightness (add a value
+    in [-32, 32]), contrast (multiply by [0.5, 1.5]) here or as the last step
+    (a coin decides), saturation (HSV S channel x [0.5, 1.5]), hue (HSV H
+    channel + an integer in [-18, 17] OpenCV units of 2 degrees, modulo 180;
+    numpy's ``randint`` excludes its upper bound), then contrast if not done
+    first. Every step clips to [0, 255] and truncates to uint8 as mmseg does;
+    HSV uses OpenCV's 8-bit ranges (H 0..179, S and V 0..255) in float
+    arithmetic, rounded, so a value may differ from OpenCV's fixed-point
+    tables by one level. Unlike torchvision's ``RandomPhotometricDistort``
+    it never permutes the colour channels: CLIP's colour words depend on them.
+    Draws come from torch's global generator (``TrainTransform`` seeds it).
+    """
+
+    _transformed_types = (tv_tensors.Image,)  # masks and other inputs pass through unchanged
+
+    def __init__(self, brightness_delta: int = 32, contrast_range: tuple[float, float] = (0.5, 1.5),
+                 saturation_range: tuple[float, float] = (0.5, 1.5), hue_delta: int = 18):
+        super().__init__()
+        self.brightness_delta = brightness_delta
+        self.contrast_range = contrast_range
+        self.saturation_range = saturation_range
+        self.hue_delta = hue_delta
+
+    @staticmethod
+    def _maybe(low: float, high: float) -> float | None:
+        """With probability 0.5 a uniform draw from [low, high], else None (the step is skipped)."""
+        if float(torch.rand(1)) >= 0.5:
+            return None
+        return low + (high - low) * float(torch.rand(1))
+
+    def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        hue = None
+        params = {"brightness": self._maybe(-self.brightness_delta, self.brightness_delta),
+                  "contrast_first": bool(torch.rand(1) < 0.5),
+                  "contrast": self._maybe(*self.contrast_range),
+                  "saturation": self._maybe(*self.saturation_range)}
+        if float(torch.rand(1)) < 0.5:
+            hue = int(torch.randint(-self.hue_delta, self.hue_delta, (1,)))
+        return {**params, "hue": hue}
+
+    def transform(self, inpt: Any, params: dict[str, Any]) -> Any:
+        x = inpt.as_subclass(torch.Tensor).float()
+        if params["brightness"] is not None:
+            x = _to_uint8_levels(x + params["brightness"])
+        if params["contrast"] is not None and params["contrast_first"]:
+            x = _to_uint8_levels(x * params["contrast"])
+        if params["saturation"] is not None:
+            h, s, v = _rgb_to_hsv8(x)
+            x = _hsv8_to_rgb(h, _to_uint8_levels(s * params["saturation"]), v)
+        if params["hue"] is not None:
+            h, s, v = _rgb_to_hsv8(x)
+            x = _hsv8_to_rgb((h + params["hue"]) % 180, s, v)
+        if params["contrast"] is not None and not params["contrast_first"]:
+            x = _to_uint8_levels(x * params["contrast"])
+        return tv_tensors.wrap(x.to(torch.uint8), like=inpt)
+
+
+def _to_uint8_levels(x: torch.Tensor) -> torch.Tensor:
+    """Clip to [0, 255] and truncate, as numpy's ``astype(np.uint8)`` after ``np.clip`` (kept as float)."""
+    return x.clamp(0, 255).floor()
+
+
+def _rgb_to_hsv8(rgb: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """RGB levels [3, H, W] -> OpenCV 8-bit H (0..179), S, V (0..255), rounded, as floats."""
+    r, g, b = rgb.unbind(0)
+    v, _ = rgb.max(dim=0)
+    diff = v - rgb.min(dim=0).values
+    safe = diff.clamp(min=1)
+    degrees = torch.where(v == r, 60 * (g - b) / safe,
+                          torch.where(v == g, 120 + 60 * (b - r) / safe, 240 + 60 * (r - g) / safe))
+    degrees = torch.where(diff == 0, torch.zeros_like(degrees), degrees) % 360
+    h = torch.round(degrees / 2) % 180
+    s = torch.where(v > 0, torch.round(255 * diff / v.clamp(min=1)), torch.zeros_like(v))
+    return h, s, v
+
+
+def _hsv8_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """OpenCV 8-bit H, S, V -> RGB levels [3, H, W], rounded.
+
+    Channel n (5 for R, 3 for G, 1 for B) is v - v s clamp(min(k, 4 - k), 0, 1)
+    with k = (n + h / 30) mod 6 (30 OpenCV units = 60 degrees): the usual
+    six-sector formula in one expression.
+    """
+    n = torch.tensor([5.0, 3.0, 1.0], device=h.device).view(3, 1, 1)
+    k = (n + h / 30) % 6
+    ramp = torch.minimum(k, 4 - k).clamp(0, 1)
+    return (v - v * (s / 255) * ramp).round().clamp(0, 255)
+
+
 class TrainTransform:
     """Image uint8 [H, W, 3] and label int [H, W] -> the augmented crop of both (see module docstring)."""
 
     def __init__(self, spec: TransformSpec):
         self.spec = spec
-        self.photometric = v2.RandomPhotometricDistort(brightness=(0.875, 1.125), contrast=(0.5, 1.5),
-                                                       saturation=(0.5, 1.5), hue=(-0.05, 0.05), p=0.5)
+        self.photometric = PhotoMetricDistortion()
 
     def _crop_box(self, label: torch.Tensor, gen: torch.Generator) -> tuple[int, int]:
         h, w = label.shape[-2:]

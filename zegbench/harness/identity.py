@@ -5,9 +5,11 @@ things a run reads are not config keys, yet change its numbers:
 
 - the dataset definition (class list, unseen split, layout, transforms, world
   generator settings and version): ``dataset_fingerprint``;
-- the in-house CLIP checkpoint that ships in the package: ``clip_fingerprint``.
+- the in-house CLIP checkpoint that ships in the package: ``clip_fingerprint``;
+- the activation an open_clip CLIP is built with (``clip_activation``: OpenAI
+  weights get QuickGELU even under the name ``ViT-B-16``, which used to build GELU).
 
-``input_fingerprints`` puts both into the resolved config, so editing a dataset
+``input_fingerprints`` puts them into the resolved config, so editing a dataset
 YAML or shipping a new in-house CLIP gives new run folders instead of silently
 reusing numbers made from the old ones.
 
@@ -77,12 +79,21 @@ def split_fingerprint(info: DatasetInfo) -> str:
 
 
 def input_fingerprints(datasets: list[DatasetInfo], method_config: dict) -> dict:
-    """``{"datasets": {name: fingerprint}, "clip_checkpoint": hash}`` for every input the run reads
-    (``datasets``: the training dataset first, then those it is evaluated on)."""
+    """``{"datasets": {name: fingerprint}, "clip_checkpoint": hash, "clip_activation": ...}`` for every
+    input the run reads (``datasets``: the training dataset first, then those it is evaluated on).
+
+    ``clip_activation`` is recorded for open_clip models only: the in-house CLIP's
+    architecture is fixed by its shipped config, so world runs' identities leave it out.
+    """
+    from zegbench.clip.loading import IN_HOUSE, clip_activation
+
     out: dict = {"datasets": {info.name: dataset_fingerprint(info) for info in datasets}}
     clip = clip_fingerprint(method_config)
     if clip:
         out["clip_checkpoint"] = clip
+    name = method_config.get("clip", IN_HOUSE)
+    if name != IN_HOUSE:
+        out["clip_activation"] = clip_activation(name, method_config.get("clip_weights"))
     return out
 
 

@@ -137,7 +137,7 @@ def environment(device: str, loader_workers: int | None = None) -> dict:
 
     env = {"torch": torch.__version__, "open_clip": open_clip.__version__, "python": platform.python_version(),
            "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else cpu_name(),
-           "threads": torch.get_num_threads(), "git_commit": commit, "precision": "bf16" if device.startswith("cuda") else "fp32"}
+           "threads": torch.get_num_threads(), "git_commit": commit}
     if loader_workers is not None:
         env["loader_workers"] = loader_workers
     return env
@@ -311,7 +311,8 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
     main = distributed.is_main()
     if main:
         (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-        atomic_write_json(environment(device, workers), run_dir / "env.json")
+        # Training precision is a config key (in the hash); env.json repeats it for the report tables.
+        atomic_write_json({**environment(device, workers), "precision": resolved["train"]["precision"]}, run_dir / "env.json")
     info = load_dataset_info(dataset)
     if not main:  # rank 0 generates the world (or checks the data) first; the others then read it
         distributed.barrier()

@@ -1,5 +1,5 @@
 """The training loop: AdamW with per-group lr multipliers, warm-up + poly schedule,
-gradient accumulation, bf16 autocast on CUDA, JSON-lines log, checkpoint and resume.
+gradient accumulation, fp32 (bf16 autocast on request), JSON-lines log, checkpoint and resume.
 
 Inductive training sees seen classes only: labels are re-indexed into the seen
 list and unseen pixels become 255. Transductive training switches, after
@@ -49,24 +49,35 @@ class TrainConfig:
     log_every: int = 10
     checkpoint_every: int = 0  # 0: only at the end
     seed: int = 0
+    # The official code trains in fp32 (no fp16 key in ZegCLIP's configs); bf16 autocast is an
+    # opt-in that is faster on GPUs with bf16 units and may move the numbers.
+    precision: Literal["fp32", "bf16"] = "fp32"
 
 
-def lr_factor(step: int, cfg: TrainConfig) -> float:
-    """Multiplier of each group's peak lr: linear warm-up from ``warmup_ratio``, then poly decay.
+def autocast_for(precision: str, device: str) -> torch.autocast:
+    """The forward pass's autocast context: off for fp32, bf16 on the run's device type for bf16."""
+    if precision not in ("fp32", "bf16"):
+        raise ZegbenchError(f"training key 'precision' must be fp32 or bf16, not {precision!r}")
+    return torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
 
-    The poly curve runs from 1 down to ``min_lr / lr`` over the whole schedule,
-    as mmseg's ``PolyLrUpdaterHook`` with ``by_epoch=False``.
+
+def scheduled_lr(step: int, peak_lr: float, cfg: TrainConfig) -> float:
+    """One parameter group's lr: linear warm-up from ``warmup_ratio``, then poly decay to ``min_lr``.
+
+    As mmcv's ``PolyLrUpdaterHook`` (``by_epoch=False``) with linear warm-up:
+    ``(peak_lr - min_lr) * (1 - step / steps) ** power + min_lr``, the same
+    absolute floor for every group (a x10 group ends at ``min_lr`` too, not at
+    10 x ``min_lr``); during warm-up that value is scaled up from ``warmup_ratio``.
     """
-    floor = cfg.min_lr / cfg.lr if cfg.lr else 0.0
-    poly = (1 - floor) * (1 - step / cfg.steps) ** cfg.power + floor
+    poly = (peak_lr - cfg.min_lr) * (1 - step / cfg.steps) ** cfg.power + cfg.min_lr
     if step < cfg.warmup:
         k = (1 - step / cfg.warmup) * (1 - cfg.warmup_ratio)
         return poly * (1 - k)
     return poly
 
 
-def scheduled_lr_factor(step: int, cfg: TrainConfig, transductive: bool) -> float:
-    """``lr_factor`` for the run's phase.
+def phase_lr(step: int, peak_lr: float, cfg: TrainConfig, transductive: bool) -> float:
+    """``scheduled_lr`` for the run's phase.
 
     Transductive runs mirror the official two-run recipe: the inductive phase
     follows the first part of a full-length schedule, and self-training then
@@ -74,8 +85,8 @@ def scheduled_lr_factor(step: int, cfg: TrainConfig, transductive: bool) -> floa
     """
     start = int(cfg.self_training_start * cfg.steps)
     if not transductive or step < start:
-        return lr_factor(step, cfg)
-    return lr_factor(step - start, replace(cfg, steps=cfg.steps - start))
+        return scheduled_lr(step, peak_lr, cfg)
+    return scheduled_lr(step - start, peak_lr, replace(cfg, steps=cfg.steps - start))
 
 
 def seen_label_map(info: DatasetInfo) -> torch.Tensor:
@@ -137,14 +148,14 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
     batches = training_batches(dataset, plan, transform, workers, pin_memory=device.startswith("cuda"))
     to_seen = seen_label_map(info).to(device)
     log = _open_log(run_dir / "metrics.jsonl", start_step) if run_dir and rank == 0 else None
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if device.startswith("cuda") else torch.autocast("cpu", enabled=False)
+    autocast = autocast_for(cfg.precision, device)
     started, losses = time.time(), {}
     bar = tqdm(range(start_step, cfg.steps), desc="train", disable=not progress or rank != 0, dynamic_ncols=True,
                initial=start_step, total=cfg.steps)
     for step in bar:
         transductive = method.setting == "transductive"
         for group in optimizer.param_groups:
-            group["lr"] = group["peak_lr"] * scheduled_lr_factor(step, cfg, transductive)
+            group["lr"] = phase_lr(step, group["peak_lr"], cfg, transductive)
         start = int(cfg.self_training_start * cfg.steps)
         self_training = transductive and step >= start
         if self_training and step == start and cfg.self_training_optimizer == "fresh":

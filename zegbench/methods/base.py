@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from zegbench.clip.loading import load_clip
+from zegbench.clip.loading import activation_of, load_clip
 from zegbench.clip.templates import NAME_STYLES, TEMPLATE_SETS
 from zegbench.clip.text_embeddings import class_embeddings
 from zegbench.errors import ZegbenchError, check_name
@@ -71,6 +71,10 @@ class Method(nn.Module):
         self.name_map = NAME_STYLES[class_names]
         proj = bundle.model.text_projection
         return bundle, proj.shape[1] if proj is not None else bundle.model.visual.output_dim
+
+    def clip_activation(self) -> str:
+        """'QuickGELU' or 'GELU': the MLP activation of the frozen CLIP the method is built on."""
+        return activation_of(self._bundle.model)
 
     def text_embeddings(self, class_names: list[str], templates: tuple[str, ...] | None = None) -> torch.Tensor:
         """Frozen, cached class embeddings [C, D] on the method's device (``templates``: the method's set)."""
