@@ -45,3 +45,12 @@ def test_gates_refuse_a_dataset_that_is_not_a_world(tmp_path):
 
     with pytest.raises(ZegbenchError, match="not one"):
         measure_gates("voc12")
+
+
+def test_budget_rule_takes_the_smallest_budget_where_the_oracle_reaches_the_bar():
+    from zegbench.datasets.gates import BUDGET_ORACLE_MIOU, budget_by_rule
+
+    assert budget_by_rule({250: 60.0, 500: BUDGET_ORACLE_MIOU, 750: 85.0, 1500: 90.0}) == 500
+    assert budget_by_rule({250: 60.0, 500: 70.0, 1500: 79.9}) == 1500  # never reached: the cap
+    assert budget_by_rule({250: 81.0, 1500: 95.0}) == 250
+    assert budget_by_rule({2: 99.0}) is None  # a test-sized run measures none of the budgets

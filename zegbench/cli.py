@@ -50,7 +50,7 @@ def cmd_world_describe(args) -> None:
 
 
 def cmd_world_gates(args) -> int:
-    from zegbench.datasets.gates import THRESHOLDS, measure_gates
+    from zegbench.datasets.gates import BUDGET_ORACLE_MIOU, THRESHOLDS, measure_gates
 
     result = measure_gates(args.dataset, seed=args.seed, steps=args.steps, progress=not args.json)
     lines = [f"{args.dataset}: structural gates at {result['steps']} steps of {result['batch_size']} images "
@@ -62,6 +62,9 @@ def cmd_world_gates(args) -> int:
                  f"unseen -> seen {result['unseen_to_seen_share']:.2f}, training-free / oracle "
                  f"{'n/a' if ratio is None else f'{ratio:.2f}'}, median object "
                  f"{result['median_object_patches']:.1f} patches, background {result['background_share']:.2f}")
+    curve = ", ".join(f"{k}: {v:.1f}" for k, v in result["oracle_miou_at_steps"].items())
+    lines.append(f"  oracle mIoU by steps ({curve}); budget rule (oracle >= {BUDGET_ORACLE_MIOU:.0f}, fixed before "
+                 f"any ladder run): {result['budget_by_rule']} steps")
     _emit(result, args.json, lines)
     return 0 if result["passed"] else 1
 

@@ -27,6 +27,12 @@ from zegbench.datasets.catalog import build_dataset, load_dataset_info
 from zegbench.datasets.probe import run_probe
 from zegbench.errors import ZegbenchError
 
+# The world's training budget is chosen by the oracle alone, before any ladder run: the smallest
+# of these step counts at which the oracle reaches BUDGET_ORACLE_MIOU (the recipe's batch size),
+# capped at the largest. Rule fixed on 2026-12-02, before the first ladder on world v2.
+BUDGET_STEPS = (250, 500, 750, 1000, 1500)
+BUDGET_ORACLE_MIOU = 80.0
+
 THRESHOLDS = {
     "G1": "oracle_miou >= 75",
     "G2": "zero_shot_unseen >= 0.90",
@@ -71,6 +77,15 @@ def training_free_miou(dataset: str, method: str = "maskclip") -> float:
     return evaluate(model, build_dataset(dataset, "val"), load_dataset_info(dataset))["mIoU"]
 
 
+def budget_by_rule(miou_at: dict[int, float]) -> int | None:
+    """The smallest of ``BUDGET_STEPS`` where the oracle's mIoU reaches ``BUDGET_ORACLE_MIOU``;
+    the largest measured if none does; None when none of them was measured."""
+    measured = [k for k in BUDGET_STEPS if k in miou_at]
+    if not measured:
+        return None
+    return next((k for k in measured if miou_at[k] >= BUDGET_ORACLE_MIOU), measured[-1])
+
+
 def measure_gates(dataset: str = "world", seed: int = 0, steps: int | None = None, progress: bool = False) -> dict:
     """Measure G1-G5 on world ``dataset``; ``steps`` overrides the recipe's budget (for tests only)."""
     info = load_dataset_info(dataset)
@@ -82,12 +97,14 @@ def measure_gates(dataset: str = "world", seed: int = 0, steps: int | None = Non
     budget = dict(steps=steps or int(train.get("steps", 1500)), batch_size=int(train.get("batch_size", 8)),
                   lr=10 * float(train.get("lr", 1e-4)), encoder_lr=float(train.get("lr", 1e-4)), seed=seed,
                   dataset=dataset, progress=progress)
-    oracle = run_probe("finetune", classes="all", **budget)
+    oracle = run_probe("finetune", classes="all", eval_at=BUDGET_STEPS, **budget)
     seen_only = run_probe("finetune", classes="seen", **budget)
     dense = training_free_miou(dataset)
     out = {
         "dataset": dataset, "steps": budget["steps"], "batch_size": budget["batch_size"],
         "oracle_miou": oracle["mIoU"],
+        "oracle_miou_at_steps": oracle["mIoU_at"],
+        "budget_by_rule": budget_by_rule(oracle["mIoU_at"]),
         "zero_shot_unseen": round(oracle["zero_shot_unseen_before"], 4),
         "unseen_to_seen_share": seen_only["unseen_pixels_to_seen"],
         "training_free_miou": dense,

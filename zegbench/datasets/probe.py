@@ -39,13 +39,26 @@ def _pixel_logits(encoder, adapter, images, text, bundle, scale):
     return F.interpolate(logits, size=images.shape[1:3], mode="bilinear", align_corners=False)
 
 
+def _val_confusion(encoder, adapter, val_x, val_y, text, bundle, scale) -> ConfusionMatrix:
+    """The confusion matrix of the probe's argmax over ``text``'s classes on the val split."""
+    cm = ConfusionMatrix(len(text))
+    with torch.no_grad():
+        for s in range(0, len(val_x), 50):
+            logits = _pixel_logits(encoder, adapter, val_x[s:s + 50], text, bundle, scale)
+            cm.update(logits.argmax(1), torch.from_numpy(val_y[s:s + 50]))
+    return cm
+
+
 def run_probe(tuning: str = "frozen", steps: int = 300, batch_size: int = 16, lr: float = 1e-3,
               encoder_lr: float = 1e-4, seed: int = 0, dataset: str = "world", progress: bool = False,
-              classes: str = "seen") -> dict:
+              classes: str = "seen", eval_at: tuple[int, ...] = ()) -> dict:
     """Train the matcher with the encoder ``frozen`` or ``finetune``d; return the measurements.
 
     ``classes="seen"`` trains on seen classes only (the zero-shot setting);
     ``"all"`` trains on every class, unseen ones included (an oracle).
+    ``eval_at``: also measure val mIoU after these steps (``mIoU_at``). The learning rate is
+    constant and the batches are drawn in the same order, so the value at step k is what a
+    k-step probe would measure.
     """
     if classes not in ("seen", "all"):
         raise ValueError(f"classes must be 'seen' or 'all', not {classes!r}")
@@ -78,7 +91,8 @@ def run_probe(tuning: str = "frozen", steps: int = 300, batch_size: int = 16, lr
     rng = np.random.default_rng(seed)
     start = time.time()
     model.visual.train(tuning == "finetune")
-    for _ in range(steps):
+    miou_at = {}
+    for step in range(1, steps + 1):
         idx = rng.choice(len(train_x), batch_size, replace=False)
         target = to_trained[torch.from_numpy(train_y[idx])]
         logits = _pixel_logits(encoder, adapter, train_x[idx], text_all[trained_ids], bundle, scale)
@@ -86,16 +100,19 @@ def run_probe(tuning: str = "frozen", steps: int = 300, batch_size: int = 16, lr
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if step in eval_at and step < steps:
+            model.visual.train(False)
+            miou_at[step] = summarize(_val_confusion(encoder, adapter, val_x, val_y, text_all, bundle, scale),
+                                      info.classes, info.unseen_ids)["mIoU"]
+            model.visual.train(tuning == "finetune")
     train_seconds = time.time() - start
 
     model.eval()
-    cm = ConfusionMatrix(len(info.classes))
+    cm = _val_confusion(encoder, adapter, val_x, val_y, text_all, bundle, scale)
     with torch.no_grad():
-        for s in range(0, len(val_x), 50):
-            logits = _pixel_logits(encoder, adapter, val_x[s:s + 50], text_all, bundle, scale)
-            cm.update(logits.argmax(1), torch.from_numpy(val_y[s:s + 50]))
         after = zero_shot_accuracy(bundle, per_class=30)
     metrics = summarize(cm, info.classes, info.unseen_ids)
+    miou_at[steps] = metrics["mIoU"]
     # Where do unseen pixels go? The share predicted as some seen class.
     m = cm.matrix
     unseen = list(info.unseen_ids)
@@ -108,4 +125,5 @@ def run_probe(tuning: str = "frozen", steps: int = 300, batch_size: int = 16, lr
         "mIoU": metrics["mIoU"], "mIoU_seen": metrics["mIoU_seen"], "mIoU_unseen": metrics["mIoU_unseen"], "hIoU": metrics["hIoU"],
         "unseen_pixels_to_seen": round(to_seen_share, 4),
         "image_size": int(train_x.shape[1]), "patch_size": int(model.visual.patch_size[0]),
+        "mIoU_at": {k: miou_at[k] for k in sorted(miou_at) if k in eval_at or k == steps},
     }

@@ -38,6 +38,7 @@ from zegbench.errors import ZegbenchError, describe_error
 from zegbench.harness.config import schema_for_class, train_schema, validate_keys
 from zegbench.harness.evaluate import evaluate
 from zegbench.harness.identity import input_fingerprints, read_training_hash, split_fingerprint, training_hash
+from zegbench.harness.results import RESULT_SCHEMA, inspect_result, read_result
 from zegbench.harness.train import TrainConfig, train
 from zegbench.methods import create_method, method_config
 from zegbench.utils import distributed
@@ -45,8 +46,6 @@ from zegbench.utils.claims import claim, is_claimed
 from zegbench.utils.faults import fault_point
 from zegbench.utils.io import atomic_torch_save, atomic_write_json
 
-RESULT_SCHEMA = 1
-RESULT_METRICS = ("pAcc", "mIoU", "mIoU_seen", "mIoU_unseen", "hIoU")
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
 
 
@@ -141,36 +140,6 @@ def environment(device: str, loader_workers: int | None = None) -> dict:
     if loader_workers is not None:
         env["loader_workers"] = loader_workers
     return env
-
-
-def _inspect_result(run_dir: Path) -> tuple[dict | None, str | None]:
-    """(record, None) for a sound result.json, (None, what is wrong) for a damaged one, (None, None) for none."""
-    path = run_dir / "result.json"
-    try:
-        record = json.loads(path.read_text())
-    except FileNotFoundError:
-        return None, None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        return None, f"unreadable JSON: {str(err).splitlines()[0]}"
-    if not isinstance(record, dict):
-        return None, "not a JSON object"
-    if record.get("schema") != RESULT_SCHEMA or record.get("status") != "finished":
-        return None, f"schema {record.get('schema')!r} status {record.get('status')!r}, not {RESULT_SCHEMA} 'finished'"
-    for key in RESULT_METRICS:
-        value = record.get(key, "missing")
-        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
-            return None, f"key {key!r} is {value!r}, not a number or null"
-    if not isinstance(record.get("per_class"), dict):
-        return None, "key 'per_class' is missing or not a mapping"
-    if not run_dir.name.endswith(f"-{record.get('config_hash')}"):  # copied from, or edited to, another run
-        return None, f"config_hash {record.get('config_hash')!r} is not this folder's"
-    return record, None
-
-
-def read_result(run_dir: Path) -> dict | None:
-    """The record of a finished run, or None when ``run_dir`` has no sound ``result.json``
-    (none yet, or a damaged one: cut short, not JSON, keys missing, of the wrong type or another run's)."""
-    return _inspect_result(run_dir)[0]
 
 
 def run_status(run_dir: Path | None) -> str:
@@ -292,7 +261,7 @@ def _claim_or_reuse(run_dir: Path):
 
 def _set_aside_damaged_result(run_dir: Path) -> None:
     """Rename a damaged result.json to ``result.json.damaged-<time>`` (kept, never deleted) and say so."""
-    _, problem = _inspect_result(run_dir)
+    _, problem = inspect_result(run_dir)
     if problem is None:
         return
     kept = run_dir / f"result.json.damaged-{time.strftime('%Y%m%d-%H%M%S')}"

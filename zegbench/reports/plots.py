@@ -12,6 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
+from zegbench.harness.results import read_result  # noqa: E402
+
 
 def _save(fig, out_dir: Path, stem: str) -> list[str]:
     fig.tight_layout()
@@ -51,7 +53,9 @@ def per_class_heatmap(runs: pd.DataFrame, unseen: set[str], out_dir: Path) -> li
     classes are marked and come last."""
     rows = {}
     for variant, run_dir in zip(runs["variant"], runs["run_dir"]):
-        rows.setdefault(variant, []).append(json.loads((Path(run_dir) / "result.json").read_text())["per_class"])
+        result = read_result(Path(run_dir))
+        if result is not None:  # runs_frame read it sound; it may have been damaged since
+            rows.setdefault(variant, []).append(result["per_class"])
     if not rows:
         return []
     frame = pd.DataFrame({v: pd.DataFrame(r).astype(float).mean() for v, r in rows.items()}).T

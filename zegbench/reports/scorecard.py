@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from zegbench.harness.results import read_result
 from zegbench.reports import plots
 from zegbench.reports.paper_claims import ACCURACY_METRICS, METRIC_LABELS, Arm, Claim, load_claims
 from zegbench.reports.tables import to_latex, to_markdown
@@ -57,10 +58,10 @@ def _arm_results(specs, arm: Arm, key: str) -> dict[tuple, dict[int, float]]:
     """(dataset, steps, batch) -> seed -> metric, over the finished runs of ``arm``."""
     out: dict[tuple, dict[int, float]] = {}
     for spec in specs:
-        result_path = spec.run_dir / "result.json"
-        if not arm_matches(spec, arm) or not result_path.is_file():
+        result = read_result(spec.run_dir) if arm_matches(spec, arm) else None
+        if result is None:
             continue
-        value = json.loads(result_path.read_text()).get(key)
+        value = result.get(key)
         budget = run_budget(spec.run_dir) or {"steps": None, "batch": None}
         if value is not None:
             out.setdefault((spec.dataset, budget["steps"], budget["batch"]), {}).setdefault(spec.seed, float(value))
@@ -246,13 +247,12 @@ def budget_frame(specs) -> pd.DataFrame:
     """Finished runs with their training steps, the variant named without its budget keys: the budget plot's data."""
     rows = []
     for spec in specs:
-        result_path = spec.run_dir / "result.json"
+        result = read_result(spec.run_dir)
         budget = run_budget(spec.run_dir)
-        if not result_path.is_file() or budget is None:
+        if result is None or budget is None:
             continue
         shown = spec.overrides if spec.shown is None else spec.shown
         extra = ",".join(f"{k}={v}" for k, v in shown.items() if k not in BUDGET_KEYS)
-        result = json.loads(result_path.read_text())
         rows.append({"variant": f"{spec.method}[{extra}]" if extra else spec.method, "dataset": spec.dataset,
                      "steps": budget["steps"], "seed": spec.seed,
                      **{label: result.get(key) for key, label in

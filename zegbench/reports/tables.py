@@ -1,6 +1,6 @@
 """Result tables from the run store: one row per run, seed aggregates, and paper-shaped tables.
 
-Everything here is a pure function of ``result.json`` / ``env.json`` files
+Everything here is a pure function of sound ``result.json`` (``results.read_result``) and ``env.json`` files
 (and the suite's expansion, which says which runs belong to which variant).
 Markdown goes through pandas + tabulate, LaTeX through pandas' Styler with
 booktabs rules and the best mean of each metric in bold.
@@ -12,6 +12,8 @@ import math
 
 import pandas as pd
 
+from zegbench.harness.results import read_result
+
 METRICS = {"pAcc": "pAcc", "mIoU_seen": "mIoU(S)", "mIoU_unseen": "mIoU(U)", "hIoU": "hIoU"}
 GROUP_KEYS = ["group", "variant", "dataset", "setting"]
 ENV_COLUMNS = ["device", "torch", "precision", "inference"]
@@ -21,10 +23,9 @@ def runs_frame(specs) -> pd.DataFrame:
     """One row per finished run of ``specs`` (suite.RunSpec): identity, metrics, sizes, environment."""
     rows = []
     for spec in specs:
-        result_path = spec.run_dir / "result.json"
-        if not result_path.is_file():
+        r = read_result(spec.run_dir)
+        if r is None:  # not finished, or damaged (the harness sets it aside and evaluates again)
             continue
-        r = json.loads(result_path.read_text())
         env_path = spec.run_dir / "env.json"
         env = json.loads(env_path.read_text()) if env_path.is_file() else {}
         rows.append({
