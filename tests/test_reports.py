@@ -5,6 +5,7 @@ import json
 
 import pytest
 
+from fake_store import write_result
 from zegbench.harness.suite import RunSpec
 from zegbench.reports.build import build_report
 from zegbench.reports.tables import ablation_table, aggregate, paper_comparison, runs_frame, to_latex, to_markdown
@@ -23,11 +24,10 @@ def specs(tmp_path):
         for seed, (pacc, s, u, h) in seeds.items():
             run_dir = tmp_path / "fixture" / f"{method}-s{seed}"  # <results>/<suite>/<run>
             run_dir.mkdir(parents=True)
-            (run_dir / "result.json").write_text(json.dumps({
-                "schema": 1, "status": "finished", "method": method, "dataset": "voc12", "seed": seed,
-                "setting": "inductive", "pAcc": pacc, "mIoU_seen": s, "mIoU_unseen": u, "hIoU": h,
-                "per_class": {"aeroplane": s, "tvmonitor": u}, "params_total": 2_000_000,
-                "params_trainable": 500_000, "train_seconds": 100.0 + seed, "inference": "whole", "device": "cpu"}))
+            write_result(run_dir, method=method, dataset="voc12", seed=seed, setting="inductive", pAcc=pacc,
+                         mIoU_seen=s, mIoU_unseen=u, hIoU=h, per_class={"aeroplane": s, "tvmonitor": u},
+                         params_total=2_000_000, params_trainable=500_000, train_seconds=100.0 + seed,
+                         inference="whole", device="cpu")
             (run_dir / "env.json").write_text(json.dumps({"torch": "2.14.1", "device_name": "Test CPU (2 cores)",
                                                           "precision": "fp32"}))
             (run_dir / "metrics.jsonl").write_text("".join(json.dumps({"step": i, "loss": 1.0 / (i + 1)}) + "\n" for i in range(3)))
@@ -119,6 +119,8 @@ def test_several_datasets_are_reported_apart(specs, tmp_path):
     for spec in specs:  # the same runs again on a second dataset
         run_dir = spec.run_dir.with_name(spec.run_dir.name + "-world")
         shutil.copytree(spec.run_dir, run_dir)
+        record = json.loads((run_dir / "result.json").read_text())
+        (run_dir / "result.json").write_text(json.dumps({**record, "config_hash": "world"}))  # its folder's hash
         others.append(replace(spec, dataset="world_smoke", run_dir=run_dir))
     readme = build_report("fixture", specs + others, {"tvmonitor"}, tmp_path / "reports").read_text()
     assert "### ladder on voc12:" in readme and "### ladder on world_smoke:" in readme

@@ -7,6 +7,7 @@ import os
 import pytest
 import yaml
 
+from fake_store import write_result
 from zegbench.errors import ZegbenchError
 from zegbench.harness.cli import main
 from zegbench.harness.suite import RunSpec, expand
@@ -85,10 +86,9 @@ def _run(root, method, seed, steps, metrics, overrides=None, shown=None):
     run_dir = root / "fake" / f"{method}-{'-'.join(f'{k}{v}' for k, v in overrides.items())}-s{seed}-{steps}"
     run_dir.mkdir(parents=True)
     s, u, h = metrics
-    (run_dir / "result.json").write_text(json.dumps({
-        "schema": 1, "status": "finished", "method": method, "dataset": "world", "seed": seed, "pAcc": 50.0,
-        "mIoU_seen": s, "mIoU_unseen": u, "hIoU": h, "per_class": {"a": s, "b": u}, "params_total": 10,
-        "params_trainable": 5, "train_seconds": 1.0, "device": "cpu"}))
+    write_result(run_dir, method=method, dataset="world", seed=seed, pAcc=50.0, mIoU_seen=s, mIoU_unseen=u,
+                 hIoU=h, per_class={"a": s, "b": u}, params_total=10, params_trainable=5, train_seconds=1.0,
+                 device="cpu")
     (run_dir / "config.yaml").write_text(yaml.safe_dump({"method": method, "train": {"steps": steps, "batch_size": 8}}))
     return RunSpec(method, "world", seed, overrides, "ladder", shown=overrides if shown is None else shown,
                    suite="fake", run_dir=run_dir)
@@ -176,9 +176,8 @@ def test_report_only_prints_a_verdict_line_per_claim(tmp_path, capsys):
     for spec in expand("ablations", seeds=2, results=results):
         spec.run_dir.mkdir(parents=True)
         u = 10.0 + spec.seed + (3.0 if spec.method == "zegclip_baseline_fix" else 0.0)
-        (spec.run_dir / "result.json").write_text(json.dumps({
-            "seed": spec.seed, "pAcc": 50.0, "mIoU_seen": 20.0, "mIoU_unseen": u, "hIoU": 13.0,
-            "per_class": {"solid circle": 20.0, "dotted circle": u}}))
+        write_result(spec.run_dir, seed=spec.seed, pAcc=50.0, mIoU_seen=20.0, mIoU_unseen=u, hIoU=13.0,
+                     per_class={"solid circle": 20.0, "dotted circle": u})
         (spec.run_dir / "config.yaml").write_text(yaml.safe_dump({"train": {"steps": 1500, "batch_size": 8}}))
     assert main(["--suite", "ablations", "--seeds", "2", "--report-only", "--results", str(results),
                  "--reports", str(tmp_path / "reports")]) == 0
