@@ -93,7 +93,7 @@ def run_probe(tuning: str = "frozen", steps: int = 300, batch_size: int = 16, lr
     rng = np.random.default_rng(seed)
     start = time.time()
     model.visual.train(tuning == "finetune")
-    miou_at = {}
+    miou_at, eval_seconds = {}, 0.0
     for step in range(1, steps + 1):
         idx = rng.choice(len(train_x), batch_size, replace=False)
         target = to_trained[torch.from_numpy(train_y[idx])]
@@ -103,11 +103,13 @@ def run_probe(tuning: str = "frozen", steps: int = 300, batch_size: int = 16, lr
         loss.backward()
         optimizer.step()
         if step in eval_at and step < steps:
+            eval_start = time.time()
             model.visual.train(False)
             miou_at[step] = summarize(_val_confusion(encoder, adapter, val_x, val_y, text_all, bundle, scale),
                                       info.classes, info.unseen_ids)["mIoU"]
             model.visual.train(tuning == "finetune")
-    train_seconds = time.time() - start
+            eval_seconds += time.time() - eval_start
+    train_seconds = time.time() - start - eval_seconds
 
     model.eval()
     cm = _val_confusion(encoder, adapter, val_x, val_y, text_all, bundle, scale)
