@@ -31,7 +31,8 @@ from zegbench.errors import ZegbenchError
 
 # The world's training budget is chosen by the oracle alone, before any ladder run: the smallest
 # of these step counts at which the oracle reaches BUDGET_ORACLE_MIOU (the recipe's batch size),
-# capped at the largest. Rule fixed on 2026-12-02, before the first ladder on world v2.
+# capped at the largest. Rule decided in the session before its first measurement (2026-12-03), before any ladder
+# run on world v2, and not changed after it.
 BUDGET_STEPS = (250, 500, 750, 1000, 1500)
 BUDGET_ORACLE_MIOU = 80.0
 

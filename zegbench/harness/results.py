@@ -1,4 +1,4 @@
-"""A run's ``result.json``: its schema, and the one reader every consumer uses.
+"""A run's ``result.json`` (accuracy runs; speed records have their own): its schema, and the one reader.
 
 A finished run's record is sound when it parses, is schema ``RESULT_SCHEMA`` with status
 "finished", its metrics are numbers (or null), it has per-class IoUs, and its config hash is
