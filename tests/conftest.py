@@ -26,3 +26,27 @@ def tiny_spec():
     from zegbench.datasets.generate import WorldSpec
 
     return WorldSpec(name="tiny", seed=3, image_size=48, train_scenes=12, val_scenes=6)
+
+
+# The test files that take longest, slowest first (per-file time of a serial run; re-measure with
+# `pytest -n 0 --durations=0` when a file grows). pytest-xdist hands each worker whole files
+# (`--dist loadfile`, `--no-loadscope-reorder`) in collection order: starting with the longest
+# ones keeps a long file from running alone at the end while the other workers sit idle.
+# The order changes only when a test runs, never what it checks.
+SLOWEST_FIRST = (
+    "test_reliability.py",
+    "test_suite.py",
+    "test_real_datasets.py",
+    "test_store_faults.py",
+    "test_segment.py",
+    "test_probe.py",
+    "test_distributed.py",
+    "test_gates.py",
+    "test_clip.py",
+    "test_cli.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    rank = {name: position for position, name in enumerate(SLOWEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))  # stable: a file's tests keep their order

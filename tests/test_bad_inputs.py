@@ -118,7 +118,7 @@ def _wrong_arch_checkpoint(tmp, monkeypatch):
 
 
 def _truncated_checkpoint(tmp, monkeypatch):
-    shipped = ROOT / "zegbench" / "clip" / "weights" / "zegbench-world-vit.pt"
+    shipped = ROOT / "zegbench" / "clip" / "weights" / "zegbench-world2-vit.pt"
     (tmp / "cut.pt").write_bytes(shipped.read_bytes()[: 200_000])
     return zegbench_main, ["clip", "zero-shot", "--checkpoint", str(tmp / "cut.pt")]
 
@@ -217,7 +217,7 @@ def _force_on_held_run(tmp, monkeypatch):
 def _image_too_large(tmp, monkeypatch, trained_run=None):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # PIL refuses over twice this: a 'decompression bomb'
     Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(tmp / "huge.png")
-    return zegbench_main, ["segment", str(tmp / "huge.png"), "--classes", "dotted star", "--run", str(trained_run),
+    return zegbench_main, ["segment", str(tmp / "huge.png"), "--classes", "red dotted", "--run", str(trained_run),
                            "--out", str(tmp / "out")]
 
 
@@ -243,7 +243,7 @@ def _damaged_result(damage):
     return setup
 
 
-def _segment_image(shape, classes="dotted star,solid circle", classes_file=None):
+def _segment_image(shape, classes="red dotted,blue striped", classes_file=None):
     def setup(tmp, monkeypatch, trained_run=None):
         Image.fromarray(np.zeros((*shape, 3), np.uint8)).save(tmp / "odd.png")
         names = ["--classes", classes]
@@ -352,9 +352,9 @@ CASES = {
     "class-list-empty": (_segment(" , "), "class list is empty"),
     "class-name-non-ascii": (_segment("dötted star"), "cannot read 'dötted'"),
     "image-too-large": (_image_too_large, "is too large to open safely"),
-    "image-unreadable": (_segment("dotted star", image="broken"), "unreadable"),
-    "image-not-found": (_segment("dotted star", image="missing"), "does not exist"),
-    "run-without-checkpoint": (_segment("dotted star", run="empty"), "no checkpoint.pt"),
+    "image-unreadable": (_segment("red dotted", image="broken"), "unreadable"),
+    "image-not-found": (_segment("red dotted", image="missing"), "does not exist"),
+    "run-without-checkpoint": (_segment("red dotted", run="empty"), "no checkpoint.pt"),
     "checkpoint-wrong-architecture": (_wrong_arch_checkpoint, "does not load into"),
     "checkpoint-truncated": (_truncated_checkpoint, "is unreadable"),
     "results-folder-unwritable": (_results_under_a_file, "is not writable"),
@@ -373,8 +373,8 @@ HANDLED = {
     "result-json-hand-edited": (_damaged_result("edited"), "was damaged (key 'mIoU_seen' is 'high'"),
     "image-1x1": (_segment_image((1, 1)), "odd.png: "),
     "image-20000-wide": (_segment_image((4, 20_000)), "odd.png: "),
-    "class-name-with-quotes": (_segment_image((8, 8), classes='"dotted" star,solid circle'), '"dotted" star'),
-    "class-name-with-comma": (_segment_image((8, 8), classes_file="striped star, the large one\nsolid circle\n"),
+    "class-name-with-quotes": (_segment_image((8, 8), classes='"red" dotted,blue striped'), '"red" dotted'),
+    "class-name-with-comma": (_segment_image((8, 8), classes_file="striped star, the large one\nblue striped\n"),
                               "striped star, the large one"),
     "label-palette-png": (_evaluate_voc("palette"), "mIoU(S)"),
 }

@@ -19,7 +19,7 @@ def _run(*args, cwd=None):
 def test_world_describe_json_names_the_split(capsys):
     assert main(["world", "describe", "--json"]) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert len(out["classes"]) == 20 and all(c.startswith("dotted") for c in out["unseen"])
+    assert len(out["classes"]) == 20 and all(c.endswith(" dotted") for c in out["unseen"])
 
 
 def test_methods_list_shows_the_registry(capsys):

@@ -79,7 +79,7 @@ def test_wrong_architecture_checkpoint_is_one_clear_error(tmp_path, random_check
     state["visual.conv1.weight"] = torch.zeros(7, 3, 8, 8)
     bad = tmp_path / "wrong.pt"
     torch.save(state, bad)
-    with pytest.raises(ZegbenchError, match="does not load into 'zegbench-world-vit'.*size mismatch"):
+    with pytest.raises(ZegbenchError, match=f"does not load into '{IN_HOUSE}'.*size mismatch"):
         load_clip(IN_HOUSE, str(bad))
 
 

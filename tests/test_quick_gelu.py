@@ -67,7 +67,7 @@ def test_text_embeddings_are_cached_per_activation(tmp_path):
     quick.model = copy.deepcopy(gelu.model)
     for block in quick.model.transformer.resblocks:
         block.mlp.gelu = QuickGELU()  # the same weights, the other activation
-    names = ["dotted star", "solid circle"]
+    names = ["red dotted", "blue striped"]
     first = class_embeddings(gelu, names, cache_dir=tmp_path)
     second = class_embeddings(quick, names, cache_dir=tmp_path)
     assert not (first - second).abs().max() < 1e-4

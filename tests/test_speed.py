@@ -35,7 +35,7 @@ def test_flops_split_over_the_parts_a_predict_call_uses():
                            decoder_ffn=64, mask_dim=16, mask_threshold=0.0, templates="single",
                            region_templates="single").eval()  # every proposal goes to CLIP
     x = torch.randn(1, 3, 64, 64)
-    names = ["solid circle", "dotted star"]
+    names = ["blue striped", "red dotted"]
     method.text_embeddings(names)
     flops, parts = count_flops(method, lambda: method.predict(x, names, [True, False]))
     assert set(parts) == {"proposals", "clip_visual"} and all(v > 0 for v in parts.values())

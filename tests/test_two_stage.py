@@ -90,7 +90,7 @@ def _no_region_case(**switches):
     torch.manual_seed(0)
     method = create_method("two_stage", mask_threshold=1.1, **{**TINY_TWO_STAGE, **switches}).eval()
     x = method.normalize(torch.randint(0, 256, (1, 64, 64, 3), dtype=torch.uint8))
-    names = ["solid circle", "striped square", "dotted star"]
+    names = ["blue striped", "yellow hatched", "red dotted"]
     last = method.proposals(x, method.text_embeddings(names))[-1]
     masks = F.interpolate(last["mask_logits"], size=(64, 64), mode="bilinear", align_corners=False).sigmoid()
     return method, x, names, last["class_logits"].softmax(-1)[..., :-1], masks

@@ -47,7 +47,7 @@ def test_v1_captions_are_unchanged():
     assert hashlib.sha256("|".join(captions).encode()).hexdigest()[:12] == V1_CAPTIONS_DIGEST
 
 
-@pytest.mark.parametrize("dataset, gen", [("world", world), ("world_v2", world_v2), ("world_v2_seed1", world_v2)])
+@pytest.mark.parametrize("dataset, gen", [("world_v1", world), ("world", world_v2), ("world_seed1", world_v2)])
 def test_world_config_matches_generator(dataset, gen):
     info = load_dataset_info(dataset)
     assert info.classes == gen.CLASS_NAMES

@@ -14,7 +14,7 @@ from types import ModuleType
 from zegbench.errors import ZegbenchError
 
 MODULES = {1: "zegbench.datasets.world", 2: "zegbench.datasets.world_v2"}
-DEFAULT_VERSION = 1  # v2 becomes the default once its gates and ladder are measured
+DEFAULT_VERSION = 2  # since 2026-12-03 (v1, the world_v1 dataset, was the default before)
 
 
 def generator(version: int = DEFAULT_VERSION) -> ModuleType:

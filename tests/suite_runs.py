@@ -1,0 +1,40 @@
+"""Running a tiny suite through ``run_all.py`` in a subprocess, as a user would: shared by the
+crash-safety tests (test_reliability.py) and the store's fault tests (test_store_faults.py)."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SUITE = ("dataset: world_smoke\nseeds: [0]\ngroups:\n"
+         "  - methods: [zegclip]\n    set: {steps: 6, batch_size: 2, warmup: 1, log_every: 1}\n")
+COMPARED = ("pAcc", "mIoU_seen", "mIoU_unseen", "hIoU", "per_class")
+
+
+def suite_file(tmp_path: Path, text: str = SUITE) -> Path:
+    """Write suite ``text`` (named ``rel``) into ``tmp_path``."""
+    path = tmp_path / "rel.yaml"
+    path.write_text(text)
+    return path
+
+
+def run_all(suite: Path, results: Path, fault: str | None = None) -> subprocess.CompletedProcess:
+    """``run_all.py`` on ``suite`` into store ``results``; ``fault`` sets ZEGBENCH_FAULT (zegbench.utils.faults)."""
+    env = {k: v for k, v in os.environ.items() if k != "ZEGBENCH_FAULT"}
+    if fault:
+        env["ZEGBENCH_FAULT"] = fault
+    return subprocess.run([sys.executable, "run_all.py", "--suite", str(suite), "--results", str(results),
+                           "--reports", str(results / "reports")], cwd=ROOT, env=env, capture_output=True, text=True)
+
+
+def finished(results: Path) -> list[Path]:
+    """The suite's finished runs: their result.json files."""
+    return sorted(results.glob("rel/*/result.json"))
+
+
+def losses(run_dir: Path) -> list[float]:
+    """The training losses a run logged, step by step."""
+    return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
