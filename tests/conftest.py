@@ -9,6 +9,26 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 
 
+def _give_each_xdist_worker_its_own_cores():
+    """Under `pytest -n N`, worker i keeps every N-th core of the ones this session may use.
+
+    Many tests start training processes (run_all.py's runs, DDP ranks), which size their torch
+    threads and data loader workers by the cores they may use (zegbench.utils.cores). Unpinned,
+    each of N workers would start processes sized for the whole machine, and the threads of
+    several would fight over the same cores. What a test checks does not change.
+    """
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    if not worker or not hasattr(os, "sched_setaffinity"):
+        return
+    cores = sorted(os.sched_getaffinity(0))
+    if count <= len(cores):
+        index = int(worker.removeprefix("gw"))
+        os.sched_setaffinity(0, set(cores[index::count]))
+
+
+_give_each_xdist_worker_its_own_cores()  # before torch is imported, so its thread pool fits
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
     cache = tmp_path_factory.mktemp("zegbench-cache")

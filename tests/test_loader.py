@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -110,9 +111,23 @@ def test_default_workers_follow_the_cores(monkeypatch):
     assert default_workers(2) == 5
 
 
-def test_run_all_passes_workers_to_its_runs(tmp_path):
-    import os
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity on this OS")
+def test_a_process_pinned_to_one_core_sizes_threads_and_workers_for_one(monkeypatch):
+    from zegbench.datasets.loader import WORKERS_ENV, default_workers
+    from zegbench.utils.cores import available_cores
+
+    monkeypatch.delenv(WORKERS_ENV, raising=False)
+    allowed = os.sched_getaffinity(0)
+    try:
+        os.sched_setaffinity(0, {min(allowed)})  # as `taskset -c 0`, or Slurm's binding of one CPU
+        assert available_cores() == 1 and default_workers() == 0
+    finally:
+        os.sched_setaffinity(0, allowed)
+    assert available_cores() == len(allowed)
+
+
+def test_run_all_passes_workers_to_its_runs(tmp_path):
     from zegbench.datasets.loader import WORKERS_ENV
     from zegbench.harness.cli import main as run_all_main
 

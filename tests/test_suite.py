@@ -9,6 +9,7 @@ from zegbench.errors import ZegbenchError
 from zegbench.harness import suite as suite_mod
 from zegbench.harness.cli import main
 from zegbench.harness.run import run_status
+from zegbench.utils.cores import available_cores
 
 TINY = {"steps": 2, "batch_size": 2, "warmup": 1}
 
@@ -194,15 +195,13 @@ def test_kill_9_midway_then_rerun_equals_an_uninterrupted_suite(tmp_path):
 
 
 def test_parallel_runs_share_the_cores(suites, tmp_path):
-    import os
-
     suites("par", f"dataset: world_smoke\nseeds: [0, 1]\ngroups:\n  - methods: [zegclip_baseline_fix]\n    set: {json.dumps(TINY)}\n")
     results = tmp_path / "results"
     assert main(["--suite", "par", "--results", str(results), "--reports", str(tmp_path / "reports"), "-j", "2"]) == 0
     for spec in suite_mod.expand("par", results=results):
         assert run_status(spec.run_dir) == "done"
         env = json.loads((spec.run_dir / "env.json").read_text())
-        assert env["threads"] == max(1, (os.cpu_count() or 1) // 2)
+        assert env["threads"] == max(1, available_cores() // 2)
 
 
 def test_inference_only_variants_wait_for_the_run_that_trains_their_weights(suites, tmp_path, capsys):

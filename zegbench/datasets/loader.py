@@ -20,6 +20,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from zegbench.errors import ZegbenchError
+from zegbench.utils.cores import available_cores
 
 # Each worker keeps ``prefetch`` batches in shared memory (16 VOC crops: 17 MB each): 16 workers
 # stay near 0.5 GB of /dev/shm. A GPU that needs more (README: an H200 at the VOC recipe) gets --workers.
@@ -28,14 +29,14 @@ WORKERS_ENV = "ZEGBENCH_LOADER_WORKERS"  # run_all.py --workers, passed to its r
 
 
 def default_workers(cores: int | None = None) -> int:
-    """Loader workers for a training process with ``cores`` CPU cores (default: all of them) when
+    """Loader workers for a training process with ``cores`` CPU cores (default: all it may use, ``available_cores``) when
     none are asked for: one fewer than its cores, at most ``MAX_DEFAULT_WORKERS``.
 
     ``ZEGBENCH_LOADER_WORKERS`` (set by ``run_all.py --workers``) wins.
     """
     if os.environ.get(WORKERS_ENV):
         return check_workers(int(os.environ[WORKERS_ENV]))
-    cores = cores or os.cpu_count() or 1
+    cores = cores or available_cores()
     return max(0, min(MAX_DEFAULT_WORKERS, cores - 1))
 
 

@@ -31,6 +31,7 @@ from zegbench.harness.identity import training_hash
 from zegbench.harness.progress import SuiteProgress, format_duration
 from zegbench.harness.run import (finished_elsewhere, finished_trainings, resolve, reuse_finished_elsewhere,
                                   run_dir_for, run_status)
+from zegbench.utils.cores import available_cores
 from zegbench.utils.io import read_yaml_mapping
 
 SUITE_DIR = Path(__file__).resolve().parents[2] / "configs" / "suites"
@@ -241,7 +242,7 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
     log(f"suite {suite}: {len(specs)} runs, {sum(v == 'done' for v in statuses.values())} already finished, "
         f"{len(todo)} to run" + (f" ({jobs} at a time)" if jobs > 1 and todo else "")
         + (f", {len(busy)} being run by another process (left to it)" if busy else ""))
-    threads = max(1, (os.cpu_count() or 1) // max(jobs * executor.nproc, 1))
+    threads = max(1, available_cores() // max(jobs * executor.nproc, 1))
     env = {**os.environ, "ZEGBENCH_THREADS": str(threads)}
     progress = SuiteProgress(len(todo), jobs if executor.kind != "slurm" else executor.array_parallelism)
     if executor.kind == "slurm":

@@ -20,6 +20,7 @@ def main(argv: list[str]) -> int:
 
     from zegbench.errors import ZegbenchError
     from zegbench.utils import distributed
+    from zegbench.utils.cores import available_cores
     from zegbench.datasets.loader import default_workers
     from zegbench.harness.run import RunClaimed, run_experiment
 
@@ -28,7 +29,7 @@ def main(argv: list[str]) -> int:
         torch.set_num_threads(int(os.environ["ZEGBENCH_THREADS"]))
     try:
         device = distributed.setup(spec["device"])
-        cores = int(os.environ.get("ZEGBENCH_THREADS") or (os.cpu_count() or 1) // distributed.world_size())
+        cores = int(os.environ.get("ZEGBENCH_THREADS") or available_cores() // distributed.world_size())
         run_experiment(spec["method"], spec["dataset"], spec["seed"], spec["overrides"], spec["results"],
                        spec["suite"], device, spec["progress"], spec["data_root"], spec.get("eval_on"),
                        workers=default_workers(cores))
