@@ -48,8 +48,9 @@ def tiny_spec():
     return WorldSpec(name="tiny", seed=3, image_size=48, train_scenes=12, val_scenes=6)
 
 
-# The test files that take longest, slowest first (per-file time of a serial run; re-measure with
-# `pytest -n 0 --durations=0` when a file grows). pytest-xdist hands each worker whole files
+# The test files that take longest, slowest first (seconds per file under `pytest -n 2` on a 2-core
+# AMD EPYC, 2026-12-03: 318, 172, 149, 125, 75, 68, 61, 51, 27, 23, 21, 16; re-measure with
+# `--durations=0` when a file grows). pytest-xdist hands each worker whole files
 # (`--dist loadfile`, `--no-loadscope-reorder`) in collection order: starting with the longest
 # ones keeps a long file from running alone at the end while the other workers sit idle.
 # The order changes only when a test runs, never what it checks.
@@ -58,12 +59,14 @@ SLOWEST_FIRST = (
     "test_suite.py",
     "test_real_datasets.py",
     "test_store_faults.py",
-    "test_segment.py",
-    "test_probe.py",
     "test_distributed.py",
-    "test_gates.py",
-    "test_clip.py",
+    "test_probe.py",
     "test_cli.py",
+    "test_clip.py",
+    "test_identity.py",
+    "test_loader.py",
+    "test_segment.py",
+    "test_gates.py",
 )
 
 

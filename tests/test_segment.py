@@ -130,7 +130,8 @@ def test_class_names_with_commas_quotes_and_other_letters(run_dir, tmp_path, cap
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["classes"] == names
     # --classes splits at commas; a quote stays part of the name.
     assert main([*base, "--classes", '"dotted" circle,striped star']) == 0
-    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["classes"] == ['"dotted" circle', "striped star"]
+    classes = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["classes"]
+    assert classes == ['"dotted" circle', "striped star"]
     # The in-house CLIP reads the world's words only: a non-ASCII word is named whole, not in pieces.
     assert main([*base, "--classes", "dötted star"]) == 2
     assert "cannot read 'dötted'" in capsys.readouterr().err

@@ -29,8 +29,8 @@ WORKERS_ENV = "ZEGBENCH_LOADER_WORKERS"  # run_all.py --workers, passed to its r
 
 
 def default_workers(cores: int | None = None) -> int:
-    """Loader workers for a training process with ``cores`` CPU cores (default: all it may use, ``available_cores``) when
-    none are asked for: one fewer than its cores, at most ``MAX_DEFAULT_WORKERS``.
+    """Loader workers for a training process with ``cores`` CPU cores (default: the cores it may use,
+    ``available_cores``) when none are asked for: one fewer than its cores, at most ``MAX_DEFAULT_WORKERS``.
 
     ``ZEGBENCH_LOADER_WORKERS`` (set by ``run_all.py --workers``) wins.
     """
