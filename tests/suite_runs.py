@@ -21,13 +21,19 @@ def suite_file(tmp_path: Path, text: str = SUITE) -> Path:
     return path
 
 
-def run_all(suite: Path, results: Path, fault: str | None = None) -> subprocess.CompletedProcess:
-    """``run_all.py`` on ``suite`` into store ``results``; ``fault`` sets ZEGBENCH_FAULT (zegbench.utils.faults)."""
+def run_all_command(suite: Path, results: Path, *options: str) -> list[str]:
+    """The command line of ``run_all.py`` on ``suite``, with store ``results`` and reports beside it (run from ROOT)."""
+    return [sys.executable, "run_all.py", "--suite", str(suite), "--results", str(results),
+            "--reports", str(results / "reports"), *options]
+
+
+def run_all(suite: Path, results: Path, *options: str, fault: str | None = None) -> subprocess.CompletedProcess:
+    """Run ``run_all_command``; ``fault`` sets ZEGBENCH_FAULT (zegbench.utils.faults)."""
     env = {k: v for k, v in os.environ.items() if k != "ZEGBENCH_FAULT"}
     if fault:
         env["ZEGBENCH_FAULT"] = fault
-    return subprocess.run([sys.executable, "run_all.py", "--suite", str(suite), "--results", str(results),
-                           "--reports", str(results / "reports")], cwd=ROOT, env=env, capture_output=True, text=True)
+    return subprocess.run(run_all_command(suite, results, *options), cwd=ROOT, env=env, capture_output=True,
+                          text=True)
 
 
 def finished(results: Path) -> list[Path]:

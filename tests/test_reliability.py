@@ -7,11 +7,9 @@ files are separate so that pytest-xdist can run them side by side.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
-from suite_runs import COMPARED, ROOT, finished, losses, run_all, suite_file
+from suite_runs import COMPARED, finished, losses, run_all, suite_file
 
 
 @pytest.fixture(scope="module")
@@ -45,13 +43,12 @@ def test_same_config_and_seed_give_identical_metrics(tmp_path, clean):
     assert {k: a[k] for k in COMPARED} == {k: b[k] for k in COMPARED}
 
 
-def test_a_damaged_result_in_the_store_is_set_aside_and_redone_by_thesuite_file(tmp_path, clean):
+def test_a_damaged_result_in_the_store_is_set_aside_and_redone_by_the_suite(tmp_path, clean):
     suite, results = suite_file(tmp_path), tmp_path / "results"
     assert run_all(suite, results).returncode == 0
     (result,) = finished(results)
     result.write_text(result.read_text()[:80])  # cut short, as by a full disk outside zegbench or a bad copy
-    listed = subprocess.run([sys.executable, "run_all.py", "--suite", str(suite), "--results", str(results), "--list"],
-                            cwd=ROOT, capture_output=True, text=True)
+    listed = run_all(suite, results, "--list")
     assert listed.stdout.startswith("damaged") and "1 damaged" in listed.stdout
     rerun = run_all(suite, results)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr

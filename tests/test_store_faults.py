@@ -5,19 +5,17 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 
 import pytest
-from suite_runs import ROOT, SUITE, finished, run_all, suite_file
+from suite_runs import ROOT, SUITE, finished, run_all, run_all_command, suite_file
 
 
 def test_two_suites_on_one_store_never_run_a_run_twice(tmp_path):
     text = SUITE.replace("methods: [zegclip]", "methods: [zegclip, zegclip_dpt, zegclip_baseline_fix]").replace(
         "steps: 6", "steps: 30")
     suite, results = suite_file(tmp_path, text), tmp_path / "results"
-    cmd = [sys.executable, "run_all.py", "--suite", str(suite), "--results", str(results),
-           "--reports", str(results / "reports")]
-    procs = [subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    command = run_all_command(suite, results)
+    procs = [subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
              for _ in range(2)]
     outputs = [p.communicate()[0] for p in procs]
     assert [p.returncode for p in procs] == [0, 0], outputs
