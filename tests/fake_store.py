@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from zegbench.harness.results import RESULT_METRICS, RESULT_SCHEMA
+from zegbench.store import RESULT_METRICS, RESULT_SCHEMA
 
 
 def write_result(run_dir: Path, **fields) -> Path:

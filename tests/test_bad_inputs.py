@@ -199,7 +199,8 @@ def _read_only_store(command):
 
 
 def _force_on_held_run(tmp, monkeypatch):
-    from zegbench.harness.run import resolve, run_dir_for
+    from zegbench.harness.identity import run_dir_for
+    from zegbench.harness.resolve import resolve
     from zegbench.utils.claims import claim
 
     suite = tmp / "held.yaml"
@@ -227,7 +228,9 @@ _image_too_large.needs_run = True
 def _damaged_result(damage):
     """A finished run whose result.json is then damaged; the same command again."""
     def setup(tmp, monkeypatch):
-        from zegbench.harness.run import resolve, run_dir_for, run_experiment
+        from zegbench.harness.identity import run_dir_for
+        from zegbench.harness.resolve import resolve
+        from zegbench.harness.run import run_experiment
 
         overrides = {"steps": 2, "batch_size": 2, "warmup": 1}
         run_experiment("zegclip_baseline_fix", "world_smoke", 0, overrides, results=tmp / "r", suite="adhoc")
@@ -387,7 +390,9 @@ CHECKED_BEFORE_RUNNING = {"suite-data-root-missing", "suite-split-list-missing",
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    from zegbench.harness.run import resolve, run_dir_for, run_experiment
+    from zegbench.harness.identity import run_dir_for
+    from zegbench.harness.resolve import resolve
+    from zegbench.harness.run import run_experiment
 
     results = tmp_path_factory.mktemp("bad-inputs-run")
     overrides = {"steps": 2, "batch_size": 2, "warmup": 1}

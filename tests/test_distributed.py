@@ -6,7 +6,9 @@ import json
 import pytest
 
 from zegbench.harness.cli import main as run_all_main
-from zegbench.harness.run import resolve, run_dir_for, run_experiment
+from zegbench.harness.identity import run_dir_for
+from zegbench.harness.resolve import resolve
+from zegbench.harness.run import run_experiment
 
 # Dropout off: ranks seed their dropout differently (as they should), which is the one
 # source of difference this comparison must not have.

@@ -8,7 +8,7 @@ import pytest
 
 from zegbench.cli import main
 from zegbench.datasets.catalog import build_dataset
-from zegbench.datasets.gates import THRESHOLDS, geometry
+from zegbench.harness.gates import THRESHOLDS, geometry
 from zegbench.errors import ZegbenchError
 
 KEYS = ("oracle_miou", "zero_shot_unseen", "dense_training_free_ratio", "unseen_to_seen_share",
@@ -41,14 +41,14 @@ def test_gates_json_has_every_measure_and_a_verdict_per_gate(capsys):
 
 
 def test_gates_refuse_a_dataset_that_is_not_a_world(tmp_path):
-    from zegbench.datasets.gates import measure_gates
+    from zegbench.harness.gates import measure_gates
 
     with pytest.raises(ZegbenchError, match="not one"):
         measure_gates("voc12")
 
 
 def test_budget_rule_takes_the_smallest_budget_where_the_oracle_reaches_the_bar():
-    from zegbench.datasets.gates import BUDGET_ORACLE_MIOU, budget_by_rule
+    from zegbench.harness.gates import BUDGET_ORACLE_MIOU, budget_by_rule
 
     assert budget_by_rule({250: 60.0, 500: BUDGET_ORACLE_MIOU, 750: 85.0, 1500: 90.0}) == 500
     assert budget_by_rule({250: 60.0, 500: 70.0, 1500: 79.9}) == 1500  # never reached: the cap

@@ -11,7 +11,9 @@ import zegbench
 from zegbench.clip import loading
 from zegbench.datasets import catalog
 from zegbench.harness.identity import clip_fingerprint, training_hash
-from zegbench.harness.run import config_hash, resolve, run_dir_for, run_experiment
+from zegbench.harness.identity import config_hash, run_dir_for
+from zegbench.harness.resolve import resolve
+from zegbench.harness.run import run_experiment
 
 TINY = {"steps": 3, "batch_size": 2, "warmup": 1, "clip_weights": "none"}
 

@@ -14,7 +14,9 @@ from zegbench.datasets.catalog import build_dataset, load_dataset_info
 from zegbench.datasets.loader import BatchPlan, training_batches
 from zegbench.datasets.transforms import TrainTransform, TransformSpec
 from zegbench.errors import ZegbenchError
-from zegbench.harness.run import resolve, run_dir_for, run_experiment
+from zegbench.harness.identity import run_dir_for
+from zegbench.harness.resolve import resolve
+from zegbench.harness.run import run_experiment
 
 TINY = {"steps": 4, "batch_size": 2, "warmup": 1, "log_every": 1}
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from zegbench.datasets.catalog import load_dataset_info
-from zegbench.reports.build import paper_numbers
+from zegbench.reports.paper_numbers import paper_numbers
 
 
 def _rows():

@@ -7,7 +7,9 @@ import pytest
 import yaml
 
 from zegbench.errors import ZegbenchError
-from zegbench.harness.run import config_hash, resolve, run_experiment
+from zegbench.harness.identity import config_hash
+from zegbench.harness.resolve import resolve
+from zegbench.harness.run import run_experiment
 
 TINY = {"steps": 2, "batch_size": 2, "warmup": 1, "clip_weights": "none"}
 

@@ -14,7 +14,8 @@ from zegbench.harness.suite import RunSpec, expand
 from zegbench.harness.summary import format_verdicts
 from zegbench.reports import paper_claims
 from zegbench.reports.build import build_report
-from zegbench.reports.paper_claims import Claim, load_claims
+from zegbench.harness.claim_check import load_claims
+from zegbench.reports.paper_claims import Claim
 from zegbench.reports.scorecard import arm_matches, evaluate_claims
 from zegbench.reports.verdicts import paired_verdict, ratio_verdict
 
@@ -154,7 +155,7 @@ def test_speed_claims_pair_records_of_one_machine(tmp_path):
 
 
 def test_report_writes_claims_json_tables_and_plots(store, tmp_path):
-    readme = build_report("fake", store, {"b"}, tmp_path / "reports")
+    readme = build_report("fake", store, {"b"}, tmp_path / "reports", tmp_path, evaluate_claims(store, tmp_path, load_claims()))
     folder = readme.parent
     rows = json.loads((folder / "claims.json").read_text())
     keys = {"id", "arms", "metric", "n", "diff_mean", "ci_low", "ci_high", "paper_effect", "verdict", "budget"}

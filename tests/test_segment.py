@@ -11,7 +11,9 @@ import torch
 
 import zegbench
 from zegbench.errors import ZegbenchError
-from zegbench.harness.run import run_experiment, run_dir_for, resolve
+from zegbench.harness.identity import run_dir_for
+from zegbench.harness.resolve import resolve
+from zegbench.harness.run import run_experiment
 
 TINY = {"steps": 2, "batch_size": 2, "warmup": 1}
 

@@ -5,8 +5,10 @@ import json
 
 import torch
 
+from fake_store import write_result
 from zegbench.harness.cli import main
-from zegbench.harness.run import config_hash, resolve
+from zegbench.harness.identity import config_hash
+from zegbench.harness.resolve import resolve
 from zegbench.harness.speed import count_flops, latency_stats, time_calls
 
 
@@ -67,7 +69,7 @@ def test_speed_suite_records_reuses_and_reports(tmp_path, capsys):
     resolved = resolve("maskclip", "world_smoke", 0)
     fake = results / "other" / f"maskclip-world_smoke-s0-{config_hash(resolved)}"
     fake.mkdir(parents=True)
-    (fake / "result.json").write_text(json.dumps({"seed": 0, "hIoU": 12.5, "config_hash": config_hash(resolved)}))
+    write_result(fake, seed=0, hIoU=12.5)
     args = ["--suite", suite, "--results", str(results), "--reports", str(reports)]
     assert main(args) == 0
     records = sorted(results.glob("tinyspeed/*/result.json"))

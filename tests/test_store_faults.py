@@ -45,7 +45,9 @@ def test_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_run_resumes(tm
 
     import torch
 
-    from zegbench.harness.run import resolve, run_dir_for, run_experiment
+    from zegbench.harness.identity import run_dir_for
+    from zegbench.harness.resolve import resolve
+    from zegbench.harness.run import run_experiment
     from zegbench.utils import io
 
     overrides = {"steps": 4, "batch_size": 2, "warmup": 1, "log_every": 1, "checkpoint_every": 2}

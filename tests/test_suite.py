@@ -8,7 +8,7 @@ import pytest
 from zegbench.errors import ZegbenchError
 from zegbench.harness import suite as suite_mod
 from zegbench.harness.cli import main
-from zegbench.harness.run import run_status
+from zegbench.store import run_status
 from zegbench.utils.cores import available_cores
 
 TINY = {"steps": 2, "batch_size": 2, "warmup": 1}
@@ -234,12 +234,12 @@ def test_on_slurm_the_training_runs_go_first_and_their_variants_in_a_second_arra
     suites("waves", "dataset: world_smoke\nseeds: [0, 1]\ngroups:\n  - methods: [two_stage_zegformer, two_stage, zegclip]\n")
     arrays = []
 
-    def fake_submit(payloads, executor, folder, log):  # what each job array would run; no cluster here
+    def fake_submit(payloads, executor, folder):  # what each job array would run; no cluster here
         arrays.append(sorted((p["method"], p["seed"]) for p in payloads))
         return [1] * len(payloads)
 
     monkeypatch.setattr(suite_mod, "submit_slurm", fake_submit)
     specs = suite_mod.expand("waves", results=tmp_path)
-    suite_mod.execute(specs, "waves", results=tmp_path, executor=ExecutorOptions(kind="slurm"), log=lambda *_: None)
+    suite_mod.execute(specs, "waves", results=tmp_path, executor=ExecutorOptions(kind="slurm"))
     assert arrays == [[("two_stage_zegformer", 0), ("two_stage_zegformer", 1), ("zegclip", 0), ("zegclip", 1)],
                       [("two_stage", 0), ("two_stage", 1)]]  # the first listed of a shared training trains it

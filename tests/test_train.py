@@ -137,7 +137,8 @@ def test_self_training_starts_a_fresh_optimizer_as_the_official_second_run(tiny_
 
 
 def test_precision_is_a_training_key_of_the_resolved_config():
-    from zegbench.harness.run import config_hash, resolve
+    from zegbench.harness.identity import config_hash
+    from zegbench.harness.resolve import resolve
 
     default = resolve("zegclip", "world_smoke", 0)
     assert default["train"]["precision"] == "fp32"

@@ -50,7 +50,7 @@ def cmd_world_describe(args) -> None:
 
 
 def cmd_world_gates(args) -> int:
-    from zegbench.datasets.gates import BUDGET_ORACLE_MIOU, THRESHOLDS, measure_gates
+    from zegbench.harness.gates import BUDGET_ORACLE_MIOU, THRESHOLDS, measure_gates
 
     result = measure_gates(args.dataset, seed=args.seed, steps=args.steps, progress=not args.json)
     lines = [f"{args.dataset}: structural gates at {result['steps']} steps of {result['batch_size']} images "
@@ -70,7 +70,7 @@ def cmd_world_gates(args) -> int:
 
 
 def cmd_world_probe(args) -> None:
-    from zegbench.datasets.probe import run_probe
+    from zegbench.harness.probe import run_probe
 
     rows = [run_probe(t, steps=args.steps, seed=args.seed, progress=not args.json) for t in ("frozen", "finetune")]
     lines = ["tuning    zs-unseen before -> after   mIoU(S)  mIoU(U)  hIoU   unseen px -> seen"]
@@ -362,7 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``zegbench`` console script."""
+    from zegbench.utils.logs import configure
+
     args = build_parser().parse_args(argv)
+    configure()
     return run_reporting_errors(lambda: args.func(args), args.debug)
 
 

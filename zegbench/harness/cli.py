@@ -61,20 +61,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from zegbench.utils.logs import configure
+
     args = build_parser().parse_args(argv)
+    configure()
     return run_reporting_errors(lambda: _run(args), args.debug)
-
-
-def _check_writable(folder: Path) -> None:
-    """Fail before any training if the run store cannot be written."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        probe = folder / f".write-test-{os.getpid()}"
-        probe.write_text("")
-        probe.unlink()
-    except OSError as err:
-        raise ZegbenchError(f"results folder {folder} is not writable ({err.strerror}): choose another "
-                            f"--results or fix its permissions") from None
 
 
 @contextmanager
@@ -96,42 +87,18 @@ def _loader_workers(workers: int | None):
             os.environ[WORKERS_ENV] = before
 
 
-def _move_aside(run_dirs) -> None:
-    """``--force``: rename existing run folders to ``<run>.replaced-<time>``; nothing is deleted.
-
-    Each run's claim is taken first: a run another process is training is refused (renaming
-    its folder under it would split its files between two folders), and nothing is moved.
-    """
-    from zegbench.utils.claims import claim
-
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    existing = [run_dir for run_dir in run_dirs if run_dir.exists()]
-    held = []
-    try:
-        for run_dir in existing:
-            handle = claim(run_dir)
-            if handle is None:
-                raise ZegbenchError(f"--force: {run_dir} is being run by another process now: let it finish "
-                                    f"(or stop it) and force again; nothing was moved")
-            held.append(handle)
-        for run_dir in existing:
-            run_dir.rename(run_dir.with_name(f"{run_dir.name}.replaced-{stamp}"))
-    finally:
-        for handle in held:
-            handle.close()
-
-
 def _run(args) -> int:
+    from zegbench.datasets.catalog import load_dataset_info
     from zegbench.datasets.loader import check_workers
-    from zegbench.harness.run import run_status
+    from zegbench.harness.claim_check import load_claims
     from zegbench.harness.suite import (TRAINING_FREE, execute, expand, load_suite, plan, suite_path,
                                         with_finished_runs)
     from zegbench.harness.summary import format_table, format_verdicts, summarize_runs
-    from zegbench.datasets.catalog import load_dataset_info
     from zegbench.reports.build import build_report, note_failed_invocation
-    from zegbench.reports.paper_claims import load_claims
     from zegbench.reports.scorecard import evaluate_claims
     from zegbench.reports.tables import runs_frame
+    from zegbench.store import RunStore, run_status
+    from zegbench.store.layout import SUMMARY_FILE
     from zegbench.utils.io import atomic_write_json
 
     if args.jobs < 1:
@@ -172,11 +139,12 @@ def _run(args) -> int:
         return 0
     failed = 0
     suite = suite_path(args.suite).stem  # its folder in the run store and in the reports
+    store = RunStore(args.results)
     if not args.report_only:
         check_invocation(specs, args.data_root, executor, args.device)  # before anything is written
-        _check_writable(Path(args.results))
+        store.check_writable()
         if args.force:
-            _move_aside([spec.run_dir for spec in specs])
+            store.move_aside([spec.run_dir for spec in specs])
         started = time.time()
         with _loader_workers(args.workers):
             counts = execute(specs, suite, args.results, args.device, args.data_root, args.jobs, executor=executor)
@@ -192,13 +160,13 @@ def _run(args) -> int:
     runs = runs_frame(specs)  # every result file read once, for the summary and the report
     rows = summarize_runs(specs, runs)
     print(format_table(rows))
-    summary_path = Path(args.results) / suite / "summary.json"
+    summary_path = store.suite_folder(suite) / SUMMARY_FILE
     summary_path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_json({"suite": args.suite, "rows": rows}, summary_path)
     print(f"summary: {summary_path}")
     unseen = set().union(*(load_dataset_info(d).unseen for d in {s.dataset for s in specs}))
-    verdicts = evaluate_claims(specs, args.results, claims)
-    report = build_report(suite, specs, unseen, args.reports, runs, verdicts, unmatched)
+    verdicts = evaluate_claims(specs, store, claims)
+    report = build_report(suite, specs, unseen, args.reports, store, verdicts, runs, unmatched)
     print(format_verdicts(verdicts))
     print(f"report: {report}")
     return 1 if failed else 0
@@ -207,32 +175,38 @@ def _run(args) -> int:
 def _run_speed(args, config, claims) -> int:
     """A speed suite: measure what has no record on this machine, then write the speed report."""
     from zegbench.harness.executors import ExecutorOptions
+    import pandas as pd
+
     from zegbench.harness.preflight import check_device
-    from zegbench.harness.speed_suite import execute_speed, expand_speed, speed_records
+    from zegbench.harness.speed_suite import default_config_accuracy, execute_speed, expand_speed, speed_records
     from zegbench.harness.suite import suite_path
     from zegbench.harness.summary import format_verdicts
     from zegbench.reports.scorecard import evaluate_claims
     from zegbench.reports.speed_report import build_speed_report
+    from zegbench.store import RunStore
 
     suite = suite_path(args.suite).stem
+    store = RunStore(args.results)
     specs = expand_speed(config.targets, suite, args.results, args.device, args.only)
     if not specs:
         raise ZegbenchError(f"speed suite {args.suite!r} has no targets" + (f" matching --only {args.only!r}" if args.only else ""))
     if args.list:
         for spec in specs:
-            print(f"{'done' if (spec.run_dir / 'result.json').is_file() else 'pending':<12} {spec.label:<50} {spec.run_dir}")
+            status = "done" if RunStore.has_speed_record(spec.run_dir) else "pending"
+            print(f"{status:<12} {spec.label:<50} {spec.run_dir}")
         return 0
     if not args.report_only:
         check_device(args.device, ExecutorOptions())
-        _check_writable(Path(args.results))
+        store.check_writable()
         if args.force:
-            _move_aside([spec.run_dir for spec in specs])
+            store.move_aside([spec.run_dir for spec in specs])
         counts = execute_speed(specs, args.device)
         print(f"suite {args.suite}: {counts['done']} measured, {counts['reused']} reused")
     everything = expand_speed(config.targets, suite, args.results, args.device) if args.only else specs
-    verdicts = evaluate_claims([], args.results, claims)  # the speed claims; the others need training suites
-    report = build_speed_report(suite, speed_records(everything), args.reports, args.results,  # --only: still whole
-                                verdicts)
+    verdicts = evaluate_claims([], store, claims)  # the speed claims; the others need training suites
+    records = speed_records(everything)  # --only: the report is still of the whole suite
+    accuracy = pd.DataFrame(default_config_accuracy(records, store))
+    report = build_speed_report(suite, records, args.reports, accuracy, verdicts)
     print(format_verdicts(verdicts))
     print(f"report: {report}")
     return 0

@@ -8,11 +8,14 @@ folders: a run's hash covers its resolved config, and the number of processes
 from __future__ import annotations
 
 import json
+import logging
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from zegbench.errors import ZegbenchError
+
+log = logging.getLogger(__name__)
 
 EXECUTORS = ("local", "torchrun", "slurm")
 
@@ -106,16 +109,16 @@ def slurm_script(options: ExecutorOptions, folder: Path, count: int) -> str:
         map_count=max(count, 1), additional_parameters=options.extra or None)
 
 
-def submit_slurm(payloads: list[dict], options: ExecutorOptions, folder: Path, log=print) -> list[int]:
+def submit_slurm(payloads: list[dict], options: ExecutorOptions, folder: Path) -> list[int]:
     """Submit one job per payload as a Slurm array and wait; returns each job's exit status (99: the job failed)."""
     executor = slurm_executor(options, folder)
     jobs = executor.map_array(run_payload, payloads, [options.nproc] * len(payloads))
-    log(f"submitted {len(jobs)} jobs ({jobs[0].job_id if jobs else '-'}...); logs in {folder}")
+    log.info(f"submitted {len(jobs)} jobs ({jobs[0].job_id if jobs else '-'}...); logs in {folder}")
     codes = []
     for job in jobs:
         try:
             codes.append(int(job.result()))
         except Exception as err:  # submitit raises the job's failure (crash, timeout, preemption) here
-            log(f"job {job.job_id} failed: {str(err).strip().splitlines()[-1][:200] if str(err).strip() else type(err).__name__}")
+            log.info(f"job {job.job_id} failed: {str(err).strip().splitlines()[-1][:200] if str(err).strip() else type(err).__name__}")
             codes.append(99)
     return codes

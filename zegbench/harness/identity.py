@@ -1,7 +1,7 @@
 """What identifies a run's result, and what identifies its trained weights.
 
-A run folder's hash covers its resolved config (``run.config_hash``). Two
-things a run reads are not config keys, yet change its numbers:
+A run folder's hash covers its resolved config (``config_hash``; the folder itself is
+``store.RunStore.run_dir``). Three things a run reads are not config keys, yet change its numbers:
 
 - the dataset definition (class list, unseen split, layout, transforms, world
   generator settings and version): ``dataset_fingerprint``;
@@ -22,19 +22,27 @@ again (``run._trained_elsewhere``).
 from __future__ import annotations
 
 import hashlib
-import json
 from functools import lru_cache
 from pathlib import Path
 
 from zegbench.datasets.catalog import DatasetInfo
+from zegbench.errors import ZegbenchError
+from zegbench.store import RunStore, read_config, short_hash
 
 # Dataset keys that change nothing a run computes: the recipe is already part of
 # the resolved config, and expected image counts are read by `data verify` only.
 _NOT_DATA = ("recipe", "expected")
 
 
-def _short_hash(value) -> str:
-    return hashlib.sha1(json.dumps(value, sort_keys=True).encode()).hexdigest()[:8]
+def config_hash(resolved: dict) -> str:
+    """8 hex digits over a whole resolved config (``resolve.resolve``): the end of its run folder's name."""
+    return short_hash(resolved)
+
+
+def run_dir_for(resolved: dict, results: str | Path | RunStore, suite: str) -> Path:
+    """The folder of the run ``resolved`` describes, in suite ``suite`` of the store ``results``."""
+    return RunStore.at(results).run_dir(suite, resolved["method"], resolved["dataset"], resolved["seed"],
+                                        config_hash(resolved))
 
 
 def dataset_fingerprint(info: DatasetInfo) -> str:
@@ -44,7 +52,7 @@ def dataset_fingerprint(info: DatasetInfo) -> str:
         from zegbench.datasets.catalog import world_spec
 
         cfg["world_generator_version"] = world_spec(info).version
-    return _short_hash(cfg)
+    return short_hash(cfg)
 
 
 @lru_cache(maxsize=None)
@@ -75,7 +83,7 @@ def clip_fingerprint(method_config: dict) -> str | None:
 
 def split_fingerprint(info: DatasetInfo) -> str:
     """8 hex digits over the class list and unseen split alone (``dataset_split`` in result.json)."""
-    return _short_hash([list(info.classes), list(info.unseen)])
+    return short_hash([list(info.classes), list(info.unseen)])
 
 
 def input_fingerprints(datasets: list[DatasetInfo], method_config: dict) -> dict:
@@ -118,17 +126,13 @@ def training_identity(resolved: dict) -> dict:
 
 def training_hash(resolved: dict) -> str:
     """8 hex digits over ``training_identity``: equal for variants that train the same weights."""
-    return _short_hash(training_identity(resolved))
+    return short_hash(training_identity(resolved))
 
 
 def read_training_hash(run_dir: Path) -> str | None:
     """The training hash of a finished run folder (from its config.yaml), or None if it cannot be read."""
-    import yaml
-
-    from zegbench.errors import ZegbenchError
-
+    resolved = read_config(run_dir)
     try:
-        resolved = yaml.safe_load((run_dir / "config.yaml").read_text())
-        return training_hash(resolved)
-    except (OSError, yaml.YAMLError, KeyError, TypeError, AttributeError, ZegbenchError):
+        return training_hash(resolved) if resolved is not None else None
+    except (KeyError, TypeError, AttributeError, ZegbenchError):
         return None

@@ -1,15 +1,6 @@
-"""One run: (method, dataset, seed, overrides) -> a folder with config, environment, log and result.
+"""One run: (method, dataset, seed, overrides) -> a run folder with config, environment, log and result.
 
-    <results>/<suite>/<method>-<dataset>-s<seed>-<hash>/
-        config.yaml     the resolved config (method keys, training keys, dataset, seed)
-        env.json        versions, device, threads, loader workers, git commit
-        metrics.jsonl   the training log
-        checkpoint.pt   method + optimiser state (resume)
-        result.json     versioned schema; written last, atomically: its presence means "finished"
-                        (a damaged one, cut short or edited into another shape, is kept aside as
-                        result.json.damaged-<time> and the run is evaluated again)
-        failed.json     the error of a run that raised (removed when it is retried)
-
+The folder and its files are the run store's (``zegbench/store``: layout and typed result).
 A finished run is reused, never overwritten; an unfinished one resumes from its checkpoint.
 A finished run with the same config in another suite's folder is copied, not retrained.
 A run that differs from a finished one only in inference keys (``Method.inference_keys``,
@@ -18,16 +9,9 @@ e.g. the two-stage ensemble rule) evaluates that run's checkpoint instead of tra
 """
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import platform
 import shutil
-import subprocess
-import sys
 import time
 import traceback
-from dataclasses import asdict, fields
 from pathlib import Path
 
 import torch
@@ -35,157 +19,18 @@ import yaml
 
 from zegbench.datasets.catalog import build_dataset, load_dataset_info
 from zegbench.errors import ZegbenchError, describe_error
-from zegbench.harness.config import schema_for_class, train_schema, validate_keys
+from zegbench.harness.environment import environment
 from zegbench.harness.evaluate import evaluate
-from zegbench.harness.identity import input_fingerprints, read_training_hash, split_fingerprint, training_hash
-from zegbench.harness.results import RESULT_SCHEMA, inspect_result, read_result
+from zegbench.harness.identity import config_hash, read_training_hash, run_dir_for, split_fingerprint, training_hash
+from zegbench.harness.resolve import resolve
 from zegbench.harness.train import TrainConfig, train
-from zegbench.methods import create_method, method_config
+from zegbench.methods import create_method
+from zegbench.store import RESULT_SCHEMA, RunStore, prepare_for_training, read_result, record_failure, write_result
+from zegbench.store.layout import CHECKPOINT_FILE, CONFIG_FILE, ENV_FILE, LOG_FILE
 from zegbench.utils import distributed
-from zegbench.utils.claims import claim, is_claimed
+from zegbench.utils.claims import claim
 from zegbench.utils.faults import fault_point
 from zegbench.utils.io import atomic_torch_save, atomic_write_json
-
-TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
-
-
-def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None, world_size: int = 1,
-            eval_on: list[str] | None = None) -> dict:
-    """Merge method config, the dataset's recipe and ``overrides`` (keys of either kind), then validate.
-
-    Later wins: the method's YAML, ``recipe.method`` and ``recipe.train`` (every
-    method on this dataset), ``recipe.per_class[class]`` (every method of one
-    implementing class, e.g. all ZegCLIP variants), ``recipe.per_method[method]``
-    (one method), then ``overrides``; the last three take method or training
-    keys. Every key is checked against the method class's signature or
-    ``TrainConfig`` (types included); an error names the layer that set the bad key.
-    Keys nobody sets take the class's defaults, and those are recorded too.
-    """
-    from zegbench.methods.base import method_class
-
-    info = load_dataset_info(dataset)
-    recipe = info.config.get("recipe") or {}
-    method_file, dataset_file = f"configs/methods/{method}.yaml", f"configs/datasets/{dataset}.yaml"
-    method_keys, train_keys, origin = {}, asdict(TrainConfig()), {}
-    cls_name = method_config(method)["class"]
-    layers = [(method_config(method), method_file, "method"),
-              (recipe.get("method") or {}, f"{dataset_file} (recipe.method)", "method"),
-              (recipe.get("train") or {}, f"{dataset_file} (recipe.train)", "train"),
-              ((recipe.get("per_class") or {}).get(cls_name) or {}, f"{dataset_file} (recipe.per_class.{cls_name})", None),
-              ((recipe.get("per_method") or {}).get(method) or {}, f"{dataset_file} (recipe.per_method.{method})", None),
-              (overrides or {}, "command-line override", None)]
-    for values, where, kind in layers:
-        for key, value in values.items():
-            if kind == "train" or (kind is None and key in TRAIN_KEYS):
-                train_keys[key] = value
-            else:
-                method_keys[key] = value
-            origin[key] = where
-    method_keys.pop("class")
-    method_keys.pop("description", None)
-    schema = schema_for_class(method_class(cls_name))
-    method_keys = validate_keys(schema, method_keys, origin, f"method ({cls_name})")
-    # Every key the class reads, its defaults included: a changed default (an official
-    # behaviour made the default) gives new run folders rather than reusing old numbers.
-    method_keys = {**{name: field.default for name, field in schema.model_fields.items()}, **method_keys}
-    train_keys = validate_keys(train_schema(), {**train_keys, "seed": seed}, origin, "training")
-    resolved = {"method": method, "dataset": dataset, "seed": seed, "method_config": {"class": cls_name, **method_keys},
-                "train": train_keys}
-    if world_size > 1:  # data-parallel: the global batch is batch_size x world_size x accumulate.
-        resolved["world_size"] = world_size  # (absent for one process, so single-process hashes never change)
-    eval_infos = [load_dataset_info(other) for other in eval_on or []]  # an unknown name fails now, not after training
-    if eval_on:  # cross-dataset evaluations: part of what the run produces
-        resolved["eval_on"] = list(eval_on)
-    # Dataset definitions and the shipped CLIP checkpoint decide the numbers too: editing
-    # either gives new run folders rather than reusing results made from the old ones.
-    resolved["inputs"] = input_fingerprints([info, *[i for i in eval_infos if i.name != dataset]],
-                                            resolved["method_config"])
-    return resolved
-
-
-def config_hash(resolved: dict) -> str:
-    return hashlib.sha1(json.dumps(resolved, sort_keys=True).encode()).hexdigest()[:8]
-
-
-def run_dir_for(resolved: dict, results: str | Path, suite: str) -> Path:
-    name = f"{resolved['method']}-{resolved['dataset']}-s{resolved['seed']}-{config_hash(resolved)}"
-    return Path(results) / suite / name
-
-
-def cpu_name() -> str:
-    """The CPU model and core count, e.g. 'Intel(R) Xeon(R) ... (2 cores)'."""
-    name = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{name} ({os.cpu_count()} cores)"
-
-
-def environment(device: str, loader_workers: int | None = None) -> dict:
-    """Versions, device and git commit, recorded beside every run (with its data loader's workers, if it trains)."""
-    try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
-                                cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
-    except (OSError, subprocess.SubprocessError):
-        commit = None
-    import open_clip
-
-    env = {"torch": torch.__version__, "open_clip": open_clip.__version__, "python": platform.python_version(),
-           "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else cpu_name(),
-           "threads": torch.get_num_threads(), "git_commit": commit}
-    if loader_workers is not None:
-        env["loader_workers"] = loader_workers
-    return env
-
-
-def run_status(run_dir: Path | None) -> str:
-    """'done', 'running' (claimed by a live process), 'damaged' (a result.json that cannot be trusted:
-    the run is evaluated again), 'failed' (raised; error in failed.json), 'interrupted' (started,
-    no record) or 'pending'."""
-    if run_dir is not None and read_result(run_dir) is not None:
-        return "done"
-    if run_dir is not None and is_claimed(run_dir):
-        return "running"
-    if run_dir is None or not run_dir.is_dir():
-        return "pending"
-    if (run_dir / "result.json").is_file():
-        return "damaged"
-    return "failed" if (run_dir / "failed.json").is_file() else "interrupted"
-
-
-def _adopt(run_dir: Path) -> Path | None:
-    """Copy the same run, finished in another suite's folder, into ``run_dir`` (caller holds the claim)."""
-    other = finished_elsewhere(run_dir)
-    if other is None or run_dir.exists():
-        return None
-    staging = run_dir.with_name(run_dir.name + ".copying")  # renamed only when complete
-    shutil.rmtree(staging, ignore_errors=True)
-    shutil.copytree(other, staging)
-    staging.rename(run_dir)
-    return other
-
-
-def reuse_finished_elsewhere(run_dir: Path) -> Path | None:
-    """If another suite finished this very run, copy it here (no training); returns where it came from."""
-    if run_dir.exists():
-        return None
-    held = claim(run_dir)
-    if held is None:
-        return None
-    with held:
-        return _adopt(run_dir)
-
-
-def finished_elsewhere(run_dir: Path) -> Path | None:
-    """The same run (same name, so same config hash) finished in another suite's folder."""
-    for other in sorted(run_dir.parent.parent.glob(f"*/{run_dir.name}")):
-        if other != run_dir and read_result(other) is not None:
-            return other
-    return None
 
 
 def run_experiment(method: str, dataset: str = "world", seed: int = 0, overrides: dict | None = None,
@@ -213,7 +58,7 @@ def run_experiment(method: str, dataset: str = "world", seed: int = 0, overrides
     if decision == "claimed":
         raise RunClaimed(f"{run_dir} is being run by another process: let it finish (see `run_all.py --list`)")
     if decision == "done":
-        return read_result(run_dir)
+        return read_result(run_dir).to_record()
     try:
         return _train_and_evaluate(resolved, run_dir, device, progress, data_root, workers)
     except Exception as err:  # Ctrl-C and kills are not recorded: the run stays 'interrupted'
@@ -233,8 +78,7 @@ def _record_failure(err: Exception, run_dir: Path) -> None:
     else:
         message = str(err).splitlines()[0] if str(err) else type(err).__name__
     try:
-        atomic_write_json({"error": message, "type": type(err).__name__, "traceback": traceback.format_exc()},
-                          run_dir / "failed.json")
+        record_failure(run_dir, message, type(err).__name__, traceback.format_exc())
     except OSError:
         pass  # the original error propagates; it matters more than its record
 
@@ -248,26 +92,11 @@ def _claim_or_reuse(run_dir: Path):
     if held is None:
         return "claimed", None
     # Finished by another process between our check and our claim, or finished in another suite.
-    if read_result(run_dir) is not None or _adopt(run_dir):
+    if read_result(run_dir) is not None or RunStore(run_dir.parents[1]).copy_finished_elsewhere(run_dir):
         held.close()
         return "done", None
-    _set_aside_damaged_result(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "failed.json").unlink(missing_ok=True)
-    for stale in run_dir.glob(".*.tmp"):  # temporary files of a write a kill interrupted
-        stale.unlink()
+    prepare_for_training(run_dir)
     return "run", held
-
-
-def _set_aside_damaged_result(run_dir: Path) -> None:
-    """Rename a damaged result.json to ``result.json.damaged-<time>`` (kept, never deleted) and say so."""
-    _, problem = inspect_result(run_dir)
-    if problem is None:
-        return
-    kept = run_dir / f"result.json.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
-    (run_dir / "result.json").rename(kept)
-    print(f"warning: {run_dir / 'result.json'} was damaged ({problem}): kept as {kept.name}; "
-          f"the run is evaluated again", file=sys.stderr)
 
 
 class RunClaimed(ZegbenchError):
@@ -276,12 +105,12 @@ class RunClaimed(ZegbenchError):
 
 def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bool, data_root, workers: int) -> dict:
     method, dataset, seed = resolved["method"], resolved["dataset"], resolved["seed"]
-    result_path = run_dir / "result.json"
     main = distributed.is_main()
     if main:
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False))
         # Training precision is a config key (in the hash); env.json repeats it for the report tables.
-        atomic_write_json({**environment(device, workers), "precision": resolved["train"]["precision"]}, run_dir / "env.json")
+        atomic_write_json({**environment(device, workers), "precision": resolved["train"]["precision"]},
+                          run_dir / ENV_FILE)
     info = load_dataset_info(dataset)
     if not main:  # rank 0 generates the world (or checks the data) first; the others then read it
         distributed.barrier()
@@ -308,7 +137,7 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
         seen = [c in set(info.seen) for c in other_info.classes]
         m = evaluate(model, build_dataset(other, "val", data_root=data_root), other_info, device=device, seen=seen)
         cross[other] = {k: m[k] for k in ("mIoU", "pAcc", "per_class")}
-    result = {
+    record = {
         "schema": RESULT_SCHEMA, "status": "finished", "method": method, "dataset": dataset, "seed": seed,
         "setting": resolved["method_config"].get("setting", "inductive"), "config_hash": config_hash(resolved),
         **{k: metrics[k] for k in ("pAcc", "mIoU", "mIoU_seen", "mIoU_unseen", "hIoU")},
@@ -321,12 +150,12 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
         "dataset_split": split_fingerprint(info),
     }
     if donor:
-        result["trained_by"] = donor["run"]  # <suite>/<run folder> whose weights were evaluated
+        record["trained_by"] = donor["run"]  # <suite>/<run folder> whose weights were evaluated
     if cross:
-        result["cross_dataset"] = cross
+        record["cross_dataset"] = cross
     if main:
-        atomic_write_json(result, result_path)
-    return result
+        write_result(record, run_dir)
+    return record
 
 
 def _trained_elsewhere(resolved: dict, run_dir: Path) -> dict | None:
@@ -336,27 +165,24 @@ def _trained_elsewhere(resolved: dict, run_dir: Path) -> dict | None:
     moved aside by ``--force`` and runs without a checkpoint (training-free) never serve.
     """
     want = training_hash(resolved)
-    for other, trained in finished_trainings(run_dir.parent.parent):
+    for other, trained in finished_trainings(run_dir.parents[1]):
         if other != run_dir and trained == want:
             return {"run": f"{other.parent.name}/{other.name}", "path": str(other),
-                    "train_seconds": read_result(other).get("train_seconds")}
+                    "train_seconds": read_result(other).train_seconds}
     return None
 
 
-def finished_trainings(results: str | Path):
+def finished_trainings(results: str | Path | RunStore):
     """(folder, training hash) of each finished run in the store whose checkpoint can lend its weights."""
-    for result_path in sorted(Path(results).glob("*/*/result.json")):
-        other = result_path.parent
-        if ".replaced-" in other.name or not (other / "checkpoint.pt").is_file() or read_result(other) is None:
-            continue  # moved aside by --force, training-free, or a damaged record
-        yield other, read_training_hash(other)
+    for folder in RunStore.at(results).lendable_runs():
+        yield folder, read_training_hash(folder)
 
 
 def _take_trained_weights(donor: dict, run_dir: Path, resolved: dict) -> None:
     """Put the donor's finished checkpoint (under this run's config) and training log into ``run_dir``."""
     source = Path(donor["path"])
-    state = torch.load(source / "checkpoint.pt", map_location="cpu", weights_only=True)
+    state = torch.load(source / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
     state["config"] = resolved  # `zegbench.load` rebuilds this variant, not the donor's
-    atomic_torch_save(state, run_dir / "checkpoint.pt")
-    if (source / "metrics.jsonl").is_file():
-        shutil.copyfile(source / "metrics.jsonl", run_dir / "metrics.jsonl")
+    atomic_torch_save(state, run_dir / CHECKPOINT_FILE)
+    if (source / LOG_FILE).is_file():
+        shutil.copyfile(source / LOG_FILE, run_dir / LOG_FILE)

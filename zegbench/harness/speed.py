@@ -173,7 +173,7 @@ def speed_method_config(method: str, dataset: str, random_weights: bool) -> dict
     Speed does not depend on weight values, so the real-scale setting can be
     measured without downloading CLIP or an ImageNet backbone.
     """
-    from zegbench.harness.run import resolve
+    from zegbench.harness.resolve import resolve
 
     cfg = dict(resolve(method, dataset, 0)["method_config"])
     cfg.pop("class")

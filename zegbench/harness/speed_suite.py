@@ -11,15 +11,16 @@ never overwritten (``--force`` moves the folders aside first, as for runs).
 """
 from __future__ import annotations
 
-import hashlib
-import json
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 from zegbench.harness.config import SpeedTarget
-from zegbench.utils.io import atomic_write_json
+from zegbench.harness.environment import environment
+from zegbench.store import RunStore, short_hash
 
 SPEED_SCHEMA = 1
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -38,12 +39,9 @@ class SpeedSpec:
 
 
 def machine_key(device: str) -> dict:
-    import torch
-
-    from zegbench.harness.run import environment
-
+    """What makes two machines' timings different records: device name, torch version, threads."""
     env = environment(device)
-    return {"device_name": env["device_name"], "torch": torch.__version__, "threads": env["threads"]}
+    return {"device_name": env["device_name"], "torch": env["torch"], "threads": env["threads"]}
 
 
 def expand_speed(targets: list[SpeedTarget], suite: str, results: str | Path, device: str = "cpu",
@@ -53,6 +51,7 @@ def expand_speed(targets: list[SpeedTarget], suite: str, results: str | Path, de
     from zegbench.harness.suite import label_matches
 
     machine = machine_key(device)
+    store = RunStore.at(results)
     specs = []
     for target in targets:
         entries = [(m, m) for m in target.methods]
@@ -62,8 +61,7 @@ def expand_speed(targets: list[SpeedTarget], suite: str, results: str | Path, de
         for name, config_of in entries:
             key = {"method": name, "config": speed_method_config(config_of, target.dataset, target.random_weights),
                    "target": target.model_dump(exclude={"methods"}), "machine": machine, "schema": SPEED_SCHEMA}
-            digest = hashlib.sha1(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:8]
-            spec = SpeedSpec(name, config_of, target, Path(results) / suite / f"{name}-{target.dataset}-speed-{digest}")
+            spec = SpeedSpec(name, config_of, target, store.speed_dir(suite, name, target.dataset, short_hash(key)))
             if only is None or label_matches(spec.label, only):
                 specs.append(spec)
     return specs
@@ -71,11 +69,10 @@ def expand_speed(targets: list[SpeedTarget], suite: str, results: str | Path, de
 
 def execute_speed(specs: list[SpeedSpec], device: str = "cpu") -> dict[str, int]:
     """Measure every spec without a record (one process, one at a time: timings must not share cores)."""
-    from zegbench.harness.run import environment
     from zegbench.harness.speed import ENCODER, matmul_peak, measure_speed
 
     counts = {"done": 0, "reused": 0}
-    todo = [s for s in specs if not (s.run_dir / "result.json").is_file()]
+    todo = [s for s in specs if not RunStore.has_speed_record(s.run_dir)]
     counts["reused"] = len(specs) - len(todo)
     peak = matmul_peak(device) if todo else None
     env = environment(device) if todo else None  # one machine for every record of this invocation
@@ -83,17 +80,41 @@ def execute_speed(specs: list[SpeedSpec], device: str = "cpu") -> dict[str, int]
         t = spec.target
         record = measure_speed(spec.config_of, t.dataset, t.whole, t.test, t.random_weights, t.warmup, t.repeats,
                                t.profile, device, peak, encoder_only=spec.method == ENCODER, precision=t.precision)
-        spec.run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_json(env, spec.run_dir / "env.json")
-        atomic_write_json({"schema": SPEED_SCHEMA, "kind": "speed", "status": "finished", **record},
-                          spec.run_dir / "result.json")
-        print(f"[{i}/{len(todo)}] {spec.label}: {record['whole']['median_ms']:.1f} ms "
-              f"({record['fps_whole']:.2f} FPS), {record['macs'] / 1e9:.2f} GMACs, MFU {100 * record['mfu']:.1f}%",
-              flush=True)
+        RunStore.write_speed_record(spec.run_dir, env, {"schema": SPEED_SCHEMA, "kind": "speed", "status": "finished",
+                                                        **record})
+        log.info(f"[{i}/{len(todo)}] {spec.label}: {record['whole']['median_ms']:.1f} ms "
+              f"({record['fps_whole']:.2f} FPS), {record['macs'] / 1e9:.2f} GMACs, MFU {100 * record['mfu']:.1f}%")
         counts["done"] += 1
     return counts
 
 
 def speed_records(specs: list[SpeedSpec]) -> list[dict]:
     """The finished records of ``specs``, in suite order."""
-    return [json.loads((s.run_dir / "result.json").read_text()) for s in specs if (s.run_dir / "result.json").is_file()]
+    return [RunStore.read_speed_record(s.run_dir) for s in specs if RunStore.has_speed_record(s.run_dir)]
+
+
+def default_config_accuracy(records: list[dict], store: RunStore | str | Path) -> list[dict]:
+    """hIoU of each measured (method, dataset), from finished runs of the method's default config
+    (any suite of ``store``), pooled over seeds: the speed report's accuracy axis.
+
+    A run counts when its config hash is that of ``resolve(method, dataset, seed)`` with no
+    overrides; the same run copied into two suites counts once.
+    """
+    from zegbench.errors import ZegbenchError
+    from zegbench.harness.identity import config_hash
+    from zegbench.harness.resolve import resolve
+
+    points = []
+    for method, dataset in dict.fromkeys((r["method"], r["dataset"]) for r in records):
+        hious = {}
+        for result in RunStore.at(store).results_of(method, dataset):
+            try:
+                default = config_hash(resolve(method, dataset, result.seed))
+            except ZegbenchError:  # a method or dataset config that no longer resolves
+                continue
+            if result.config_hash == default and result.hIoU is not None:
+                hious[result.seed] = result.hIoU
+        if hious:
+            points.append({"method": method, "dataset": dataset, "hIoU": sum(hious.values()) / len(hious),
+                           "seeds": len(hious)})
+    return points

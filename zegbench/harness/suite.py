@@ -2,7 +2,7 @@
 
 A suite is a list of groups; a group is methods x datasets x seeds x the
 combinations of its ``grid`` values, with ``set`` applied to all. Each run is
-identified by the hash of its resolved config (``run.run_dir_for``), so a
+identified by the hash of its resolved config (``identity.run_dir_for``), so a
 second invocation finds finished runs and trains nothing.
 
 Runs execute in subprocesses (``python -m zegbench.harness.worker``): a crash
@@ -14,6 +14,7 @@ from __future__ import annotations
 import fnmatch
 import itertools
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -27,13 +28,15 @@ from pydantic import ValidationError
 from zegbench.errors import ZegbenchError, check_name, validation_problem
 from zegbench.harness.config import SuiteConfig
 from zegbench.harness.executors import ExecutorOptions, submit_slurm, worker_command
-from zegbench.harness.identity import training_hash
+from zegbench.harness.identity import run_dir_for, training_hash
 from zegbench.harness.progress import SuiteProgress, format_duration
-from zegbench.harness.run import (finished_elsewhere, finished_trainings, resolve, reuse_finished_elsewhere,
-                                  run_dir_for, run_status)
+from zegbench.harness.resolve import resolve
+from zegbench.harness.run import finished_trainings
+from zegbench.store import RunStore, failure_line, read_config, read_result, run_status
 from zegbench.utils.cores import available_cores
 from zegbench.utils.io import read_yaml_mapping
 
+log = logging.getLogger(__name__)
 SUITE_DIR = Path(__file__).resolve().parents[2] / "configs" / "suites"
 TRAINING_FREE = "training-free: evaluates only"  # how --list marks a run with nothing to train
 
@@ -147,13 +150,14 @@ def with_finished_runs(name: str, specs: list[RunSpec], results: str | Path = "r
     seeds, and each run is labelled as that full expansion labels it. A folder matching none was
     made from an older suite, method or dataset definition; the report counts those.
     """
-    folders = {s.run_dir.parent for s in expand(name, results=results)} | {s.run_dir.parent for s in specs}
-    finished = {p.parent for folder in folders for p in folder.glob("*/result.json") if ".replaced-" not in p.parent.name}
+    store = RunStore.at(results)
+    suites = {s.suite for s in expand(name, results=results)} | {s.suite for s in specs}
+    finished = set().union(*(store.result_folders(suite) for suite in suites))
     combos = {(s.dataset, s.resolved.get("world_size", 1)) for s in specs}
     top_seed = max((s.seed for s in specs), default=0)
     for run_dir in finished:
-        config = _stored_config(run_dir)
-        if config is not None:
+        config = read_config(run_dir)
+        if config is not None and "dataset" in config and "seed" in config:
             combos.add((config["dataset"], config.get("world_size", 1)))
             top_seed = max(top_seed, config["seed"])
     asked = {s.run_dir for s in specs}
@@ -169,17 +173,6 @@ def with_finished_runs(name: str, specs: list[RunSpec], results: str | Path = "r
     return list(covered.values()), sorted(finished - set(covered))
 
 
-def _stored_config(run_dir: Path) -> dict | None:
-    """A run folder's resolved config (config.yaml), or None when it cannot be read."""
-    import yaml
-
-    try:
-        config = yaml.safe_load((run_dir / "config.yaml").read_text())
-        return config if isinstance(config, dict) and "dataset" in config and "seed" in config else None
-    except (OSError, yaml.YAMLError):
-        return None
-
-
 def plan(specs: list[RunSpec], results: str | Path) -> dict[Path, str]:
     """For ``--list``: how each unfinished run will be served, so a suite's cost can be told in advance.
 
@@ -190,14 +183,15 @@ def plan(specs: list[RunSpec], results: str | Path) -> dict[Path, str]:
     """
     from zegbench.methods.base import method_class
 
+    store = RunStore.at(results)
     donors = {}
-    for folder, trained in finished_trainings(results):
+    for folder, trained in finished_trainings(store):
         donors.setdefault(trained, f"{folder.parent.name}/{folder.name}")
     notes, trainer = {}, {}
     for spec in specs:
-        if (spec.run_dir / "result.json").is_file():
+        if run_status(spec.run_dir) in ("done", "damaged"):  # damaged: evaluated again from its checkpoint
             continue
-        elsewhere = finished_elsewhere(spec.run_dir)
+        elsewhere = store.finished_elsewhere(spec.run_dir)
         if elsewhere is not None:
             notes[spec.run_dir] = f"copy of {elsewhere.parent.name}/"
         elif method_class(spec.resolved["method_config"]["class"]).training_free:
@@ -227,7 +221,7 @@ def _payload(spec: RunSpec, results: str | Path, device: str, data_root: str | N
 
 
 def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", device: str = "cpu",
-            data_root: str | None = None, jobs: int = 1, log=print,
+            data_root: str | None = None, jobs: int = 1,
             executor: ExecutorOptions | None = None) -> dict[str, int]:
     """Run every spec that is not finished; returns counts of runs by final status.
 
@@ -239,18 +233,18 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
     statuses = {id(s): run_status(s.run_dir) for s in specs}
     busy = [s for s in specs if statuses[id(s)] == "running"]
     todo = [s for s in specs if statuses[id(s)] not in ("done", "running")]
-    log(f"suite {suite}: {len(specs)} runs, {sum(v == 'done' for v in statuses.values())} already finished, "
+    log.info(f"suite {suite}: {len(specs)} runs, {sum(v == 'done' for v in statuses.values())} already finished, "
         f"{len(todo)} to run" + (f" ({jobs} at a time)" if jobs > 1 and todo else "")
         + (f", {len(busy)} being run by another process (left to it)" if busy else ""))
     threads = max(1, available_cores() // max(jobs * executor.nproc, 1))
     env = {**os.environ, "ZEGBENCH_THREADS": str(threads)}
     progress = SuiteProgress(len(todo), jobs if executor.kind != "slurm" else executor.array_parallelism)
     if executor.kind == "slurm":
-        return _execute_on_slurm(todo, busy, suite, results, device, data_root, log, executor, progress)
+        return _execute_on_slurm(todo, busy, suite, results, device, data_root, executor, progress)
 
     def one(spec: RunSpec) -> str:
         started = time.time()
-        if _copied(spec, progress, log):  # no process to start
+        if _copied(spec, RunStore.at(results), progress):  # no process to start
             return "done"
         payload = _payload(spec, results, device, data_root, progress=jobs == 1 and sys.stderr.isatty())
         cmd = worker_command(payload, executor.nproc)
@@ -258,7 +252,7 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
             proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
         else:
             proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        return _report(spec, proc.returncode, proc.stdout, started, progress, log)
+        return _report(spec, proc.returncode, proc.stdout, started, progress)
 
     # Runs that train the same weights (variants differing only in inference keys) go in one
     # chain, run in order: the first trains, the others then evaluate its checkpoint, even with -j N.
@@ -273,12 +267,12 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
     return {status: final.count(status) for status in set(final)}
 
 
-def _copied(spec: RunSpec, progress: SuiteProgress, log) -> bool:
+def _copied(spec: RunSpec, store: RunStore, progress: SuiteProgress) -> bool:
     """Copy ``spec``'s run from another suite's folder if it finished there (logged); True if so."""
-    source = reuse_finished_elsewhere(spec.run_dir)
+    source = store.reuse_finished_elsewhere(spec.run_dir)
     if source is not None:
         n, where = progress.finish()
-        log(f"[{n}/{progress.total}] {spec.label}: reused the finished run in {source.parent.name}/; {where}")
+        log.info(f"[{n}/{progress.total}] {spec.label}: reused the finished run in {source.parent.name}/; {where}")
     return source is not None
 
 
@@ -290,7 +284,7 @@ def _chains(specs: list[RunSpec]) -> list[list[RunSpec]]:
     return list(chains.values())
 
 
-def _execute_on_slurm(todo, busy, suite, results, device, data_root, log, executor, progress) -> dict[str, int]:
+def _execute_on_slurm(todo, busy, suite, results, device, data_root, executor, progress) -> dict[str, int]:
     """Unfinished runs as Slurm job arrays (submitit); copies of finished runs need no job.
 
     Two waves: the runs that train, then the variants that only evaluate their weights.
@@ -301,42 +295,42 @@ def _execute_on_slurm(todo, busy, suite, results, device, data_root, log, execut
     for wave in ([c[0] for c in chains], [s for c in chains for s in c[1:]]):
         queued = []
         for spec in wave:
-            if _copied(spec, progress, log):
+            if _copied(spec, RunStore.at(results), progress):
                 final.append("done")
             else:
                 queued.append(spec)
         if queued:
             folder = Path(results) / suite / ".submitit"
-            codes = submit_slurm([_payload(s, results, device, data_root, False) for s in queued], executor, folder, log)
-            final += [_report(s, code, "", started, progress, log) for s, code in zip(queued, codes)]
+            codes = submit_slurm([_payload(s, results, device, data_root, False) for s in queued], executor, folder)
+            final += [_report(s, code, "", started, progress) for s, code in zip(queued, codes)]
     final += ["running"] * len(busy)
     return {status: final.count(status) for status in set(final)}
 
 
-def _report(spec: RunSpec, returncode: int, output: str, started: float, progress: SuiteProgress, log) -> str:
+def _report(spec: RunSpec, returncode: int, output: str, started: float, progress: SuiteProgress) -> str:
     """Log one finished process's outcome from the run store, with the suite's progress; returns the run's status."""
     status = run_status(spec.run_dir)
     seconds = time.time() - started
     n, where = progress.finish(seconds if status == "done" else None)  # failures say little about a run's length
     took = format_duration(seconds)
     if returncode == 3 or status == "running":
-        log(f"[{n}/{progress.total}] {spec.label}: skipped, another process is running it; {where}")
+        log.info(f"[{n}/{progress.total}] {spec.label}: skipped, another process is running it; {where}")
         return "running"
     if status == "done":
-        r = json.loads((spec.run_dir / "result.json").read_text())
-        reused = f"; evaluated the weights of {r['trained_by']}" if r.get("trained_by") else ""
-        log(f"[{n}/{progress.total}] {spec.label}: mIoU(S) {_num(r['mIoU_seen'])} mIoU(U) {_num(r['mIoU_unseen'])} "
-            f"hIoU {_num(r['hIoU'])} ({took}{reused}); {where}")
+        r = read_result(spec.run_dir)
+        reused = f"; evaluated the weights of {r.trained_by}" if r.trained_by else ""
+        log.info(f"[{n}/{progress.total}] {spec.label}: mIoU(S) {_num(r.mIoU_seen)} mIoU(U) {_num(r.mIoU_unseen)} "
+            f"hIoU {_num(r.hIoU)} ({took}{reused}); {where}")
     else:
-        log(f"[{n}/{progress.total}] {spec.label}: FAILED ({took}): {_failure_line(spec.run_dir, returncode, output)}; "
+        log.info(f"[{n}/{progress.total}] {spec.label}: FAILED ({took}): {_failure_line(spec.run_dir, returncode, output)}; "
             f"{where}")
     return status
 
 
 def _failure_line(run_dir: Path, returncode: int, output: str) -> str:
-    failed = run_dir / "failed.json"
-    if failed.is_file():
-        return json.loads(failed.read_text())["error"]
+    recorded = failure_line(run_dir)
+    if recorded is not None:
+        return recorded
     tail = (output or "").strip().splitlines()[-1:] or [f"exit status {returncode}"]
     return f"{tail[0]} (exit status {returncode}; killed or crashed before recording an error)"
 

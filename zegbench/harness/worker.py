@@ -23,6 +23,9 @@ def main(argv: list[str]) -> int:
     from zegbench.utils.cores import available_cores
     from zegbench.datasets.loader import default_workers
     from zegbench.harness.run import RunClaimed, run_experiment
+    from zegbench.utils.logs import configure
+
+    configure()
 
     spec = json.loads(argv[0])
     if os.environ.get("ZEGBENCH_THREADS"):

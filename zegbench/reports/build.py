@@ -12,20 +12,16 @@ import time
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
 from zegbench.reports import plots
-from zegbench.reports.scorecard import budget_frame, evaluate_claims, write_scorecard
+from zegbench.reports.paper_numbers import paper_numbers
+from zegbench.reports.scorecard import budget_frame, write_scorecard
 from zegbench.reports.speed_report import latest_speed
 from zegbench.reports.tables import (METRICS, ablation_table, aggregate, efficiency_table, mean_std, paper_comparison,
                                      runs_frame, to_latex, to_markdown)
+from zegbench.store import RunStore, SuiteRun
 
-PAPER_NUMBERS = Path(__file__).with_name("paper_numbers.yaml")
 FAILED_NOTE = "> **The last invocation failed**"
-
-
-def paper_numbers() -> dict:
-    return yaml.safe_load(PAPER_NUMBERS.read_text())
 
 
 def _reading(part: pd.DataFrame, metric: str, label: str) -> str:
@@ -56,7 +52,7 @@ def _speed_points(agg: pd.DataFrame, speed: pd.DataFrame) -> pd.DataFrame:
                          "hIoU": merged["hIoU_mean"], "seeds": merged["n"]})
 
 
-def _budget_plot(specs, out: Path) -> list[str]:
+def _budget_plot(specs: list[SuiteRun], out: Path) -> list[str]:
     """The budget curves, when the suite trains at more than one number of steps."""
     frame = budget_frame(specs)
     return plots.budget_curves(frame, out) if not frame.empty and frame["steps"].nunique() > 1 else []
@@ -78,19 +74,21 @@ def note_failed_invocation(suite: str, reports_dir: str | Path, failed: int) -> 
     return readme
 
 
-def build_report(suite: str, specs, unseen_classes: set[str], reports_dir: str | Path = "reports",
-                 runs: pd.DataFrame | None = None, verdicts: list[dict] | None = None,
+def build_report(suite: str, specs: list[SuiteRun], unseen_classes: set[str], reports_dir: str | Path,
+                 store: RunStore | str | Path, verdicts: list[dict], runs: pd.DataFrame | None = None,
                  unmatched: list[Path] = ()) -> Path:
-    """Write the report of ``suite`` (its expanded ``specs``; ``runs`` = their ``runs_frame`` and
-    ``verdicts`` = their ``scorecard.evaluate_claims`` if already computed; ``unmatched``: finished
-    folders that match no run of the suite as defined now) and return its README path."""
+    """Write the report of ``suite`` and return its README path.
+
+    ``specs``: the suite's runs; ``store``: the run store they are in (speed records are read from
+    it too); ``verdicts``: ``scorecard.evaluate_claims`` of the specs; ``runs``: their ``runs_frame``
+    if already read; ``unmatched``: finished folders that match no run of the suite as defined now.
+    """
     out = Path(reports_dir) / suite
     out.mkdir(parents=True, exist_ok=True)
     for pattern in ("ablation_*.*", "claims_forest.*", "budget_curves.*"):  # of groups or runs no longer there
         for stale in out.glob(pattern):
             stale.unlink()
     runs = runs_frame(specs) if runs is None else runs
-    verdicts = evaluate_claims(specs, specs[0].run_dir.parents[1]) if verdicts is None else verdicts
     claims_section = write_scorecard(verdicts, out, suite)
     lines = [f"# Report: suite `{suite}`", ""]
     if unmatched:
@@ -142,7 +140,7 @@ def build_report(suite: str, specs, unseen_classes: set[str], reports_dir: str |
                      "tables against the paper's direction of effect instead.")
     lines.append("")
 
-    speed = latest_speed(Path(runs["run_dir"].iloc[0]).parents[1])
+    speed = latest_speed(store)
     efficiency = efficiency_table(agg, speed)
     (out / "efficiency.md").write_text(to_markdown(efficiency))
     (out / "efficiency.tex").write_text(to_latex(efficiency, f"Size and training time (suite {suite})",

@@ -12,7 +12,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from zegbench.harness.results import read_result  # noqa: E402
+from zegbench.store import read_result  # noqa: E402
+from zegbench.store.layout import LOG_FILE  # noqa: E402
 
 
 def _save(fig, out_dir: Path, stem: str) -> list[str]:
@@ -55,7 +56,7 @@ def per_class_heatmap(runs: pd.DataFrame, unseen: set[str], out_dir: Path) -> li
     for variant, run_dir in zip(runs["variant"], runs["run_dir"]):
         result = read_result(Path(run_dir))
         if result is not None:  # runs_frame read it sound; it may have been damaged since
-            rows.setdefault(variant, []).append(result["per_class"])
+            rows.setdefault(variant, []).append(result.per_class)
     if not rows:
         return []
     frame = pd.DataFrame({v: pd.DataFrame(r).astype(float).mean() for v, r in rows.items()}).T
@@ -75,7 +76,7 @@ def training_curves(runs: pd.DataFrame, out_dir: Path) -> list[str]:
     """Training loss per step, mean over seeds, one line per variant of ``runs`` (log scale)."""
     frames = []
     for variant, seed, run_dir in zip(runs["variant"], runs["seed"], runs["run_dir"]):
-        log = Path(run_dir) / "metrics.jsonl"
+        log = Path(run_dir) / LOG_FILE
         if log.is_file():
             lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
             frames.append(pd.DataFrame({"step": [x["step"] for x in lines], "loss": [x["loss"] for x in lines],

@@ -12,15 +12,13 @@ Writes ``claims.json`` (one object per claim and dataset/budget), ``claims.md``,
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
-import yaml
 
-from zegbench.harness.results import read_result
 from zegbench.reports import plots
-from zegbench.reports.paper_claims import ACCURACY_METRICS, METRIC_LABELS, Arm, Claim, load_claims
+from zegbench.reports.paper_claims import ACCURACY_METRICS, METRIC_LABELS, Arm, Claim
+from zegbench.store import RunStore, SuiteRun, read_config, read_result
 from zegbench.reports.tables import to_latex, to_markdown
 from zegbench.reports.verdicts import paired_verdict, ratio_verdict
 from zegbench.utils.io import atomic_write_json
@@ -30,10 +28,9 @@ BUDGET_KEYS = ("steps", "batch_size")  # overrides that set the budget, not the 
 
 def run_budget(run_dir: Path) -> dict | None:
     """``{"steps": N, "batch": global batch}`` of a run, from its resolved ``config.yaml``."""
-    path = run_dir / "config.yaml"
-    if not path.is_file():
+    resolved = read_config(run_dir)
+    if resolved is None:
         return None
-    resolved = yaml.safe_load(path.read_text())
     train = resolved["train"]
     batch = train["batch_size"] * train.get("accumulate", 1) * resolved.get("world_size", 1)
     return {"steps": train["steps"], "batch": batch}
@@ -43,7 +40,7 @@ def budget_label(budget: dict | None) -> str:
     return "-" if not budget else f"{budget['steps']} steps x {budget['batch']}"
 
 
-def arm_matches(spec, arm: Arm) -> bool:
+def arm_matches(spec: SuiteRun, arm: Arm) -> bool:
     """Whether a suite run is of ``arm``: its method, ``arm.set``'s overrides, and no other override
     that tells variants apart (budget keys and overrides every run of the suite shares are allowed)."""
     if spec.method != arm.method:
@@ -54,14 +51,14 @@ def arm_matches(spec, arm: Arm) -> bool:
     return all(key in arm.set or key in BUDGET_KEYS for key in shown)
 
 
-def _arm_results(specs, arm: Arm, key: str) -> dict[tuple, dict[int, float]]:
+def _arm_results(specs: list[SuiteRun], arm: Arm, key: str) -> dict[tuple, dict[int, float]]:
     """(dataset, steps, batch) -> seed -> metric, over the finished runs of ``arm``."""
     out: dict[tuple, dict[int, float]] = {}
     for spec in specs:
         result = read_result(spec.run_dir) if arm_matches(spec, arm) else None
         if result is None:
             continue
-        value = result.get(key)
+        value = result.metric(key)
         budget = run_budget(spec.run_dir) or {"steps": None, "batch": None}
         if value is not None:
             out.setdefault((spec.dataset, budget["steps"], budget["batch"]), {}).setdefault(spec.seed, float(value))
@@ -100,17 +97,6 @@ def accuracy_rows(claim: Claim, specs) -> list[dict]:
                      else "no runs of both arms with the same seed, dataset and budget")]
 
 
-def stored_speed_records(results_root: Path) -> list[tuple[str, dict]]:
-    """(machine, record) of every speed record in the run store, newest first."""
-    paths = sorted(Path(results_root).glob("*/*-speed-*/result.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    out = []
-    for path in paths:
-        env_path = path.with_name("env.json")
-        machine = json.loads(env_path.read_text()).get("device_name") if env_path.is_file() else None
-        out.append((machine or "unknown machine", json.loads(path.read_text())))
-    return out
-
-
 def _pair_on_one_machine(claim: Claim, records: list[tuple[str, dict]]) -> tuple[str, dict, dict] | None:
     """The newest records of both arms measured on the same machine (a ratio across machines means nothing)."""
     want = claim.speed
@@ -146,10 +132,10 @@ def speed_rows(claim: Claim, records: list[tuple[str, dict]]) -> list[dict]:
              "input": f"{'x'.join(map(str, want.input))} {want.precision}", "machine": machine, **verdict}]
 
 
-def evaluate_claims(specs, results_root: str | Path, claims: list[Claim] | None = None) -> list[dict]:
-    """Every claim's rows (``claims``: default ``configs/claims``) for a suite's ``specs``."""
-    claims = load_claims() if claims is None else claims
-    records = stored_speed_records(Path(results_root)) if any(c.is_speed for c in claims) else []
+def evaluate_claims(specs: list[SuiteRun], store: RunStore | str | Path, claims: list[Claim]) -> list[dict]:
+    """Every claim's rows for a suite's ``specs`` (``claims``: as the harness loaded and checked them);
+    speed claims read the newest speed records in ``store``."""
+    records = RunStore.at(store).speed_records() if any(c.is_speed for c in claims) else []
     rows = []
     for claim in claims:
         rows += speed_rows(claim, records) if claim.is_speed else accuracy_rows(claim, specs)
@@ -243,7 +229,7 @@ def write_scorecard(rows: list[dict], out_dir: Path, suite: str) -> list[str]:
     return lines
 
 
-def budget_frame(specs) -> pd.DataFrame:
+def budget_frame(specs: list[SuiteRun]) -> pd.DataFrame:
     """Finished runs with their training steps, the variant named without its budget keys: the budget plot's data."""
     rows = []
     for spec in specs:
@@ -255,6 +241,6 @@ def budget_frame(specs) -> pd.DataFrame:
         extra = ",".join(f"{k}={v}" for k, v in shown.items() if k not in BUDGET_KEYS)
         rows.append({"variant": f"{spec.method}[{extra}]" if extra else spec.method, "dataset": spec.dataset,
                      "steps": budget["steps"], "seed": spec.seed,
-                     **{label: result.get(key) for key, label in
+                     **{label: result.metric(key) for key, label in
                         (("mIoU_seen", "mIoU(S)"), ("mIoU_unseen", "mIoU(U)"), ("hIoU", "hIoU"))}})
     return pd.DataFrame(rows)

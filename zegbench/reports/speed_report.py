@@ -1,18 +1,20 @@
 """``reports/<speed suite>/``: the efficiency table, one-stage vs two-stage ratios, and speed vs accuracy.
 
 A pure function of the speed records (``harness/speed_suite.py``) and, for the
-accuracy axis, of finished runs in the run store that used the method's default
-config on the same dataset.
+accuracy axis, of the hIoU of finished runs of each method's default config on the
+same dataset (the harness finds those: which config is a method's default is its knowledge).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pandas as pd
 
 from zegbench.reports import plots
+from zegbench.reports.paper_numbers import paper_numbers
+from zegbench.reports.scorecard import write_scorecard
 from zegbench.reports.tables import to_latex, to_markdown
+from zegbench.store import RunStore
 
 
 def speed_frame(records: list[dict]) -> pd.DataFrame:
@@ -35,13 +37,12 @@ def speed_frame(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def latest_speed(results_root: str | Path) -> pd.DataFrame:
-    """The newest speed record per (method, dataset) anywhere in the run store, as ``speed_frame`` rows."""
-    paths = sorted(Path(results_root).glob("*/*-speed-*/result.json"), key=lambda p: p.stat().st_mtime)
-    frame = speed_frame([json.loads(p.read_text()) for p in paths])
+def latest_speed(store: RunStore | str | Path) -> pd.DataFrame:
+    """The newest fp32 speed record per (method, dataset) anywhere in the run store, as ``speed_frame`` rows."""
+    frame = speed_frame([record for _, record in RunStore.at(store).speed_records()])  # newest first
     if frame.empty:
         return frame
-    return frame[frame["precision"] == "fp32"].drop_duplicates(["method", "dataset"], keep="last")
+    return frame[frame["precision"] == "fp32"].drop_duplicates(["method", "dataset"], keep="first")
 
 
 def efficiency_table(frame: pd.DataFrame) -> pd.DataFrame:
@@ -91,34 +92,14 @@ def ratios(frame: pd.DataFrame) -> list[str]:
     return lines
 
 
-def accuracy_points(frame: pd.DataFrame, results_root: str | Path) -> pd.DataFrame:
-    """hIoU of each measured method on the same dataset: finished runs of its default config, pooled over seeds."""
-    from zegbench.harness.run import config_hash, resolve
-
-    points = []
-    for row in frame.drop_duplicates(["method", "dataset"]).itertuples():
-        hious = {}
-        for path in Path(results_root).glob(f"*/{row.method}-{row.dataset}-s*-*/result.json"):
-            result = json.loads(path.read_text())
-            try:
-                default = config_hash(resolve(row.method, row.dataset, result["seed"]))
-            except Exception:  # a method or dataset config that no longer resolves
-                continue
-            if result.get("config_hash") == default:
-                hious[result["seed"]] = result["hIoU"]  # the same run copied into two suites counts once
-        if hious:
-            points.append({"method": row.method, "dataset": row.dataset, "latency_ms": row.latency_ms,
-                           "hIoU": sum(hious.values()) / len(hious), "seeds": len(hious)})
-    return pd.DataFrame(points)
-
-
 def build_speed_report(suite: str, records: list[dict], reports_dir: str | Path = "reports",
-                       results_root: str | Path = "results", verdicts: list[dict] | None = None) -> Path:
+                       accuracy: pd.DataFrame | None = None, verdicts: list[dict] | None = None) -> Path:
     """Write ``reports/<suite>/README.md`` (+ efficiency.md/.tex, speed_vs_hiou.png/.pdf, and the claims
-    scorecard when ``verdicts``, from ``scorecard.evaluate_claims``, are given)."""
-    from zegbench.reports.build import paper_numbers
-    from zegbench.reports.scorecard import write_scorecard
+    scorecard when ``verdicts``, from ``scorecard.evaluate_claims``, are given).
 
+    ``accuracy``: per (method, dataset) the hIoU of the method's default config, pooled over seeds
+    (columns method, dataset, hIoU, seeds; ``speed_suite.default_config_accuracy``), for the plot.
+    """
     out = Path(reports_dir) / suite
     out.mkdir(parents=True, exist_ok=True)
     lines = [f"# Speed report: suite `{suite}`", ""]
@@ -147,7 +128,7 @@ def build_speed_report(suite: str, records: list[dict], reports_dir: str | Path 
             ops = pd.DataFrame(r["profile_top_ops"])
             lines += [f"## Where the time goes: {r['method']} on {r['dataset']} "
                       f"({'x'.join(map(str, r['input']))}, MFU {100 * r['mfu']:.1f}%)", "", to_markdown(ops)]
-    points = accuracy_points(frame, results_root)
+    points = _with_latency(accuracy, frame)
     files = plots.speed_vs_hiou(points, out)
     if files:
         lines += ["## Speed vs accuracy", "", f"![speed vs hIoU]({files[0]})", "",
@@ -155,3 +136,12 @@ def build_speed_report(suite: str, records: list[dict], reports_dir: str | Path 
                   f"[PDF]({files[1]}).", ""]
     (out / "README.md").write_text("\n".join(lines) + "\n")
     return out / "README.md"
+
+
+def _with_latency(accuracy: pd.DataFrame | None, frame: pd.DataFrame) -> pd.DataFrame:
+    """The speed-vs-accuracy points: each measured (method, dataset) with an hIoU, and its latency."""
+    if accuracy is None or accuracy.empty:
+        return pd.DataFrame()
+    latency = frame.drop_duplicates(["method", "dataset"])[["method", "dataset", "latency_ms"]]
+    merged = latency.merge(accuracy, on=["method", "dataset"])
+    return merged[["method", "dataset", "latency_ms", "hIoU", "seeds"]]

@@ -1,40 +1,38 @@
 """Result tables from the run store: one row per run, seed aggregates, and paper-shaped tables.
 
-Everything here is a pure function of sound ``result.json`` (``results.read_result``) and ``env.json`` files
-(and the suite's expansion, which says which runs belong to which variant).
+Everything here is a pure function of the run store's sound records (``store.read_result``) and
+``env.json`` files, and of the suite's runs (``store.SuiteRun``: which run belongs to which variant).
 Markdown goes through pandas + tabulate, LaTeX through pandas' Styler with
 booktabs rules and the best mean of each metric in bold.
 """
 from __future__ import annotations
 
-import json
 import math
 
 import pandas as pd
 
-from zegbench.harness.results import read_result
+from zegbench.store import SuiteRun, read_json, read_result
+from zegbench.store.layout import ENV_FILE
 
 METRICS = {"pAcc": "pAcc", "mIoU_seen": "mIoU(S)", "mIoU_unseen": "mIoU(U)", "hIoU": "hIoU"}
 GROUP_KEYS = ["group", "variant", "dataset", "setting"]
 ENV_COLUMNS = ["device", "torch", "precision", "inference"]
 
 
-def runs_frame(specs) -> pd.DataFrame:
-    """One row per finished run of ``specs`` (suite.RunSpec): identity, metrics, sizes, environment."""
+def runs_frame(specs: list[SuiteRun]) -> pd.DataFrame:
+    """One row per finished run of ``specs``: identity, metrics, sizes, environment."""
     rows = []
     for spec in specs:
         r = read_result(spec.run_dir)
         if r is None:  # not finished, or damaged (the harness sets it aside and evaluates again)
             continue
-        env_path = spec.run_dir / "env.json"
-        env = json.loads(env_path.read_text()) if env_path.is_file() else {}
+        env = read_json(spec.run_dir / ENV_FILE)
         rows.append({
             "group": spec.group, "variant": spec.variant, "method": spec.method, "dataset": spec.dataset,
-            "seed": spec.seed, "setting": r.get("setting", "inductive"),
-            **{m: r.get(m) for m in METRICS},
-            "params_total": r.get("params_total"), "params_trainable": r.get("params_trainable"),
-            "train_seconds": r.get("train_seconds"), "device": env.get("device_name") or r.get("device"),
-            "torch": env.get("torch"), "precision": env.get("precision"), "inference": r.get("inference"),
+            "seed": spec.seed, "setting": r.setting, **{m: r.metric(m) for m in METRICS},
+            "params_total": r.params_total, "params_trainable": r.params_trainable,
+            "train_seconds": r.train_seconds, "device": env.get("device_name") or r.device,
+            "torch": env.get("torch"), "precision": env.get("precision"), "inference": r.inference,
             "run_dir": str(spec.run_dir),
         })
     columns = ["group", "variant", "method", "dataset", "seed", "setting", *METRICS, "params_total",

@@ -26,7 +26,7 @@ import numpy as np
 from zegbench.clip.loading import load_clip
 from zegbench.clip.zero_shot import zero_shot_accuracy
 from zegbench.datasets.catalog import build_dataset, load_dataset_info, world_spec
-from zegbench.datasets.probe import run_probe
+from zegbench.harness.probe import run_probe
 from zegbench.errors import ZegbenchError
 
 # The world's training budget is chosen by the oracle alone, before any ladder run: the smallest
@@ -78,7 +78,7 @@ def training_free_miou(dataset: str, method: str = "maskclip") -> float:
     import torch
 
     from zegbench.harness.evaluate import evaluate
-    from zegbench.harness.run import resolve
+    from zegbench.harness.resolve import resolve
     from zegbench.methods.base import create_method
 
     resolved = resolve(method, dataset, seed=0)

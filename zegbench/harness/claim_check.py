@@ -1,0 +1,53 @@
+"""The paper's claims (``reports.paper_claims``), checked against the registries before any verdict.
+
+A claim's arms must name registered methods with keys their class (or training) accepts, and its
+suite must exist: one error line naming the claims file if not, before anything is trained.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from zegbench.errors import ZegbenchError
+from zegbench.harness.config import schema_for_class
+from zegbench.harness.resolve import TRAIN_KEYS
+from zegbench.harness.speed import ENCODER
+from zegbench.methods import list_methods
+from zegbench.methods.base import method_class, method_config
+from zegbench.reports.paper_claims import Claim, read_claims
+
+SHIPPED_SUITES = Path(__file__).resolve().parents[2] / "configs" / "suites"  # the suites a claim may name
+
+
+def available_suites() -> list[str]:
+    return sorted(p.stem for p in SHIPPED_SUITES.glob("*.yaml"))
+
+
+def load_claims(folder: Path | None = None) -> list[Claim]:
+    """Every claim of the claims files in ``folder`` (default: the shipped ones), checked; ids unique."""
+    claims = []
+    for path, claim in read_claims(folder):
+        check_claim_names(claim, str(path))
+        claims.append(claim)
+    return claims
+
+
+def check_claim_names(claim: Claim, where: str) -> None:
+    """Arms name registered methods with keys they accept; the suite exists; one clear line if not."""
+    known = list_methods()
+    for side in ("arm", "baseline"):
+        arm = getattr(claim, side)
+        if claim.is_speed and arm.set:
+            raise ZegbenchError(f"{where}: claim '{claim.id}' {side}.set: speed records are of a method's default "
+                                f"config; a speed claim's arms take no overrides")
+        if arm.method == ENCODER and claim.is_speed:
+            continue  # the speed suite's bare CLIP image encoder record
+        if arm.method not in known:
+            raise ZegbenchError(f"{where}: claim '{claim.id}' {side}: unknown variant {arm.method!r}; "
+                                f"known: {', '.join(known)}")
+        accepted = set(schema_for_class(method_class(method_config(arm.method)["class"])).model_fields) | TRAIN_KEYS
+        for key in arm.set:
+            if key not in accepted:
+                raise ZegbenchError(f"{where}: claim '{claim.id}' {side}.set: unknown key {key!r} for {arm.method}")
+    if claim.suite not in available_suites():
+        known = ", ".join(available_suites())
+        raise ZegbenchError(f"{where}: claim '{claim.id}': unknown suite {claim.suite!r}; known: {known}")

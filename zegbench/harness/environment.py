@@ -1,0 +1,39 @@
+"""What a run or speed record was made on: library versions, device, threads and git commit (``env.json``)."""
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from pathlib import Path
+
+import torch
+
+
+def cpu_name() -> str:
+    """The CPU model and core count, e.g. 'Intel(R) Xeon(R) ... (2 cores)'."""
+    name = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                name = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return f"{name} ({os.cpu_count()} cores)"
+
+
+def environment(device: str, loader_workers: int | None = None) -> dict:
+    """Versions, device and git commit, recorded beside every run (with its data loader's workers, if it trains)."""
+    try:
+        commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
+    except (OSError, subprocess.SubprocessError):
+        commit = None
+    import open_clip
+
+    env = {"torch": torch.__version__, "open_clip": open_clip.__version__, "python": platform.python_version(),
+           "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else cpu_name(),
+           "threads": torch.get_num_threads(), "git_commit": commit}
+    if loader_workers is not None:
+        env["loader_workers"] = loader_workers
+    return env

@@ -1,0 +1,70 @@
+"""A run's config: the method's YAML, the dataset's recipe and the overrides, merged and validated.
+
+``resolve`` gives the whole config a run is identified by (``identity.config_hash``): every
+method and training key with its value (class defaults included), the seed, and the inputs'
+fingerprints. Suites, ``zegbench run``, the speed suite and the checks before a run all start here.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, fields
+
+from zegbench.datasets.catalog import load_dataset_info
+from zegbench.harness.config import schema_for_class, train_schema, validate_keys
+from zegbench.harness.identity import input_fingerprints
+from zegbench.harness.train import TrainConfig
+from zegbench.methods import method_config
+from zegbench.methods.base import method_class
+
+TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
+
+
+def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None, world_size: int = 1,
+            eval_on: list[str] | None = None) -> dict:
+    """Merge method config, the dataset's recipe and ``overrides`` (keys of either kind), then validate.
+
+    Later wins: the method's YAML, ``recipe.method`` and ``recipe.train`` (every
+    method on this dataset), ``recipe.per_class[class]`` (every method of one
+    implementing class, e.g. all ZegCLIP variants), ``recipe.per_method[method]``
+    (one method), then ``overrides``; the last three take method or training
+    keys. Every key is checked against the method class's signature or
+    ``TrainConfig`` (types included); an error names the layer that set the bad key.
+    Keys nobody sets take the class's defaults, and those are recorded too.
+    """
+    info = load_dataset_info(dataset)
+    recipe = info.config.get("recipe") or {}
+    method_file, dataset_file = f"configs/methods/{method}.yaml", f"configs/datasets/{dataset}.yaml"
+    method_keys, train_keys, origin = {}, asdict(TrainConfig()), {}
+    cls_name = method_config(method)["class"]
+    layers = [(method_config(method), method_file, "method"),
+              (recipe.get("method") or {}, f"{dataset_file} (recipe.method)", "method"),
+              (recipe.get("train") or {}, f"{dataset_file} (recipe.train)", "train"),
+              ((recipe.get("per_class") or {}).get(cls_name) or {}, f"{dataset_file} (recipe.per_class.{cls_name})", None),
+              ((recipe.get("per_method") or {}).get(method) or {}, f"{dataset_file} (recipe.per_method.{method})", None),
+              (overrides or {}, "command-line override", None)]
+    for values, where, kind in layers:
+        for key, value in values.items():
+            if kind == "train" or (kind is None and key in TRAIN_KEYS):
+                train_keys[key] = value
+            else:
+                method_keys[key] = value
+            origin[key] = where
+    method_keys.pop("class")
+    method_keys.pop("description", None)
+    schema = schema_for_class(method_class(cls_name))
+    method_keys = validate_keys(schema, method_keys, origin, f"method ({cls_name})")
+    # Every key the class reads, its defaults included: a changed default (an official
+    # behaviour made the default) gives new run folders rather than reusing old numbers.
+    method_keys = {**{name: field.default for name, field in schema.model_fields.items()}, **method_keys}
+    train_keys = validate_keys(train_schema(), {**train_keys, "seed": seed}, origin, "training")
+    resolved = {"method": method, "dataset": dataset, "seed": seed, "method_config": {"class": cls_name, **method_keys},
+                "train": train_keys}
+    if world_size > 1:  # data-parallel: the global batch is batch_size x world_size x accumulate.
+        resolved["world_size"] = world_size  # (absent for one process, so single-process hashes never change)
+    eval_infos = [load_dataset_info(other) for other in eval_on or []]  # an unknown name fails now, not after training
+    if eval_on:  # cross-dataset evaluations: part of what the run produces
+        resolved["eval_on"] = list(eval_on)
+    # Dataset definitions and the shipped CLIP checkpoint decide the numbers too: editing
+    # either gives new run folders rather than reusing results made from the old ones.
+    resolved["inputs"] = input_fingerprints([info, *[i for i in eval_infos if i.name != dataset]],
+                                            resolved["method_config"])
+    return resolved
