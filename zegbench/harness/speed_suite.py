@@ -24,7 +24,7 @@ SPEED_SCHEMA = 1
 
 @dataclass
 class SpeedSpec:
-    """One speed record to measure: a method (or the bare encoder of ``config_of``) on a target."""
+    """One speed record to measure: a method (or the speed baseline of ``config_of``) on a target."""
 
     method: str
     config_of: str
@@ -48,17 +48,20 @@ def machine_key(device: str) -> dict:
 
 def expand_speed(targets: list[SpeedTarget], suite: str, results: str | Path, device: str = "cpu",
                  only: str | None = None) -> list[SpeedSpec]:
-    """Every (method, target) of a speed suite, plus each target's bare-encoder baseline."""
-    from zegbench.harness.speed import ENCODER, is_zegclip, speed_method_config
+    """Every (method, target) of a speed suite, plus the speed baselines its methods declare
+    (``Method.speed_baseline``), each measured once with the config of the first method declaring it."""
+    from zegbench.harness.speed import speed_baseline_of, speed_method_config
     from zegbench.harness.suite import label_matches
 
     machine = machine_key(device)
     specs = []
     for target in targets:
         entries = [(m, m) for m in target.methods]
-        zegclip_like = [m for m in target.methods if is_zegclip(m)]
-        if target.encoder_baseline and zegclip_like:
-            entries.append((ENCODER, zegclip_like[0]))
+        if target.encoder_baseline:
+            for m in target.methods:
+                baseline = speed_baseline_of(m)
+                if baseline and baseline not in dict(entries):
+                    entries.append((baseline, m))
         for name, config_of in entries:
             key = {"method": name, "config": speed_method_config(config_of, target.dataset, target.random_weights),
                    "target": target.model_dump(exclude={"methods"}), "machine": machine, "schema": SPEED_SCHEMA}
@@ -72,7 +75,7 @@ def expand_speed(targets: list[SpeedTarget], suite: str, results: str | Path, de
 def execute_speed(specs: list[SpeedSpec], device: str = "cpu") -> dict[str, int]:
     """Measure every spec without a record (one process, one at a time: timings must not share cores)."""
     from zegbench.harness.run import environment
-    from zegbench.harness.speed import ENCODER, matmul_peak, measure_speed
+    from zegbench.harness.speed import matmul_peak, measure_speed
 
     counts = {"done": 0, "reused": 0}
     todo = [s for s in specs if not (s.run_dir / "result.json").is_file()]
@@ -82,7 +85,8 @@ def execute_speed(specs: list[SpeedSpec], device: str = "cpu") -> dict[str, int]
     for i, spec in enumerate(todo, 1):
         t = spec.target
         record = measure_speed(spec.config_of, t.dataset, t.whole, t.test, t.random_weights, t.warmup, t.repeats,
-                               t.profile, device, peak, encoder_only=spec.method == ENCODER, precision=t.precision)
+                               t.profile, device, peak, baseline_only=spec.method != spec.config_of,
+                               precision=t.precision)
         spec.run_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_json(env, spec.run_dir / "env.json")
         atomic_write_json({"schema": SPEED_SCHEMA, "kind": "speed", "status": "finished", **record},
