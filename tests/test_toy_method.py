@@ -2,6 +2,7 @@
 report and segment, as a user would add one; and the clear errors of a ``class:`` that is not one."""
 from __future__ import annotations
 
+import csv
 import json
 import math
 import os
@@ -101,9 +102,12 @@ def test_a_method_from_outside_the_package_trains_evaluates_reports_and_segments
     assert "class: toy_method:ToyMethod" in config  # the class string is part of the hashed config
     log = [json.loads(line) for line in (result_path.parent / "metrics.jsonl").read_text().splitlines()]
     assert [entry["step"] for entry in log] == [0, 1] and all(math.isfinite(entry["loss"]) for entry in log)
+    # The report's tables have a row for the toy variant with the run's numbers.
     readme = (reports / "toy_suite" / "README.md").read_text()
-    assert "toy" in readme
-    assert any("toy" in p.read_text() for p in (reports / "toy_suite").glob("*.md") if p.name != "README.md")
+    rows = [line for line in readme.splitlines() if line.startswith("| toy ")]
+    assert rows and f"| {result['hIoU']:.1f} " in rows[0]
+    (row,) = csv.DictReader((reports / "toy_suite" / "runs.csv").open())
+    assert (row["variant"], row["method"], float(row["hIoU"])) == ("toy", "toy", result["hIoU"])
     # The trained run through `zegbench.load`: any image size, any class names (Method.predict_any_size).
     model = zegbench.load(result_path.parent)
     image = np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)

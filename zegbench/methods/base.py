@@ -42,33 +42,39 @@ class Method(nn.Module):
     """A zero-shot segmentation method: per-class mask logits in, named losses and calibrated scores out.
 
     This class is the whole contract between a method and generic code (the
-    training loop, evaluation, ``zegbench segment``, speed): they read nothing
-    else from a method.
+    training loop, evaluation, ``zegbench segment``, speed, the command line):
+    they read nothing else from a method.
 
     A subclass must implement
-      ``__init__(**config)``  its keyword arguments are its YAML keys: the harness
-                             validates configs against the signature (type hints,
-                             defaults) and records every default in the run's hash;
-      ``forward``            normalised images -> mask logits at input size (+ aux dict);
-      ``loss``               named scalar losses (not needed when ``training_free``);
-      ``predict``            per-class scores with inference-time calibration.
+      ``__init__(**config)``  its keyword arguments are its YAML keys: the harness validates
+                             configs against the signature (type hints, defaults) and records
+                             every default in the run's hash. A dataset's recipe may set keys
+                             for every method (the embedded world: ``clip``, ``templates``);
+      ``forward``            normalised images -> mask logits at input size, aux dict;
+      ``loss``               named scalar losses (not called when ``training_free``);
+      ``predict``            per-class scores at input size, with inference-time calibration.
 
-    It may override (defaults in brackets)
+    It may override (default in brackets)
       ``setting``                  'inductive' | 'transductive' ['inductive']
       ``mean``, ``std``            input normalisation [CLIP's]
       ``inference``                how ``predict`` covers a test image, 'whole' | 'slide' ['whole']
       ``inference_keys``           config keys only ``predict`` reads [none]
       ``training_free``            nothing trains [False]
       ``grad_clip``                gradient-norm clip [0: off]
-      ``tiny_config``              the keys of its smallest instance, for tests [{}]
-      ``speed_baseline``,
-      ``speed_baseline_overrides``,
-      ``speed_baseline_module``    the bare network its latency is paired with [none]
-      ``predict_any_size``         prediction at any image size [``predict``]
-      ``training_targets``         the labels ``loss`` sees [the harness's; unseen hidden]
-      ``param_groups``             optimiser groups [one group of every trainable parameter]
+      ``tiny_config``              config keys of its smallest instance, for tests [{}]
+      ``speed_baseline``,          the bare network its latency is paired with, and how
+      ``speed_baseline_overrides``, to build and run it [none]
+      ``speed_baseline_module``
+      ``predict_any_size``         prediction at any image size (``zegbench segment``) [``predict``]
+      ``training_targets``         the labels ``loss`` trains on [the harness's; unseen ground
+                                   truth hidden during self-training]
+      ``param_groups``             optimiser groups [every trainable parameter at the base lr]
       ``unused_parameter_names``   trainable parameters no loss reaches [none]
-      ``regions_per_image``        regions classified per image by the last ``predict`` [None]
+      ``regions_per_image``        regions the last ``predict`` classified per image [None]
+
+    Helpers generic code calls as they are: ``normalize``, ``text_embeddings``
+    (speed fills its cache before timing), ``clip_activation`` (``zegbench methods
+    describe``) and ``param_counts``; the CLIP ones need ``load_frozen_clip`` in ``__init__``.
     """
 
     setting: Literal["inductive", "transductive"] = "inductive"  # transductive: self-training on unseen pixels
