@@ -9,21 +9,14 @@ import torch.nn.functional as F
 
 from zegbench.datasets import worlds
 from zegbench.methods import create_method, list_methods, method_config
+from zegbench.methods.base import Method, method_class
 from zegbench.methods.losses import ce_loss, nel_loss, one_hot_targets
-from zegbench.methods.zegclip import pseudo_label
+from zegbench.methods.zegclip import ZegCLIP, pseudo_label
 
 world = worlds.generator()  # the default world's classes: the default in-house CLIP reads them
 
 SEEN = list(world.SEEN_CLASSES)
-TINY = dict(clip_weights="none", image_size=32)
-WORLD_TEXT = dict(templates="single")  # the in-house CLIP cannot read the official template sets
-# Per implementing class: the smallest instance of each architecture.
-TINY_BY_CLASS = {
-    "zegclip": TINY,
-    "maskclip": {**TINY, **WORLD_TEXT},
-    "two_stage": dict(clip_weights="none", backbone="world_cnn", queries=4, hidden=32, decoder_layers=2,
-                      decoder_heads=4, decoder_ffn=64, mask_dim=16, region_templates="single", **WORLD_TEXT),
-}
+TINY = ZegCLIP.tiny_config  # each class declares its smallest instance (Method.tiny_config)
 
 
 def _images(n=2, size=32):
@@ -33,7 +26,7 @@ def _images(n=2, size=32):
 
 @pytest.mark.parametrize("name", list_methods())
 def test_registered_method_trains_and_predicts_on_cpu(name):
-    method = create_method(name, **TINY_BY_CLASS[method_config(name)["class"]])
+    method = create_method(name, **method_class(method_config(name)["class"]).tiny_config)
     x = method.normalize(_images())
     logits, aux = method(x, SEEN[:4])
     assert logits.shape == (2, 4, 32, 32)
@@ -203,6 +196,35 @@ def test_pseudo_labels_only_replace_unseen_ground_truth():
     labels = torch.tensor([[[0, 2, 255]]])
     out = pseudo_label(logits, labels, unseen_ids=[2, 3])
     assert out.tolist() == [[[0, 3, 255]]]
+    method = create_method("zegclip_transductive", **TINY)  # the training loop asks the method for its targets
+    assert torch.equal(method.training_targets(logits, labels, [2, 3], self_training=True), out)
+    assert method.training_targets(logits, labels, [2, 3], self_training=False) is labels
+
+
+def test_default_training_targets_never_show_unseen_ground_truth():
+    labels = torch.tensor([[[0, 2, 3, 255]]])
+    targets = Method.training_targets(None, torch.zeros(1, 4, 1, 4), labels, [2, 3], self_training=True)
+    assert targets.tolist() == [[[0, 255, 255, 255]]]
+    assert Method.training_targets(None, torch.zeros(1, 4, 1, 4), labels, [2, 3], self_training=False) is labels
+
+
+def test_any_size_prediction_slides_windows_of_a_fixed_input_size():
+    torch.manual_seed(0)  # the same random CLIP (text tower included) for both
+    method = create_method("zegclip", crop=32, stride=24, **TINY).eval()
+    torch.manual_seed(0)
+    sliding = create_method("zegclip", inference="slide", crop=32, stride=24, **TINY).eval()
+    x = method.normalize(_images(1, 48))
+    names, seen = SEEN[:2], [True, False]
+    assert torch.equal(method.predict_any_size(x, names, seen), sliding.predict(x, names, seen))
+    assert method.inference == "whole"  # evaluation's own mode is left alone
+    maskclip = create_method("maskclip", **method_class("maskclip").tiny_config).eval()
+    assert torch.equal(maskclip.predict_any_size(x, names, seen), maskclip.predict(x, names, seen))
+
+
+def test_generic_code_reads_declared_defaults():
+    maskclip = create_method("maskclip", **method_class("maskclip").tiny_config)
+    assert (maskclip.setting, maskclip.inference, maskclip.regions_per_image()) == ("inductive", "whole", None)
+    assert method_class("two_stage").speed_baseline is None and ZegCLIP.speed_baseline == "clip_image_encoder"
 
 
 def test_real_scale_parameter_counts_match_the_reference(capsys):

@@ -101,7 +101,7 @@ def test_zsseg_gives_empty_proposals_clip_probability_one():
     seen = [True, True, False]
     scores = method.predict(x, names, seen=seen)
     expected = semantic_map(ensemble(p_prop, torch.ones_like(p_prop), torch.tensor(seen), 0.7), masks)
-    assert method.last_region_count == 0 and torch.allclose(scores, expected, atol=1e-5)
+    assert method.regions_per_image() == 0 and torch.allclose(scores, expected, atol=1e-5)
 
 
 def test_two_stage_can_keep_the_proposal_distribution_for_empty_proposals():
@@ -116,7 +116,7 @@ def test_two_stage_can_keep_the_proposal_distribution_for_empty_proposals():
 def test_zegformer_classifies_an_empty_proposal_on_the_whole_image_box():
     method, x, names, _, _ = _no_region_case(empty_region="whole_image")
     method.predict(x, names, seen=[True, True, False])
-    assert method.last_region_count == 4  # every query got a CLIP forward
+    assert method.regions_per_image() == 4  # every query got a CLIP forward
     empty = torch.zeros(1, 2, 8, 8, dtype=torch.bool)
     empty[0, 1, 2:4, 3:6] = True
     crops, has_crop = region_crops(torch.randn(1, 3, 8, 8), empty, 4, empty_as_whole_image=True)

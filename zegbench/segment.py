@@ -68,15 +68,7 @@ class Segmenter:
         if size != (h, w):
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         seen = [n in self.trained_on for n in names]
-        if hasattr(self.method, "inference"):  # a method with a fixed input size slides windows of it
-            mode = self.method.inference
-            self.method.inference = "slide"
-            try:
-                scores = self.method.predict(x, names, seen)
-            finally:
-                self.method.inference = mode
-        else:  # fully convolutional proposals (two-stage) or any-size dense features (MaskCLIP)
-            scores = self.method.predict(x, names, seen)
+        scores = self.method.predict_any_size(x, names, seen)  # a fixed-input-size method slides windows
         scores = F.interpolate(scores, size=(h, w), mode="bilinear", align_corners=False)[0]
         best, labels = scores.max(dim=0)
         if min_score is not None:

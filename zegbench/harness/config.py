@@ -86,7 +86,7 @@ class SpeedTarget(BaseModel):
     test: tuple[int, int] | None = None  # a typical test image, through each method's test-time protocol
     random_weights: bool = False  # real-scale speed needs no downloaded weights
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: timed under autocast (on GPUs with bf16 units)
-    encoder_baseline: bool = True  # also time the bare CLIP image encoder (ZegCLIP's overhead)
+    encoder_baseline: bool = True  # also time the methods' speed baselines (ZegCLIP's: its bare CLIP image encoder)
     warmup: int = Field(2, ge=0)
     repeats: int = Field(10, ge=1)
     profile: bool = False  # add the top ops by CPU time (where the time goes)

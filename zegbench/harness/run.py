@@ -139,12 +139,12 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
         cross[other] = {k: m[k] for k in ("mIoU", "pAcc", "per_class")}
     record = {
         "schema": RESULT_SCHEMA, "status": "finished", "method": method, "dataset": dataset, "seed": seed,
-        "setting": resolved["method_config"].get("setting", "inductive"), "config_hash": config_hash(resolved),
+        "setting": model.setting, "config_hash": config_hash(resolved),
         **{k: metrics[k] for k in ("pAcc", "mIoU", "mIoU_seen", "mIoU_unseen", "hIoU")},
         "per_class": metrics["per_class"], **model.param_counts(),
         "train_seconds": donor["train_seconds"] if donor else summary["train_seconds"],
         "total_seconds": round(time.time() - started, 1),
-        "inference": resolved["method_config"].get("inference", "whole"), "device": device,
+        "inference": model.inference, "device": device,
         "world_size": distributed.world_size(),
         # Which class list and unseen split produced these numbers (the dataset YAML can change).
         "dataset_split": split_fingerprint(info),

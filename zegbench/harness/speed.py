@@ -21,6 +21,9 @@ Protocol (also in the README, because published FPS numbers rarely agree on it):
   which is where papers' "GFLOPs" usually come from.
 - Model FLOP utilisation (MFU): flops / median latency / the peak of a large
   fp32 matmul measured on the same machine in the same process.
+- A method class may declare a speed baseline (``Method.speed_baseline``, ZegCLIP:
+  its bare CLIP image encoder): it gets its own record, and the method's latency
+  is also timed in alternation with it for a drift-free ratio.
 """
 from __future__ import annotations
 
@@ -30,13 +33,12 @@ import torch
 
 from zegbench.datasets.catalog import load_dataset_info
 from zegbench.methods import create_method, method_config
+from zegbench.methods.base import method_class
 
-ENCODER = "clip_image_encoder"  # the record name of a ZegCLIP method's bare CLIP image encoder
 
-
-def is_zegclip(method: str) -> bool:
-    """A ZegCLIP variant: its prompted CLIP image encoder has a bare form to compare against."""
-    return method_config(method)["class"] == "zegclip"
+def speed_baseline_of(method: str) -> str | None:
+    """The record name of ``method``'s speed baseline (its class's ``speed_baseline``); None if it has none."""
+    return method_class(method_config(method)["class"]).speed_baseline
 
 
 def synchronize(device: str | torch.device) -> None:
@@ -186,12 +188,13 @@ def speed_method_config(method: str, dataset: str, random_weights: bool) -> dict
 
 def measure_speed(method_name: str, dataset: str, whole: tuple[int, int], test: tuple[int, int] | None = None,
                   random_weights: bool = False, warmup: int = 2, repeats: int = 10, profile: bool = False,
-                  device: str = "cpu", peak: float | None = None, encoder_only: bool = False,
+                  device: str = "cpu", peak: float | None = None, baseline_only: bool = False,
                   precision: str = "fp32") -> dict:
     """Speed record of one method as configured for ``dataset`` (see the module docstring).
 
-    ``encoder_only`` measures the method's bare CLIP image encoder instead
-    (ZegCLIP's overhead is measured against it); ``peak`` is the matmul peak
+    ``baseline_only`` measures the method's speed baseline instead (the bare
+    network ``Method.speed_baseline`` names; ZegCLIP's overhead is measured
+    against it); ``peak`` is the matmul peak
     (FLOP/s) for MFU, measured here when not given. ``precision`` 'bf16' times
     the calls under bf16 autocast (FLOPs are counted in fp32; MFU stays
     against the fp32 peak, so it can exceed 1 on hardware with faster bf16).
@@ -200,17 +203,18 @@ def measure_speed(method_name: str, dataset: str, whole: tuple[int, int], test: 
         raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
     info = load_dataset_info(dataset)
     names, seen = list(info.classes), [c not in info.unseen for c in info.classes]
+    cls = method_class(method_config(method_name)["class"])
     cfg = speed_method_config(method_name, dataset, random_weights)
-    if encoder_only:
-        cfg["tuning"] = "frozen"
+    if baseline_only:
+        cfg.update(cls.speed_baseline_overrides)
     torch.manual_seed(0)
     method = create_method(method_name, **cfg).to(device).eval()
     counts = method.param_counts()
-    if encoder_only:  # the encoder alone: CLIP's image tower, nothing learnable
-        counts = {"params_total": sum(p.numel() for p in method.encoder.visual.parameters()), "params_trainable": 0}
     x = torch.randn(1, 3, *whole, device=device)
-    if encoder_only:
-        run = lambda: method.encoder(x)  # noqa: E731  (CLIP's blocks, every token through ln_post and proj)
+    if baseline_only:  # the bare network alone, nothing learnable
+        baseline = method.speed_baseline_module()
+        counts = {"params_total": sum(p.numel() for p in baseline.parameters()), "params_trainable": 0}
+        run = lambda: baseline(x)  # noqa: E731
     else:
         method.text_embeddings(names)  # cached now: text encoding is not part of the timed path
         run = lambda: method.predict(x, names, seen)  # noqa: E731
@@ -218,30 +222,31 @@ def measure_speed(method_name: str, dataset: str, whole: tuple[int, int], test: 
     autocast = torch.autocast(torch.device(device).type, dtype=torch.bfloat16, enabled=precision == "bf16")
     with torch.inference_mode(), autocast:
         stats = latency_stats(time_calls(run, warmup, repeats, device))
-    record = {"method": ENCODER if encoder_only else method_name, "config_of": method_name,
+    record = {"method": cls.speed_baseline if baseline_only else method_name, "config_of": method_name,
               "dataset": dataset, "input": list(whole), **counts, "flops": flops, "macs": flops // 2,
               "flops_by_module": by_module, "whole": stats, "fps_whole": round(1000 / stats["median_ms"], 3),
               "random_weights": random_weights, "precision": precision}
-    if hasattr(method, "last_region_count"):
-        record["regions_per_image"] = method.last_region_count
+    regions = method.regions_per_image()
+    if regions is not None:
+        record["regions_per_image"] = regions
     peak = peak or matmul_peak(device)
     record["matmul_peak_gflops"] = round(peak / 1e9, 2)
     record["achieved_gflops"] = round(flops / (stats["median_ms"] / 1000) / 1e9, 2)
     record["mfu"] = round(flops / (stats["median_ms"] / 1000) / peak, 4)
-    if is_zegclip(method_name) and not encoder_only:  # ZegCLIP's overhead over the bare encoder, paired
+    if cls.speed_baseline and not baseline_only:  # the overhead over the bare network, paired
         torch.manual_seed(0)
-        bare = create_method(method_name, **{**cfg, "tuning": "frozen"}).to(device).eval()
+        bare = create_method(method_name, **{**cfg, **cls.speed_baseline_overrides}).to(device).eval()
+        bare_run = bare.speed_baseline_module()
         with torch.inference_mode(), autocast:
-            ours, enc = time_paired(run, lambda: bare.encoder(x), warmup, repeats, device)
+            ours, enc = time_paired(run, lambda: bare_run(x), warmup, repeats, device)
         record["paired_with_encoder"] = {"method": latency_stats(ours), "encoder": latency_stats(enc),
                                          "ratio": round(statistics.median(o / e for o, e in zip(ours, enc)), 4)}
-        del bare
-    if test is not None and not encoder_only:
+        del bare, bare_run
+    if test is not None and not baseline_only:
         xt = torch.randn(1, 3, *test, device=device)
         with torch.inference_mode(), autocast:
             test_stats = latency_stats(time_calls(lambda: method.predict(xt, names, seen), warmup, repeats, device))
-        mode = getattr(method, "inference", "whole")
-        record.update({"test_input": list(test), "test_mode": mode, "test": test_stats,
+        record.update({"test_input": list(test), "test_mode": method.inference, "test": test_stats,
                        "fps_test": round(1000 / test_stats["median_ms"], 3)})
     if profile:
         with torch.inference_mode(), autocast:

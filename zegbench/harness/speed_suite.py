@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SpeedSpec:
-    """One speed record to measure: a method (or the bare encoder of ``config_of``) on a target."""
+    """One speed record to measure: a method (or the speed baseline of ``config_of``) on a target."""
 
     method: str
     config_of: str
@@ -46,8 +46,9 @@ def machine_key(device: str) -> dict:
 
 def expand_speed(targets: list[SpeedTarget], suite: str, results: str | Path, device: str = "cpu",
                  only: str | None = None) -> list[SpeedSpec]:
-    """Every (method, target) of a speed suite, plus each target's bare-encoder baseline."""
-    from zegbench.harness.speed import ENCODER, is_zegclip, speed_method_config
+    """Every (method, target) of a speed suite, plus the speed baselines its methods declare
+    (``Method.speed_baseline``), each measured once with the config of the first method declaring it."""
+    from zegbench.harness.speed import speed_baseline_of, speed_method_config
     from zegbench.harness.suite import label_matches
 
     machine = machine_key(device)
@@ -55,9 +56,11 @@ def expand_speed(targets: list[SpeedTarget], suite: str, results: str | Path, de
     specs = []
     for target in targets:
         entries = [(m, m) for m in target.methods]
-        zegclip_like = [m for m in target.methods if is_zegclip(m)]
-        if target.encoder_baseline and zegclip_like:
-            entries.append((ENCODER, zegclip_like[0]))
+        if target.encoder_baseline:
+            for m in target.methods:
+                baseline = speed_baseline_of(m)
+                if baseline and baseline not in dict(entries):
+                    entries.append((baseline, m))
         for name, config_of in entries:
             key = {"method": name, "config": speed_method_config(config_of, target.dataset, target.random_weights),
                    "target": target.model_dump(exclude={"methods"}), "machine": machine, "schema": SPEED_SCHEMA}
@@ -69,7 +72,7 @@ def expand_speed(targets: list[SpeedTarget], suite: str, results: str | Path, de
 
 def execute_speed(specs: list[SpeedSpec], device: str = "cpu") -> dict[str, int]:
     """Measure every spec without a record (one process, one at a time: timings must not share cores)."""
-    from zegbench.harness.speed import ENCODER, matmul_peak, measure_speed
+    from zegbench.harness.speed import matmul_peak, measure_speed
 
     counts = {"done": 0, "reused": 0}
     todo = [s for s in specs if not RunStore.has_speed_record(s.run_dir)]
@@ -79,11 +82,12 @@ def execute_speed(specs: list[SpeedSpec], device: str = "cpu") -> dict[str, int]
     for i, spec in enumerate(todo, 1):
         t = spec.target
         record = measure_speed(spec.config_of, t.dataset, t.whole, t.test, t.random_weights, t.warmup, t.repeats,
-                               t.profile, device, peak, encoder_only=spec.method == ENCODER, precision=t.precision)
+                               t.profile, device, peak, baseline_only=spec.method != spec.config_of,
+                               precision=t.precision)
         RunStore.write_speed_record(spec.run_dir, env, {"schema": SPEED_SCHEMA, "kind": "speed", "status": "finished",
                                                         **record})
         log.info(f"[{i}/{len(todo)}] {spec.label}: {record['whole']['median_ms']:.1f} ms "
-              f"({record['fps_whole']:.2f} FPS), {record['macs'] / 1e9:.2f} GMACs, MFU {100 * record['mfu']:.1f}%")
+                 f"({record['fps_whole']:.2f} FPS), {record['macs'] / 1e9:.2f} GMACs, MFU {100 * record['mfu']:.1f}%")
         counts["done"] += 1
     return counts
 

@@ -3,8 +3,9 @@ gradient accumulation, fp32 (bf16 autocast on request), JSON-lines log, checkpoi
 
 Inductive training sees seen classes only: labels are re-indexed into the seen
 list and unseen pixels become 255. Transductive training switches, after
-``self_training_start`` of the schedule, to all classes with pseudo-labels on
-the pixels whose ground truth is unseen (reference section 3).
+``self_training_start`` of the schedule, to all classes; the method's
+``training_targets`` then puts its pseudo-labels on the pixels whose ground
+truth is unseen (ZegCLIP: reference section 3).
 """
 from __future__ import annotations
 
@@ -23,7 +24,6 @@ from zegbench.datasets.loader import BatchPlan, training_batches
 from zegbench.datasets.transforms import TrainTransform, TransformSpec
 from zegbench.errors import ZegbenchError
 from zegbench.methods.base import Method
-from zegbench.methods.zegclip import pseudo_label
 from zegbench.utils import distributed
 from zegbench.utils.faults import fault_point
 from zegbench.utils.io import atomic_torch_save
@@ -168,10 +168,9 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
             labels = labels.to(device, non_blocking=True).long()
             with autocast:
                 logits, aux = model(images, class_names)
-            if self_training:
-                labels = pseudo_label(logits, labels, list(info.unseen_ids))
-            else:
+            if not self_training:  # seen classes only; self-training indexes all classes
                 labels = to_seen[labels]
+            labels = method.training_targets(logits, labels, list(info.unseen_ids), self_training)
             parts = method.loss(logits, labels, aux)
             total = sum(parts.values())
             # The mean over ranks is logged and checked: every rank sees the same value, so a NaN

@@ -2,13 +2,18 @@
 
 A method is an ``nn.Module`` built from a YAML config (``configs/methods/<name>.yaml``):
 the file names the implementing class under ``class:`` and holds its
-hyperparameters. ``zegbench methods list`` shows the registry; tests are
-parametrised over it, so a new config is tested the day it is added.
+hyperparameters. ``class:`` is a name registered with ``@register_class`` in
+this package (``zegclip``) or an importable ``module:ClassName`` (a method kept
+outside zegbench: its module and its YAML are all it needs). ``zegbench methods
+list`` shows the registry; tests are parametrised over it, so a new config is
+tested the day it is added.
 """
 from __future__ import annotations
 
 import fnmatch
+import importlib
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import torch
 from torch import nn
@@ -34,10 +39,50 @@ def register_class(name: str):
 
 
 class Method(nn.Module):
-    """Contract: per-class mask logits in, named losses and calibrated scores out."""
+    """A zero-shot segmentation method: per-class mask logits in, named losses and calibrated scores out.
 
+    This class is the whole contract between a method and generic code (the
+    training loop, evaluation, ``zegbench segment``, speed, the command line):
+    they read nothing else from a method.
+
+    A subclass must implement
+      ``__init__(**config)``  its keyword arguments are its YAML keys: the harness validates
+                             configs against the signature (type hints, defaults) and records
+                             every default in the run's hash. A dataset's recipe may set keys
+                             for every method (the embedded world: ``clip``, ``templates``);
+      ``forward``            normalised images -> mask logits at input size, aux dict;
+      ``loss``               named scalar losses (not called when ``training_free``);
+      ``predict``            per-class scores at input size, with inference-time calibration.
+
+    It may override (default in brackets)
+      ``setting``                  'inductive' | 'transductive' ['inductive']
+      ``mean``, ``std``            input normalisation [CLIP's]
+      ``inference``                how ``predict`` covers a test image, 'whole' | 'slide' ['whole']
+      ``inference_keys``           config keys only ``predict`` reads [none]
+      ``training_free``            nothing trains [False]
+      ``grad_clip``                gradient-norm clip [0: off]
+      ``tiny_config``              config keys of its smallest instance, for tests [{}]
+      ``speed_baseline``,          the bare network its latency is paired with, and how
+      ``speed_baseline_overrides``, to build and run it [none]
+      ``speed_baseline_module``
+      ``predict_any_size``         prediction at any image size (``zegbench segment``) [``predict``]
+      ``training_targets``         the labels ``loss`` trains on [the harness's; unseen ground
+                                   truth hidden during self-training]
+      ``param_groups``             optimiser groups [every trainable parameter at the base lr]
+      ``unused_parameter_names``   trainable parameters no loss reaches [none]
+      ``regions_per_image``        regions the last ``predict`` classified per image [None]
+
+    Helpers generic code calls as they are: ``normalize``, ``text_embeddings``
+    (speed fills its cache before timing), ``clip_activation`` (``zegbench methods
+    describe``) and ``param_counts``; the CLIP ones need ``load_frozen_clip`` in ``__init__``.
+    """
+
+    setting: Literal["inductive", "transductive"] = "inductive"  # transductive: self-training on unseen pixels
     mean: tuple = (0.48145466, 0.4578275, 0.40821073)
     std: tuple = (0.26862954, 0.26130258, 0.27577711)
+    # 'whole': ``predict`` scores the image in one pass; 'slide': windows of the method's input size
+    # (recorded in result.json and as the speed record's test mode).
+    inference: Literal["whole", "slide"] = "whole"
     # Config keys that only ``predict`` reads: variants differing in nothing else train the same
     # weights, so the harness evaluates one finished checkpoint instead of training it again.
     inference_keys: frozenset[str] = frozenset()
@@ -45,6 +90,15 @@ class Method(nn.Module):
     # No parameter trains: the training loop skips such a model (it finds no parameter requiring a
     # gradient); declared here so `run_all.py --list` can say so without building the model.
     training_free: bool = False
+    # Config keys of the class's smallest instance on the in-house CLIP (tests build every
+    # registered method with them): small enough for a CPU forward and backward in a second.
+    tiny_config: ClassVar[dict] = {}
+    # The record name of the bare network this method's latency is paired with in speed suites
+    # (ZegCLIP: "clip_image_encoder"), None for none. It names a speed record folder, whose hash
+    # covers it: renaming it re-measures.
+    speed_baseline: ClassVar[str | None] = None
+    # Config keys that turn an instance into one holding that bare network (ZegCLIP: no prompts).
+    speed_baseline_overrides: ClassVar[dict] = {}
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [B, H, W, 3] -> float [B, 3, H, W] with the method's mean and std."""
@@ -94,8 +148,37 @@ class Method(nn.Module):
         raise NotImplementedError
 
     def predict(self, images: torch.Tensor, class_names: list[str], seen: list[bool]) -> torch.Tensor:
-        """Per-class scores [B, C, H, W] at input size, with inference-time calibration."""
+        """Per-class scores [B, C, H, W] at input size, with inference-time calibration.
+
+        ``seen[c]`` says whether class c was seen in training (inductive methods
+        calibrate those down). Evaluation and speed call it.
+        """
         raise NotImplementedError
+
+    def predict_any_size(self, images: torch.Tensor, class_names: list[str], seen: list[bool]) -> torch.Tensor:
+        """``predict`` for an image of any size and aspect (``zegbench segment``).
+
+        The default is ``predict`` itself, right for methods that take any input
+        size (fully convolutional, or interpolating CLIP's position table). A
+        method with a fixed input size overrides it to slide windows of that size.
+        """
+        return self.predict(images, class_names, seen)
+
+    def training_targets(self, logits: torch.Tensor, labels: torch.Tensor, unseen_ids: list[int],
+                         self_training: bool) -> torch.Tensor:
+        """The labels ``loss`` trains on, from the harness's ``labels`` [B, H, W] (255 = ignore).
+
+        Before self-training (and always, for inductive methods) ``labels`` index
+        the seen classes, unseen pixels already 255: they are returned unchanged.
+        In the transductive self-training phase they index all classes and still
+        hold the unseen classes' ground truth (``unseen_ids``): a transductive
+        method replaces it with its pseudo-labels from ``logits`` (forward's
+        output over all classes). The default hides it (255), so no unseen
+        ground truth reaches a loss.
+        """
+        if not self_training:
+            return labels
+        return torch.where(torch.isin(labels, torch.tensor(unseen_ids, device=labels.device)), 255, labels)
 
     def param_groups(self, lr: float) -> list[dict]:
         """Optimiser groups with the method's learning-rate multipliers applied."""
@@ -104,6 +187,19 @@ class Method(nn.Module):
     def unused_parameter_names(self) -> set[str]:
         """Trainable parameters the forward pass never uses (they get no gradient by design)."""
         return set()
+
+    def regions_per_image(self) -> float | None:
+        """Image regions classified per image by the last ``predict`` call (two-stage: CLIP crops),
+        reported by speed; None for a method that classifies no regions."""
+        return None
+
+    def speed_baseline_module(self) -> nn.Module:
+        """The bare network named ``speed_baseline``, timed alone (``module(images)``) and against ``predict``.
+
+        Called on an instance built with ``speed_baseline_overrides``; must be a
+        direct submodule (speed splits the FLOPs by direct children).
+        """
+        raise NotImplementedError(f"{type(self).__name__} declares no speed baseline")
 
     def param_counts(self) -> dict[str, int]:
         """Total and trainable parameters (the text tower, never trained, is not a submodule)."""
@@ -125,27 +221,50 @@ def list_methods(pattern: str = "*") -> list[str]:
 
 
 def method_config(name: str) -> dict:
-    """The YAML config of method ``name`` (safely loaded)."""
+    """The YAML config of method ``name`` (safely loaded); its ``class`` must resolve (``method_class``)."""
     path = CONFIG_DIR / f"{check_name(name, 'method')}.yaml"
     if not path.is_file():
         raise ZegbenchError(f"unknown method {name!r}: no {path}; known: {', '.join(list_methods())}")
     cfg = read_yaml_mapping(path)
-    if cfg.get("class") not in _CLASSES:
-        raise ZegbenchError(f"{path}: 'class' must be one of {', '.join(sorted(_CLASSES))}")
+    try:
+        method_class(cfg.get("class"))
+    except ZegbenchError as err:
+        raise ZegbenchError(f"{path}: {err}") from None
     return cfg
 
 
 def method_class(class_name: str) -> type:
-    """The class registered as ``class_name`` (``class:`` in a method config)."""
-    if class_name not in _CLASSES:
-        raise ZegbenchError(f"unknown method class {class_name!r}; known: {', '.join(sorted(_CLASSES))}")
-    return _CLASSES[class_name]
+    """The class ``class:`` of a method config names: a registered name, or ``module:ClassName``.
+
+    The module form imports ``module`` (from ``sys.path``; add a user's folder
+    with ``PYTHONPATH``) and requires a ``Method`` subclass.
+    """
+    if not isinstance(class_name, str) or not class_name:
+        raise ZegbenchError(f"'class' must be a registered name ({', '.join(sorted(_CLASSES))}) "
+                            f"or module:ClassName, not {class_name!r}")
+    if ":" not in class_name:
+        if class_name not in _CLASSES:
+            raise ZegbenchError(f"unknown method class {class_name!r}; known: {', '.join(sorted(_CLASSES))} "
+                                f"(or module:ClassName)")
+        return _CLASSES[class_name]
+    module_name, _, attr = class_name.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except (ImportError, SyntaxError) as err:  # the module (or one it imports) is missing or unparsable
+        raise ZegbenchError(f"method class {class_name!r}: cannot import {module_name!r} "
+                            f"({type(err).__name__}: {err}); is its folder on PYTHONPATH?") from None
+    cls = getattr(module, attr, None)
+    if cls is None:
+        raise ZegbenchError(f"method class {class_name!r}: module {module_name!r} has no {attr!r}")
+    if not (isinstance(cls, type) and issubclass(cls, Method)):
+        raise ZegbenchError(f"method class {class_name!r}: {attr!r} is not a subclass of zegbench.methods.Method")
+    return cls
 
 
 def create_method(name: str, **overrides) -> Method:
     """Build method ``name`` from its config; ``overrides`` replace config keys (unknown keys are errors)."""
     cfg = {**method_config(name), **overrides}
-    cls = _CLASSES[cfg.pop("class")]
+    cls = method_class(cfg.pop("class"))
     cfg.pop("description", None)
     try:
         return cls(**cfg)

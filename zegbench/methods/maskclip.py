@@ -34,8 +34,8 @@ POS_RESIZES = ("bicubic", "open_clip")
 class MaskCLIP(Method):
     """Frozen CLIP's value-path patch embeddings x text embeddings; no parameters train."""
 
-    setting = "inductive"
     training_free = True
+    tiny_config = {"clip_weights": "none", "image_size": 32, "templates": "single"}
 
     def __init__(self, clip: str = IN_HOUSE, clip_weights: str | None = None, image_size: int = 96,
                  templates: str = "single", logit_scale: float = 100.0, value_path: str = "official",

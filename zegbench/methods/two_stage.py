@@ -37,9 +37,11 @@ EMPTY_REGIONS = ("clip_one", "whole_image", "proposal")
 class TwoStage(Method):
     """MaskFormer proposals (own backbone) + frozen CLIP region classification + per-class ensemble."""
 
-    setting = "inductive"
     inference_keys = frozenset({"ensemble", "ensemble_weight", "calibration", "mask_threshold", "clip_batch",
                                 "region_templates", "empty_region", "region_no_object"})
+    tiny_config = {"clip_weights": "none", "backbone": "world_cnn", "queries": 4, "hidden": 32, "decoder_layers": 2,
+                   "decoder_heads": 4, "decoder_ffn": 64, "mask_dim": 16, "templates": "single",
+                   "region_templates": "single"}
 
     def __init__(self, clip: str = IN_HOUSE, clip_weights: str | None = None, clip_image_size: int | None = None,
                  templates: str = "single", backbone: str = "world_cnn", backbone_weights: str | None = None,
@@ -71,6 +73,7 @@ class TwoStage(Method):
         self.region_templates = template_set(region_templates)
         self.empty_region, self.region_no_object = empty_region, region_no_object
         self.backbone_lr_mult, self.grad_clip = backbone_lr_mult, grad_clip
+        self._regions_per_image: float | None = None  # set by predict
 
     def _backbone_input(self, images: torch.Tensor) -> torch.Tensor:
         if not self.resnet_input:
@@ -113,7 +116,7 @@ class TwoStage(Method):
         masks = F.interpolate(last["mask_logits"], size=images.shape[-2:], mode="bilinear", align_corners=False).sigmoid()
         whole = self.empty_region == "whole_image"
         crops, has_crop = region_crops(images, masks > self.mask_threshold, self._bundle.image_size, whole)
-        self.last_region_count = len(crops) / len(images)  # CLIP forwards per image (speed reports it)
+        self._regions_per_image = len(crops) / len(images)  # CLIP forwards per image (speed reports it)
         region_text = self.text_embeddings(class_names, self.region_templates)
         no_object = last["class_logits"][..., -1][has_crop] if self.region_no_object else None
         # Proposals without a crop: CLIP probability 1 (zsseg), or the proposal net's distribution.
@@ -125,6 +128,10 @@ class TwoStage(Method):
         if self.calibration:
             scores = scores - self.calibration * is_seen.to(scores.dtype).view(1, -1, 1, 1)
         return scores
+
+    def regions_per_image(self) -> float | None:
+        """CLIP forwards (non-empty proposals, or whole-image boxes) per image in the last ``predict``."""
+        return self._regions_per_image
 
     def param_groups(self, lr: float) -> list[dict]:
         """The backbone at ``backbone_lr_mult`` x lr (reference: 0.1), everything else at lr."""

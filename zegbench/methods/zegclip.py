@@ -39,6 +39,10 @@ class ZegCLIP(Method):
     """One-stage CLIP segmentation; the switches select the ablation row (see module doc)."""
 
     inference_keys = frozenset({"calibration", "inference", "crop", "stride"})
+    tiny_config = {"clip_weights": "none", "image_size": 32}
+    # Speed pairs ZegCLIP with its CLIP image encoder alone: the same config without prompts.
+    speed_baseline = "clip_image_encoder"
+    speed_baseline_overrides = {"tuning": "frozen"}
 
     def __init__(self, tuning: str = "dpt", relation: str = "rd", loss: str = "nel", setting: str = "inductive",
                  clip: str = IN_HOUSE, clip_weights: str | None = None, image_size: int = 96,
@@ -103,6 +107,15 @@ class ZegCLIP(Method):
             scores = self._slide(images, class_names)
         else:
             scores = self.scores(self(images, class_names)[0])
+        return self._calibrated(scores, seen)
+
+    @torch.no_grad()
+    def predict_any_size(self, images: torch.Tensor, class_names: list[str], seen: list[bool]) -> torch.Tensor:
+        """Slide ``crop`` windows whatever ``inference`` says: the CLIP grid was trained at one input size."""
+        return self._calibrated(self._slide(images, class_names), seen)
+
+    def _calibrated(self, scores: torch.Tensor, seen: list[bool]) -> torch.Tensor:
+        """Inductive setting: ``calibration`` subtracted from seen classes' scores (they dominate otherwise)."""
         if self.setting == "inductive" and self.calibration:
             bias = torch.tensor(seen, dtype=scores.dtype, device=scores.device).view(1, -1, 1, 1)
             scores = scores - self.calibration * bias
@@ -129,6 +142,15 @@ class ZegCLIP(Method):
                 total[..., y:y + crop, x:x + crop] += self.scores(self(window, class_names)[0])
                 count[..., y:y + crop, x:x + crop] += 1
         return (total / count)[..., :h, :w]
+
+    def training_targets(self, logits: torch.Tensor, labels: torch.Tensor, unseen_ids: list[int],
+                         self_training: bool) -> torch.Tensor:
+        """Self-training: unseen ground-truth pixels take the pseudo-labels of ``pseudo_label``."""
+        return pseudo_label(logits, labels, unseen_ids) if self_training else labels
+
+    def speed_baseline_module(self) -> torch.nn.Module:
+        """The prompt-free encoder: CLIP's blocks, every token through ``ln_post`` and ``proj``."""
+        return self.encoder
 
     def param_groups(self, lr: float) -> list[dict]:
         """Encoder (prompts or fine-tuned weights) and head get their own lr multipliers (reference: x10 each)."""
