@@ -21,7 +21,7 @@ MAY_IMPORT = {
     "methods": {"errors", "utils", "clip"},
     "reports": {"errors", "utils", "store"},  # a report reads the store, never the harness or a method
     "harness": {"errors", "utils", "store", "datasets", "clip", "methods", "reports"},
-    "segment": {"errors", "utils", "datasets", "clip", "methods"},
+    "segment": {"errors", "utils", "store", "datasets", "clip", "methods"},
     "cli": {"errors", "utils", "store", "datasets", "clip", "methods", "reports", "harness", "segment"},
     "__main__": {"cli"},
     "__init__": {"segment"},

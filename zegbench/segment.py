@@ -15,11 +15,12 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-import yaml
 from PIL import Image, UnidentifiedImageError
 
 from zegbench.datasets.transforms import fit_scale
 from zegbench.errors import ZegbenchError
+from zegbench.store import read_config
+from zegbench.store.layout import CHECKPOINT_FILE, RESULT_FILE
 
 MAX_ASPECT = 4  # the model sees at most (size, 4 x size): a panorama costs a few windows, not thousands
 
@@ -102,10 +103,10 @@ def load(path: str | Path, device: str = "cpu") -> Segmenter:
     from zegbench.methods import create_method
 
     path = Path(path)
-    checkpoint = path / "checkpoint.pt" if path.is_dir() else path
+    checkpoint = path / CHECKPOINT_FILE if path.is_dir() else path
     if path.is_dir() and not checkpoint.is_file():
-        if (path / "result.json").is_file() and (path / "config.yaml").is_file():
-            config = yaml.safe_load((path / "config.yaml").read_text())
+        config = read_config(path)
+        if (path / RESULT_FILE).is_file() and config is not None:
             method = create_method(config["method"], **{k: v for k, v in config["method_config"].items() if k != "class"})
             if not any(p.requires_grad for p in method.parameters()):  # training-free: nothing was saved
                 return Segmenter(method, config, device)
@@ -120,8 +121,8 @@ def load(path: str | Path, device: str = "cpu") -> Segmenter:
     if not isinstance(state, dict) or "method" not in state:
         raise ZegbenchError(f"{checkpoint} is not a zegbench training checkpoint (no 'method' weights)")
     config = state.get("config")
-    if config is None and (checkpoint.parent / "config.yaml").is_file():  # checkpoints from before configs were embedded
-        config = yaml.safe_load((checkpoint.parent / "config.yaml").read_text())
+    if config is None:  # checkpoints from before configs were embedded
+        config = read_config(checkpoint.parent)
     if config is None:
         raise ZegbenchError(f"{checkpoint} carries no config and has no config.yaml beside it")
     method = create_method(config["method"], **{k: v for k, v in config["method_config"].items() if k != "class"})

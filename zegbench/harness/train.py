@@ -24,6 +24,7 @@ from zegbench.datasets.loader import BatchPlan, training_batches
 from zegbench.datasets.transforms import TrainTransform, TransformSpec
 from zegbench.errors import ZegbenchError
 from zegbench.methods.base import Method
+from zegbench.store.layout import CHECKPOINT_FILE, LOG_FILE
 from zegbench.utils import distributed
 from zegbench.utils.faults import fault_point
 from zegbench.utils.io import atomic_torch_save
@@ -135,8 +136,8 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
         group["peak_lr"] = group["lr"]
     run_dir = Path(run_dir) if run_dir else None
     start_step = 0
-    if run_dir and (run_dir / "checkpoint.pt").is_file():
-        state = torch.load(run_dir / "checkpoint.pt", map_location=device, weights_only=True)
+    if run_dir and (run_dir / CHECKPOINT_FILE).is_file():
+        state = torch.load(run_dir / CHECKPOINT_FILE, map_location=device, weights_only=True)
         method.load_state_dict(state["method"])
         optimizer.load_state_dict(state["optimizer"])
         start_step = int(state["step"])
@@ -147,7 +148,7 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
                      augmented=transform is not None, rank=rank, world=world)
     batches = training_batches(dataset, plan, transform, workers, pin_memory=device.startswith("cuda"))
     to_seen = seen_label_map(info).to(device)
-    log = _open_log(run_dir / "metrics.jsonl", start_step) if run_dir and rank == 0 else None
+    log = _open_log(run_dir / LOG_FILE, start_step) if run_dir and rank == 0 else None
     autocast = autocast_for(cfg.precision, device)
     started, losses = time.time(), {}
     bar = tqdm(range(start_step, cfg.steps), desc="train", disable=not progress or rank != 0, dynamic_ncols=True,
@@ -196,7 +197,7 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
         done = step + 1
         if run_dir and rank == 0 and (done == cfg.steps or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0)):
             atomic_torch_save({"method": method.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
-                               "train_config": asdict(cfg), "config": config}, run_dir / "checkpoint.pt")
+                               "train_config": asdict(cfg), "config": config}, run_dir / CHECKPOINT_FILE)
     batches.close()  # ends the loader's worker processes
     if log:
         log.close()
