@@ -75,21 +75,18 @@ def _suite_file(text):
 
 
 def _include_cycle(tmp, monkeypatch):
-    from zegbench.harness import suite
-
-    (tmp / "a.yaml").write_text("include: [b]\n")
-    (tmp / "b.yaml").write_text("include: [a]\n")
-    monkeypatch.setattr(suite, "SUITE_DIR", tmp)
+    (tmp / "suites").mkdir()
+    (tmp / "suites" / "a.yaml").write_text("include: [b]\n")
+    (tmp / "suites" / "b.yaml").write_text("include: [a]\n")
+    monkeypatch.setenv("ZEGBENCH_CONFIGS", str(tmp))  # a user's config folder
     return run_all_main, ["--suite", "a", "--list"]
 
 
 def _dataset_config(text, name="mine"):
     def setup(tmp, monkeypatch):
-        from zegbench.datasets import catalog
-
         (tmp / "datasets").mkdir()
         (tmp / "datasets" / f"{name}.yaml").write_text(text)
-        monkeypatch.setattr(catalog, "CONFIG_ROOT", tmp)
+        monkeypatch.setenv("ZEGBENCH_CONFIGS", str(tmp))
         return zegbench_main, ["world", "generate", "--dataset", name]
     return setup
 
@@ -101,12 +98,9 @@ def _run(*args):
 
 
 def _broken_method_config(tmp, monkeypatch):
-    from zegbench.methods import base
-
-    folder = tmp / "methods"
-    folder.mkdir()
-    (folder / "broken.yaml").write_text("class: zegclip\ntuning: [dpt\n")
-    monkeypatch.setattr(base, "CONFIG_DIR", folder)
+    (tmp / "methods").mkdir()
+    (tmp / "methods" / "broken.yaml").write_text("class: zegclip\ntuning: [dpt\n")
+    monkeypatch.setenv("ZEGBENCH_CONFIGS", str(tmp))
     return zegbench_main, ["methods", "describe", "broken"]
 
 

@@ -1,8 +1,8 @@
-"""The paper's claims as data: ``configs/claims/*.yaml``, read and checked before any verdict.
+"""The paper's claims as data: ``claims/*.yaml`` of the config folders, read and checked before any verdict.
 
 (Not to be confused with ``zegbench.utils.claims``, which holds runs' file locks.)
 
-A claim compares two arms, each a registered method variant (``configs/methods``)
+A claim compares two arms, each a registered method variant (``methods/``)
 with optional overrides, on one metric, in the direction the paper states:
 
 - accuracy metrics (``miou_seen``, ``miou_unseen``, ``hiou``, ``pacc``): the effect
@@ -19,11 +19,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from zegbench.config_dirs import config_files, config_names
 from zegbench.errors import ZegbenchError, validation_problem
 from zegbench.utils.io import read_yaml_mapping
 
-CLAIMS_DIR = Path(__file__).resolve().parents[2] / "configs" / "claims"
-SUITES_DIR = CLAIMS_DIR.parent / "suites"  # the shipped suites a claim may name
 STRICT = ConfigDict(extra="forbid")
 # Claim metric -> result.json key (accuracy) or speed-record quantity.
 ACCURACY_METRICS = {"miou_seen": "mIoU_seen", "miou_unseen": "mIoU_unseen", "hiou": "hIoU", "pacc": "pAcc"}
@@ -127,15 +126,17 @@ def _check_names(claim: Claim, where: str) -> None:
         for key in arm.set:
             if key not in accepted:
                 raise ZegbenchError(f"{where}: claim '{claim.id}' {side}.set: unknown key {key!r} for {arm.method}")
-    if not (SUITES_DIR / f"{claim.suite}.yaml").is_file():
-        known = ", ".join(sorted(p.stem for p in SUITES_DIR.glob("*.yaml")))
+    if claim.suite not in config_names("suites"):
+        known = ", ".join(config_names("suites"))
         raise ZegbenchError(f"{where}: claim '{claim.id}': unknown suite {claim.suite!r}; known: {known}")
 
 
 def load_claims(folder: Path | None = None) -> list[Claim]:
-    """Every claim of every ``*.yaml`` in ``folder`` (default ``configs/claims``), checked; ids unique."""
+    """Every claim of every ``*.yaml`` in ``folder`` (default: ``claims/`` of every config folder), checked;
+    ids unique."""
     claims: list[Claim] = []
-    for path in sorted((folder or CLAIMS_DIR).glob("*.yaml")):
+    paths = sorted(folder.glob("*.yaml")) if folder is not None else config_files("claims").values()
+    for path in paths:
         try:
             parsed = ClaimsFile.model_validate(read_yaml_mapping(path))
         except ValidationError as err:
