@@ -75,21 +75,18 @@ def _suite_file(text):
 
 
 def _include_cycle(tmp, monkeypatch):
-    from zegbench.harness import suite
-
-    (tmp / "a.yaml").write_text("include: [b]\n")
-    (tmp / "b.yaml").write_text("include: [a]\n")
-    monkeypatch.setattr(suite, "SUITE_DIR", tmp)
+    (tmp / "suites").mkdir()
+    (tmp / "suites" / "a.yaml").write_text("include: [b]\n")
+    (tmp / "suites" / "b.yaml").write_text("include: [a]\n")
+    monkeypatch.setenv("ZEGBENCH_CONFIGS", str(tmp))  # a user's config folder
     return run_all_main, ["--suite", "a", "--list"]
 
 
 def _dataset_config(text, name="mine"):
     def setup(tmp, monkeypatch):
-        from zegbench.datasets import catalog
-
         (tmp / "datasets").mkdir()
         (tmp / "datasets" / f"{name}.yaml").write_text(text)
-        monkeypatch.setattr(catalog, "CONFIG_ROOT", tmp)
+        monkeypatch.setenv("ZEGBENCH_CONFIGS", str(tmp))
         return zegbench_main, ["world", "generate", "--dataset", name]
     return setup
 
@@ -101,13 +98,17 @@ def _run(*args):
 
 
 def _broken_method_config(tmp, monkeypatch):
-    from zegbench.methods import base
-
-    folder = tmp / "methods"
-    folder.mkdir()
-    (folder / "broken.yaml").write_text("class: zegclip\ntuning: [dpt\n")
-    monkeypatch.setattr(base, "CONFIG_DIR", folder)
+    (tmp / "methods").mkdir()
+    (tmp / "methods" / "broken.yaml").write_text("class: zegclip\ntuning: [dpt\n")
+    monkeypatch.setenv("ZEGBENCH_CONFIGS", str(tmp))
     return zegbench_main, ["methods", "describe", "broken"]
+
+
+def _shipped_name_again(tmp, monkeypatch):
+    (tmp / "methods").mkdir()
+    (tmp / "methods" / "zegclip.yaml").write_text("class: zegclip\nnum_tokens: 5\n")
+    monkeypatch.setenv("ZEGBENCH_CONFIGS", "")  # restored after the test, whatever --config-dir does to it
+    return zegbench_main, ["methods", "list", "--config-dir", str(tmp)]
 
 
 def _wrong_arch_checkpoint(tmp, monkeypatch):
@@ -323,7 +324,27 @@ CASES = {
     "slurm-option-not-positive": (_suite_with("{}", "--executor", "slurm", "--slurm-time", "0"), "at least 1"),
     "jobs-not-positive": (lambda t, m: (run_all_main, ["--suite", "smoke", "-j", "0"]), "at least 1"),
     "force-on-held-run": (_force_on_held_run, "is being run by another process now"),
-    "workers-negative": (lambda t, m: (run_all_main, ["--suite", "smoke", "--workers", "-1"]), "--workers must be 0"),
+    "workers-negative": (lambda t, m: (run_all_main, ["--suite", "smoke", "--workers", "-1"]),
+                         "--workers: must be a whole number of at least 0, not -1"),
+    "seeds-not-positive": (lambda t, m: (run_all_main, ["--suite", "smoke", "--seeds", "-2"]),
+                           "--seeds: must be a whole number of at least 1, not -2"),
+    "seed-negative": (_run("--method", "zegclip", "--seeds", "0", "-1"), "--seeds: must be a whole number of at least 0"),
+    "nproc-not-positive": (lambda t, m: (zegbench_main, ["suite", "run", "smoke", "--nproc", "0"]),
+                           "--nproc: must be a whole number of at least 1, not 0"),
+    "steps-not-positive": (lambda t, m: (zegbench_main, ["world", "gates", "--steps", "0"]),
+                           "--steps: must be a whole number of at least 1, not 0"),
+    "limit-not-positive": (lambda t, m: (zegbench_main, ["data", "verify", "--dataset", "voc12", "--limit", "0"]),
+                           "--limit: must be a whole number of at least 1, not 0"),
+    "per-class-not-positive": (lambda t, m: (zegbench_main, ["clip", "zero-shot", "--per-class", "0"]),
+                               "--per-class: must be a whole number of at least 1, not 0"),
+    "number-not-a-number": (lambda t, m: (run_all_main, ["--suite", "smoke", "-j", "two"]),
+                            "-j/--jobs: must be a whole number of at least 1, not two"),
+    "option-unknown": (_run("--method", "zegclip", "--step", "2"), "unrecognized arguments: --step 2"),
+    "quiet-and-verbose": (lambda t, m: (zegbench_main, ["methods", "list", "--quiet", "--verbose"]),
+                          "--verbose: not allowed with argument -q/--quiet"),
+    "config-dir-missing": (lambda t, m: (zegbench_main, ["methods", "list", "--config-dir", str(t / "nowhere")]),
+                           "is not a folder"),
+    "config-name-defined-twice": (_shipped_name_again, "method 'zegclip' is defined twice"),
     "method-unknown-name": (_run("--method", "nope"), "unknown method 'nope'"),
     "method-name-is-a-path": (_run("--method", "../configs/methods/zegclip"), "not a plain name"),
     "method-malformed-yaml": (_broken_method_config, "is not valid YAML"),

@@ -103,3 +103,19 @@ def test_evaluate_rejects_incomplete_or_invalid_predictions(tmp_path):
     (bad / f"{data.ids[0]}.png").unlink()
     proc = _run("evaluate", "--pred", str(bad), "--dataset", "world_smoke")
     assert proc.returncode == 2 and f"lacks 1 of the {len(data.ids)} predictions" in proc.stderr
+
+
+def test_suite_subcommands_are_run_all(tmp_path, capsys):
+    from zegbench.harness.cli import main as run_all_main
+
+    options = ["--results", str(tmp_path / "r"), "--only", "zegclip*", "--seeds", "2"]
+    assert run_all_main(["--suite", "smoke", "--list", *options]) == 0
+    by_run_all = capsys.readouterr().out
+    assert main(["suite", "list", "smoke", *options]) == 0
+    assert capsys.readouterr().out == by_run_all and "zegclip [world_smoke] seed 1" in by_run_all
+
+
+def test_numbers_are_checked_where_they_are_parsed(capsys):
+    assert main(["run", "--method", "zegclip", "--seeds", "-2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: --seeds: must be a whole number of at least 0, not -2 (see `zegbench run --help`)"]

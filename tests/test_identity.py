@@ -8,8 +8,8 @@ import torch
 import yaml
 
 import zegbench
+from zegbench import config_dirs
 from zegbench.clip import loading
-from zegbench.datasets import catalog
 from zegbench.harness.identity import clip_fingerprint, training_hash
 from zegbench.harness.identity import config_hash, run_dir_for
 from zegbench.harness.resolve import resolve
@@ -20,10 +20,10 @@ TINY = {"steps": 3, "batch_size": 2, "warmup": 1, "clip_weights": "none"}
 
 @pytest.fixture
 def dataset_copies(tmp_path, monkeypatch):
-    """configs/datasets/ copied where a test may edit them."""
-    shutil.copytree(catalog.CONFIG_ROOT / "datasets", tmp_path / "datasets")
-    monkeypatch.setattr(catalog, "CONFIG_ROOT", tmp_path)
-    return tmp_path / "datasets"
+    """The shipped configs copied where a test may edit them (the copy replaces the package's)."""
+    shutil.copytree(config_dirs.PACKAGE_CONFIGS, tmp_path / "configs")
+    monkeypatch.setattr(config_dirs, "PACKAGE_CONFIGS", tmp_path / "configs")
+    return tmp_path / "configs" / "datasets"
 
 
 def _edit(path, change):

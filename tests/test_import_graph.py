@@ -15,14 +15,17 @@ PACKAGE = Path(__file__).resolve().parents[1] / "zegbench"
 MAY_IMPORT = {
     "errors": set(),
     "utils": {"errors"},
+    "config_dirs": {"errors"},
     "store": {"errors", "utils"},
-    "datasets": {"errors", "utils"},
+    "datasets": {"errors", "utils", "config_dirs"},
     "clip": {"errors", "utils", "datasets"},  # the in-house CLIP learns the worlds' captions
-    "methods": {"errors", "utils", "clip"},
-    "reports": {"errors", "utils", "store"},  # a report reads the store, never the harness or a method
-    "harness": {"errors", "utils", "store", "datasets", "clip", "methods", "reports"},
+    "methods": {"errors", "utils", "config_dirs", "clip"},
+    "reports": {"errors", "utils", "config_dirs", "store"},  # a report reads the store, never the harness or a method
+    "cli_options": {"errors", "utils", "config_dirs"},
+    "harness": {"errors", "utils", "config_dirs", "cli_options", "store", "datasets", "clip", "methods", "reports"},
     "segment": {"errors", "utils", "store", "datasets", "clip", "methods"},
-    "cli": {"errors", "utils", "store", "datasets", "clip", "methods", "reports", "harness", "segment"},
+    "cli": {"errors", "utils", "config_dirs", "cli_options", "store", "datasets", "clip", "methods", "reports",
+            "harness", "segment"},
     "__main__": {"cli"},
     "__init__": {"segment"},
 }

@@ -35,7 +35,7 @@ def _batches(dataset, transform, workers, batch_size=2, batches=3, rank=0, world
 def test_zero_and_two_workers_give_identical_batches(tmp_path):
     """The VOC recipe's random rescale, crop, flip and photometric distortion, decided by the plan's seeds."""
     data = _voc_train(tmp_path)
-    transform = TrainTransform(TransformSpec(**load_dataset_info("voc12").config["train_transform"]))
+    transform = TrainTransform(load_dataset_info("voc12").train_transform)
     inline, workers = _batches(data, transform, 0), _batches(data, transform, 2)
     assert len(inline) == len(workers) == 3
     for (img0, lab0), (img2, lab2) in zip(inline, workers):

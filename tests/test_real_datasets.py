@@ -77,10 +77,8 @@ def test_voc_train_is_voc_train_with_its_labels_then_sbd_aug_with_converted_labe
 
 
 def test_deeplab_trainaug_layout_through_a_config_based_on_voc12(tmp_path, monkeypatch):
-    from zegbench.datasets import catalog
-
-    shutil.copytree(catalog.CONFIG_ROOT / "datasets", tmp_path / "configs" / "datasets")
-    monkeypatch.setattr(catalog, "CONFIG_ROOT", tmp_path / "configs")
+    (tmp_path / "configs" / "datasets").mkdir(parents=True)
+    monkeypatch.setenv("ZEGBENCH_CONFIGS", str(tmp_path / "configs"))  # a user's own dataset, beside the shipped ones
     (tmp_path / "configs" / "datasets" / "voc12_deeplab.yaml").write_text(  # as voc12.yaml's comment says
         "base: voc12\nname: voc12_deeplab\n"
         "splits: {train: {list: ImageSets/Segmentation/trainaug.txt, ann_dir: SegmentationClassAug}}\n")

@@ -12,7 +12,6 @@ from zegbench.errors import ZegbenchError
 from zegbench.harness.cli import main
 from zegbench.harness.suite import RunSpec, expand
 from zegbench.harness.summary import format_verdicts
-from zegbench.reports import paper_claims
 from zegbench.reports.build import build_report
 from zegbench.harness.claim_check import load_claims
 from zegbench.reports.paper_claims import Claim
@@ -70,12 +69,13 @@ GOOD = {"id": "x", "sentence": "s", "arm": "zegclip", "baseline": "zegclip_dpt_n
     ({"suite": "nope"}, "unknown suite 'nope'"),
 ])
 def test_bad_claims_file_is_one_error_line_naming_the_file(tmp_path, monkeypatch, capsys, change, expected):
-    path = tmp_path / "mine.yaml"
+    path = tmp_path / "claims" / "mine.yaml"
+    path.parent.mkdir()
     path.write_text(yaml.safe_dump({"claims": [{**GOOD, **change}]}))
     with pytest.raises(ZegbenchError, match=expected.replace("(", r"\(").replace(")", r"\)")) as err:
-        load_claims(tmp_path)
+        load_claims(path.parent)
     assert str(err.value).startswith(str(path)) and "\n" not in str(err.value)
-    monkeypatch.setattr(paper_claims, "CLAIMS_DIR", tmp_path)  # the command line checks it before running
+    monkeypatch.setenv("ZEGBENCH_CONFIGS", str(tmp_path))  # a user's claims: the command line checks them first
     assert main(["--suite", "ablations", "--list", "--results", str(tmp_path / "r")]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: {path}")

@@ -16,10 +16,10 @@ TINY = {"steps": 2, "batch_size": 2, "warmup": 1}
 
 @pytest.fixture
 def suites(tmp_path, monkeypatch):
-    """A private configs/suites folder: write(name, text) adds a suite file."""
-    folder = tmp_path / "suites"
-    folder.mkdir()
-    monkeypatch.setattr(suite_mod, "SUITE_DIR", folder)
+    """A config folder of the test's own (``$ZEGBENCH_CONFIGS``): write(name, text) adds a suite file."""
+    folder = tmp_path / "configs" / "suites"
+    folder.mkdir(parents=True)
+    monkeypatch.setenv("ZEGBENCH_CONFIGS", str(folder.parent))
 
     def write(name: str, text: str):
         (folder / f"{name}.yaml").write_text(text)

@@ -1,16 +1,16 @@
-"""The ``zegbench`` command: world, clip (and, as they land, methods, data, segment).
+"""The ``zegbench`` command: world, methods, data, evaluate, segment, run, suite, clip.
 
-Every user error is a ``ZegbenchError``: printed as one ``error:`` line, exit 2.
-Commands with ``--json`` print one JSON object as their last line.
+Every user error is a ``ZegbenchError``: printed as one ``error:`` line, exit 2 (a usage
+error too). Commands with ``--json`` print one JSON object as their last line. The options
+every command shares, and the checks of the numbers a user passes, are in ``cli_options``.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-from zegbench.errors import ZegbenchError, run_reporting_errors
+from zegbench.errors import ZegbenchError
 
 
 def _emit(result: dict, as_json: bool, lines: list[str]) -> None:
@@ -163,10 +163,10 @@ def _parse_overrides(pairs: list[str]) -> dict:
 
 
 def cmd_run(args) -> None:
-    from zegbench.datasets.loader import check_workers, default_workers
+    from zegbench.datasets.loader import default_workers
     from zegbench.harness.run import run_experiment
 
-    workers = default_workers() if args.workers is None else check_workers(args.workers)
+    workers = default_workers() if args.workers is None else args.workers
     rows = []
     for seed in args.seeds:
         r = run_experiment(args.method, args.dataset, seed, _parse_overrides(args.set), args.results, args.suite,
@@ -247,71 +247,97 @@ def cmd_data_verify(args) -> int:
     return 1 if problems else 0
 
 
+def cmd_suite_list(args) -> int:
+    """``suite list``: every suite and its description; ``suite list NAME``: that suite's runs and their status."""
+    import textwrap
+
+    from zegbench.harness.cli import run_suite
+    from zegbench.harness.suite import available, load_suite
+
+    if args.suite is not None:
+        return run_suite(args)
+    for name in available():
+        print(textwrap.fill(load_suite(name).description, 110, initial_indent=f"{name:<16} ",
+                            subsequent_indent=" " * 17))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    """The ``zegbench`` command line: each command's own options and the shared ones (``cli_options``)."""
+    from zegbench.cli_options import (ArgumentParser, common_options, data_root_option, dataset_option, device_option,
+                                      json_option, non_negative_int, positive_float, positive_int, results_option,
+                                      workers_option)
     from zegbench.clip.loading import IN_HOUSE
     from zegbench.clip.pretrain import DEFAULTS
+    from zegbench.harness.cli import run_suite, suite_options
 
-    parser = argparse.ArgumentParser(prog="zegbench", description=__doc__.splitlines()[0])
+    # Every command takes the common options (--debug, --quiet/--verbose, --config-dir) after its name.
+    common, json_out, data_root, device = common_options(), json_option(), data_root_option(), device_option()
+    world_dataset = dataset_option("a generated world's dataset config name (default: world)", "world")
+    real_dataset = dataset_option("dataset config name (datasets/NAME.yaml of a config folder, e.g. voc12)",
+                                  required=True)
+
+    parser = ArgumentParser(prog="zegbench", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show the traceback behind an error line")
-    groups = parser.add_subparsers(dest="group", required=True)
+    groups = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
 
-    world = groups.add_parser("world", help="the embedded synthetic world").add_subparsers(dest="cmd", required=True)
-    p = world.add_parser("generate", help="generate a world into the cache (reused when already there)")
-    p.add_argument("--dataset", default="world", help="world dataset config name (configs/datasets/NAME.yaml)")
-    p.add_argument("--seed", type=int, default=None, help="world seed (default: the config's)")
+    def command_group(name: str, help: str):
+        return groups.add_parser(name, help=help).add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+
+    world = command_group("world", "the embedded synthetic world")
+    p = world.add_parser("generate", parents=[common, world_dataset, json_out],
+                         help="generate a world into the cache (reused when already there)")
+    p.add_argument("--seed", type=non_negative_int, default=None, help="world seed (default: the config's)")
     p.add_argument("--cache-dir", default=None, help="folder for generated worlds (default: $ZEGBENCH_CACHE/worlds)")
     p.add_argument("--rate", action="store_true", help="also measure scenes/s on one core")
-    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     p.set_defaults(func=cmd_world_generate)
-    p = world.add_parser("describe", help="vocabulary, classes and the unseen split with seen look-alikes")
-    p.add_argument("--dataset", default="world", help="world dataset config name (configs/datasets/NAME.yaml)")
-    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    p = world.add_parser("describe", parents=[common, world_dataset, json_out],
+                         help="vocabulary, classes and the unseen split with seen look-alikes")
     p.set_defaults(func=cmd_world_describe)
-    p = world.add_parser("gates", help="structural gates G1-G5: is the world a faithful miniature? (exit 1 if any fails)")
-    p.add_argument("--dataset", default="world", help="world dataset config name (configs/datasets/NAME.yaml)")
-    p.add_argument("--seed", type=int, default=0, help="training seed of the oracle and the seen-only model")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default: the dataset recipe's budget)")
-    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    p = world.add_parser("gates", parents=[common, world_dataset, json_out],
+                         help="structural gates G1-G5: is the world a faithful miniature? (exit 1 if any fails)")
+    p.add_argument("--seed", type=non_negative_int, default=0,
+                   help="training seed of the oracle and the seen-only model")
+    p.add_argument("--steps", type=positive_int, default=None,
+                   help="training steps (default: the dataset recipe's budget)")
     p.set_defaults(func=cmd_world_gates)
-    p = world.add_parser("probe", help="faithfulness check: frozen vs fine-tuned CLIP under seen-class training")
-    p.add_argument("--steps", type=int, default=300, help="training steps per variant")
-    p.add_argument("--seed", type=int, default=0, help="training seed")
-    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    p = world.add_parser("probe", parents=[common, json_out],
+                         help="faithfulness check: frozen vs fine-tuned CLIP under seen-class training")
+    p.add_argument("--steps", type=positive_int, default=300, help="training steps per variant")
+    p.add_argument("--seed", type=non_negative_int, default=0, help="training seed")
     p.set_defaults(func=cmd_world_probe)
 
-    methods = groups.add_parser("methods", help="the method registry").add_subparsers(dest="cmd", required=True)
-    p = methods.add_parser("list", help="registered methods (configs/methods/*.yaml)")
+    methods = command_group("methods", "the method registry")
+    p = methods.add_parser("list", parents=[common, json_out], help="registered methods (methods/*.yaml of the "
+                           "config folders)")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'zegclip_*'")
-    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     p.set_defaults(func=cmd_methods_list)
-    p = methods.add_parser("describe", help="build a method and count its parameters")
+    p = methods.add_parser("describe", parents=[common, json_out], help="build a method and count its parameters")
     p.add_argument("name", help="method name (see `zegbench methods list`)")
-    p.add_argument("--dataset", default=None, help="build the method as this dataset's recipe configures it "
-                   "(its CLIP, activation and sizes; weights stay random)")
+    p.add_argument("--dataset", default=None, metavar="NAME", help="build the method as this dataset's recipe "
+                   "configures it (its CLIP, activation and sizes; weights stay random)")
     p.add_argument("--clip", default=None, help="open_clip model to build on (default: the method's or the recipe's)")
     p.add_argument("--clip-weights", default=None, help="weights for --clip (default: random, counts only)")
-    p.add_argument("--image-size", type=int, default=None, help="input size (e.g. 512 for the paper)")
-    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    p.add_argument("--image-size", type=positive_int, default=None, help="input size (e.g. 512 for the paper)")
     p.set_defaults(func=cmd_methods_describe)
 
-    data = groups.add_parser("data", help="real datasets").add_subparsers(dest="cmd", required=True)
-    p = data.add_parser("verify", help="check a dataset copy: folders, split lists, pairs, sizes, label values, counts")
-    p.add_argument("--dataset", required=True, help="dataset config name (configs/datasets/NAME.yaml)")
-    p.add_argument("--data-root", default=os.environ.get("ZEGBENCH_DATA"), help="real datasets' folder ($ZEGBENCH_DATA)")
-    p.add_argument("--limit", type=int, default=None, help="check only the first N pairs of each split list (quick look)")
-    p.add_argument("--no-counts", action="store_true", help="do not compare image counts with the benchmark's (a subset)")
-    p.add_argument("--json", action="store_true", help='last line: {"ok": bool, "problems": [...], "counts": {...}}')
+    data = command_group("data", "real datasets")
+    p = data.add_parser("verify", parents=[common, real_dataset, data_root, json_out],
+                        help="check a dataset copy: folders, split lists, pairs, sizes, label values, counts")
+    p.add_argument("--limit", type=positive_int, default=None,
+                   help="check only the first N pairs of each split list (quick look)")
+    p.add_argument("--no-counts", action="store_true",
+                   help="do not compare image counts with the benchmark's (a subset)")
     p.set_defaults(func=cmd_data_verify)
 
-    p = groups.add_parser("evaluate", help="score a folder of predicted label PNGs with the harness's protocol")
+    p = groups.add_parser("evaluate", parents=[common, real_dataset, data_root, json_out],
+                          help="score a folder of predicted label PNGs with the harness's protocol")
     p.add_argument("--pred", required=True, help="folder of <id>.png label maps (class indices, 255 = no prediction)")
-    p.add_argument("--dataset", required=True, help="dataset config name (configs/datasets/NAME.yaml)")
     p.add_argument("--split", default="val", help="split to score (default: val)")
-    p.add_argument("--data-root", default=os.environ.get("ZEGBENCH_DATA"), help="real datasets' folder ($ZEGBENCH_DATA)")
-    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     p.set_defaults(func=cmd_evaluate)
 
-    p = groups.add_parser("segment", help="segment images into any class names with a trained run")
+    p = groups.add_parser("segment", parents=[common, device, json_out],
+                          help="segment images into any class names with a trained run")
     p.add_argument("images", nargs="+", help="image files (PNG, JPEG)")
     p.add_argument("--classes", help='comma-separated class names, e.g. "dotted star,solid circle"')
     p.add_argument("--classes-file", metavar="FILE",
@@ -321,52 +347,60 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="folder for <image>_labels.png and <image>_overlay.png")
     p.add_argument("--min-score", type=float, default=None,
                    help="pixels whose best calibrated score is lower get 255 (none); default: every pixel gets a class")
-    p.add_argument("--device", default="cpu", help="torch device")
-    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     p.set_defaults(func=cmd_segment)
 
-    p = groups.add_parser("run", help="train and evaluate one method on one dataset (finished runs are reused)")
+    p = groups.add_parser("run", parents=[common, dataset_option("dataset config name (default: world)", "world"),
+                                          data_root, results_option(), device, workers_option(), json_out],
+                          help="train and evaluate one method on one dataset (finished runs are reused)")
     p.add_argument("--method", required=True, help="method name (see `zegbench methods list`)")
-    p.add_argument("--dataset", default="world", help="dataset config name")
-    p.add_argument("--seeds", type=int, nargs="+", default=[0], help="one run per seed")
+    p.add_argument("--seeds", type=non_negative_int, nargs="+", default=[0], help="one run per seed")
     p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a method or training key (repeatable), e.g. --set steps=200")
-    p.add_argument("--results", default="results", help="run store folder")
     p.add_argument("--suite", default="adhoc", help="suite folder inside the run store")
-    p.add_argument("--data-root", default=os.environ.get("ZEGBENCH_DATA"), help="real datasets' folder ($ZEGBENCH_DATA)")
-    p.add_argument("--device", default="cpu", help="torch device")
-    p.add_argument("--workers", type=int, metavar="N",
-                   help="data loader processes (default: one fewer than the cores, at most 16); speed only, not results")
-    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
     p.set_defaults(func=cmd_run)
 
-    clip = groups.add_parser("clip", help="the in-house CLIP").add_subparsers(dest="cmd", required=True)
-    p = clip.add_parser("pretrain", help="pretrain the in-house CLIP on world image-caption pairs")
+    # `zegbench suite run|list|report NAME` is `run_all.py --suite NAME [--list | --report-only]`: one implementation.
+    suite = command_group("suite", "a suite of runs: run it, list its runs, or rebuild its report (as run_all.py)")
+    suite_opts = suite_options()
+    p = suite.add_parser("run", parents=[common, suite_opts],
+                         help="run a suite's unfinished runs, then write its summary and report")
+    p.add_argument("suite", metavar="NAME", help="suite name (`zegbench suite list`) or a path to a suite YAML")
+    p.set_defaults(func=run_suite, list=False, report_only=False)
+    p = suite.add_parser("list", parents=[common, suite_opts],
+                         help="without NAME: the suites and what they hold; with NAME: its runs and their status")
+    p.add_argument("suite", metavar="NAME", nargs="?", help="suite name or a path to a suite YAML")
+    p.set_defaults(func=cmd_suite_list, list=True, report_only=False)
+    p = suite.add_parser("report", parents=[common, suite_opts],
+                         help="rebuild a suite's summary and report from its finished runs; run nothing")
+    p.add_argument("suite", metavar="NAME", help="suite name or a path to a suite YAML")
+    p.set_defaults(func=run_suite, list=False, report_only=True)
+
+    clip = command_group("clip", "the in-house CLIP")
+    p = clip.add_parser("pretrain", parents=[common, json_out],
+                        help="pretrain the in-house CLIP on world image-caption pairs")
     p.add_argument("--out", required=True, help="checkpoint path to write (a .json record is written beside it)")
     p.add_argument("--clip", default=IN_HOUSE, help="which in-house CLIP (each learns its own world's captions)")
-    p.add_argument("--steps", type=int, default=DEFAULTS["steps"], help="optimisation steps")
-    p.add_argument("--batch-size", type=int, default=DEFAULTS["batch_size"], help="image-caption pairs per step")
-    p.add_argument("--lr", type=float, default=DEFAULTS["lr"], help="peak learning rate (AdamW, cosine)")
-    p.add_argument("--seed", type=int, default=DEFAULTS["seed"], help="seed of weights and data stream")
-    p.add_argument("--eval-every", type=int, default=500, help="zero-shot check every N steps (0: only at the end)")
-    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    p.add_argument("--steps", type=positive_int, default=DEFAULTS["steps"], help="optimisation steps")
+    p.add_argument("--batch-size", type=positive_int, default=DEFAULTS["batch_size"],
+                   help="image-caption pairs per step")
+    p.add_argument("--lr", type=positive_float, default=DEFAULTS["lr"], help="peak learning rate (AdamW, cosine)")
+    p.add_argument("--seed", type=non_negative_int, default=DEFAULTS["seed"], help="seed of weights and data stream")
+    p.add_argument("--eval-every", type=non_negative_int, default=500,
+                   help="zero-shot check every N steps (0: only at the end)")
     p.set_defaults(func=cmd_clip_pretrain)
-    p = clip.add_parser("zero-shot", help="top-1 accuracy on held-out single-object images")
+    p = clip.add_parser("zero-shot", parents=[common, json_out], help="top-1 accuracy on held-out single-object images")
     p.add_argument("--checkpoint", default=None, help="checkpoint path (default: the shipped in-house one)")
     p.add_argument("--clip", default=IN_HOUSE, help="open_clip model name of the checkpoint")
-    p.add_argument("--per-class", type=int, default=50, help="held-out images per class")
-    p.add_argument("--json", action="store_true", help="print a JSON object as the last line")
+    p.add_argument("--per-class", type=positive_int, default=50, help="held-out images per class")
     p.set_defaults(func=cmd_clip_zero_shot)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``zegbench`` console script."""
-    from zegbench.utils.logs import configure
+    from zegbench.cli_options import run_command
 
-    args = build_parser().parse_args(argv)
-    configure()
-    return run_reporting_errors(lambda: args.func(args), args.debug)
+    return run_command(build_parser(), argv, lambda args: args.func(args))
 
 
 if __name__ == "__main__":

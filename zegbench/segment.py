@@ -51,7 +51,7 @@ class Segmenter:
         self.trained_on = set(info.seen) if info else set()
         # The input size: the method's own (ZegCLIP's CLIP grid), else the images it trained on
         # (a two-stage network takes any size; the world's images are 96), else 512.
-        world = (info.config.get("world") or {}) if info else {}
+        world = (info.world or {}) if info else {}
         self.size = int(config["method_config"].get("image_size") or world.get("image_size") or 512)
 
     @torch.no_grad()

@@ -16,7 +16,7 @@ import pytest
 from real_layouts import write_voc
 from zegbench.datasets.catalog import build_dataset, load_dataset_info
 from zegbench.datasets.loader import BatchPlan, training_batches
-from zegbench.datasets.transforms import TrainTransform, TransformSpec
+from zegbench.datasets.transforms import TrainTransform
 
 BATCH = 16
 BATCHES = 4
@@ -32,7 +32,7 @@ def voc_train(tmp_path_factory):
 
 @pytest.mark.parametrize("workers", [0, 1, 2])
 def test_voc_recipe_pipeline(benchmark, voc_train, workers):
-    transform = TrainTransform(TransformSpec(**load_dataset_info("voc12").config["train_transform"]))
+    transform = TrainTransform(load_dataset_info("voc12").train_transform)
     seeds = iter(range(10**9))
 
     def draw():

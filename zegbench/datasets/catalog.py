@@ -1,40 +1,15 @@
-"""Dataset configs by name (``configs/datasets/<name>.yaml``) and datasets built from them."""
+"""Dataset configs by name (``datasets/<name>.yaml`` in a config folder) and datasets built from them."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
-
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from zegbench.config_dirs import config_file, config_names
 from zegbench.datasets.transforms import TransformSpec
-from zegbench.errors import ZegbenchError, check_name, validation_problem
+from zegbench.errors import ZegbenchError, validation_problem
 from zegbench.utils.io import read_yaml_mapping
-
-CONFIG_ROOT = Path(__file__).resolve().parents[2] / "configs"
-
-
-@dataclass(frozen=True)
-class DatasetInfo:
-    """A dataset's identity: its class names in label order and which are unseen."""
-
-    name: str
-    classes: tuple[str, ...]
-    unseen: tuple[str, ...]
-    config: dict
-
-    @property
-    def seen(self) -> tuple[str, ...]:
-        return tuple(c for c in self.classes if c not in self.unseen)
-
-    @property
-    def unseen_ids(self) -> tuple[int, ...]:
-        return tuple(i for i, c in enumerate(self.classes) if c in self.unseen)
-
-    @property
-    def seen_ids(self) -> tuple[int, ...]:
-        return tuple(i for i, c in enumerate(self.classes) if c not in self.unseen)
 
 
 class Recipe(BaseModel):
@@ -62,7 +37,7 @@ class SplitSpec(BaseModel):
 
 
 class DatasetConfig(BaseModel):
-    """Schema of ``configs/datasets/<name>.yaml`` (after ``base:`` is merged)."""
+    """Schema of a ``datasets/<name>.yaml`` config (after ``base:`` is merged)."""
 
     model_config = ConfigDict(extra="forbid")
     name: str
@@ -84,11 +59,39 @@ class DatasetConfig(BaseModel):
     classes: list[str] = Field(min_length=1)
     unseen: list[str]
     world: dict[str, Any] | None = None  # generator settings (checked by WorldSpec)
-    recipe: Recipe | None = None
+    recipe: Recipe = Field(default_factory=Recipe)
+
+
+class DatasetInfo(DatasetConfig):
+    """A checked dataset config: its values typed, with the schema's defaults filled in.
+
+    ``name`` is the name it was looked up by; ``classes`` are in label order. ``config``
+    is the mapping as written (``base:`` merged), which a run's identity fingerprints
+    (``harness.identity``); code reads the typed attributes.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    classes: tuple[str, ...]
+    unseen: tuple[str, ...]
+    config: dict[str, Any]
+    path: Path  # the file that defines it, for error lines
+
+    @property
+    def seen(self) -> tuple[str, ...]:
+        return tuple(c for c in self.classes if c not in self.unseen)
+
+    @property
+    def unseen_ids(self) -> tuple[int, ...]:
+        return tuple(i for i, c in enumerate(self.classes) if c in self.unseen)
+
+    @property
+    def seen_ids(self) -> tuple[int, ...]:
+        return tuple(i for i, c in enumerate(self.classes) if c not in self.unseen)
 
 
 def available() -> list[str]:
-    return sorted(p.stem for p in (CONFIG_ROOT / "datasets").glob("*.yaml"))
+    """The dataset names of every config folder."""
+    return config_names("datasets")
 
 
 def _merge(base: dict, over: dict) -> dict:
@@ -100,9 +103,7 @@ def _merge(base: dict, over: dict) -> dict:
 
 
 def _read_config(name: str, chain: tuple[str, ...] = ()) -> tuple[dict, Path]:
-    path = CONFIG_ROOT / "datasets" / f"{check_name(name, 'dataset')}.yaml"
-    if not path.is_file():
-        raise ZegbenchError(f"unknown dataset {name!r}: no {path}; known: {', '.join(available())}")
+    path = config_file("datasets", name)
     cfg = read_yaml_mapping(path)
     base = cfg.pop("base", None)
     if base:  # a config may start from another and change a few keys
@@ -113,17 +114,17 @@ def _read_config(name: str, chain: tuple[str, ...] = ()) -> tuple[dict, Path]:
 
 
 def load_dataset_info(name: str) -> DatasetInfo:
-    """Read and check ``configs/datasets/<name>.yaml`` (following ``base:``)."""
+    """Read and check dataset ``name``'s config (following ``base:``)."""
     cfg, path = _read_config(name)
     try:
-        DatasetConfig.model_validate(cfg)
+        checked = DatasetConfig.model_validate(cfg)
     except ValidationError as err:
         key, msg = validation_problem(err)
         raise ZegbenchError(f"{path}: key '{key}': {msg}") from None
-    stray = [c for c in cfg["unseen"] if c not in cfg["classes"]]
+    stray = [c for c in checked.unseen if c not in checked.classes]
     if stray:
         raise ZegbenchError(f"{path}: unseen class {stray[0]!r} is not in 'classes'")
-    return DatasetInfo(name, tuple(cfg["classes"]), tuple(cfg["unseen"]), cfg)
+    return DatasetInfo(**{**dict(checked), "name": name, "config": cfg, "path": path})
 
 
 def world_spec(info: DatasetInfo, seed: int | None = None):
@@ -131,11 +132,11 @@ def world_spec(info: DatasetInfo, seed: int | None = None):
     from zegbench.datasets import worlds
     from zegbench.datasets.generate import WorldSpec
 
-    w = dict(info.config.get("world") or {})
+    w = dict(info.world or {})
     version = w.get("version", worlds.DEFAULT_VERSION)
     world = worlds.generator(version)
     if tuple(info.classes) != world.CLASS_NAMES or tuple(info.unseen) != world.UNSEEN_CLASSES:
-        raise ZegbenchError(f"configs/datasets/{info.name}.yaml: classes/unseen differ from the world "
+        raise ZegbenchError(f"{info.path}: classes/unseen differ from the world "
                             f"generator v{version}'s; copy them from `zegbench world describe --version {version}`")
     if seed is not None:
         w["seed"] = seed
@@ -143,7 +144,7 @@ def world_spec(info: DatasetInfo, seed: int | None = None):
     try:
         return WorldSpec(name=info.name, **w)
     except TypeError as err:
-        raise ZegbenchError(f"configs/datasets/{info.name}.yaml: bad key under 'world' ({err})") from None
+        raise ZegbenchError(f"{info.path}: bad key under 'world' ({err})") from None
 
 
 def build_dataset(name: str, split: str, data_root: str | Path | None = None, world_seed: int | None = None,
@@ -153,16 +154,14 @@ def build_dataset(name: str, split: str, data_root: str | Path | None = None, wo
     from zegbench.datasets.generate import ensure_world
 
     info = load_dataset_info(name)
-    cfg = info.config
-    if "world" in cfg:
+    if info.world is not None:
         root = ensure_world(world_spec(info, world_seed), cache_dir, progress=progress)
     else:
         root = dataset_root(info, data_root)
         if not root.is_dir():
             raise ZegbenchError(f"dataset folder {root} does not exist: check --data-root")
     parts = [SegmentationFolder(root, **layout, num_classes=len(info.classes),
-                                reduce_zero_label=bool(cfg.get("reduce_zero_label", False)),
-                                ignore_index=int(cfg.get("ignore_index", 255)))
+                                reduce_zero_label=info.reduce_zero_label, ignore_index=info.ignore_index)
              for layout in split_layouts(info, split)]
     return parts[0] if len(parts) == 1 else ConcatFolders(parts)
 
@@ -171,21 +170,19 @@ def dataset_root(info: DatasetInfo, data_root: str | Path | None) -> Path:
     """The folder a real dataset's paths are relative to (``--data-root`` + its ``subdir``)."""
     if data_root is None:
         raise ZegbenchError(f"dataset {info.name!r} needs --data-root (or ZEGBENCH_DATA) pointing at its folder")
-    return Path(data_root) / info.config.get("subdir", "")
+    return Path(data_root) / info.subdir
 
 
 def split_layouts(info: DatasetInfo, split: str) -> list[dict]:
     """``SegmentationFolder`` keywords for each part of ``split`` (id list or None, folders), defaults filled in."""
-    cfg = info.config
-    spec = (cfg.get("splits") or {}).get(split)
+    spec = info.splits.get(split)
     if spec is None:
-        raise ZegbenchError(f"configs/datasets/{info.name}.yaml: no split {split!r} under 'splits'")
+        raise ZegbenchError(f"{info.path}: no split {split!r} under 'splits'")
     layouts = []
     for part in spec if isinstance(spec, list) else [spec]:
         if isinstance(part, str):  # the VOC convention
-            part = {"list": f"ImageSets/Segmentation/{part}.txt"}
-        layouts.append({"split_file": part.get("list"), "img_dir": part.get("img_dir") or cfg.get("img_dir", "JPEGImages"),
-                        "ann_dir": part.get("ann_dir") or cfg.get("ann_dir", "SegmentationClass"),
-                        "img_suffix": part.get("img_suffix") or cfg.get("img_suffix", ".jpg"),
-                        "seg_suffix": part.get("seg_suffix") or cfg.get("seg_suffix", ".png")})
+            part = SplitSpec(list=f"ImageSets/Segmentation/{part}.txt")
+        layouts.append({"split_file": part.list, "img_dir": part.img_dir or info.img_dir,
+                        "ann_dir": part.ann_dir or info.ann_dir, "img_suffix": part.img_suffix or info.img_suffix,
+                        "seg_suffix": part.seg_suffix or info.seg_suffix})
     return layouts

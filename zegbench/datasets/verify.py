@@ -35,14 +35,13 @@ def verify_dataset(name: str, data_root: str | Path | None, limit: int | None = 
     from zegbench.datasets.folder import SegmentationFolder
 
     info = load_dataset_info(name)
-    if "world" in info.config:
+    if info.world is not None:
         raise ZegbenchError(f"{name} is generated, not verified: `zegbench world generate` writes it")
     root = dataset_root(info, data_root)
     if not root.is_dir():
         return [Problem(str(root), "the dataset folder does not exist: check --data-root (and the config's subdir)")], {}
     problems, counts = [], {}
-    expected = info.config.get("expected") or {}
-    for split in splits if splits is not None else info.config.get("splits") or {}:
+    for split in splits if splits is not None else info.splits:
         first_seen: dict[str, str] = {}  # id -> the list it came from (an id in two parts is a problem)
         for layout in split_layouts(info, split):
             listing = str(root / (layout["split_file"] or layout["img_dir"]))
@@ -52,8 +51,8 @@ def verify_dataset(name: str, data_root: str | Path | None, limit: int | None = 
                                             f"{'image' if folder == 'img_dir' else 'label'} folder is missing"))
             try:
                 data = SegmentationFolder(root, num_classes=len(info.classes),
-                                          reduce_zero_label=bool(info.config.get("reduce_zero_label", False)),
-                                          ignore_index=int(info.config.get("ignore_index", 255)), **layout)
+                                          reduce_zero_label=info.reduce_zero_label, ignore_index=info.ignore_index,
+                                          **layout)
             except ZegbenchError as err:
                 problems.append(Problem(listing, str(err)))
                 continue
@@ -68,9 +67,10 @@ def verify_dataset(name: str, data_root: str | Path | None, limit: int | None = 
                     data[i]
                 except ZegbenchError as err:
                     problems.append(Problem(f"{split}/{data.ids[i]}", str(err)))
-        if check_counts and split in expected and split in counts and counts[split] != expected[split]:
+        expected = info.expected.get(split)
+        if check_counts and expected is not None and split in counts and counts[split] != expected:
             where = ", ".join(str(root / (lay["split_file"] or lay["img_dir"])) for lay in split_layouts(info, split))
-            problems.append(Problem(where, f"{counts[split]} {split} images, the benchmark has {expected[split]}: "
+            problems.append(Problem(where, f"{counts[split]} {split} images, the benchmark has {expected}: "
                                            f"an incomplete download or another version of the split"))
     return problems, counts
 

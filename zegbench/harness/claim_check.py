@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from zegbench.config_dirs import config_names
 from zegbench.errors import ZegbenchError
 from zegbench.harness.config import schema_for_class
 from zegbench.harness.resolve import TRAIN_KEYS
@@ -14,12 +15,6 @@ from zegbench.harness.speed import speed_baseline_of
 from zegbench.methods import list_methods
 from zegbench.methods.base import method_class, method_config
 from zegbench.reports.paper_claims import Claim, read_claims
-
-SHIPPED_SUITES = Path(__file__).resolve().parents[2] / "configs" / "suites"  # the suites a claim may name
-
-
-def available_suites() -> list[str]:
-    return sorted(p.stem for p in SHIPPED_SUITES.glob("*.yaml"))
 
 
 def load_claims(folder: Path | None = None) -> list[Claim]:
@@ -48,6 +43,6 @@ def check_claim_names(claim: Claim, where: str) -> None:
         for key in arm.set:
             if key not in accepted:
                 raise ZegbenchError(f"{where}: claim '{claim.id}' {side}.set: unknown key {key!r} for {arm.method}")
-    if claim.suite not in available_suites():
-        known = ", ".join(available_suites())
+    if claim.suite not in config_names("suites"):
+        known = ", ".join(config_names("suites"))
         raise ZegbenchError(f"{where}: claim '{claim.id}': unknown suite {claim.suite!r}; known: {known}")

@@ -18,54 +18,62 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from zegbench.errors import ZegbenchError, run_reporting_errors
+from zegbench.errors import ZegbenchError
 
 DEFAULT_SUITE = "ablations"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from zegbench.harness.suite import available
+def suite_options() -> argparse.ArgumentParser:
+    """What a suite invocation takes besides the suite's name: ``run_all.py``'s and ``zegbench suite``'s options."""
+    from zegbench.cli_options import (ArgumentParser, data_root_option, dataset_option, device_option, positive_int,
+                                      results_option, workers_option)
 
-    parser = argparse.ArgumentParser(prog="run_all.py", description="Run a zegbench suite (configs/suites/NAME.yaml).")
-    parser.add_argument("--suite", default=DEFAULT_SUITE,
-                        help=f"one of: {', '.join(available())} (default {DEFAULT_SUITE}), or a path to a suite YAML")
-    parser.add_argument("--list", action="store_true", help="list the suite's runs and their status; run nothing")
-    parser.add_argument("--only", metavar="PATTERN", help="only runs whose label matches (shell pattern, e.g. 'zegclip_dpt*')")
-    parser.add_argument("--seeds", type=int, metavar="N", help="seeds 0..N-1 instead of the suite's")
-    parser.add_argument("--dataset", help="run on this dataset instead of the suite's (e.g. voc12)")
-    parser.add_argument("--data-root", default=os.environ.get("ZEGBENCH_DATA"),
-                        help="folder holding real datasets (default: $ZEGBENCH_DATA)")
-    parser.add_argument("--force", action="store_true", help="redo selected runs even if finished (old folders kept)")
-    parser.add_argument("-j", "--jobs", type=int, default=1, help="runs side by side (CPU cores are shared)")
-    parser.add_argument("--report-only", action="store_true", help="only pool the finished results into the summary")
-    parser.add_argument("--results", default="results", help="run store folder (default: results)")
-    parser.add_argument("--reports", default="reports", help="report folder (default: reports)")
-    parser.add_argument("--device", default="cpu", help="torch device for training and evaluation")
-    parser.add_argument("--workers", type=int, metavar="N",
-                        help="data loader processes per training process (default: one fewer than the cores each "
-                             "training process gets, at most 16); changes speed only, never results")
-    parser.add_argument("--executor", default="local", choices=["local", "torchrun", "slurm"],
+    parent = ArgumentParser(add_help=False, parents=[
+        dataset_option("run on this dataset instead of the suite's (e.g. voc12)"), data_root_option(),
+        results_option(), device_option(), workers_option()])
+    parent.add_argument("--only", metavar="PATTERN",
+                        help="only runs whose label matches (shell pattern, e.g. 'zegclip_dpt*')")
+    parent.add_argument("--seeds", type=positive_int, metavar="N", help="seeds 0..N-1 instead of the suite's")
+    parent.add_argument("--force", action="store_true", help="redo selected runs even if finished (old folders kept)")
+    parent.add_argument("-j", "--jobs", type=positive_int, default=1, help="runs side by side (CPU cores are shared)")
+    parent.add_argument("--reports", metavar="DIR", default="reports", help="report folder (default: reports)")
+    parent.add_argument("--executor", default="local", choices=["local", "torchrun", "slurm"],
                         help="local: a subprocess per run (default); torchrun: each run over --nproc processes "
                              "(DDP); slurm: each run a Slurm job through submitit")
-    parser.add_argument("--nproc", type=int, default=1,
-                        help="processes per run (torchrun, and within each Slurm job): global batch = batch_size x nproc")
-    parser.add_argument("--slurm-partition", help="Slurm partition")
-    parser.add_argument("--slurm-gpus", type=int, help="GPUs per job (gpus_per_node)")
-    parser.add_argument("--slurm-cpus", type=int, help="CPUs per job (cpus_per_task)")
-    parser.add_argument("--slurm-time", type=int, default=24 * 60, help="time limit per job in minutes (default 1440)")
-    parser.add_argument("--slurm-array-parallelism", type=int, default=16, help="jobs of the array running at once")
-    parser.add_argument("--slurm-cluster", choices=["slurm", "local", "debug"], default="slurm",
+    parent.add_argument("--nproc", type=positive_int, default=1,
+                        help="processes per run (torchrun, and within each Slurm job): "
+                             "global batch = batch_size x nproc")
+    parent.add_argument("--slurm-partition", help="Slurm partition")
+    parent.add_argument("--slurm-gpus", type=positive_int, help="GPUs per job (gpus_per_node)")
+    parent.add_argument("--slurm-cpus", type=positive_int, help="CPUs per job (cpus_per_task)")
+    parent.add_argument("--slurm-time", type=positive_int, default=24 * 60,
+                        help="time limit per job in minutes (default 1440)")
+    parent.add_argument("--slurm-array-parallelism", type=positive_int, default=16,
+                        help="jobs of the array running at once")
+    parent.add_argument("--slurm-cluster", choices=["slurm", "local", "debug"], default="slurm",
                         help="submitit backend: slurm, or local/debug to try the executor without a cluster")
-    parser.add_argument("--debug", action="store_true", help="show the traceback behind an error line")
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """``run_all.py``'s command line: ``--suite NAME`` and the mode flags ``--list`` and ``--report-only``."""
+    from zegbench.cli_options import ArgumentParser, common_options
+
+    parser = ArgumentParser(prog="run_all.py", parents=[common_options(), suite_options()],
+                            description="Run a zegbench suite (suites/NAME.yaml of a config folder); "
+                                        "`zegbench suite run|list|report` does the same.")
+    parser.add_argument("--suite", default=DEFAULT_SUITE,
+                        help=f"a suite name (`zegbench suite list` shows them; default {DEFAULT_SUITE}) "
+                             f"or a path to a suite YAML")
+    parser.add_argument("--list", action="store_true", help="list the suite's runs and their status; run nothing")
+    parser.add_argument("--report-only", action="store_true", help="only pool the finished results into the summary")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    from zegbench.utils.logs import configure
+    from zegbench.cli_options import run_command
 
-    args = build_parser().parse_args(argv)
-    configure()
-    return run_reporting_errors(lambda: _run(args), args.debug)
+    return run_command(build_parser(), argv, run_suite)
 
 
 @contextmanager
@@ -87,9 +95,10 @@ def _loader_workers(workers: int | None):
             os.environ[WORKERS_ENV] = before
 
 
-def _run(args) -> int:
+def run_suite(args) -> int:
+    """Run, list (``args.list``) or report (``args.report_only``) suite ``args.suite``: ``run_all.py``
+    and ``zegbench suite`` alike."""
     from zegbench.datasets.catalog import load_dataset_info
-    from zegbench.datasets.loader import check_workers
     from zegbench.harness.claim_check import load_claims
     from zegbench.harness.suite import (TRAINING_FREE, execute, expand, load_suite, plan, suite_path,
                                         with_finished_runs)
@@ -101,10 +110,6 @@ def _run(args) -> int:
     from zegbench.store.layout import SUMMARY_FILE
     from zegbench.utils.io import atomic_write_json
 
-    if args.jobs < 1:
-        raise ZegbenchError("-j/--jobs must be at least 1")
-    if args.workers is not None:
-        check_workers(args.workers)
     config = load_suite(args.suite)
     claims = load_claims()  # a bad claims file fails now, not after the training
     if config.kind == "speed":

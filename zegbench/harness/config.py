@@ -93,7 +93,7 @@ class SpeedTarget(BaseModel):
 
 
 class SuiteConfig(BaseModel):
-    """``configs/suites/<name>.yaml``: a grid of runs, a union of other suites (``include``), or speed targets."""
+    """A suite file (``suites/NAME.yaml``): a grid of runs, a union of other suites (``include``), or speed targets."""
 
     model_config = STRICT
     description: str = ""

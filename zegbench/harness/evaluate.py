@@ -30,7 +30,7 @@ def evaluate(method: Method, dataset, info: DatasetInfo, batch_size: int = 16, d
     if seen is None:
         seen = [i not in set(info.unseen_ids) for i in range(len(info.classes))]
     cm = ConfusionMatrix(len(info.classes), device=device)
-    scale = info.config.get("test_scale")  # real datasets: e.g. short side 512 before sliding windows
+    scale = info.test_scale  # real datasets: e.g. short side 512 before sliding windows
     count = len(dataset) if limit is None else min(limit, len(dataset))
     pending: list[tuple[np.ndarray, np.ndarray]] = []
 
@@ -93,6 +93,6 @@ def score_prediction_folder(pred_dir: str | Path, dataset: str, split: str = "va
         bad = (pred != 255) & (pred >= len(info.classes))
         if bad.any():
             raise ZegbenchError(f"{path} has value {int(pred[bad][0])}: use class indices 0..{len(info.classes) - 1} "
-                                f"in the order of configs/datasets/{dataset}.yaml, or 255 for no prediction")
+                                f"in the order of {info.path}, or 255 for no prediction")
         cm.update(torch.from_numpy(pred.astype(np.int64)), torch.from_numpy(label))
     return summarize(cm, info.classes, info.unseen_ids)

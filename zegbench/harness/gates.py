@@ -99,11 +99,11 @@ def budget_by_rule(miou_at: dict[int, float]) -> int | None:
 def measure_gates(dataset: str = "world", seed: int = 0, steps: int | None = None, progress: bool = False) -> dict:
     """Measure G1-G5 on world ``dataset``; ``steps`` overrides the recipe's budget (for tests only)."""
     info = load_dataset_info(dataset)
-    if info.config.get("world") is None:
+    if info.world is None:
         raise ZegbenchError(f"`world gates` measures a generated world; {dataset!r} is not one "
                             f"(its config has no 'world' section)")
     started = time.time()
-    train = ((info.config.get("recipe") or {}).get("train") or {})
+    train = info.recipe.train
     budget = dict(steps=steps or int(train.get("steps", 1500)), batch_size=int(train.get("batch_size", 8)),
                   lr=10 * float(train.get("lr", 1e-4)), encoder_lr=float(train.get("lr", 1e-4)), seed=seed,
                   dataset=dataset, progress=progress)

@@ -75,7 +75,7 @@ def check_dataset(name: str, splits: list[str], data_root: str | None) -> None:
     from zegbench.datasets.verify import verify_dataset
 
     info = load_dataset_info(name)
-    if "world" in info.config:
+    if info.world is not None:
         world_spec(info)  # raises for bad generator settings; the images are generated on first use
         return
     problems, _ = verify_dataset(name, data_root, limit=1, check_counts=False, splits=splits)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, fields
 
+from zegbench.config_dirs import config_file
 from zegbench.datasets.catalog import load_dataset_info
 from zegbench.harness.config import schema_for_class, train_schema, validate_keys
 from zegbench.harness.identity import input_fingerprints
@@ -31,15 +32,15 @@ def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None,
     Keys nobody sets take the class's defaults, and those are recorded too.
     """
     info = load_dataset_info(dataset)
-    recipe = info.config.get("recipe") or {}
-    method_file, dataset_file = f"configs/methods/{method}.yaml", f"configs/datasets/{dataset}.yaml"
+    recipe = info.recipe
+    method_file, dataset_file = config_file("methods", method), info.path
     method_keys, train_keys, origin = {}, asdict(TrainConfig()), {}
     cls_name = method_config(method)["class"]
-    layers = [(method_config(method), method_file, "method"),
-              (recipe.get("method") or {}, f"{dataset_file} (recipe.method)", "method"),
-              (recipe.get("train") or {}, f"{dataset_file} (recipe.train)", "train"),
-              ((recipe.get("per_class") or {}).get(cls_name) or {}, f"{dataset_file} (recipe.per_class.{cls_name})", None),
-              ((recipe.get("per_method") or {}).get(method) or {}, f"{dataset_file} (recipe.per_method.{method})", None),
+    layers = [(method_config(method), f"{method_file}", "method"),
+              (recipe.method, f"{dataset_file} (recipe.method)", "method"),
+              (recipe.train, f"{dataset_file} (recipe.train)", "train"),
+              (recipe.per_class.get(cls_name) or {}, f"{dataset_file} (recipe.per_class.{cls_name})", None),
+              (recipe.per_method.get(method) or {}, f"{dataset_file} (recipe.per_method.{method})", None),
               (overrides or {}, "command-line override", None)]
     for values, where, kind in layers:
         for key, value in values.items():

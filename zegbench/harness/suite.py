@@ -1,4 +1,4 @@
-"""Suites: ``configs/suites/<name>.yaml`` expanded into runs, their status, and their execution.
+"""Suites: ``suites/<name>.yaml`` of a config folder expanded into runs, their status, and their execution.
 
 A suite is a list of groups; a group is methods x datasets x seeds x the
 combinations of its ``grid`` values, with ``set`` applied to all. Each run is
@@ -25,6 +25,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from zegbench.config_dirs import config_file, config_names
 from zegbench.errors import ZegbenchError, check_name, validation_problem
 from zegbench.harness.config import SuiteConfig
 from zegbench.harness.executors import ExecutorOptions, submit_slurm, worker_command
@@ -37,20 +38,20 @@ from zegbench.utils.cores import available_cores
 from zegbench.utils.io import read_yaml_mapping
 
 log = logging.getLogger(__name__)
-SUITE_DIR = Path(__file__).resolve().parents[2] / "configs" / "suites"
 TRAINING_FREE = "training-free: evaluates only"  # how --list marks a run with nothing to train
 
 
 def available() -> list[str]:
-    return sorted(p.stem for p in SUITE_DIR.glob("*.yaml"))
+    """The suite names of every config folder (``zegbench.config_dirs``)."""
+    return config_names("suites")
 
 
 def suite_path(name: str) -> Path:
-    """``configs/suites/<name>.yaml``, or ``name`` itself when it is a path to a YAML file."""
+    """The file of suite ``name`` in the config folders, or ``name`` itself when it is a path to a YAML file."""
     if name.endswith((".yaml", ".yml")):
         check_name(Path(name).stem, "suite file")  # its stem names the results folder
         return Path(name)
-    return SUITE_DIR / f"{check_name(name, 'suite')}.yaml"
+    return config_file("suites", name)
 
 
 def label_matches(label: str, pattern: str) -> bool:
@@ -63,8 +64,8 @@ def label_matches(label: str, pattern: str) -> bool:
 def load_suite(name: str) -> SuiteConfig:
     """Read and validate a suite by name (or path; see ``suite_path``)."""
     path = suite_path(name)
-    if not path.is_file():
-        raise ZegbenchError(f"unknown suite {name!r}: no {path}; known: {', '.join(available())}")
+    if not path.is_file():  # a path given on the command line (a name is found or refused by suite_path)
+        raise ZegbenchError(f"suite file {path} does not exist; known suites: {', '.join(available())}")
     try:
         return SuiteConfig.model_validate(read_yaml_mapping(path))
     except ValidationError as err:
@@ -110,7 +111,7 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, resu
     ``world_size`` > 1 expands data-parallel runs (the executor's processes per run).
     """
     if name in _seen:
-        raise ZegbenchError(f"configs/suites/{name}.yaml: 'include' forms a cycle ({' -> '.join(_seen + (name,))})")
+        raise ZegbenchError(f"{suite_path(name)}: 'include' forms a cycle ({' -> '.join(_seen + (name,))})")
     suite = load_suite(name)
     folder = suite_path(name).stem  # the run store folder: results/<folder>/
     specs: list[RunSpec] = []

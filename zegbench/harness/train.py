@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from zegbench.datasets.catalog import DatasetInfo
 from zegbench.datasets.loader import BatchPlan, training_batches
-from zegbench.datasets.transforms import TrainTransform, TransformSpec
+from zegbench.datasets.transforms import TrainTransform
 from zegbench.errors import ZegbenchError
 from zegbench.methods.base import Method
 from zegbench.store.layout import CHECKPOINT_FILE, LOG_FILE
@@ -142,8 +142,7 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
         optimizer.load_state_dict(state["optimizer"])
         start_step = int(state["step"])
     rng = np.random.default_rng([cfg.seed, start_step])
-    spec = info.config.get("train_transform")
-    transform = TrainTransform(TransformSpec(**spec)) if spec else None
+    transform = TrainTransform(info.train_transform) if info.train_transform else None
     plan = BatchPlan(len(dataset), cfg.batch_size, (cfg.steps - start_step) * cfg.accumulate, rng,
                      augmented=transform is not None, rank=rank, world=world)
     batches = training_batches(dataset, plan, transform, workers, pin_memory=device.startswith("cuda"))

@@ -1,6 +1,6 @@
 """The Method interface every segmentation method implements, and the method registry.
 
-A method is an ``nn.Module`` built from a YAML config (``configs/methods/<name>.yaml``):
+A method is an ``nn.Module`` built from a YAML config (``methods/<name>.yaml`` in a config folder, ``config_dirs``):
 the file names the implementing class under ``class:`` and holds its
 hyperparameters. ``class:`` is a name registered with ``@register_class`` in
 this package (``zegclip``) or an importable ``module:ClassName`` (a method kept
@@ -10,9 +10,7 @@ tested the day it is added.
 """
 from __future__ import annotations
 
-import fnmatch
 import importlib
-from pathlib import Path
 from typing import ClassVar, Literal
 
 import torch
@@ -21,10 +19,10 @@ from torch import nn
 from zegbench.clip.loading import activation_of, load_clip
 from zegbench.clip.templates import NAME_STYLES, TEMPLATE_SETS
 from zegbench.clip.text_embeddings import class_embeddings
-from zegbench.errors import ZegbenchError, check_name
+from zegbench.config_dirs import config_file, config_names
+from zegbench.errors import ZegbenchError
 from zegbench.utils.io import read_yaml_mapping
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs" / "methods"
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # what ImageNet-pretrained backbones (and ZegCLIP's official code) expect
 IMAGENET_STD = (0.229, 0.224, 0.225)
 _CLASSES: dict[str, type] = {}
@@ -217,14 +215,12 @@ def template_set(name: str) -> tuple[str, ...]:
 
 def list_methods(pattern: str = "*") -> list[str]:
     """Registered method names (config file stems) matching a shell-style ``pattern``."""
-    return sorted(n for n in (p.stem for p in CONFIG_DIR.glob("*.yaml")) if fnmatch.fnmatch(n, pattern))
+    return config_names("methods", pattern)
 
 
 def method_config(name: str) -> dict:
     """The YAML config of method ``name`` (safely loaded); its ``class`` must resolve (``method_class``)."""
-    path = CONFIG_DIR / f"{check_name(name, 'method')}.yaml"
-    if not path.is_file():
-        raise ZegbenchError(f"unknown method {name!r}: no {path}; known: {', '.join(list_methods())}")
+    path = config_file("methods", name)
     cfg = read_yaml_mapping(path)
     try:
         method_class(cfg.get("class"))
@@ -269,4 +265,4 @@ def create_method(name: str, **overrides) -> Method:
     try:
         return cls(**cfg)
     except (TypeError, ValueError) as err:  # unknown keys, bad switch values
-        raise ZegbenchError(f"configs/methods/{name}.yaml (or its overrides): {err}") from None
+        raise ZegbenchError(f"{config_file('methods', name)} (or its overrides): {err}") from None

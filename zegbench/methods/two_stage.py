@@ -9,7 +9,7 @@ ensembled per class before the semantic map sum_q p(q, c) m_q
 ZegFormer's (with ``calibration`` 0.1 on seen classes).
 
 Each paper's own inference details are switches too (zsseg's defaults here,
-ZegFormer's in configs/methods/two_stage_zegformer.yaml): the template sets of
+ZegFormer's in methods/two_stage_zegformer.yaml): the template sets of
 the proposal classifier (``templates``) and of the region CLIP
 (``region_templates``), what an empty proposal gets (``empty_region``: zsseg
 gives it CLIP probability 1, ZegFormer classifies the whole image's box,

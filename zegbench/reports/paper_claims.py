@@ -1,8 +1,8 @@
-"""The paper's claims as data: ``configs/claims/*.yaml``, read and checked before any verdict.
+"""The paper's claims as data: ``claims/*.yaml`` of the config folders, read and checked before any verdict.
 
 (Not to be confused with ``zegbench.utils.claims``, which holds runs' file locks.)
 
-A claim compares two arms, each a registered method variant (``configs/methods``)
+A claim compares two arms, each a registered method variant (``methods/``)
 with optional overrides, on one metric, in the direction the paper states:
 
 - accuracy metrics (``miou_seen``, ``miou_unseen``, ``hiou``, ``pacc``): the effect
@@ -19,10 +19,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from zegbench.config_dirs import config_files, config_names
 from zegbench.errors import ZegbenchError, validation_problem
 from zegbench.utils.io import read_yaml_mapping
 
-CLAIMS_DIR = Path(__file__).resolve().parents[2] / "configs" / "claims"
 STRICT = ConfigDict(extra="forbid")
 # Claim metric -> result.json key (accuracy) or speed-record quantity.
 ACCURACY_METRICS = {"miou_seen": "mIoU_seen", "miou_unseen": "mIoU_unseen", "hiou": "hIoU", "pacc": "pAcc"}
@@ -104,11 +104,12 @@ class ClaimsFile(BaseModel):
 
 
 def read_claims(folder: Path | None = None) -> list[tuple[Path, Claim]]:
-    """(file, claim) for every claim of every ``*.yaml`` in ``folder`` (default ``configs/claims``), in the
-    schema above, ids unique. Whether the arms name registered methods and suites is the harness's check
-    (``harness.claim_check.load_claims``): the reports know no registry."""
+    """(file, claim) for every claim of every ``*.yaml`` in ``folder`` (default: ``claims/`` of every config
+    folder), in the schema above, ids unique. Whether the arms name registered methods and suites is the
+    harness's check (``harness.claim_check.load_claims``): the reports know no registry."""
     claims: list[tuple[Path, Claim]] = []
-    for path in sorted((folder or CLAIMS_DIR).glob("*.yaml")):
+    paths = sorted(folder.glob("*.yaml")) if folder is not None else config_files("claims").values()
+    for path in paths:
         try:
             parsed = ClaimsFile.model_validate(read_yaml_mapping(path))
         except ValidationError as err:

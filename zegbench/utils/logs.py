@@ -1,45 +1,43 @@
-"""How the command line shows the library's messages: ``logging``, configured once per process.
-
-Library code logs to ``logging.getLogger(__name__)`` (under the ``zegbench`` logger) and prints
-nothing; a user's own script can silence, redirect or format those messages as it likes. The
-command line calls ``configure``: progress and results go to stdout, warnings and errors to
-stderr, each as the bare message.
-"""
+"""The ``zegbench`` logger on the console: ``--quiet`` and ``--verbose`` set how much it prints."""
 from __future__ import annotations
 
 import logging
 import sys
 
+LEVELS = {-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}  # --quiet, neither, --verbose
 
-class _Stream(logging.StreamHandler):
-    """A handler writing to whatever ``sys.stdout`` / ``sys.stderr`` is at the time of each message
-    (so a redirected or captured stream, e.g. under pytest, gets the lines)."""
 
-    def __init__(self, name: str):
+class _ConsoleHandler(logging.StreamHandler):
+    """Writes to ``sys.stdout`` or ``sys.stderr`` as they are when a record comes, not as they were
+    when the handler was made (a redirected stream, pytest's capture among them, is followed)."""
+
+    def __init__(self, stream_name: str):
+        self.stream_name = stream_name
         super().__init__()
-        self._name = name
+        self.setFormatter(logging.Formatter("%(message)s"))
 
     @property
     def stream(self):
-        return getattr(sys, self._name)
+        return getattr(sys, self.stream_name)
 
     @stream.setter
-    def stream(self, value):  # StreamHandler.__init__ sets it; the property decides
+    def stream(self, value):  # StreamHandler.__init__ sets it; the property above decides
         pass
 
 
-def configure(verbosity: int = 0) -> None:
-    """Show the ``zegbench`` logger's messages: INFO and up (``verbosity`` 0), WARNING and up (-1,
-    ``--quiet``) or DEBUG and up (1, ``--verbose``). Below WARNING to stdout, the rest to stderr.
-    Calling it again replaces the handlers it added (no line is printed twice)."""
+def configure(verbosity: int = 0) -> logging.Logger:
+    """Print the ``zegbench`` logger's records as bare messages: below WARNING to stdout, the rest to stderr.
+
+    ``verbosity``: -1 (``--quiet``) shows warnings and errors only, 0 adds info, 1
+    (``--verbose``) adds debug records. Calling it again changes the level and adds no
+    second pair of handlers.
+    """
     logger = logging.getLogger("zegbench")
-    for handler in [h for h in logger.handlers if isinstance(h, _Stream)]:
-        logger.removeHandler(handler)
-    out, err = _Stream("stdout"), _Stream("stderr")
-    out.addFilter(lambda record: record.levelno < logging.WARNING)
-    err.setLevel(logging.WARNING)
-    for handler in (out, err):
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
-    logger.setLevel({-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}[max(-1, min(1, verbosity))])
-    logger.propagate = False  # the messages are shown here; a root handler would show them twice
+    logger.setLevel(LEVELS[verbosity])
+    if not any(isinstance(h, _ConsoleHandler) for h in logger.handlers):
+        out, err = _ConsoleHandler("stdout"), _ConsoleHandler("stderr")
+        out.addFilter(lambda record: record.levelno < logging.WARNING)
+        err.setLevel(logging.WARNING)
+        logger.addHandler(out)
+        logger.addHandler(err)
+    return logger
