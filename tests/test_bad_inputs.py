@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
 from real_layouts import save_palette_png
+
 from zegbench.cli import main as zegbench_main
 from zegbench.harness.cli import main as run_all_main
 
@@ -63,7 +63,8 @@ def _voc(root: Path, fault: str | None = None, predictions: bool = True) -> Path
 def _evaluate_voc(fault, predictions=True):
     def setup(tmp, monkeypatch):
         root = _voc(tmp, fault, predictions)
-        return zegbench_main, ["evaluate", "--pred", str(root / "preds"), "--dataset", "voc12", "--data-root", str(root)]
+        return zegbench_main, ["evaluate", "--pred", str(root / "preds"), "--dataset", "voc12",
+                               "--data-root", str(root)]
     return setup
 
 
@@ -138,7 +139,8 @@ def _segment(classes, run="trained", image="ok"):
 
 def _results_under_a_file(tmp, monkeypatch):
     (tmp / "file").write_text("")
-    return run_all_main, ["--suite", "smoke", "--results", str(tmp / "file" / "results"), "--only", "zegclip_baseline_fix*"]
+    return run_all_main, ["--suite", "smoke", "--results", str(tmp / "file" / "results"),
+                          "--only", "zegclip_baseline_fix*"]
 
 
 def _checkpoint_disk_full(tmp, monkeypatch):
@@ -235,7 +237,8 @@ def _damaged_result(damage):
 
         overrides = {"steps": 2, "batch_size": 2, "warmup": 1}
         run_experiment("zegclip_baseline_fix", "world_smoke", 0, overrides, results=tmp / "r", suite="adhoc")
-        path = run_dir_for(resolve("zegclip_baseline_fix", "world_smoke", 0, overrides), tmp / "r", "adhoc") / "result.json"
+        run_dir = run_dir_for(resolve("zegclip_baseline_fix", "world_smoke", 0, overrides), tmp / "r", "adhoc")
+        path = run_dir / "result.json"
         if damage == "truncated":
             path.write_text(path.read_text()[:100])
         else:
@@ -312,7 +315,8 @@ CASES = {
                                          "    whole: [96, 96]\n"), "unknown method 'zegclap'"),
     "backbone-weights-missing": (_run("--method", "two_stage", "--dataset", "world_smoke", "--set", "backbone=resnet50",
                                       "--set", "backbone_weights=/nonexistent/r50.pth", *TINY), "backbone_weights"),
-    "nproc-without-torchrun": (lambda t, m: (run_all_main, ["--suite", "smoke", "--nproc", "2"]), "needs --executor torchrun"),
+    "nproc-without-torchrun": (lambda t, m: (run_all_main, ["--suite", "smoke", "--nproc", "2"]),
+                               "needs --executor torchrun"),
     "suite-data-root-missing": (_suite_on_voc(missing_root=True), "dataset voc12: "),
     "suite-split-list-missing": (_suite_on_voc(train_lists=False), "ImageSets/Segmentation/train.txt is missing"),
     "suite-first-pair-unreadable": (_suite_on_voc("corrupt_image"), "2007_000001.jpg is corrupt"),
@@ -328,7 +332,8 @@ CASES = {
                          "--workers: must be a whole number of at least 0, not -1"),
     "seeds-not-positive": (lambda t, m: (run_all_main, ["--suite", "smoke", "--seeds", "-2"]),
                            "--seeds: must be a whole number of at least 1, not -2"),
-    "seed-negative": (_run("--method", "zegclip", "--seeds", "0", "-1"), "--seeds: must be a whole number of at least 0"),
+    "seed-negative": (_run("--method", "zegclip", "--seeds", "0", "-1"),
+                      "--seeds: must be a whole number of at least 0"),
     "nproc-not-positive": (lambda t, m: (zegbench_main, ["suite", "run", "smoke", "--nproc", "0"]),
                            "--nproc: must be a whole number of at least 1, not 0"),
     "steps-not-positive": (lambda t, m: (zegbench_main, ["world", "gates", "--steps", "0"]),

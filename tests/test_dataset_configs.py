@@ -27,6 +27,8 @@ def test_real_dataset_split_matches_reference(name):
 def test_paper_recipe_resolves(name, steps, tokens, templates):
     cfg = resolve("zegclip", name, 0)
     method, train = cfg["method_config"], cfg["train"]
-    assert (train["steps"], train["batch_size"] * train["accumulate"], train["lr"], train["warmup"]) == (steps, 16, 2e-5, 1500)
+    assert ((train["steps"], train["batch_size"] * train["accumulate"], train["lr"], train["warmup"])
+            == (steps, 16, 2e-5, 1500))
     assert (method["num_tokens"], method["templates"], method["image_size"]) == (tokens, templates, 512)
-    assert (method["inference"], method["crop"], method["stride"], method["normalization"]) == ("slide", 512, 426, "imagenet")
+    assert ((method["inference"], method["crop"], method["stride"], method["normalization"])
+            == ("slide", 512, 426, "imagenet"))

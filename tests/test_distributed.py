@@ -17,7 +17,8 @@ STEPS = {"steps": 12, "warmup": 1, "dropout": 0.0}
 
 def _suite(tmp_path, method, overrides):
     path = tmp_path / "ddp.yaml"
-    path.write_text(f"dataset: world_smoke\nseeds: [0]\ngroups:\n  - methods: [{method}]\n    set: {json.dumps(overrides)}\n")
+    path.write_text(f"dataset: world_smoke\nseeds: [0]\ngroups:\n  - methods: [{method}]\n"
+                    f"    set: {json.dumps(overrides)}\n")
     return str(path)
 
 

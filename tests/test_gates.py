@@ -8,8 +8,8 @@ import pytest
 
 from zegbench.cli import main
 from zegbench.datasets.catalog import build_dataset
-from zegbench.harness.gates import THRESHOLDS, geometry
 from zegbench.errors import ZegbenchError
+from zegbench.harness.gates import THRESHOLDS, geometry
 
 KEYS = ("oracle_miou", "zero_shot_unseen", "dense_training_free_ratio", "unseen_to_seen_share",
         "median_object_patches", "background_share", "seconds")

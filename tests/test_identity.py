@@ -10,8 +10,7 @@ import yaml
 import zegbench
 from zegbench import config_dirs
 from zegbench.clip import loading
-from zegbench.harness.identity import clip_fingerprint, training_hash
-from zegbench.harness.identity import config_hash, run_dir_for
+from zegbench.harness.identity import clip_fingerprint, config_hash, run_dir_for, training_hash
 from zegbench.harness.resolve import resolve
 from zegbench.harness.run import run_experiment
 
@@ -43,7 +42,8 @@ def test_editing_the_split_or_data_keys_gives_a_new_run_hash(dataset_copies):
 
 def test_keys_that_change_no_number_keep_the_hash(dataset_copies):
     before = resolve("zegclip", "voc12", 0)
-    _edit(dataset_copies / "voc12.yaml", lambda c: c.update(expected={"train": 1, "val": 1}))  # read by `data verify` only
+    # read by `data verify` only
+    _edit(dataset_copies / "voc12.yaml", lambda c: c.update(expected={"train": 1, "val": 1}))
     assert resolve("zegclip", "voc12", 0) == before
 
 
@@ -67,8 +67,10 @@ def test_the_shipped_clip_checkpoint_is_fingerprinted(tmp_path, monkeypatch):
 
 def test_training_hash_ignores_inference_keys_only():
     base = resolve("zegclip", "world_smoke", 0)
-    assert training_hash(resolve("zegclip", "world_smoke", 0, {"inference": "slide", "calibration": 0.0})) == training_hash(base)
-    assert training_hash(resolve("zegclip_dpt_nel", "world_smoke", 0)) != training_hash(base)  # relation decides training
+    assert (training_hash(resolve("zegclip", "world_smoke", 0, {"inference": "slide", "calibration": 0.0}))
+            == training_hash(base))
+    # relation decides training
+    assert training_hash(resolve("zegclip_dpt_nel", "world_smoke", 0)) != training_hash(base)
     assert training_hash(resolve("zegclip", "world_smoke", 0, {"steps": 7})) != training_hash(base)
     assert training_hash(resolve("zegclip", "world_smoke", 1)) != training_hash(base)
     # Cross-dataset evaluations happen after training: the same weights.

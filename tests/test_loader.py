@@ -7,8 +7,8 @@ import os
 import numpy as np
 import pytest
 import torch
-
 from real_layouts import write_voc
+
 from zegbench.cli import main as zegbench_main
 from zegbench.datasets.catalog import build_dataset, load_dataset_info
 from zegbench.datasets.loader import BatchPlan, training_batches
@@ -38,7 +38,7 @@ def test_zero_and_two_workers_give_identical_batches(tmp_path):
     transform = TrainTransform(load_dataset_info("voc12").train_transform)
     inline, workers = _batches(data, transform, 0), _batches(data, transform, 2)
     assert len(inline) == len(workers) == 3
-    for (img0, lab0), (img2, lab2) in zip(inline, workers):
+    for (img0, lab0), (img2, lab2) in zip(inline, workers, strict=True):
         assert img0.shape == (2, 512, 512, 3) and lab0.dtype == torch.uint8
         assert torch.equal(img0, img2) and torch.equal(lab0, lab2)
     assert not torch.equal(inline[0][0], inline[1][0])  # the batches do differ from each other
@@ -47,7 +47,7 @@ def test_zero_and_two_workers_give_identical_batches(tmp_path):
 def test_world_flips_are_planned_too(tmp_path):
     data = build_dataset("world_smoke", "train")
     inline, workers = _batches(data, None, 0, batch_size=4), _batches(data, None, 2, batch_size=4)
-    for (img0, lab0), (img2, lab2) in zip(inline, workers):
+    for (img0, lab0), (img2, lab2) in zip(inline, workers, strict=True):
         assert torch.equal(img0, img2) and torch.equal(lab0, lab2)
 
 
@@ -55,7 +55,7 @@ def test_ranks_slice_one_global_batch():
     """Two data-parallel ranks together hold exactly the batch one process draws at twice the batch size."""
     one = BatchPlan(10, 4, 3, np.random.default_rng(1), augmented=True)
     ranks = [BatchPlan(10, 2, 3, np.random.default_rng(1), augmented=True, rank=r, world=2) for r in (0, 1)]
-    for whole, first, second in zip(one, *ranks):
+    for whole, first, second in zip(one, *ranks, strict=True):
         assert whole == first + second
 
 
@@ -83,8 +83,8 @@ def test_a_data_error_in_a_worker_is_the_dataset_own_line(tmp_path):
 def test_world_run_is_identical_with_0_and_2_workers(tmp_path):
     results = {}
     for workers in (0, 2):
-        results[workers] = run_experiment("zegclip_baseline_fix", "world_smoke", 0, TINY, results=tmp_path / str(workers),
-                                          suite="s", workers=workers)
+        results[workers] = run_experiment("zegclip_baseline_fix", "world_smoke", 0, TINY,
+                                          results=tmp_path / str(workers), suite="s", workers=workers)
     run_dirs = {w: run_dir_for(resolve("zegclip_baseline_fix", "world_smoke", 0, TINY), tmp_path / str(w), "s")
                 for w in (0, 2)}
     assert run_dirs[0].name == run_dirs[2].name  # workers are not part of the run's identity

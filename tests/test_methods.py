@@ -47,7 +47,8 @@ def test_registered_method_trains_and_predicts_on_cpu(name):
     assert scores.shape == (2, 4, 32, 32) and torch.isfinite(scores).all()
 
 
-@pytest.mark.parametrize("tuning,encoder_trainable", [("frozen", 0), ("finetune", None), ("vpt_shallow", 1), ("dpt", 6)])
+@pytest.mark.parametrize("tuning,encoder_trainable",
+                         [("frozen", 0), ("finetune", None), ("vpt_shallow", 1), ("dpt", 6)])
 def test_tuning_modes_train_the_right_encoder_parameters(tuning, encoder_trainable):
     method = create_method("zegclip", tuning=tuning, **TINY)
     visual_trainable = any(p.requires_grad for p in method.encoder.visual.parameters())
@@ -95,7 +96,7 @@ def test_deep_prompts_at_depth_one_are_the_official_shallow_path():
     x = one.normalize(_images())
     one.eval(), shallow.eval()
     assert one.encoder.prompt_norm is None
-    assert all(torch.equal(a, b) for a, b in zip(one.encoder(x)[:2], shallow.encoder(x)[:2]))
+    assert all(torch.equal(a, b) for a, b in zip(one.encoder(x)[:2], shallow.encoder(x)[:2], strict=True))
 
 
 @pytest.mark.parametrize("cls_embedding,times", [("twice", 2), ("once", 1)])

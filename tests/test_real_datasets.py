@@ -7,8 +7,8 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
-
 from real_layouts import WRITERS, save_palette_png, voc_palette, write_voc
+
 from zegbench.cli import main as zegbench_main
 from zegbench.datasets.catalog import build_dataset
 from zegbench.harness.cli import main as run_all_main
@@ -115,7 +115,8 @@ def test_label_protocol_per_dataset(tmp_path, dataset, raw, expected):
 
 # COCO-Stuff's own run is slow (171 class names through a random text tower, a minute on 2 cores);
 # the cross-dataset test below trains on the COCO layout and recipe in the fast tests.
-@pytest.mark.parametrize("dataset", ["voc12", pytest.param("coco_stuff164k", marks=pytest.mark.slow), "pascal_context59"])
+@pytest.mark.parametrize("dataset", ["voc12", pytest.param("coco_stuff164k", marks=pytest.mark.slow),
+                                     "pascal_context59"])
 def test_smoke_run_on_each_layout(tmp_path, dataset):
     WRITERS[dataset](tmp_path / "data")
     suite = tmp_path / "real_smoke.yaml"

@@ -33,7 +33,8 @@ def test_per_method_recipe_applies_to_that_method_only():
     # world.yaml gives the fine-tuned baseline a 1x encoder lr; others keep the method default.
     assert resolve("zegclip_baseline_ft", "world_smoke", 0)["method_config"]["encoder_lr_mult"] == 1.0
     assert resolve("zegclip", "world_smoke", 0)["method_config"]["encoder_lr_mult"] == 10.0  # the class default
-    assert resolve("zegclip_baseline_ft", "world_smoke", 0, {"encoder_lr_mult": 3})["method_config"]["encoder_lr_mult"] == 3
+    overridden = resolve("zegclip_baseline_ft", "world_smoke", 0, {"encoder_lr_mult": 3})
+    assert overridden["method_config"]["encoder_lr_mult"] == 3
 
 
 def test_run_writes_a_complete_folder_and_is_reused(tmp_path):
@@ -42,7 +43,8 @@ def test_run_writes_a_complete_folder_and_is_reused(tmp_path):
     assert len(folders) == 1
     run = folders[0]
     assert run.name.startswith("zegclip-world_smoke-s0-")
-    assert {p.name for p in run.iterdir()} >= {"config.yaml", "env.json", "metrics.jsonl", "checkpoint.pt", "result.json"}
+    assert {p.name for p in run.iterdir()} >= {"config.yaml", "env.json", "metrics.jsonl", "checkpoint.pt",
+                                               "result.json"}
     result = json.loads((run / "result.json").read_text())
     assert result["schema"] == 1 and result["status"] == "finished"
     assert set(result) >= {"pAcc", "mIoU_seen", "mIoU_unseen", "hIoU", "per_class", "params_total", "params_trainable"}

@@ -6,14 +6,14 @@ import os
 
 import pytest
 import yaml
-
 from fake_store import write_result
+
 from zegbench.errors import ZegbenchError
+from zegbench.harness.claim_check import load_claims
 from zegbench.harness.cli import main
 from zegbench.harness.suite import RunSpec, expand
 from zegbench.harness.summary import format_verdicts
 from zegbench.reports.build import build_report
-from zegbench.harness.claim_check import load_claims
 from zegbench.reports.paper_claims import Claim
 from zegbench.reports.scorecard import arm_matches, evaluate_claims
 from zegbench.reports.verdicts import paired_verdict, ratio_verdict
@@ -155,7 +155,8 @@ def test_speed_claims_pair_records_of_one_machine(tmp_path):
 
 
 def test_report_writes_claims_json_tables_and_plots(store, tmp_path):
-    readme = build_report("fake", store, {"b"}, tmp_path / "reports", tmp_path, evaluate_claims(store, tmp_path, load_claims()))
+    readme = build_report("fake", store, {"b"}, tmp_path / "reports", tmp_path,
+                          evaluate_claims(store, tmp_path, load_claims()))
     folder = readme.parent
     rows = json.loads((folder / "claims.json").read_text())
     keys = {"id", "arms", "metric", "n", "diff_mean", "ci_low", "ci_high", "paper_effect", "verdict", "budget"}

@@ -89,7 +89,8 @@ def test_runner_resumes_records_failures_and_forces(suites, tmp_path, capsys):
                 f"  - methods: [zegclip_baseline_fix]\n    set: {json.dumps(TINY)}\n"
                 f"  - methods: [zegclip]\n    set: {json.dumps({**TINY, 'decoder_layers': 0})}\n")
     results = tmp_path / "results"
-    assert main(["--suite", "t", "--results", str(results), "--reports", str(tmp_path / "reports")]) == 1  # a failed run makes the exit status 1
+    # a failed run makes the exit status 1
+    assert main(["--suite", "t", "--results", str(results), "--reports", str(tmp_path / "reports")]) == 1
     good, bad = suite_mod.expand("t", results=results)
     assert run_status(good.run_dir) == "done" and run_status(bad.run_dir) == "failed"
     assert "at least one layer" in json.loads((bad.run_dir / "failed.json").read_text())["error"]
@@ -102,11 +103,13 @@ def test_runner_resumes_records_failures_and_forces(suites, tmp_path, capsys):
     listing = capsys.readouterr().out
     assert "1 done, 0 running, 1 failed, 0 interrupted, 0 pending" in listing
 
-    assert main(["--suite", "t", "--results", str(results), "--reports", str(tmp_path / "reports")]) == 1  # the failure is retried, the success kept
+    # the failure is retried, the success kept
+    assert main(["--suite", "t", "--results", str(results), "--reports", str(tmp_path / "reports")]) == 1
     assert "1 already finished, 1 to run" in capsys.readouterr().out
     assert (good.run_dir / "result.json").stat().st_mtime_ns == stamp
 
-    assert main(["--suite", "t", "--results", str(results), "--reports", str(tmp_path / "reports"), "--only", "zegclip_baseline_fix*", "--force"]) == 0
+    assert main(["--suite", "t", "--results", str(results), "--reports", str(tmp_path / "reports"),
+                 "--only", "zegclip_baseline_fix*", "--force"]) == 0
     assert run_status(good.run_dir) == "done"
     assert len(list((results / "t").glob(f"{good.run_dir.name}.replaced-*"))) == 1  # the old run is kept aside
 
@@ -139,7 +142,8 @@ def test_the_report_keeps_every_finished_run_and_survives_a_failed_invocation(su
 
 
 def test_list_marks_training_free_methods(suites, tmp_path, capsys):
-    suites("free", f"dataset: world_smoke\ngroups:\n  - methods: [zegclip_baseline_fix, maskclip]\n    set: {json.dumps(TINY)}\n")
+    suites("free", "dataset: world_smoke\ngroups:\n  - methods: [zegclip_baseline_fix, maskclip]\n"
+                   f"    set: {json.dumps(TINY)}\n")
     assert main(["--suite", "free", "--results", str(tmp_path), "--list"]) == 0
     listed = capsys.readouterr().out.splitlines()
     assert "(trains)" in listed[0] and "(training-free: evaluates only)" in listed[1]
@@ -154,7 +158,8 @@ def test_same_run_in_another_suite_is_copied_not_retrained(suites, tmp_path, cap
     (run_x,) = suite_mod.expand("x", results=results)
     assert main(["--suite", "y", "--results", str(results), "--reports", str(tmp_path / "reports")]) == 0
     (run_y,) = suite_mod.expand("y", results=results)
-    assert json.loads((run_y.run_dir / "result.json").read_text()) == json.loads((run_x.run_dir / "result.json").read_text())
+    assert (json.loads((run_y.run_dir / "result.json").read_text())
+            == json.loads((run_x.run_dir / "result.json").read_text()))
     # The log records wall-clock seconds: identical logs mean a copy, not a second training.
     assert (run_y.run_dir / "metrics.jsonl").read_text() == (run_x.run_dir / "metrics.jsonl").read_text()
 
@@ -189,13 +194,16 @@ def test_kill_9_midway_then_rerun_equals_an_uninterrupted_suite(tmp_path):
     for clean in (tmp_path / "clean" / "killed").glob("*/result.json"):
         killed = store / clean.parent.name
         a, b = json.loads(clean.read_text()), json.loads((killed / "result.json").read_text())
-        assert {k: a[k] for k in ("mIoU_seen", "mIoU_unseen", "per_class")} == {k: b[k] for k in ("mIoU_seen", "mIoU_unseen", "per_class")}
-        losses = [[json.loads(line)["loss"] for line in (d / "metrics.jsonl").read_text().splitlines()] for d in (clean.parent, killed)]
+        keys = ("mIoU_seen", "mIoU_unseen", "per_class")
+        assert {k: a[k] for k in keys} == {k: b[k] for k in keys}
+        losses = [[json.loads(line)["loss"] for line in (d / "metrics.jsonl").read_text().splitlines()]
+                  for d in (clean.parent, killed)]
         assert losses[0] == losses[1]  # the killed run's partial log was cut back, not appended to
 
 
 def test_parallel_runs_share_the_cores(suites, tmp_path):
-    suites("par", f"dataset: world_smoke\nseeds: [0, 1]\ngroups:\n  - methods: [zegclip_baseline_fix]\n    set: {json.dumps(TINY)}\n")
+    suites("par", "dataset: world_smoke\nseeds: [0, 1]\ngroups:\n  - methods: [zegclip_baseline_fix]\n"
+                  f"    set: {json.dumps(TINY)}\n")
     results = tmp_path / "results"
     assert main(["--suite", "par", "--results", str(results), "--reports", str(tmp_path / "reports"), "-j", "2"]) == 0
     for spec in suite_mod.expand("par", results=results):
@@ -231,7 +239,8 @@ def test_inference_only_variants_wait_for_the_run_that_trains_their_weights(suit
 def test_on_slurm_the_training_runs_go_first_and_their_variants_in_a_second_array(suites, tmp_path, monkeypatch):
     from zegbench.harness.executors import ExecutorOptions
 
-    suites("waves", "dataset: world_smoke\nseeds: [0, 1]\ngroups:\n  - methods: [two_stage_zegformer, two_stage, zegclip]\n")
+    suites("waves", "dataset: world_smoke\nseeds: [0, 1]\ngroups:\n"
+                    "  - methods: [two_stage_zegformer, two_stage, zegclip]\n")
     arrays = []
 
     def fake_submit(payloads, executor, folder):  # what each job array would run; no cluster here

@@ -19,13 +19,17 @@ from zegbench.methods import create_method
 def tiny_world(tiny_spec, tmp_path_factory):
     root = ensure_world(tiny_spec, tmp_path_factory.mktemp("worlds"))
     info = load_dataset_info("world")
-    make = lambda split: SegmentationFolder(root, f"ImageSets/Segmentation/{split}.txt", 20, img_suffix=".png")
+
+    def make(split):
+        return SegmentationFolder(root, f"ImageSets/Segmentation/{split}.txt", 20, img_suffix=".png")
     return info, make("train"), make("val")
 
 
 def test_schedule_warms_up_linearly_then_decays_to_min_lr():
     cfg = TrainConfig(steps=100, warmup=10, lr=1e-3, min_lr=1e-6)
-    lr = lambda step: scheduled_lr(step, 1e-3, cfg)
+
+    def lr(step):
+        return scheduled_lr(step, 1e-3, cfg)
     assert lr(0) == pytest.approx(1e-3 * 1e-6, abs=1e-9)  # warm-up starts at warmup_ratio
     assert lr(5) == pytest.approx(0.5 * ((1e-3 - 1e-6) * 0.95**0.9 + 1e-6), rel=1e-3)
     assert lr(10) == pytest.approx((1e-3 - 1e-6) * 0.9**0.9 + 1e-6, rel=1e-6)
@@ -72,7 +76,9 @@ def _autocast_seen(method, info, train_set, **train_keys) -> set:
 
 def test_training_is_fp32_by_default_and_bf16_on_request(tiny_world):
     info, train_set, _ = tiny_world
-    method = lambda: create_method("zegclip", clip_weights="none", image_size=48)
+
+    def method():
+        return create_method("zegclip", clip_weights="none", image_size=48)
     default = _autocast_seen(method(), info, train_set)
     assert {enabled for enabled, _ in default} == {False}
     bf16 = _autocast_seen(method(), info, train_set, precision="bf16")
@@ -103,7 +109,7 @@ def test_train_logs_checkpoints_resumes_and_evaluates(tiny_world, tmp_path):
     cfg = TrainConfig(steps=3, batch_size=2, accumulate=2, warmup=1, log_every=1)
     first = train(method, train_set, info, cfg, run_dir=tmp_path)
     lines = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
-    assert [l["step"] for l in lines] == [0, 1, 2]
+    assert [row["step"] for row in lines] == [0, 1, 2]
     assert {"loss_focal", "loss_dice", "lr"} <= set(lines[0])
     assert first["resumed_from"] == 0
     state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)

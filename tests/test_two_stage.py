@@ -20,7 +20,7 @@ def test_matcher_pairs_each_target_with_the_query_whose_mask_fits():
     logits = torch.tensor([[-9.0, -9, 9, 9], [9, 9, -9, -9], [-9, -9, -9, -9]])  # q0 right, q1 left, q2 nothing
     uniform = torch.full((3, 4), 0.25)
     rows, cols = hungarian_match(uniform, logits, classes, masks)
-    assert dict(zip(rows.tolist(), cols.tolist())) == {0: 1, 1: 0}
+    assert dict(zip(rows.tolist(), cols.tolist(), strict=True)) == {0: 1, 1: 0}
 
 
 def test_matcher_breaks_mask_ties_by_class_probability():
@@ -127,7 +127,9 @@ def test_zegformer_classifies_an_empty_proposal_on_the_whole_image_box():
 def test_zegformer_puts_the_no_object_logit_inside_clip_softmax():
     crops = torch.randn(3, 3, 4, 4)
     text = F.normalize(torch.randn(5, 6), dim=-1)
-    encode = lambda c: c.flatten(1)[:, :6]  # a stand-in image encoder
+
+    def encode(c):  # a stand-in image encoder
+        return c.flatten(1)[:, :6]
     plain = classify_regions(encode, crops, text)
     no_object = torch.tensor([-1e4, 0.0, 1e4])
     joint = classify_regions(encode, crops, text, no_object_logits=no_object)
@@ -155,7 +157,8 @@ def test_resnet_batchnorm_is_frozen_as_detectron2s_default(norm, frozen):
 def test_maskclip_features_are_the_last_block_with_each_token_attending_only_to_itself(value_path):
     """Official: the whole last block (residual and MLP included) with attention to itself alone."""
     torch.manual_seed(0)
-    method = create_method("maskclip", clip_weights="none", image_size=32, value_path=value_path, templates="single").eval()
+    method = create_method("maskclip", clip_weights="none", image_size=32, value_path=value_path,
+                           templates="single").eval()
     x = method.normalize(torch.randint(0, 256, (1, 32, 32, 3), dtype=torch.uint8))
     feats, grid = method.dense_features(x)
     visual = method.encoder.visual

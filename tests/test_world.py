@@ -14,7 +14,6 @@ from zegbench.datasets.catalog import build_dataset, load_dataset_info, world_sp
 from zegbench.datasets.generate import ensure_world, world_root
 from zegbench.errors import ZegbenchError
 
-
 V1_CAPTIONS_DIGEST = "1c2773162eff"  # world v1's stream as its shipped CLIP saw it
 GENERATORS = [pytest.param(worlds.generator(v), id=f"v{v}") for v in worlds.MODULES]
 
@@ -131,7 +130,8 @@ def test_layout_matches_voc_and_reuses_finished_world(tmp_path, tiny_spec):
     label = np.asarray(Image.open(root / "SegmentationClass" / f"{ids[0]}.png"))
     assert label.shape == (48, 48)
     manifest = json.loads((root / "world.json").read_text())
-    assert manifest["unseen"] == list(tiny_spec.generator.UNSEEN_CLASSES) and manifest["generator_version"] == tiny_spec.version
+    assert manifest["unseen"] == list(tiny_spec.generator.UNSEEN_CLASSES)
+    assert manifest["generator_version"] == tiny_spec.version
     stamp = (root / "world.json").stat().st_mtime_ns
     ensure_world(tiny_spec, tmp_path)
     assert (root / "world.json").stat().st_mtime_ns == stamp

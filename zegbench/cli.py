@@ -242,7 +242,8 @@ def cmd_data_verify(args) -> int:
     problems, counts = verify_dataset(args.dataset, args.data_root, args.limit, check_counts=not args.no_counts)
     lines = [f"{args.dataset}: " + ", ".join(f"{split} {n} images" for split, n in counts.items())]
     lines += [f"problem: {p.where}: {p.what}" for p in problems]
-    lines.append(f"{len(problems)} problem(s) found" if problems else "ok: layout, pairs, sizes and label values check out")
+    lines.append(f"{len(problems)} problem(s) found" if problems
+                 else "ok: layout, pairs, sizes and label values check out")
     _emit({**report(problems), "counts": counts}, args.json, lines)
     return 1 if problems else 0
 
@@ -264,9 +265,19 @@ def cmd_suite_list(args) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``zegbench`` command line: each command's own options and the shared ones (``cli_options``)."""
-    from zegbench.cli_options import (ArgumentParser, common_options, data_root_option, dataset_option, device_option,
-                                      json_option, non_negative_int, positive_float, positive_int, results_option,
-                                      workers_option)
+    from zegbench.cli_options import (
+        ArgumentParser,
+        common_options,
+        data_root_option,
+        dataset_option,
+        device_option,
+        json_option,
+        non_negative_int,
+        positive_float,
+        positive_int,
+        results_option,
+        workers_option,
+    )
     from zegbench.clip.loading import IN_HOUSE
     from zegbench.clip.pretrain import DEFAULTS
     from zegbench.harness.cli import run_suite, suite_options

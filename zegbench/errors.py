@@ -43,10 +43,11 @@ def describe_error(err: Exception) -> str:
         return str(err)
     where = f" {err.filename}" if getattr(err, "filename", None) else ""
     verb = "write" if err.errno in (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT) else "access"
-    advice = {errno.ENOSPC: "free some space and run again (finished runs are kept)",
-              errno.EACCES: "choose a folder you can write (e.g. --results) or fix its permissions",
-              errno.EROFS: "the file system is read-only: choose another folder (e.g. --results)",
-              errno.EDQUOT: "the disk quota is exhausted: free some space and run again"}.get(err.errno, "check the path")
+    advices = {errno.ENOSPC: "free some space and run again (finished runs are kept)",
+               errno.EACCES: "choose a folder you can write (e.g. --results) or fix its permissions",
+               errno.EROFS: "the file system is read-only: choose another folder (e.g. --results)",
+               errno.EDQUOT: "the disk quota is exhausted: free some space and run again"}
+    advice = advices.get(err.errno, "check the path")
     return f"cannot {verb}{where}: {err.strerror or err}; {advice}"
 
 

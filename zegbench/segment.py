@@ -107,7 +107,8 @@ def load(path: str | Path, device: str = "cpu") -> Segmenter:
     if path.is_dir() and not checkpoint.is_file():
         config = read_config(path)
         if (path / RESULT_FILE).is_file() and config is not None:
-            method = create_method(config["method"], **{k: v for k, v in config["method_config"].items() if k != "class"})
+            method = create_method(config["method"],
+                                   **{k: v for k, v in config["method_config"].items() if k != "class"})
             if not any(p.requires_grad for p in method.parameters()):  # training-free: nothing was saved
                 return Segmenter(method, config, device)
         raise ZegbenchError(f"run folder {path} has no checkpoint.pt: the run did not finish training "

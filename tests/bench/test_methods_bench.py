@@ -49,7 +49,8 @@ def test_inference(benchmark, name, scale):
     assert scores.shape == (1, len(names), size, size) and torch.isfinite(scores).all()
 
 
-@pytest.mark.parametrize("scale", [pytest.param("world", id="world"), pytest.param("vitb16", id="vitb16", marks=pytest.mark.realscale)])
+@pytest.mark.parametrize("scale", [pytest.param("world", id="world"),
+                                   pytest.param("vitb16", id="vitb16", marks=pytest.mark.realscale)])
 def test_bare_clip_image_encoder(benchmark, scale):
     # The tower built at the input size (pos_resize open_clip), so CLIP's own forward takes it as is.
     method, _, _, size = _build("zegclip", scale, tuning="frozen", pos_resize="open_clip")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-
 STREAM_PRETRAIN = 2
 STREAM_ZERO_SHOT = 3
 PAIR_FRACTION = 0.25

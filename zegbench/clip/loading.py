@@ -74,7 +74,8 @@ def resolve_weights(name: str, pretrained: str | None) -> str:
 
 def names_a_file(weights: str) -> bool:
     """Whether a weights value is a local file path (else a pretrained tag, or 'none' for random weights)."""
-    return weights not in RANDOM_INIT and (os.sep in weights or weights.endswith((".pt", ".pth", ".bin", ".safetensors")))
+    return weights not in RANDOM_INIT and (os.sep in weights
+                                           or weights.endswith((".pt", ".pth", ".bin", ".safetensors")))
 
 
 def uses_quick_gelu(name: str, pretrained: str | None) -> bool:
@@ -124,7 +125,8 @@ def load_clip(name: str = IN_HOUSE, pretrained: str | None = None, image_size: i
             name, pretrained=None if weights in RANDOM_INIT else weights, weights_only=True, **kwargs)
     except Exception as err:  # hub failures, unreadable files, state dicts of another shape
         lines = str(err).strip().splitlines()
-        mismatch = next((ln.strip() for ln in lines if ln.strip().startswith(("size mismatch", "Missing key", "Unexpected key"))), None)
+        mismatch = next((ln.strip() for ln in lines
+                         if ln.strip().startswith(("size mismatch", "Missing key", "Unexpected key"))), None)
         if mismatch:
             raise ZegbenchError(f"CLIP checkpoint {weights} does not load into {name!r}: {mismatch[:200]}; "
                                 f"pass a checkpoint of this architecture or the matching --clip model") from None

@@ -20,7 +20,7 @@ from zegbench.clip.loading import IN_HOUSE, load_clip
 from zegbench.clip.zero_shot import zero_shot_accuracy
 from zegbench.datasets import worlds
 from zegbench.errors import ZegbenchError
-from zegbench.utils.io import atomic_write_json, atomic_torch_save
+from zegbench.utils.io import atomic_torch_save, atomic_write_json
 
 DEFAULTS = dict(steps=7000, batch_size=128, lr=1e-3, weight_decay=0.1, warmup=300, seed=0)
 
@@ -99,8 +99,8 @@ def pretrain(out: str | Path, steps: int = DEFAULTS["steps"], batch_size: int = 
     model.eval()
     final = zero_shot_accuracy(bundle)
     record = {
-        "model": model_name, "world_version": world.WORLD_VERSION, "steps": steps, "batch_size": batch_size, "lr": lr, "weight_decay": weight_decay,
-        "warmup": warmup, "seed": seed, "wall_seconds": round(time.time() - start, 1),
+        "model": model_name, "world_version": world.WORLD_VERSION, "steps": steps, "batch_size": batch_size, "lr": lr,
+        "weight_decay": weight_decay, "warmup": warmup, "seed": seed, "wall_seconds": round(time.time() - start, 1),
         "torch": torch.__version__, "open_clip": open_clip.__version__, "threads": torch.get_num_threads(),
         "loss_every_10_steps": curve, "evals": evals,
         "zero_shot": {k: final[k] for k in ("acc_all", "acc_unseen", "acc_seen")},

@@ -72,7 +72,7 @@ class BatchPlan(Sampler):
             else:  # the world: a horizontal flip is the whole augmentation
                 draws = [bool(self.rng.uniform() < 0.5) for _ in indices]
             mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
-            yield list(zip((int(i) for i in indices), draws))[mine]
+            yield list(zip((int(i) for i in indices), draws, strict=True))[mine]
 
 
 @dataclass

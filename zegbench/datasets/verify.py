@@ -39,7 +39,8 @@ def verify_dataset(name: str, data_root: str | Path | None, limit: int | None = 
         raise ZegbenchError(f"{name} is generated, not verified: `zegbench world generate` writes it")
     root = dataset_root(info, data_root)
     if not root.is_dir():
-        return [Problem(str(root), "the dataset folder does not exist: check --data-root (and the config's subdir)")], {}
+        return [Problem(str(root), "the dataset folder does not exist: check --data-root "
+                                   "(and the config's subdir)")], {}
     problems, counts = [], {}
     for split in splits if splits is not None else info.splits:
         first_seen: dict[str, str] = {}  # id -> the list it came from (an id in two parts is a problem)

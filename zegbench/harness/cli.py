@@ -25,8 +25,15 @@ DEFAULT_SUITE = "ablations"
 
 def suite_options() -> argparse.ArgumentParser:
     """What a suite invocation takes besides the suite's name: ``run_all.py``'s and ``zegbench suite``'s options."""
-    from zegbench.cli_options import (ArgumentParser, data_root_option, dataset_option, device_option, positive_int,
-                                      results_option, workers_option)
+    from zegbench.cli_options import (
+        ArgumentParser,
+        data_root_option,
+        dataset_option,
+        device_option,
+        positive_int,
+        results_option,
+        workers_option,
+    )
 
     parent = ArgumentParser(add_help=False, parents=[
         dataset_option("run on this dataset instead of the suite's (e.g. voc12)"), data_root_option(),
@@ -100,8 +107,7 @@ def run_suite(args) -> int:
     and ``zegbench suite`` alike."""
     from zegbench.datasets.catalog import load_dataset_info
     from zegbench.harness.claim_check import load_claims
-    from zegbench.harness.suite import (TRAINING_FREE, execute, expand, load_suite, plan, suite_path,
-                                        with_finished_runs)
+    from zegbench.harness.suite import TRAINING_FREE, execute, expand, load_suite, plan, suite_path, with_finished_runs
     from zegbench.harness.summary import format_table, format_verdicts, summarize_runs
     from zegbench.reports.build import build_report, note_failed_invocation
     from zegbench.reports.scorecard import evaluate_claims
@@ -125,14 +131,16 @@ def run_suite(args) -> int:
                                None if args.slurm_cluster == "slurm" else args.slurm_cluster)
     specs = expand(args.suite, args.dataset, args.seeds, args.results, args.only, world_size=executor.world_size)
     if not specs:
-        raise ZegbenchError(f"suite {args.suite!r} has no runs" + (f" matching --only {args.only!r}" if args.only else ""))
+        raise ZegbenchError(f"suite {args.suite!r} has no runs"
+                            + (f" matching --only {args.only!r}" if args.only else ""))
     if args.list:
         statuses = [run_status(s.run_dir) for s in specs]
         notes = plan(specs, args.results)
-        for spec, status in zip(specs, statuses):
+        for spec, status in zip(specs, statuses, strict=True):
             note = f"  ({notes[spec.run_dir]})" if spec.run_dir in notes and status != "running" else ""
             print(f"{status:<12} {spec.label:<60} {spec.run_dir}{note}")
-        shown = ("done", "running", "failed", "interrupted", "pending") + (("damaged",) if "damaged" in statuses else ())
+        shown = (("done", "running", "failed", "interrupted", "pending")
+                 + (("damaged",) if "damaged" in statuses else ()))
         served = list(notes.values())
         print(", ".join(f"{statuses.count(s)} {s}" for s in shown)
               + f"; {served.count('trains')} to train"
@@ -179,9 +187,9 @@ def run_suite(args) -> int:
 
 def _run_speed(args, config, claims) -> int:
     """A speed suite: measure what has no record on this machine, then write the speed report."""
-    from zegbench.harness.executors import ExecutorOptions
     import pandas as pd
 
+    from zegbench.harness.executors import ExecutorOptions
     from zegbench.harness.preflight import check_device
     from zegbench.harness.speed_suite import default_config_accuracy, execute_speed, expand_speed, speed_records
     from zegbench.harness.suite import suite_path
@@ -194,7 +202,8 @@ def _run_speed(args, config, claims) -> int:
     store = RunStore(args.results)
     specs = expand_speed(config.targets, suite, args.results, args.device, args.only)
     if not specs:
-        raise ZegbenchError(f"speed suite {args.suite!r} has no targets" + (f" matching --only {args.only!r}" if args.only else ""))
+        raise ZegbenchError(f"speed suite {args.suite!r} has no targets"
+                            + (f" matching --only {args.only!r}" if args.only else ""))
     if args.list:
         for spec in specs:
             status = "done" if RunStore.has_speed_record(spec.run_dir) else "pending"

@@ -40,7 +40,8 @@ class ExecutorOptions:
         if self.nproc < 1:
             raise ZegbenchError("--nproc must be at least 1")
         if self.kind == "local" and self.nproc > 1:
-            raise ZegbenchError("--nproc > 1 needs --executor torchrun (or slurm): the local executor runs one process per run")
+            raise ZegbenchError("--nproc > 1 needs --executor torchrun (or slurm): "
+                                "the local executor runs one process per run")
         for flag, value in (("--slurm-time", self.timeout_min), ("--slurm-array-parallelism", self.array_parallelism),
                             ("--slurm-gpus", self.gpus_per_node), ("--slurm-cpus", self.cpus_per_task)):
             if value is not None and value < 1:
@@ -119,6 +120,7 @@ def submit_slurm(payloads: list[dict], options: ExecutorOptions, folder: Path) -
         try:
             codes.append(int(job.result()))
         except Exception as err:  # submitit raises the job's failure (crash, timeout, preemption) here
-            log.info(f"job {job.job_id} failed: {str(err).strip().splitlines()[-1][:200] if str(err).strip() else type(err).__name__}")
+            reason = str(err).strip().splitlines()[-1][:200] if str(err).strip() else type(err).__name__
+            log.info(f"job {job.job_id} failed: {reason}")
             codes.append(99)
     return codes

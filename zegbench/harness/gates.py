@@ -26,8 +26,8 @@ import numpy as np
 from zegbench.clip.loading import load_clip
 from zegbench.clip.zero_shot import zero_shot_accuracy
 from zegbench.datasets.catalog import build_dataset, load_dataset_info, world_spec
-from zegbench.harness.probe import run_probe
 from zegbench.errors import ZegbenchError
+from zegbench.harness.probe import run_probe
 
 # The world's training budget is chosen by the oracle alone, before any ladder run: the smallest
 # of these step counts at which the oracle reaches BUDGET_ORACLE_MIOU (the recipe's batch size),

@@ -33,14 +33,15 @@ class ConfusionMatrix:
         hit = (p >= 0) & (p < self.num_classes)
         self.missed += torch.bincount(t[~hit], minlength=self.num_classes).to(self.missed.device)
         idx = t[hit] * self.num_classes + p[hit]
-        self.matrix += torch.bincount(idx, minlength=self.num_classes**2).view(self.num_classes, -1).to(self.matrix.device)
+        counts = torch.bincount(idx, minlength=self.num_classes**2).view(self.num_classes, -1)
+        self.matrix += counts.to(self.matrix.device)
 
     def iou(self) -> list[float]:
         """Per-class IoU; NaN for a class absent from both ground truth and predictions."""
         m = self.matrix.double()
         inter = m.diag()
         union = m.sum(0) + m.sum(1) + self.missed.double() - inter
-        return [float(i / u) if u > 0 else math.nan for i, u in zip(inter.tolist(), union.tolist())]
+        return [float(i / u) if u > 0 else math.nan for i, u in zip(inter.tolist(), union.tolist(), strict=True)]
 
     def pixel_accuracy(self) -> float:
         total = self.matrix.sum().item() + self.missed.sum().item()
@@ -77,5 +78,5 @@ def summarize(cm: ConfusionMatrix, class_names: Sequence[str], unseen_ids: Seque
     return {
         "pAcc": pct(cm.pixel_accuracy()), "mIoU": pct(_nanmean(ious)), "mIoU_seen": pct(s),
         "mIoU_unseen": pct(u), "hIoU": pct(harmonic(s, u)),
-        "per_class": {name: pct(v) for name, v in zip(class_names, ious)},
+        "per_class": {name: pct(v) for name, v in zip(class_names, ious, strict=False)},
     }

@@ -28,7 +28,7 @@ from zegbench.methods.encoder import PromptedEncoder
 
 
 def _load_split(dataset) -> tuple[np.ndarray, np.ndarray]:
-    images, labels = zip(*[dataset[i][:2] for i in range(len(dataset))])
+    images, labels = zip(*[dataset[i][:2] for i in range(len(dataset))], strict=True)
     return np.stack(images), np.stack(labels)
 
 
@@ -126,8 +126,8 @@ def run_probe(tuning: str = "frozen", steps: int = 300, batch_size: int = 16, lr
         "train_seconds": round(train_seconds, 1),
         "zero_shot_unseen_before": before["acc_unseen"], "zero_shot_unseen_after": after["acc_unseen"],
         "zero_shot_all_after": after["acc_all"],
-        "mIoU": metrics["mIoU"], "mIoU_seen": metrics["mIoU_seen"], "mIoU_unseen": metrics["mIoU_unseen"], "hIoU": metrics["hIoU"],
-        "unseen_pixels_to_seen": round(to_seen_share, 4),
+        "mIoU": metrics["mIoU"], "mIoU_seen": metrics["mIoU_seen"], "mIoU_unseen": metrics["mIoU_unseen"],
+        "hIoU": metrics["hIoU"], "unseen_pixels_to_seen": round(to_seen_share, 4),
         "image_size": int(train_x.shape[1]), "patch_size": int(model.visual.patch_size[0]),
         "mIoU_at": {k: miou_at[k] for k in sorted(miou_at) if k in eval_at or k == steps},
     }

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import statistics
 import time
+
 import torch
 
 from zegbench.datasets.catalog import load_dataset_info
@@ -60,7 +61,8 @@ def time_calls(fn, warmup: int, repeats: int, device: str | torch.device = "cpu"
     return times
 
 
-def time_paired(fn_a, fn_b, warmup: int, repeats: int, device: str | torch.device = "cpu") -> tuple[list[float], list[float]]:
+def time_paired(fn_a, fn_b, warmup: int, repeats: int,
+                device: str | torch.device = "cpu") -> tuple[list[float], list[float]]:
     """Alternate calls of ``fn_a`` and ``fn_b``: a ratio of the two is then immune to the machine's
     speed drifting between measurements (shared virtual machines drift by 20% and more)."""
     for _ in range(warmup):
@@ -165,8 +167,8 @@ def profile_top_ops(fn, top: int = 8) -> list[dict]:
     events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
     total = sum(e.self_cpu_time_total for e in events) or 1
     events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
-    return [{"op": e.key, "self_ms": round(e.self_cpu_time_total / 1000, 2), "share": round(100 * e.self_cpu_time_total / total, 1),
-             "calls": e.count} for e in events[:top]]
+    return [{"op": e.key, "self_ms": round(e.self_cpu_time_total / 1000, 2),
+             "share": round(100 * e.self_cpu_time_total / total, 1), "calls": e.count} for e in events[:top]]
 
 
 def speed_method_config(method: str, dataset: str, random_weights: bool) -> dict:
@@ -239,8 +241,9 @@ def measure_speed(method_name: str, dataset: str, whole: tuple[int, int], test: 
         bare_run = bare.speed_baseline_module()
         with torch.inference_mode(), autocast:
             ours, enc = time_paired(run, lambda: bare_run(x), warmup, repeats, device)
+        ratio = statistics.median(o / e for o, e in zip(ours, enc, strict=True))
         record["paired_with_encoder"] = {"method": latency_stats(ours), "encoder": latency_stats(enc),
-                                         "ratio": round(statistics.median(o / e for o, e in zip(ours, enc)), 4)}
+                                         "ratio": round(ratio, 4)}
         del bare, bare_run
     if test is not None and not baseline_only:
         xt = torch.randn(1, 3, *test, device=device)

@@ -122,7 +122,7 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, resu
         datasets = [dataset] if dataset else (group.datasets or [suite.dataset])
         seed_list = list(range(seeds)) if seeds else (group.seeds or suite.seeds)
         for values in itertools.product(*(group.grid[k] for k in keys)):
-            overrides = {**group.set, **dict(zip(keys, values))}
+            overrides = {**group.set, **dict(zip(keys, values, strict=True))}
             for ds, method, seed in itertools.product(datasets, group.methods, seed_list):
                 spec = RunSpec(method, ds, seed, overrides, group=group.name or f"group{index}", suite=folder,
                                eval_on=list(group.eval_datasets))
@@ -141,7 +141,8 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, resu
     return specs
 
 
-def with_finished_runs(name: str, specs: list[RunSpec], results: str | Path = "results") -> tuple[list[RunSpec], list[Path]]:
+def with_finished_runs(name: str, specs: list[RunSpec],
+                       results: str | Path = "results") -> tuple[list[RunSpec], list[Path]]:
     """``specs`` (what an invocation asked for) plus every finished run of suite ``name`` in the store;
     and the finished folders that match no run of the suite as it is defined now.
 
@@ -303,7 +304,7 @@ def _execute_on_slurm(todo, busy, suite, results, device, data_root, executor, p
         if queued:
             folder = Path(results) / suite / ".submitit"
             codes = submit_slurm([_payload(s, results, device, data_root, False) for s in queued], executor, folder)
-            final += [_report(s, code, "", started, progress) for s, code in zip(queued, codes)]
+            final += [_report(s, code, "", started, progress) for s, code in zip(queued, codes, strict=True)]
     final += ["running"] * len(busy)
     return {status: final.count(status) for status in set(final)}
 
@@ -323,8 +324,8 @@ def _report(spec: RunSpec, returncode: int, output: str, started: float, progres
         log.info(f"[{n}/{progress.total}] {spec.label}: mIoU(S) {_num(r.mIoU_seen)} mIoU(U) {_num(r.mIoU_unseen)} "
             f"hIoU {_num(r.hIoU)} ({took}{reused}); {where}")
     else:
-        log.info(f"[{n}/{progress.total}] {spec.label}: FAILED ({took}): {_failure_line(spec.run_dir, returncode, output)}; "
-            f"{where}")
+        log.info(f"[{n}/{progress.total}] {spec.label}: FAILED ({took}): "
+            f"{_failure_line(spec.run_dir, returncode, output)}; {where}")
     return status
 
 

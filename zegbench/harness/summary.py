@@ -29,7 +29,8 @@ def summarize_runs(specs, runs=None) -> list[dict]:
                "seeds": [int(s) for s in done["seed"]] if len(done) else []}
         match = pooled[(pooled["variant"] == variant) & (pooled["dataset"] == dataset)] if pooled is not None else []
         for key in [f"{m}_{stat}" for m in METRICS for stat in ("mean", "std")] + ["train_seconds"]:
-            row[key if key != "train_seconds" else "train_seconds_mean"] = _plain(match.iloc[0][key]) if len(match) else None
+            column = key if key != "train_seconds" else "train_seconds_mean"
+            row[column] = _plain(match.iloc[0][key]) if len(match) else None
         rows.append(row)
     return rows
 

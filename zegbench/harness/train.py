@@ -177,17 +177,17 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
             # stops all of them together.
             mean_parts = distributed.all_reduce_sum(torch.stack([v.detach().float() for v in parts.values()])) / world
             if not torch.isfinite(mean_parts).all():
-                raise ZegbenchError(f"training loss became {mean_parts.sum().item()} at step {step} "
-                                    f"({', '.join(f'{k} {v.item():.4g}' for k, v in zip(parts, mean_parts))}): "
+                each = ", ".join(f"{k} {v.item():.4g}" for k, v in zip(parts, mean_parts, strict=True))
+                raise ZegbenchError(f"training loss became {mean_parts.sum().item()} at step {step} ({each}): "
                                     f"lower the learning rate or check the data; the run is stopped")
             (total / cfg.accumulate).backward()
         if method.grad_clip:  # two-stage recipes clip the full model's gradient norm
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], method.grad_clip)
         optimizer.step()
-        losses = {k: round(v.item(), 5) for k, v in zip(parts, mean_parts)}
+        losses = {k: round(v.item(), 5) for k, v in zip(parts, mean_parts, strict=True)}
         if log and (step % cfg.log_every == 0 or step == cfg.steps - 1):
-            log.write(json.dumps({"step": step, "lr": optimizer.param_groups[0]["lr"], "loss": round(sum(losses.values()), 5),
-                                  **losses, "self_training": self_training,
+            log.write(json.dumps({"step": step, "lr": optimizer.param_groups[0]["lr"],
+                                  "loss": round(sum(losses.values()), 5), **losses, "self_training": self_training,
                                   "seconds": round(time.time() - started, 2)}) + "\n")
             log.flush()
         bar.set_postfix(loss=f"{sum(losses.values()):.3f}")

@@ -18,11 +18,11 @@ import sys
 def main(argv: list[str]) -> int:
     import torch
 
+    from zegbench.datasets.loader import default_workers
     from zegbench.errors import ZegbenchError
+    from zegbench.harness.run import RunClaimed, run_experiment
     from zegbench.utils import distributed
     from zegbench.utils.cores import available_cores
-    from zegbench.datasets.loader import default_workers
-    from zegbench.harness.run import RunClaimed, run_experiment
     from zegbench.utils.logs import configure
 
     configure()

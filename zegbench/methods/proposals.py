@@ -100,8 +100,10 @@ class PixelDecoder(nn.Module):
         super().__init__()
         groups = math.gcd(32, dim)
         self.lateral = nn.ModuleList(nn.Conv2d(c, dim, 1) for c in in_channels[:-1])
-        self.top = nn.Sequential(nn.Conv2d(in_channels[-1], dim, 3, 1, 1), nn.GroupNorm(groups, dim), nn.ReLU(inplace=True))
-        self.smooth = nn.ModuleList(nn.Sequential(nn.Conv2d(dim, dim, 3, 1, 1), nn.GroupNorm(groups, dim), nn.ReLU(inplace=True))
+        self.top = nn.Sequential(nn.Conv2d(in_channels[-1], dim, 3, 1, 1), nn.GroupNorm(groups, dim),
+                                 nn.ReLU(inplace=True))
+        self.smooth = nn.ModuleList(nn.Sequential(nn.Conv2d(dim, dim, 3, 1, 1), nn.GroupNorm(groups, dim),
+                                                  nn.ReLU(inplace=True))
                                     for _ in in_channels[:-1])
         self.mask_features = nn.Conv2d(dim, mask_dim, 3, 1, 1)
 

@@ -42,7 +42,8 @@ def region_crops(images: torch.Tensor, masks: torch.Tensor, size: int,
     rois = torch.cat([owner[:, None].to(boxes.dtype), boxes], dim=1)
     crops = roi_align(images, rois, output_size=size, spatial_scale=1.0, sampling_ratio=2, aligned=True)
     mask_rois = torch.cat([torch.arange(len(flat), device=masks.device)[:, None].to(boxes.dtype), boxes], dim=1)
-    inside = roi_align(flat[:, None], mask_rois, output_size=size, spatial_scale=1.0, sampling_ratio=2, aligned=True) > 0.5
+    inside = roi_align(flat[:, None], mask_rois, output_size=size, spatial_scale=1.0, sampling_ratio=2,
+                       aligned=True) > 0.5
     return crops * inside, valid
 
 

@@ -27,8 +27,10 @@ def semantic_targets(label: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 def focal_cost(logits: torch.Tensor, targets: torch.Tensor, alpha: float = 0.25, gamma: float = 2.0) -> torch.Tensor:
     """Mean sigmoid focal loss of every prediction [Q, P] against every target [T, P] -> [Q, T]."""
     prob = logits.sigmoid()
-    pos = alpha * (1 - prob) ** gamma * F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits), reduction="none")
-    neg = (1 - alpha) * prob ** gamma * F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits), reduction="none")
+    ce_pos = F.binary_cross_entropy_with_logits(logits, torch.ones_like(logits), reduction="none")
+    ce_neg = F.binary_cross_entropy_with_logits(logits, torch.zeros_like(logits), reduction="none")
+    pos = alpha * (1 - prob) ** gamma * ce_pos
+    neg = (1 - alpha) * prob ** gamma * ce_neg
     return (pos @ targets.T + neg @ (1 - targets).T) / logits.shape[1]
 
 
@@ -79,7 +81,8 @@ def set_loss(output: dict, labels: torch.Tensor, no_object_weight: float = 0.1, 
     weight = torch.ones(c1, device=labels.device)
     weight[-1] = no_object_weight
     if distributed.world_size() > 1:  # means over the global batch (see distributed.mean_denominator)
-        loss_class = (F.cross_entropy(class_logits.float().transpose(1, 2), class_target, weight=weight, reduction="sum")
+        loss_class = (F.cross_entropy(class_logits.float().transpose(1, 2), class_target, weight=weight,
+                                      reduction="sum")
                       / distributed.mean_denominator(weight[class_target].sum()))
         n = distributed.mean_denominator(torch.tensor(float(sum(len(m) for m in matched_masks)))).clamp(min=1)
     else:

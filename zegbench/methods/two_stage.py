@@ -113,7 +113,8 @@ class TwoStage(Method):
         text = self.text_embeddings(class_names)
         last = self.proposals(self._backbone_input(images), text)[-1]
         p_prop = last["class_logits"].softmax(-1)[..., :-1]  # [B, Q, C]
-        masks = F.interpolate(last["mask_logits"], size=images.shape[-2:], mode="bilinear", align_corners=False).sigmoid()
+        masks = F.interpolate(last["mask_logits"], size=images.shape[-2:], mode="bilinear",
+                              align_corners=False).sigmoid()
         whole = self.empty_region == "whole_image"
         crops, has_crop = region_crops(images, masks > self.mask_threshold, self._bundle.image_size, whole)
         self._regions_per_image = len(crops) / len(images)  # CLIP forwards per image (speed reports it)

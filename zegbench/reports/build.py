@@ -17,8 +17,17 @@ from zegbench.reports import plots
 from zegbench.reports.paper_numbers import paper_numbers
 from zegbench.reports.scorecard import budget_frame, write_scorecard
 from zegbench.reports.speed_report import latest_speed
-from zegbench.reports.tables import (METRICS, ablation_table, aggregate, efficiency_table, mean_std, paper_comparison,
-                                     runs_frame, to_latex, to_markdown)
+from zegbench.reports.tables import (
+    METRICS,
+    ablation_table,
+    aggregate,
+    efficiency_table,
+    mean_std,
+    paper_comparison,
+    runs_frame,
+    to_latex,
+    to_markdown,
+)
 from zegbench.store import RunStore, SuiteRun
 
 FAILED_NOTE = "> **The last invocation failed**"
@@ -104,8 +113,10 @@ def build_report(suite: str, specs: list[SuiteRun], unseen_classes: set[str], re
     agg = aggregate(runs)
     paper = paper_numbers()
     runs.drop(columns=["run_dir"]).to_csv(out / "runs.csv", index=False)
-    lines += [f"{len(runs)} finished runs ({runs['seed'].nunique()} seeds) on {', '.join(sorted(runs['dataset'].unique()))}; "
-              f"device {', '.join(sorted(runs['device'].dropna().unique()))}. One row per run: [runs.csv](runs.csv).", ""]
+    lines += [f"{len(runs)} finished runs ({runs['seed'].nunique()} seeds) on "
+              f"{', '.join(sorted(runs['dataset'].unique()))}; "
+              f"device {', '.join(sorted(runs['device'].dropna().unique()))}. "
+              "One row per run: [runs.csv](runs.csv).", ""]
     lines += claims_section
     metric_labels = list(METRICS.values())
 
@@ -158,7 +169,8 @@ def build_report(suite: str, specs: list[SuiteRun], unseen_classes: set[str], re
     figures = [("hIoU per variant", plots.hiou_by_variant(shown, out),
                 "Bars are the mean over seeds, whiskers one sample std, dots single seeds."),
                ("Seen vs unseen", plots.seen_vs_unseen(shown, out),
-                "Up is better on unseen classes, right on seen ones; a method that overfits seen classes sits low-right."),
+                "Up is better on unseen classes, right on seen ones; "
+                "a method that overfits seen classes sits low-right."),
                ("Per-class IoU", plots.per_class_heatmap(shown, unseen_classes, out),
                 "Mean over seeds; unseen classes (U) are right of the white line."),
                ("Training curves", plots.training_curves(shown, out),

@@ -19,7 +19,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from zegbench.config_dirs import config_files, config_names
+from zegbench.config_dirs import config_files
 from zegbench.errors import ZegbenchError, validation_problem
 from zegbench.utils.io import read_yaml_mapping
 

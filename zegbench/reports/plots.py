@@ -41,7 +41,7 @@ def seen_vs_unseen(runs: pd.DataFrame, out_dir: Path) -> list[str]:
     agg = runs.groupby("variant", sort=False)[["mIoU_seen", "mIoU_unseen"]].agg(["mean", "std"]).fillna(0)
     fig, ax = plt.subplots(figsize=(6.5, 5))
     palette = sns.color_palette("tab10", len(agg))
-    for colour, (variant, row) in zip(palette, agg.iterrows()):
+    for colour, (variant, row) in zip(palette, agg.iterrows(), strict=True):
         ax.errorbar(row[("mIoU_seen", "mean")], row[("mIoU_unseen", "mean")], xerr=row[("mIoU_seen", "std")],
                     yerr=row[("mIoU_unseen", "std")], fmt="o", color=colour, capsize=3, label=variant)
     ax.set(xlabel="mIoU on seen classes (%)", ylabel="mIoU on unseen classes (%)")
@@ -53,7 +53,7 @@ def per_class_heatmap(runs: pd.DataFrame, unseen: set[str], out_dir: Path) -> li
     """Per-class IoU (mean over seeds) for every variant of ``runs`` (``tables.runs_frame``); unseen
     classes are marked and come last."""
     rows = {}
-    for variant, run_dir in zip(runs["variant"], runs["run_dir"]):
+    for variant, run_dir in zip(runs["variant"], runs["run_dir"], strict=True):
         result = read_result(Path(run_dir))
         if result is not None:  # runs_frame read it sound; it may have been damaged since
             rows.setdefault(variant, []).append(result.per_class)
@@ -75,7 +75,7 @@ def per_class_heatmap(runs: pd.DataFrame, unseen: set[str], out_dir: Path) -> li
 def training_curves(runs: pd.DataFrame, out_dir: Path) -> list[str]:
     """Training loss per step, mean over seeds, one line per variant of ``runs`` (log scale)."""
     frames = []
-    for variant, seed, run_dir in zip(runs["variant"], runs["seed"], runs["run_dir"]):
+    for variant, seed, run_dir in zip(runs["variant"], runs["seed"], runs["run_dir"], strict=True):
         log = Path(run_dir) / LOG_FILE
         if log.is_file():
             lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
@@ -123,10 +123,10 @@ def forest_plot(rows: list[dict], out_dir: Path, stem: str = "claims_forest") ->
         return []
     height = 0.4 * max(len(part) for _, part in panels) + 1.6
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), height), squeeze=False)
-    for ax, (title, part) in zip(axes[0], panels):
+    for ax, (title, part) in zip(axes[0], panels, strict=True):
         labels = [r["id"] + (f" @{r['budget']['steps']}" if r.get("budget") else "") for r in part]
         ys = list(range(len(part)))[::-1]
-        for y, r in zip(ys, part):
+        for y, r in zip(ys, part, strict=True):
             colour = {"reproduces": "#1a9850", "contradicts": "#d73027"}.get(r["verdict"], "#636363")
             if r["ci_low"] is not None:
                 ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=colour, linewidth=2)
@@ -148,7 +148,7 @@ def budget_curves(frame: pd.DataFrame, out_dir: Path, stem: str = "budget_curves
     """Each metric against training steps, one line per variant (mean over seeds), a panel per metric."""
     metrics = ["mIoU(S)", "mIoU(U)", "hIoU"]
     fig, axes = plt.subplots(1, len(metrics), figsize=(4.2 * len(metrics) + 2.5, 3.6))
-    for ax, metric in zip(axes, metrics):
+    for ax, metric in zip(axes, metrics, strict=True):
         sns.lineplot(frame, x="steps", y=metric, hue="variant", marker="o", errorbar=None, ax=ax,
                      legend=metric == metrics[-1])
         ax.set_xscale("log")

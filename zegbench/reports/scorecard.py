@@ -18,9 +18,9 @@ import pandas as pd
 
 from zegbench.reports import plots
 from zegbench.reports.paper_claims import ACCURACY_METRICS, METRIC_LABELS, Arm, Claim
-from zegbench.store import RunStore, SuiteRun, read_config, read_result
 from zegbench.reports.tables import to_latex, to_markdown
 from zegbench.reports.verdicts import paired_verdict, ratio_verdict
+from zegbench.store import RunStore, SuiteRun, read_config, read_result
 from zegbench.utils.io import atomic_write_json
 
 BUDGET_KEYS = ("steps", "batch_size")  # overrides that set the budget, not the variant
@@ -67,7 +67,8 @@ def _arm_results(specs: list[SuiteRun], arm: Arm, key: str) -> dict[tuple, dict[
 
 def _common(claim: Claim) -> dict:
     paper = claim.paper_effect.model_dump() if claim.paper_effect else None
-    return {"id": claim.id, "sentence": claim.sentence, "arms": {"arm": claim.arm.label, "baseline": claim.baseline.label},
+    return {"id": claim.id, "sentence": claim.sentence,
+            "arms": {"arm": claim.arm.label, "baseline": claim.baseline.label},
             "metric": claim.metric, "direction": claim.direction,
             "effect": "ratio arm / baseline" if claim.is_speed else "difference arm - baseline (points)",
             "threshold": claim.threshold, "paper_effect": paper, "suite": claim.suite}
@@ -102,7 +103,8 @@ def _pair_on_one_machine(claim: Claim, records: list[tuple[str, dict]]) -> tuple
     want = claim.speed
     by_machine: dict[str, dict[str, dict]] = {}
     for machine, r in records:
-        if (r["dataset"], list(r["input"]), r.get("precision", "fp32")) == (want.dataset, list(want.input), want.precision):
+        if ((r["dataset"], list(r["input"]), r.get("precision", "fp32"))
+                == (want.dataset, list(want.input), want.precision)):
             by_machine.setdefault(machine, {}).setdefault(r["method"], r)  # newest first: the first one stays
     for machine, found in by_machine.items():
         if claim.arm.method in found and claim.baseline.method in found:

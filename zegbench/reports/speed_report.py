@@ -50,12 +50,14 @@ def efficiency_table(frame: pd.DataFrame) -> pd.DataFrame:
     def opt(v, fmt):
         return "-" if v is None or pd.isna(v) else format(v, fmt)
     return pd.DataFrame({
-        "Method": frame["method"], "Dataset": frame["dataset"], "Input": frame["input"], "Precision": frame["precision"],
+        "Method": frame["method"], "Dataset": frame["dataset"], "Input": frame["input"],
+        "Precision": frame["precision"],
         "Params (M)": [f"{v / 1e6:.2f}" for v in frame["params_total"]],
         "Learnable (M)": [f"{v / 1e6:.2f}" for v in frame["params_trainable"]],
         "GMACs (fvcore)": [f"{v:.1f}" for v in frame["gmacs"]],
         "GFLOPs (2/MAC)": [f"{v:.1f}" for v in frame["gflops"]],
-        "Latency ms [p10-p90]": [f"{m:.1f} [{a:.1f}-{b:.1f}]" for m, a, b in zip(frame["latency_ms"], frame["p10_ms"], frame["p90_ms"])],
+        "Latency ms [p10-p90]": [f"{m:.1f} [{a:.1f}-{b:.1f}]" for m, a, b
+                                 in zip(frame["latency_ms"], frame["p10_ms"], frame["p90_ms"], strict=True)],
         "FPS": [f"{v:.2f}" for v in frame["fps"]],
         "Test protocol": frame["test"], "FPS test": [opt(v, ".2f") for v in frame["fps_test"]],
         "CLIP crops/img": [opt(v, ".0f") for v in frame["regions"]],
@@ -75,7 +77,8 @@ def ratios(frame: pd.DataFrame) -> list[str]:
             if other not in by.index:
                 continue
             o = by.loc[other]
-            line = (f"{dataset} {size} {precision}: {other} / zegclip = **{o['latency_ms'] / z['latency_ms']:.1f}x latency**, "
+            line = (f"{dataset} {size} {precision}: {other} / zegclip = "
+                    f"**{o['latency_ms'] / z['latency_ms']:.1f}x latency**, "
                     f"{o['gflops'] / z['gflops']:.1f}x FLOPs ({o['regions']:.0f} CLIP crops per image)")
             if pd.notna(z["test_ms"]) and pd.notna(o["test_ms"]):
                 line += f"; at test protocol ({z['test']} vs {o['test']}) {o['test_ms'] / z['test_ms']:.1f}x latency"
@@ -118,7 +121,8 @@ def build_speed_report(suite: str, records: list[dict], reports_dir: str | Path 
               "## Efficiency: [markdown](efficiency.md), [LaTeX](efficiency.tex)", "", to_markdown(table)]
     if frame["random_weights"].any():
         lines += ["Rows of datasets with real-scale models use random weights: speed does not depend on weight "
-                  "values, except the two-stage method's number of non-empty proposals (CLIP crops), shown per row.", ""]
+                  "values, except the two-stage method's number of non-empty proposals (CLIP crops), "
+                  "shown per row.", ""]
     lines += ["## Ratios", ""] + [f"- {line}" for line in ratios(frame)] + [""]
     paper = pd.DataFrame(paper_numbers()["efficiency"]).fillna({"verified": True})
     lines += ["## The paper's efficiency rows (1080Ti, 512x512, fvcore GFLOPs = our GMACs column)", "",

@@ -49,7 +49,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
     """Seeds pooled: per (group, variant, dataset, setting) the mean, sample std and n of each metric."""
     out = []
     for keys, part in runs.groupby(GROUP_KEYS, sort=False):
-        row = dict(zip(GROUP_KEYS, keys))
+        row = dict(zip(GROUP_KEYS, keys, strict=True))
         row["method"] = part["method"].iloc[0]
         row["n"] = len(part)
         for metric in METRICS:
@@ -81,9 +81,10 @@ def ablation_table(agg: pd.DataFrame, group: str) -> pd.DataFrame:
     part = agg[agg["group"] == group].reset_index(drop=True)
     table = pd.DataFrame({"Variant": part["variant"], "Seeds": part["n"]})
     for metric, label in METRICS.items():
-        table[label] = [mean_std(m, s) for m, s in zip(part[f"{metric}_mean"], part[f"{metric}_std"])]
+        table[label] = [mean_std(m, s) for m, s in zip(part[f"{metric}_mean"], part[f"{metric}_std"], strict=True)]
     for metric, label in (("mIoU_unseen", "Δ U"), ("hIoU", "Δ h")):
-        table[f"{label} vs row above"] = ["-"] + [_signed(b - a) for a, b in zip(part[f"{metric}_mean"], part[f"{metric}_mean"][1:])]
+        means = part[f"{metric}_mean"]
+        table[f"{label} vs row above"] = ["-"] + [_signed(b - a) for a, b in zip(means, means[1:], strict=False)]
     return table
 
 
@@ -108,8 +109,9 @@ def paper_comparison(agg: pd.DataFrame, paper: dict) -> pd.DataFrame:
 
 
 def efficiency_table(agg: pd.DataFrame, speed: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Parameter counts and training time per variant (and dataset, when there are several); GMACs, latency and FPS where the speed
-    suite measured the variant's method on its dataset (``speed``: ``speed_report.latest_speed``)."""
+    """Parameter counts and training time per variant (and dataset, when there are several); GMACs, latency
+    and FPS where the speed suite measured the variant's method on its dataset (``speed``:
+    ``speed_report.latest_speed``)."""
     seen = agg.drop_duplicates(["variant", "dataset"])
     table = pd.DataFrame({
         "Variant": seen["variant"],
@@ -120,12 +122,14 @@ def efficiency_table(agg: pd.DataFrame, speed: pd.DataFrame | None = None) -> pd
     })
     lookup = {} if speed is None else {(r.method, r.dataset): r for r in speed.itertuples()}
     # Only a variant that is its method's default config was measured (overrides may change the cost).
-    hits = [lookup.get((m, d)) if v == m else None for v, m, d in zip(seen["variant"], seen["method"], seen["dataset"])]
+    hits = [lookup.get((m, d)) if v == m else None
+            for v, m, d in zip(seen["variant"], seen["method"], seen["dataset"], strict=True)]
     if any(hits):
         table["GMACs (fvcore)"] = [f"{h.gmacs:.2f}" if h else "-" for h in hits]
         table["Latency (ms)"] = [f"{h.latency_ms:.1f}" if h else "-" for h in hits]
         table["FPS"] = [f"{h.fps:.1f}" if h else "-" for h in hits]
-    for label, column in (("Device", "device"), ("Precision", "precision"), ("Inference", "inference"), ("torch", "torch")):
+    for label, column in (("Device", "device"), ("Precision", "precision"), ("Inference", "inference"),
+                          ("torch", "torch")):
         table[label] = seen[column].tolist()
     return table
 
@@ -153,6 +157,7 @@ def to_latex(table: pd.DataFrame, caption: str, label: str, bold_columns: list[s
         if values.notna().any():
             best = values.max()
             target = escaped.columns[list(table.columns).index(column)]
-            styler = styler.apply(lambda col, hit=(values == best).tolist(): ["textbf:--rwrap;" if h else "" for h in hit],
-                                  subset=[target])
-    return styler.to_latex(hrules=True, caption=caption, label=label, column_format="l" + "r" * (len(table.columns) - 1))
+            hit = (values == best).tolist()  # bound as a default: the styler applies it after the loop
+            styler = styler.apply(lambda col, hit=hit: ["textbf:--rwrap;" if h else "" for h in hit], subset=[target])
+    return styler.to_latex(hrules=True, caption=caption, label=label,
+                           column_format="l" + "r" * (len(table.columns) - 1))

@@ -17,7 +17,8 @@ from scipy.stats import t as student_t
 CONFIDENCE = 0.95
 
 
-def judge(low: float, high: float, direction: str, reference: float = 0.0, what: str = "the interval") -> tuple[str, str]:
+def judge(low: float, high: float, direction: str, reference: float = 0.0,
+          what: str = "the interval") -> tuple[str, str]:
     """(verdict, reason) for an interval [low, high] against ``reference`` and the claimed direction."""
     above, below = low > reference, high < reference
     if not (above or below):

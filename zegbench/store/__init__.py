@@ -5,8 +5,16 @@ harness (which trains and writes runs) and the reports (which only read them): n
 builds a run folder's path or parses its files itself. Importing it needs no torch.
 """
 from zegbench.store.hashing import short_hash
-from zegbench.store.layout import (RunStore, SuiteRun, failure_line, prepare_for_training, read_config, read_json,
-                                   record_failure, run_status)
+from zegbench.store.layout import (
+    RunStore,
+    SuiteRun,
+    failure_line,
+    prepare_for_training,
+    read_config,
+    read_json,
+    record_failure,
+    run_status,
+)
 from zegbench.store.result import RESULT_METRICS, RESULT_SCHEMA, RunResult, inspect_result, read_result, write_result
 
 __all__ = ["RESULT_METRICS", "RESULT_SCHEMA", "RunResult", "RunStore", "SuiteRun", "failure_line", "inspect_result",
