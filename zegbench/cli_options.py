@@ -68,49 +68,44 @@ def common_options() -> ArgumentParser:
     return parent
 
 
+def _one_option(*flags: str, **options) -> ArgumentParser:
+    """A parent parser holding the one option ``flags`` with ``options`` (argparse's ``add_argument``)."""
+    parent = ArgumentParser(add_help=False)
+    parent.add_argument(*flags, **options)
+    return parent
+
+
 def json_option() -> ArgumentParser:
     """``--json``: print one JSON object as the last line."""
-    parent = ArgumentParser(add_help=False)
-    parent.add_argument("--json", action="store_true", help="print a JSON object as the last line")
-    return parent
+    return _one_option("--json", action="store_true", help="print a JSON object as the last line")
 
 
 def data_root_option() -> ArgumentParser:
     """``--data-root DIR``: where the real datasets are (default: ``$ZEGBENCH_DATA``)."""
-    parent = ArgumentParser(add_help=False)
-    parent.add_argument("--data-root", metavar="DIR", default=os.environ.get("ZEGBENCH_DATA"),
-                        help="folder holding the real datasets (default: $ZEGBENCH_DATA)")
-    return parent
+    return _one_option("--data-root", metavar="DIR", default=os.environ.get("ZEGBENCH_DATA"),
+                       help="folder holding the real datasets (default: $ZEGBENCH_DATA)")
 
 
 def device_option() -> ArgumentParser:
     """``--device``: the torch device."""
-    parent = ArgumentParser(add_help=False)
-    parent.add_argument("--device", default="cpu", help="torch device: cpu, cuda or cuda:N (default: cpu)")
-    return parent
+    return _one_option("--device", default="cpu", help="torch device: cpu, cuda or cuda:N (default: cpu)")
 
 
 def results_option() -> ArgumentParser:
     """``--results DIR``: the run store."""
-    parent = ArgumentParser(add_help=False)
-    parent.add_argument("--results", metavar="DIR", default="results", help="run store folder (default: results)")
-    return parent
+    return _one_option("--results", metavar="DIR", default="results", help="run store folder (default: results)")
 
 
 def workers_option() -> ArgumentParser:
     """``--workers N``: data loader processes (speed only, never results)."""
-    parent = ArgumentParser(add_help=False)
-    parent.add_argument("--workers", type=non_negative_int, metavar="N",
-                        help="data loader processes per training process (0: load in the training process; default: "
-                             "one fewer than the cores it gets, at most 16); changes speed only, never results")
-    return parent
+    return _one_option("--workers", type=non_negative_int, metavar="N",
+                       help="data loader processes per training process (0: load in the training process; default: "
+                            "one fewer than the cores it gets, at most 16); changes speed only, never results")
 
 
 def dataset_option(help: str, default: str | None = None, required: bool = False) -> ArgumentParser:
     """``--dataset NAME``: a dataset config's name (``zegbench`` commands differ in its default and meaning)."""
-    parent = ArgumentParser(add_help=False)
-    parent.add_argument("--dataset", default=default, required=required, metavar="NAME", help=help)
-    return parent
+    return _one_option("--dataset", default=default, required=required, metavar="NAME", help=help)
 
 
 def run_command(parser: argparse.ArgumentParser, argv: list[str] | None, job) -> int:
