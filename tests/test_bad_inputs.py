@@ -15,10 +15,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from real_layouts import save_palette_png
 
 from zegbench.cli import main as zegbench_main
 from zegbench.harness.cli import main as run_all_main
+
+from real_layouts import save_palette_png
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = ["--set", "steps=2", "--set", "batch_size=2", "--set", "warmup=1"]

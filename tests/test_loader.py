@@ -7,7 +7,6 @@ import os
 import numpy as np
 import pytest
 import torch
-from real_layouts import write_voc
 
 from zegbench.cli import main as zegbench_main
 from zegbench.datasets.catalog import build_dataset, load_dataset_info
@@ -17,6 +16,8 @@ from zegbench.errors import ZegbenchError
 from zegbench.harness.identity import run_dir_for
 from zegbench.harness.resolve import resolve
 from zegbench.harness.run import run_experiment
+
+from real_layouts import write_voc
 
 TINY = {"steps": 4, "batch_size": 2, "warmup": 1, "log_every": 1}
 

@@ -7,11 +7,12 @@ import shutil
 import numpy as np
 import pytest
 from PIL import Image
-from real_layouts import WRITERS, save_palette_png, voc_palette, write_voc
 
 from zegbench.cli import main as zegbench_main
 from zegbench.datasets.catalog import build_dataset
 from zegbench.harness.cli import main as run_all_main
+
+from real_layouts import WRITERS, save_palette_png, voc_palette, write_voc
 
 # End-to-end runs on the real layouts check the data, the recipe's crops, test rescale and windows,
 # not the backbone: a randomly initialised ViT-S/32 (about 1/16 of ViT-B/16's FLOPs at 512 px;

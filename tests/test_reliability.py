@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from suite_runs import COMPARED, finished, losses, run_all, suite_file
 
 

@@ -4,13 +4,14 @@ from __future__ import annotations
 import json
 
 import pytest
-from fake_store import write_result
 
 from zegbench.harness.claim_check import load_claims
 from zegbench.harness.suite import RunSpec
 from zegbench.reports.build import build_report
 from zegbench.reports.scorecard import evaluate_claims
 from zegbench.reports.tables import ablation_table, aggregate, paper_comparison, runs_frame, to_latex, to_markdown
+
+from fake_store import write_result
 
 # variant -> seed -> metrics (percent). Chosen so means and sample stds are easy by hand.
 FIXTURE = {

@@ -6,7 +6,6 @@ import os
 
 import pytest
 import yaml
-from fake_store import write_result
 
 from zegbench.errors import ZegbenchError
 from zegbench.harness.claim_check import load_claims
@@ -17,6 +16,8 @@ from zegbench.reports.build import build_report
 from zegbench.reports.paper_claims import Claim
 from zegbench.reports.scorecard import arm_matches, evaluate_claims
 from zegbench.reports.verdicts import paired_verdict, ratio_verdict
+
+from fake_store import write_result
 
 T_975_2DF = 4.302653  # Student t, 97.5th percentile, 2 degrees of freedom (printed tables)
 

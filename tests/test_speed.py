@@ -4,12 +4,13 @@ from __future__ import annotations
 import json
 
 import torch
-from fake_store import write_result
 
 from zegbench.harness.cli import main
 from zegbench.harness.identity import config_hash
 from zegbench.harness.resolve import resolve
 from zegbench.harness.speed import count_flops, latency_stats, time_calls
+
+from fake_store import write_result
 
 
 def test_flops_of_a_linear_layer_are_two_per_multiply_add():

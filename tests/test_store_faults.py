@@ -7,6 +7,7 @@ import os
 import subprocess
 
 import pytest
+
 from suite_runs import ROOT, SUITE, finished, run_all, run_all_command, suite_file
 
 

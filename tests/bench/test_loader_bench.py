@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from real_layouts import write_voc
 
 from zegbench.datasets.catalog import build_dataset, load_dataset_info
 from zegbench.datasets.loader import BatchPlan, training_batches
 from zegbench.datasets.transforms import TrainTransform
+
+from real_layouts import write_voc
 
 BATCH = 16
 BATCHES = 4
