@@ -119,3 +119,19 @@ def test_numbers_are_checked_where_they_are_parsed(capsys):
     assert main(["run", "--method", "zegclip", "--seeds", "-2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: --seeds: must be a whole number of at least 0, not -2 (see `zegbench run --help`)"]
+
+
+class _ClosedPipe:
+    """Standard output whose reader has gone away (``zegbench suite list | head -1``)."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    def flush(self):
+        pass
+
+
+def test_a_reader_that_stops_early_is_not_an_error(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "stdout", _ClosedPipe())
+    assert main(["suite", "list"]) == 141  # as a shell reports a command whose pipe closed
+    assert capsys.readouterr().err == ""  # no "error: cannot access: Broken pipe" line

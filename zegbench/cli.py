@@ -13,6 +13,11 @@ import sys
 from zegbench.errors import ZegbenchError
 
 
+def _shows_progress(args) -> bool:
+    """Progress bars (stderr) unless the output is for a program (``--json``) or ``--quiet`` asked for less."""
+    return not args.json and args.verbosity >= 0
+
+
 def _emit(result: dict, as_json: bool, lines: list[str]) -> None:
     for line in lines:
         print(line)
@@ -25,7 +30,7 @@ def cmd_world_generate(args) -> None:
     from zegbench.datasets.generate import ensure_world, generation_rate
 
     spec = world_spec(load_dataset_info(args.dataset), args.seed)
-    root = ensure_world(spec, args.cache_dir, progress=not args.json)
+    root = ensure_world(spec, args.cache_dir, progress=_shows_progress(args))
     result = {"root": str(root), "seed": spec.seed, **spec.counts()}
     lines = [f"world ready at {root} ({spec.train_scenes} train, {spec.val_scenes} val scenes)"]
     if args.rate:
@@ -52,7 +57,7 @@ def cmd_world_describe(args) -> None:
 def cmd_world_gates(args) -> int:
     from zegbench.harness.gates import BUDGET_ORACLE_MIOU, THRESHOLDS, measure_gates
 
-    result = measure_gates(args.dataset, seed=args.seed, steps=args.steps, progress=not args.json)
+    result = measure_gates(args.dataset, seed=args.seed, steps=args.steps, progress=_shows_progress(args))
     lines = [f"{args.dataset}: structural gates at {result['steps']} steps of {result['batch_size']} images "
              f"({result['seconds'] / 60:.1f} min)"]
     for gate, ok in result["gates"].items():
@@ -72,7 +77,8 @@ def cmd_world_gates(args) -> int:
 def cmd_world_probe(args) -> None:
     from zegbench.harness.probe import run_probe
 
-    rows = [run_probe(t, steps=args.steps, seed=args.seed, progress=not args.json) for t in ("frozen", "finetune")]
+    rows = [run_probe(t, steps=args.steps, seed=args.seed, progress=_shows_progress(args))
+            for t in ("frozen", "finetune")]
     lines = ["tuning    zs-unseen before -> after   mIoU(S)  mIoU(U)  hIoU   unseen px -> seen"]
     for r in rows:
         lines.append(f"{r['tuning']:<9} {r['zero_shot_unseen_before']:>8.3f} -> {r['zero_shot_unseen_after']:.3f}"
@@ -85,7 +91,7 @@ def cmd_clip_pretrain(args) -> None:
     from zegbench.clip.pretrain import pretrain
 
     record = pretrain(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      eval_every=args.eval_every, progress=not args.json, model_name=args.clip)
+                      eval_every=args.eval_every, progress=_shows_progress(args), model_name=args.clip)
     zs = record["zero_shot"]
     lines = [f"saved {args.out} after {record['steps']} steps in {record['wall_seconds'] / 60:.1f} min: "
              f"zero-shot acc_all {zs['acc_all']:.3f}, acc_unseen {zs['acc_unseen']:.3f}"]
@@ -170,7 +176,7 @@ def cmd_run(args) -> None:
     rows = []
     for seed in args.seeds:
         r = run_experiment(args.method, args.dataset, seed, _parse_overrides(args.set), args.results, args.suite,
-                           args.device, progress=not args.json, data_root=args.data_root, workers=workers)
+                           args.device, progress=_shows_progress(args), data_root=args.data_root, workers=workers)
         rows.append({k: r[k] for k in ("method", "seed", "pAcc", "mIoU_seen", "mIoU_unseen", "hIoU", "train_seconds")})
     def num(v):  # a metric is None when its classes are absent from the split
         return "n/a" if v is None else f"{v:.1f}"

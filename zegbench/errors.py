@@ -25,6 +25,9 @@ def run_reporting_errors(job, debug: bool = False) -> int:
 
     try:
         return job() or 0
+    except BrokenPipeError:  # whoever read our output stopped (`zegbench suite list | head`): not an error
+        _stdout_to_devnull()
+        return 141  # 128 + SIGPIPE: what a shell reports for a command whose reader went away
     except (ZegbenchError, OSError) as err:
         if debug:
             traceback.print_exc()
@@ -33,6 +36,16 @@ def run_reporting_errors(job, debug: bool = False) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished runs are kept; run the same command again to go on", file=sys.stderr)
         return 130
+
+
+def _stdout_to_devnull() -> None:
+    """Point stdout at /dev/null, so the interpreter's last flush of it does not fail a second time."""
+    import os
+
+    try:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):  # not a real file (captured or replaced): nothing to flush
+        pass
 
 
 def describe_error(err: Exception) -> str:

@@ -248,7 +248,9 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
         started = time.time()
         if _copied(spec, RunStore.at(results), progress):  # no process to start
             return "done"
-        payload = _payload(spec, results, device, data_root, progress=jobs == 1 and sys.stderr.isatty())
+        # The run's own progress bar: one run at a time, on a terminal, unless --quiet asked for less.
+        shows_progress = jobs == 1 and sys.stderr.isatty() and log.isEnabledFor(logging.INFO)
+        payload = _payload(spec, results, device, data_root, progress=shows_progress)
         cmd = worker_command(payload, executor.nproc)
         if jobs == 1:  # the run's own progress bar and messages go straight to the terminal
             proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
