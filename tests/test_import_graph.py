@@ -116,3 +116,13 @@ def test_the_checker_sees_imports_inside_functions(tmp_path):
     source.write_text("import os\n\ndef f():\n    from zegbench.harness import run\n    return run\n")
     assert _imports(source, top_level_only=False) == {"zegbench.harness.run"}
     assert _imports(source, top_level_only=True) == set()
+
+
+def test_reading_a_store_and_its_reports_needs_no_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys, zegbench.store, zegbench.reports.build, zegbench.reports.scorecard; "
+            "print(sorted(m for m in ('torch', 'open_clip', 'torchvision') if m in sys.modules))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert loaded == "[]"
