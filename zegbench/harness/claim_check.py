@@ -43,6 +43,7 @@ def check_claim_names(claim: Claim, where: str) -> None:
         for key in arm.set:
             if key not in accepted:
                 raise ZegbenchError(f"{where}: claim '{claim.id}' {side}.set: unknown key {key!r} for {arm.method}")
-    if claim.suite not in config_names("suites"):
-        known = ", ".join(config_names("suites"))
+    suites = config_names("suites")
+    if claim.suite not in suites:
+        known = ", ".join(suites)
         raise ZegbenchError(f"{where}: claim '{claim.id}': unknown suite {claim.suite!r}; known: {known}")

@@ -16,7 +16,6 @@ import argparse
 import os
 import time
 from contextlib import contextmanager
-from pathlib import Path
 
 from zegbench.errors import ZegbenchError
 
@@ -129,6 +128,8 @@ def run_suite(args) -> int:
     executor = ExecutorOptions(args.executor, args.nproc, args.slurm_partition, args.slurm_gpus, args.slurm_cpus,
                                args.slurm_time, args.slurm_array_parallelism,
                                None if args.slurm_cluster == "slurm" else args.slurm_cluster)
+    suite = suite_path(args.suite).stem  # its folder in the run store and in the reports
+    store = RunStore(args.results)
     specs = expand(args.suite, args.dataset, args.seeds, args.results, args.only, world_size=executor.world_size)
     if not specs:
         raise ZegbenchError(f"suite {args.suite!r} has no runs"
@@ -148,11 +149,9 @@ def run_suite(args) -> int:
         if executor.kind == "slurm":  # what would be submitted, for checking before a cluster sees it
             print("the sbatch settings of each job (one array; submitit fills in the command):")
             pending = len(specs) - statuses.count("done")
-            print(slurm_script(executor, Path(args.results) / suite_path(args.suite).stem / ".submitit", pending))
+            print(slurm_script(executor, store.slurm_folder(suite), pending))
         return 0
     failed = 0
-    suite = suite_path(args.suite).stem  # its folder in the run store and in the reports
-    store = RunStore(args.results)
     if not args.report_only:
         check_invocation(specs, args.data_root, executor, args.device)  # before anything is written
         store.check_writable()

@@ -35,8 +35,9 @@ def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None,
     recipe = info.recipe
     method_file, dataset_file = config_file("methods", method), info.path
     method_keys, train_keys, origin = {}, asdict(TrainConfig()), {}
-    cls_name = method_config(method)["class"]
-    layers = [(method_config(method), f"{method_file}", "method"),
+    method_yaml = method_config(method)
+    cls_name = method_yaml["class"]
+    layers = [(method_yaml, f"{method_file}", "method"),
               (recipe.method, f"{dataset_file} (recipe.method)", "method"),
               (recipe.train, f"{dataset_file} (recipe.train)", "train"),
               (recipe.per_class.get(cls_name) or {}, f"{dataset_file} (recipe.per_class.{cls_name})", None),

@@ -15,7 +15,6 @@ import traceback
 from pathlib import Path
 
 import torch
-import yaml
 
 from zegbench.datasets.catalog import build_dataset, load_dataset_info
 from zegbench.errors import ZegbenchError, describe_error
@@ -26,7 +25,7 @@ from zegbench.harness.resolve import resolve
 from zegbench.harness.train import TrainConfig, train
 from zegbench.methods import create_method
 from zegbench.store import RESULT_SCHEMA, RunStore, prepare_for_training, read_result, record_failure, write_result
-from zegbench.store.layout import CHECKPOINT_FILE, CONFIG_FILE, ENV_FILE, LOG_FILE
+from zegbench.store.layout import CHECKPOINT_FILE, ENV_FILE, LOG_FILE, write_config
 from zegbench.utils import distributed
 from zegbench.utils.claims import claim
 from zegbench.utils.faults import fault_point
@@ -107,7 +106,7 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
     method, dataset, seed = resolved["method"], resolved["dataset"], resolved["seed"]
     main = distributed.is_main()
     if main:
-        (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False))
+        write_config(run_dir, resolved)
         # Training precision is a config key (in the hash); env.json repeats it for the report tables.
         atomic_write_json({**environment(device, workers), "precision": resolved["train"]["precision"]},
                           run_dir / ENV_FILE)

@@ -108,10 +108,11 @@ def default_config_accuracy(records: list[dict], store: RunStore | str | Path) -
     from zegbench.harness.identity import config_hash
     from zegbench.harness.resolve import resolve
 
+    store = RunStore.at(store)
     points = []
     for method, dataset in dict.fromkeys((r["method"], r["dataset"]) for r in records):
         hious = {}
-        for result in RunStore.at(store).results_of(method, dataset):
+        for result in store.results_of(method, dataset):
             try:
                 default = config_hash(resolve(method, dataset, result.seed))
             except ZegbenchError:  # a method or dataset config that no longer resolves

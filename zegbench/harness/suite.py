@@ -236,17 +236,18 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
     busy = [s for s in specs if statuses[id(s)] == "running"]
     todo = [s for s in specs if statuses[id(s)] not in ("done", "running")]
     log.info(f"suite {suite}: {len(specs)} runs, {sum(v == 'done' for v in statuses.values())} already finished, "
-        f"{len(todo)} to run" + (f" ({jobs} at a time)" if jobs > 1 and todo else "")
-        + (f", {len(busy)} being run by another process (left to it)" if busy else ""))
+             f"{len(todo)} to run" + (f" ({jobs} at a time)" if jobs > 1 and todo else "")
+             + (f", {len(busy)} being run by another process (left to it)" if busy else ""))
     threads = max(1, available_cores() // max(jobs * executor.nproc, 1))
     env = {**os.environ, "ZEGBENCH_THREADS": str(threads)}
     progress = SuiteProgress(len(todo), jobs if executor.kind != "slurm" else executor.array_parallelism)
+    store = RunStore.at(results)
     if executor.kind == "slurm":
-        return _execute_on_slurm(todo, busy, suite, results, device, data_root, executor, progress)
+        return _execute_on_slurm(todo, busy, suite, store, device, data_root, executor, progress)
 
     def one(spec: RunSpec) -> str:
         started = time.time()
-        if _copied(spec, RunStore.at(results), progress):  # no process to start
+        if _copied(spec, store, progress):  # no process to start
             return "done"
         # The run's own progress bar: one run at a time, on a terminal, unless --quiet asked for less.
         shows_progress = jobs == 1 and sys.stderr.isatty() and log.isEnabledFor(logging.INFO)
@@ -288,7 +289,7 @@ def _chains(specs: list[RunSpec]) -> list[list[RunSpec]]:
     return list(chains.values())
 
 
-def _execute_on_slurm(todo, busy, suite, results, device, data_root, executor, progress) -> dict[str, int]:
+def _execute_on_slurm(todo, busy, suite, store: RunStore, device, data_root, executor, progress) -> dict[str, int]:
     """Unfinished runs as Slurm job arrays (submitit); copies of finished runs need no job.
 
     Two waves: the runs that train, then the variants that only evaluate their weights.
@@ -299,13 +300,13 @@ def _execute_on_slurm(todo, busy, suite, results, device, data_root, executor, p
     for wave in ([c[0] for c in chains], [s for c in chains for s in c[1:]]):
         queued = []
         for spec in wave:
-            if _copied(spec, RunStore.at(results), progress):
+            if _copied(spec, store, progress):
                 final.append("done")
             else:
                 queued.append(spec)
         if queued:
-            folder = Path(results) / suite / ".submitit"
-            codes = submit_slurm([_payload(s, results, device, data_root, False) for s in queued], executor, folder)
+            payloads = [_payload(s, store.root, device, data_root, False) for s in queued]
+            codes = submit_slurm(payloads, executor, store.slurm_folder(suite))
             final += [_report(s, code, "", started, progress) for s, code in zip(queued, codes, strict=True)]
     final += ["running"] * len(busy)
     return {status: final.count(status) for status in set(final)}
@@ -324,10 +325,10 @@ def _report(spec: RunSpec, returncode: int, output: str, started: float, progres
         r = read_result(spec.run_dir)
         reused = f"; evaluated the weights of {r.trained_by}" if r.trained_by else ""
         log.info(f"[{n}/{progress.total}] {spec.label}: mIoU(S) {_num(r.mIoU_seen)} mIoU(U) {_num(r.mIoU_unseen)} "
-            f"hIoU {_num(r.hIoU)} ({took}{reused}); {where}")
+                 f"hIoU {_num(r.hIoU)} ({took}{reused}); {where}")
     else:
         log.info(f"[{n}/{progress.total}] {spec.label}: FAILED ({took}): "
-            f"{_failure_line(spec.run_dir, returncode, output)}; {where}")
+                 f"{_failure_line(spec.run_dir, returncode, output)}; {where}")
     return status
 
 

@@ -37,6 +37,7 @@ LOG_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
 FAILED_FILE = "failed.json"
 SUMMARY_FILE = "summary.json"
+SUBMITIT_FOLDER = ".submitit"  # a suite folder's Slurm job scripts and logs
 REPLACED = ".replaced-"  # a folder moved aside by --force: '<run>.replaced-<time>'
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,11 @@ def read_config(run_dir: Path) -> dict | None:
     except (OSError, yaml.YAMLError):
         return None
     return config if isinstance(config, dict) else None
+
+
+def write_config(run_dir: Path, resolved: dict) -> None:
+    """Write a run's resolved config as ``config.yaml``, in the order it was resolved."""
+    (run_dir / CONFIG_FILE).write_text(yaml.safe_dump(resolved, sort_keys=False))
 
 
 def read_json(path: Path) -> dict:
@@ -132,6 +138,10 @@ class RunStore:
     def suite_folder(self, suite: str) -> Path:
         return self.root / suite
 
+    def slurm_folder(self, suite: str) -> Path:
+        """Where a suite's Slurm jobs keep their scripts and logs (submitit)."""
+        return self.root / suite / SUBMITIT_FOLDER
+
     def run_dir(self, suite: str, method: str, dataset: str, seed: int, config_hash: str) -> Path:
         """The folder of a training run: ``<suite>/<method>-<dataset>-s<seed>-<config hash>``."""
         return self.root / suite / f"{method}-{dataset}-s{seed}-{config_hash}"
@@ -199,8 +209,8 @@ class RunStore:
         """Every sound record of ``method`` on ``dataset`` in any suite's folder (any seed, any config)."""
         found = []
         for path in sorted(self.root.glob(f"*/{method}-{dataset}-s*-*/{RESULT_FILE}")):
-            result = read_result(path.parent)
-            if result is not None and REPLACED not in path.parent.name:
+            result = read_result(path.parent) if REPLACED not in path.parent.name else None
+            if result is not None:
                 found.append(result)
         return found
 
