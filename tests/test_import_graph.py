@@ -23,7 +23,8 @@ MAY_IMPORT = {
     "reports": {"errors", "utils", "config_dirs", "store"},  # a report reads the store, never the harness or a method
     "cli_options": {"errors", "utils", "config_dirs"},
     "harness": {"errors", "utils", "config_dirs", "cli_options", "store", "datasets", "clip", "methods", "reports"},
-    "segment": {"errors", "utils", "store", "datasets", "clip", "methods"},
+    # segment -> harness: an official checkpoint carries no config, so it is built as resolve builds a recipe's method
+    "segment": {"errors", "utils", "store", "datasets", "clip", "methods", "harness"},
     "cli": {"errors", "utils", "config_dirs", "cli_options", "store", "datasets", "clip", "methods", "reports",
             "harness", "segment"},
     "__main__": {"cli"},

@@ -3,8 +3,13 @@
 __version__ = "0.1.0"
 
 
-def load(path, device: str = "cpu"):
-    """A trained model from a run folder or checkpoint: ``zegbench.load(run).segment(image, names)``."""
+def load(path, device: str = "cpu", dataset: str | None = None, method: str | None = None,
+         overrides: dict | None = None):
+    """A trained model from a run folder or checkpoint: ``zegbench.load(run).segment(image, names)``.
+
+    An official ZegCLIP checkpoint needs ``dataset`` (the one it was trained on): ``zegbench.load(
+    "zegclip_voc.pth", dataset="voc12")``; see ``zegbench.segment.load``.
+    """
     from zegbench.segment import load as _load
 
-    return _load(path, device)
+    return _load(path, device, dataset, method, overrides)

@@ -188,9 +188,18 @@ def cmd_run(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from zegbench.harness.evaluate import score_prediction_folder
+    from zegbench.harness.evaluate import evaluate_checkpoint, score_prediction_folder
 
-    m = score_prediction_folder(args.pred, args.dataset, args.split, args.data_root)
+    if (args.pred is None) == (args.checkpoint is None):
+        raise ZegbenchError("give exactly one of --pred FOLDER (label PNGs) or --checkpoint PATH (an official "
+                            "ZegCLIP .pth)")
+    if args.checkpoint is not None:
+        m = evaluate_checkpoint(args.checkpoint, args.dataset, args.method, _parse_overrides(args.set), args.split,
+                                args.data_root, args.device, args.limit)
+    else:
+        if args.method or args.set or args.limit:
+            raise ZegbenchError("--method, --set and --limit go with --checkpoint; --pred scores the PNGs as they are")
+        m = score_prediction_folder(args.pred, args.dataset, args.split, args.data_root)
 
     def num(v):
         return "n/a" if v is None else f"{v:.2f}"
@@ -228,7 +237,8 @@ def cmd_segment(args) -> None:
 
     if bool(args.run) == bool(args.checkpoint):
         raise ZegbenchError("give exactly one of --run RUN_DIR or --checkpoint PATH")
-    segmenter = load(args.run or args.checkpoint, args.device)
+    segmenter = load(args.run or args.checkpoint, args.device, dataset=args.dataset, method=args.method,
+                     overrides=_parse_overrides(args.set))
     names = _class_names(args.classes, args.classes_file)
     images, lines = [], []
     for image in args.images:
@@ -347,9 +357,18 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not compare image counts with the benchmark's (a subset)")
     p.set_defaults(func=cmd_data_verify)
 
-    p = groups.add_parser("evaluate", parents=[common, real_dataset, data_root, json_out],
-                          help="score a folder of predicted label PNGs with the harness's protocol")
-    p.add_argument("--pred", required=True, help="folder of <id>.png label maps (class indices, 255 = no prediction)")
+    p = groups.add_parser("evaluate", parents=[common, real_dataset, data_root, device, json_out],
+                          help="score predicted label PNGs, or an official ZegCLIP checkpoint, with the harness's "
+                               "protocol")
+    p.add_argument("--pred", help="folder of <id>.png label maps (class indices, 255 = no prediction)")
+    p.add_argument("--checkpoint", help="an official ZegCLIP checkpoint (mmseg .pth with state_dict and meta), "
+                                        "evaluated as the dataset's recipe builds --method")
+    p.add_argument("--method", default=None, help="with --checkpoint: zegclip or zegclip_transductive (default: "
+                                                  "what the checkpoint's config says)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="with --checkpoint: override a method key, e.g. --set clip_weights=/path/ViT-B-16.pt")
+    p.add_argument("--limit", type=positive_int, default=None,
+                   help="with --checkpoint: evaluate the first N images only (a quick look)")
     p.add_argument("--split", default="val", help="split to score (default: val)")
     p.set_defaults(func=cmd_evaluate)
 
@@ -360,7 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--classes-file", metavar="FILE",
                    help="class names, one per line (UTF-8), taken as written: for names with commas")
     p.add_argument("--run", help="a finished run folder (results/<suite>/<run>)")
-    p.add_argument("--checkpoint", help="a checkpoint.pt written by the harness")
+    p.add_argument("--checkpoint", help="a checkpoint.pt written by the harness, or an official ZegCLIP .pth")
+    p.add_argument("--dataset", default=None, metavar="NAME",
+                   help="with an official checkpoint: the dataset it was trained on (voc12, coco_stuff164k)")
+    p.add_argument("--method", default=None,
+                   help="with an official checkpoint: zegclip or zegclip_transductive (default: its config's)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="with an official checkpoint: override a method key (e.g. clip_weights)")
     p.add_argument("--out", required=True, help="folder for <image>_labels.png and <image>_overlay.png")
     p.add_argument("--min-score", type=float, default=None,
                    help="pixels whose best calibrated score is lower get 255 (none); default: every pixel gets a class")

@@ -98,9 +98,17 @@ def read_image(image) -> np.ndarray:
         raise ZegbenchError(f"image {path} is unreadable ({type(err).__name__}): is it a PNG or JPEG?") from None
 
 
-def load(path: str | Path, device: str = "cpu") -> Segmenter:
-    """A run folder or a harness checkpoint -> ``Segmenter``."""
+def load(path: str | Path, device: str = "cpu", dataset: str | None = None, method: str | None = None,
+         overrides: dict | None = None) -> Segmenter:
+    """A run folder, a harness checkpoint or an official ZegCLIP checkpoint -> ``Segmenter``.
+
+    An official checkpoint (an mmseg ``.pth``) carries no zegbench config: ``dataset`` names the
+    dataset it was trained on, and the model is built as that dataset's recipe builds ``method``
+    (default: ``zegclip``, or ``zegclip_transductive`` for a self-trained checkpoint), with
+    ``overrides`` of its keys. ``dataset``, ``method`` and ``overrides`` are ignored otherwise.
+    """
     from zegbench.methods import create_method
+    from zegbench.methods.official_checkpoint import is_official_checkpoint
 
     path = Path(path)
     checkpoint = path / CHECKPOINT_FILE if path.is_dir() else path
@@ -119,6 +127,14 @@ def load(path: str | Path, device: str = "cpu") -> Segmenter:
         state = torch.load(checkpoint, map_location=device, weights_only=True)
     except Exception as err:  # truncated or foreign files fail in many ways inside torch
         raise ZegbenchError(f"{checkpoint} is unreadable as a zegbench checkpoint ({type(err).__name__})") from None
+    if is_official_checkpoint(state):
+        from zegbench.harness.evaluate import official_method
+
+        if dataset is None:
+            raise ZegbenchError(f"{checkpoint} is an official ZegCLIP checkpoint: name the dataset it was trained on "
+                                f"(--dataset voc12 or coco_stuff164k), so the model is built as that recipe says")
+        model, config = official_method(state, dataset, method, overrides, source=str(checkpoint))
+        return Segmenter(model, config, device)
     if not isinstance(state, dict) or "method" not in state:
         raise ZegbenchError(f"{checkpoint} is not a zegbench training checkpoint (no 'method' weights)")
     config = state.get("config")

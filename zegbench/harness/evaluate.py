@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from zegbench.datasets.catalog import DatasetInfo
 from zegbench.datasets.transforms import rescale_for_testing
+from zegbench.errors import ZegbenchError
 from zegbench.harness.metrics import ConfusionMatrix, summarize
 from zegbench.methods.base import Method
 from zegbench.utils import distributed
@@ -56,6 +57,44 @@ def evaluate(method: Method, dataset, info: DatasetInfo, batch_size: int = 16, d
     return summarize(cm, info.classes, info.unseen_ids)
 
 
+def official_method(checkpoint: str | Path | dict, dataset: str, method: str | None = None,
+                    overrides: dict | None = None, source: str | None = None) -> tuple[Method, dict]:
+    """An official ZegCLIP checkpoint (path or loaded) in zegbench's ZegCLIP, built as ``dataset``'s recipe says.
+
+    ``method`` defaults to ``zegclip``, or ``zegclip_transductive`` when the checkpoint's config
+    trained with self-training; ``overrides`` replace method keys (e.g. ``clip_weights``, a local
+    ViT-B-16 file for the text tower). Returns the method and its resolved config. The checkpoint
+    is read before anything is built, so a bad file costs no CLIP download.
+    """
+    from zegbench.datasets.catalog import load_dataset_info
+    from zegbench.harness.resolve import resolve
+    from zegbench.methods import create_method
+    from zegbench.methods.official_checkpoint import checkpoint_setting, load_official_checkpoint, read_checkpoint
+    from zegbench.methods.zegclip import ZegCLIP
+
+    ckpt = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
+    source = source or str(checkpoint)
+    method = method or ("zegclip_transductive" if checkpoint_setting(ckpt["meta"]) == "transductive" else "zegclip")
+    config = resolve(method, dataset, 0, overrides)
+    model = create_method(method, **{k: v for k, v in config["method_config"].items() if k != "class"})
+    if not isinstance(model, ZegCLIP):
+        raise ZegbenchError(f"method {method!r} is not a ZegCLIP: an official ZegCLIP checkpoint loads only into "
+                            f"zegclip or zegclip_transductive")
+    load_official_checkpoint(model, ckpt, list(load_dataset_info(dataset).classes), source=source)
+    return model, config
+
+
+def evaluate_checkpoint(checkpoint: str | Path, dataset: str, method: str | None = None,
+                        overrides: dict | None = None, split: str = "val", data_root: str | Path | None = None,
+                        device: str = "cpu", limit: int | None = None) -> dict:
+    """Evaluate an official ZegCLIP checkpoint on ``dataset``'s ``split`` (the metrics of ``evaluate``)."""
+    from zegbench.datasets.catalog import build_dataset, load_dataset_info
+
+    model, _ = official_method(checkpoint, dataset, method, overrides)
+    data = build_dataset(dataset, split, data_root=data_root)
+    return evaluate(model, data, load_dataset_info(dataset), device=device, limit=limit)
+
+
 def score_prediction_folder(pred_dir: str | Path, dataset: str, split: str = "val",
                             data_root: str | Path | None = None) -> dict:
     """Score label PNGs from any method with the harness's protocol.
@@ -67,7 +106,6 @@ def score_prediction_folder(pred_dir: str | Path, dataset: str, split: str = "va
     from PIL import Image, UnidentifiedImageError
 
     from zegbench.datasets.catalog import build_dataset, load_dataset_info
-    from zegbench.errors import ZegbenchError
 
     pred_dir = Path(pred_dir)
     if not pred_dir.is_dir():
