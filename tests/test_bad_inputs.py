@@ -120,6 +120,17 @@ def _wrong_arch_checkpoint(tmp, monkeypatch):
     return zegbench_main, ["clip", "zero-shot", "--checkpoint", str(tmp / "other.pt")]
 
 
+def _official_checkpoint(fault):
+    """`zegbench evaluate --checkpoint` with the official-equivalence fixture, cut short or on the wrong dataset."""
+    def setup(tmp, monkeypatch):
+        fixture = Path(__file__).parent / "data" / "official_zegclip_small" / "official.pth"
+        path = tmp / "official.pth"
+        data = fixture.read_bytes()
+        path.write_bytes(data[: len(data) // 2] if fault == "truncated" else data)  # its 6 classes are not VOC's 20
+        return zegbench_main, ["evaluate", "--checkpoint", str(path), "--dataset", "voc12", "--data-root", str(tmp)]
+    return setup
+
+
 def _truncated_checkpoint(tmp, monkeypatch):
     shipped = ROOT / "zegbench" / "clip" / "weights" / "zegbench-world2-vit.pt"
     (tmp / "cut.pt").write_bytes(shipped.read_bytes()[: 200_000])
@@ -387,6 +398,8 @@ CASES = {
     "run-without-checkpoint": (_segment("red dotted", run="empty"), "no checkpoint.pt"),
     "checkpoint-wrong-architecture": (_wrong_arch_checkpoint, "does not load into"),
     "checkpoint-truncated": (_truncated_checkpoint, "is unreadable"),
+    "official-checkpoint-truncated": (_official_checkpoint("truncated"), "a truncated download?"),
+    "official-checkpoint-other-dataset": (_official_checkpoint("classes"), "was trained on 6 classes"),
     "results-folder-unwritable": (_results_under_a_file, "is not writable"),
     "disk-full-during-write": (_disk_full, "No space left on device; free some space"),
     "disk-full-during-checkpoint": (_checkpoint_disk_full, "checkpoint.pt: No space left on device"),

@@ -69,18 +69,25 @@ def official_method(checkpoint: str | Path | dict, dataset: str, method: str | N
     from zegbench.datasets.catalog import load_dataset_info
     from zegbench.harness.resolve import resolve
     from zegbench.methods import create_method
-    from zegbench.methods.official_checkpoint import checkpoint_setting, load_official_checkpoint, read_checkpoint
+    from zegbench.methods.official_checkpoint import (
+        check_meta,
+        checkpoint_setting,
+        load_official_checkpoint,
+        read_checkpoint,
+    )
     from zegbench.methods.zegclip import ZegCLIP
 
     ckpt = checkpoint if isinstance(checkpoint, dict) else read_checkpoint(checkpoint)
     source = source or str(checkpoint)
     method = method or ("zegclip_transductive" if checkpoint_setting(ckpt["meta"]) == "transductive" else "zegclip")
     config = resolve(method, dataset, 0, overrides)
+    classes = list(load_dataset_info(dataset).classes)
+    check_meta(ckpt, classes, config["method_config"].get("setting"), source)  # before building: cheap errors first
     model = create_method(method, **{k: v for k, v in config["method_config"].items() if k != "class"})
     if not isinstance(model, ZegCLIP):
         raise ZegbenchError(f"method {method!r} is not a ZegCLIP: an official ZegCLIP checkpoint loads only into "
                             f"zegclip or zegclip_transductive")
-    load_official_checkpoint(model, ckpt, list(load_dataset_info(dataset).classes), source=source)
+    load_official_checkpoint(model, ckpt, classes, source=source)
     return model, config
 
 

@@ -180,29 +180,39 @@ def checkpoint_setting(meta: dict) -> str | None:
     return "transductive" if re.search(r"self_training\s*=\s*True", text) else "inductive"
 
 
-def load_official_checkpoint(method: nn.Module, checkpoint: str | Path | dict, class_names: list[str] | None = None,
-                             source: str | None = None, check_setting: bool = True) -> dict:
-    """Put an official checkpoint (path or loaded dict) into ``method`` (a ZegCLIP); returns its ``meta``.
+def check_meta(ckpt: dict, class_names: list[str] | None, setting: str | None, source: str) -> None:
+    """The checkpoint's ``meta`` against the dataset's classes (by count) and the method's setting.
 
-    ``class_names`` (the dataset's) are checked against the checkpoint's ``meta['CLASSES']`` by count,
-    and the method's ``setting`` against the config's ``self_training``: a COCO-Stuff model loads
-    into a VOC model without a shape error, so these are what catch a wrong file. ``check_setting``
-    False lets an inductive checkpoint start a transductive model (the official second phase does).
+    A COCO-Stuff model loads into a VOC model without a shape error, and an inductive model
+    differs from a transductive one only in its calibration: these checks are what catch a wrong
+    file, and they run before any model is built.
     """
-    ckpt = read_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
-    source = source or (str(checkpoint) if not isinstance(checkpoint, dict) else "the checkpoint")
     meta = ckpt["meta"]
     trained_for = meta.get("CLASSES")
     if class_names is not None and trained_for is not None and len(trained_for) != len(class_names):
         raise ZegbenchError(f"{source} was trained on {len(trained_for)} classes (meta CLASSES: "
                             f"{_named(list(trained_for))}), the dataset has {len(class_names)}: evaluate it on "
                             f"the dataset it was trained on")
-    setting = checkpoint_setting(meta)
-    ours = getattr(method, "setting", None)
-    if check_setting and setting is not None and ours is not None and setting != ours:
-        hint = "zegclip_transductive" if setting == "transductive" else "zegclip"
-        raise ZegbenchError(f"{source} was trained {setting}ly (self_training in its config), the method is {ours}: "
-                            f"use --method {hint} (the transductive model has no seen-class calibration)")
+    theirs = checkpoint_setting(meta)
+    if setting is not None and theirs is not None and setting != theirs:
+        hint = "zegclip_transductive" if theirs == "transductive" else "zegclip"
+        raise ZegbenchError(f"{source} was trained {theirs}ly (self_training in its config), the method is "
+                            f"{setting}: use --method {hint} (the transductive model has no seen-class calibration)")
+
+
+def load_official_checkpoint(method: nn.Module, checkpoint: str | Path | dict, class_names: list[str] | None = None,
+                             source: str | None = None, check_setting: bool = True) -> dict:
+    """Put an official checkpoint (path or loaded dict) into ``method`` (a ZegCLIP); returns its ``meta``.
+
+    ``class_names`` (the dataset's) and the method's ``setting`` are checked first (``check_meta``);
+    ``check_setting`` False lets an inductive checkpoint start a transductive model (the official
+    second phase does).
+    """
+    ckpt = read_checkpoint(checkpoint) if not isinstance(checkpoint, dict) else checkpoint
+    source = source or (str(checkpoint) if not isinstance(checkpoint, dict) else "the checkpoint")
+    if not is_official_checkpoint(ckpt):
+        raise ZegbenchError(f"{source} is not an official ZegCLIP checkpoint (a dict with 'state_dict' and 'meta')")
+    check_meta(ckpt, class_names, getattr(method, "setting", None) if check_setting else None, source)
     state = convert_state_dict(ckpt["state_dict"], method.state_dict(), source)
     table = state[POSITIONS]
     visual = method.encoder.visual
@@ -210,7 +220,7 @@ def load_official_checkpoint(method: nn.Module, checkpoint: str | Path | dict, c
         visual.positional_embedding = nn.Parameter(table.clone().to(visual.positional_embedding),
                                                    requires_grad=visual.positional_embedding.requires_grad)
     method.load_state_dict(state, strict=True)
-    return meta
+    return ckpt["meta"]
 
 
 def official_state_dict(method: nn.Module, class_names: list[str] | None = None,
