@@ -8,7 +8,7 @@ import torch
 from zegbench.harness.cli import main
 from zegbench.harness.identity import config_hash
 from zegbench.harness.resolve import resolve
-from zegbench.harness.speed import count_flops, latency_stats, time_calls
+from zegbench.harness.speed import count_flops, latency_stats, synchronize, time_calls
 
 from fake_store import write_result
 
@@ -54,6 +54,44 @@ def test_latency_statistics_and_timed_calls():
     calls = []
     times = time_calls(lambda: calls.append(1), warmup=2, repeats=3)
     assert len(calls) == 5 and len(times) == 3 and all(t >= 0 for t in times)
+
+
+def _fake_gpus(monkeypatch) -> list:
+    """Two fake GPUs that differ in name; returns the devices ``torch.cuda.synchronize`` was called with.
+    A call without a device (the current one, cuda:0) is recorded as None."""
+    synced = []
+    names = {0: "Fake GPU zero", 1: "Fake GPU one"}
+
+    def index(device):
+        return 0 if device is None or torch.device(device).index is None else torch.device(device).index
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: synced.append(device))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: names[index(device)])
+    return synced
+
+
+def test_timed_calls_on_a_second_gpu_wait_for_that_gpu(monkeypatch):
+    synced = _fake_gpus(monkeypatch)
+    times = time_calls(lambda: None, warmup=1, repeats=3, device="cuda:1")
+    assert len(times) == 3
+    assert len(synced) == 4 and all(torch.device(d) == torch.device("cuda:1") for d in synced if d is not None)
+    assert None not in synced  # a bare synchronize() waits on cuda:0: cuda:1's latency would be launches only
+    synced.clear()
+    synchronize("cpu")
+    assert synced == []
+
+
+def test_the_environment_and_machine_key_name_the_runs_own_gpu(monkeypatch):
+    from zegbench.harness.environment import environment
+    from zegbench.harness.speed_suite import machine_key
+
+    _fake_gpus(monkeypatch)
+    assert environment("cuda:1")["device_name"] == "Fake GPU one"
+    assert environment("cuda:0")["device_name"] == "Fake GPU zero"
+    assert machine_key("cuda:1")["device_name"] == "Fake GPU one"  # a record of GPU 1 is named by GPU 1
 
 
 def _speed_suite(tmp_path):

@@ -22,6 +22,12 @@ def cpu_name() -> str:
     return f"{name} ({os.cpu_count()} cores)"
 
 
+def device_name(device: str) -> str:
+    """The name of ``device`` itself (``cuda:1`` names GPU 1, not the current GPU); the CPU's for ``cpu``."""
+    parsed = torch.device(device)
+    return torch.cuda.get_device_name(parsed) if parsed.type == "cuda" else cpu_name()
+
+
 def environment(device: str, loader_workers: int | None = None) -> dict:
     """Versions, device and git commit, recorded beside every run (with its data loader's workers, if it trains)."""
     try:
@@ -32,7 +38,7 @@ def environment(device: str, loader_workers: int | None = None) -> dict:
     import open_clip
 
     env = {"torch": torch.__version__, "open_clip": open_clip.__version__, "python": platform.python_version(),
-           "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else cpu_name(),
+           "device": device, "device_name": device_name(device),
            "threads": torch.get_num_threads(), "git_commit": commit}
     if loader_workers is not None:
         env["loader_workers"] = loader_workers

@@ -43,8 +43,11 @@ def speed_baseline_of(method: str) -> str | None:
 
 
 def synchronize(device: str | torch.device) -> None:
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
+    """Wait for ``device``'s queued kernels (a no-op off CUDA). The device itself, not the current one:
+    with ``--device cuda:1`` a bare ``torch.cuda.synchronize()`` waits on cuda:0 and times launches only."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def time_calls(fn, warmup: int, repeats: int, device: str | torch.device = "cpu") -> list[float]:
