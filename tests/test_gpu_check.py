@@ -134,7 +134,7 @@ def test_the_one_gpu_stand_in_for_nccl_rejects_tensors_off_the_runs_device(gpu_c
 
 @pytest.mark.slow
 def test_the_dry_run_passes_end_to_end(tmp_path):
-    """Every step on the CPU at tiny sizes (about 5 minutes on 2 cores)."""
+    """Every step on the CPU at tiny sizes (about 3 minutes on 2 cores)."""
     env = {**os.environ, "PYTHON": sys.executable}
     proc = subprocess.run(["bash", str(TOOLS / "gpu_check.sh"), "--dry-run", str(tmp_path / "out")], env=env,
                           capture_output=True, text=True)
