@@ -8,7 +8,7 @@ import torch
 from zegbench.harness.cli import main
 from zegbench.harness.identity import config_hash
 from zegbench.harness.resolve import resolve
-from zegbench.harness.speed import count_flops, latency_stats, time_calls
+from zegbench.harness.speed import count_flops, latency_stats, synchronize, time_calls
 
 from fake_store import write_result
 
@@ -56,6 +56,44 @@ def test_latency_statistics_and_timed_calls():
     assert len(calls) == 5 and len(times) == 3 and all(t >= 0 for t in times)
 
 
+def _fake_gpus(monkeypatch) -> list:
+    """Two fake GPUs that differ in name; returns the devices ``torch.cuda.synchronize`` was called with.
+    A call without a device (the current one, cuda:0) is recorded as None."""
+    synced = []
+    names = {0: "Fake GPU zero", 1: "Fake GPU one"}
+
+    def index(device):
+        return 0 if device is None or torch.device(device).index is None else torch.device(device).index
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "current_device", lambda: 0)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: synced.append(device))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: names[index(device)])
+    return synced
+
+
+def test_timed_calls_on_a_second_gpu_wait_for_that_gpu(monkeypatch):
+    synced = _fake_gpus(monkeypatch)
+    times = time_calls(lambda: None, warmup=1, repeats=3, device="cuda:1")
+    assert len(times) == 3
+    assert len(synced) == 4 and all(torch.device(d) == torch.device("cuda:1") for d in synced if d is not None)
+    assert None not in synced  # a bare synchronize() waits on cuda:0: cuda:1's latency would be launches only
+    synced.clear()
+    synchronize("cpu")
+    assert synced == []
+
+
+def test_the_environment_and_machine_key_name_the_runs_own_gpu(monkeypatch):
+    from zegbench.harness.environment import environment
+    from zegbench.harness.speed_suite import machine_key
+
+    _fake_gpus(monkeypatch)
+    assert environment("cuda:1")["device_name"] == "Fake GPU one"
+    assert environment("cuda:0")["device_name"] == "Fake GPU zero"
+    assert machine_key("cuda:1")["device_name"] == "Fake GPU one"  # a record of GPU 1 is named by GPU 1
+
+
 def _speed_suite(tmp_path):
     path = tmp_path / "tinyspeed.yaml"
     path.write_text("kind: speed\ntargets:\n  - dataset: world_smoke\n    methods: [zegclip, maskclip]\n"
@@ -91,3 +129,121 @@ def test_speed_suite_records_reuses_and_reports(tmp_path, capsys):
     assert "zegclip over the bare CLIP image encoder" in readme
     assert (reports / "tinyspeed" / "speed_vs_hiou.png").is_file()
     assert (reports / "tinyspeed" / "efficiency.tex").is_file()
+
+
+def _tf32_allowed():
+    """A user's process that allows TF32 everywhere (cuDNN does by default); restored by the caller."""
+    saved = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("high")
+    torch.backends.cudnn.allow_tf32 = True
+    return saved
+
+
+def test_fp32_is_timed_without_tf32_and_the_flags_are_recorded_and_restored(monkeypatch):
+    from zegbench.harness import speed
+    from zegbench.harness.environment import fp32_math
+
+    during = []
+    real_time_calls = speed.time_calls
+    monkeypatch.setattr(speed, "time_calls", lambda *a, **k: during.append(fp32_math()) or real_time_calls(*a, **k))
+    saved = _tf32_allowed()
+    try:
+        record = speed.measure_speed("maskclip", "world_smoke", (32, 32), warmup=0, repeats=1, peak=1e12)
+        after = fp32_math()
+    finally:
+        torch.set_float32_matmul_precision(saved[0])
+        torch.backends.cudnn.allow_tf32 = saved[1]
+    full = {"float32_matmul_precision": "highest", "tf32_matmul": False, "tf32_cudnn": False}
+    assert during and all(flags == full for flags in during)  # every timed call, none partly TF32
+    assert {k: record[k] for k in full} == full
+    assert after == {"float32_matmul_precision": "high", "tf32_matmul": True, "tf32_cudnn": True}  # the user's again
+
+
+def test_bf16_mfu_is_against_a_bf16_peak(monkeypatch):
+    from zegbench.harness import speed
+
+    peaks = {torch.float32: 1e12, torch.bfloat16: 4e12}
+    monkeypatch.setattr(speed, "matmul_peak", lambda device="cpu", dtype=torch.float32, **_: peaks[dtype])
+    record = speed.measure_speed("maskclip", "world_smoke", (32, 32), warmup=0, repeats=1, precision="bf16")
+    assert (record["peak_precision"], record["matmul_peak_gflops"]) == ("bf16", 4000.0)
+    assert record["mfu"] == round(record["flops"] / (record["whole"]["median_ms"] / 1000) / 4e12, 4)
+
+
+def test_a_speed_suite_measures_one_peak_per_precision_and_records_full_fp32(tmp_path, monkeypatch):
+    from zegbench.harness import speed
+    from zegbench.harness.config import SpeedTarget
+    from zegbench.harness.speed_suite import execute_speed, expand_speed
+
+    peaks, measured = {torch.float32: 1e12, torch.bfloat16: 4e12}, []
+    monkeypatch.setattr(speed, "matmul_peak", lambda device="cpu", dtype=torch.float32, **_: measured.append(dtype)
+                        or peaks[dtype])
+
+    def fake_measure(method, dataset, whole, test, random_weights, warmup, repeats, profile, device, peak,
+                     baseline_only, precision):
+        return {"method": method, "precision": precision, "peak": peak, "whole": {"median_ms": 1.0}, "fps_whole": 1e3,
+                "macs": 1, "mfu": 0.5}
+    monkeypatch.setattr(speed, "measure_speed", fake_measure)
+    targets = [SpeedTarget(dataset="world_smoke", methods=["maskclip"], whole=(32, 32), precision=p)
+               for p in ("fp32", "bf16")]
+    specs = expand_speed(targets, "s", tmp_path)
+    saved = _tf32_allowed()
+    try:
+        assert execute_speed(specs) == {"done": 2, "reused": 0}
+    finally:
+        torch.set_float32_matmul_precision(saved[0])
+        torch.backends.cudnn.allow_tf32 = saved[1]
+    assert measured == [torch.float32, torch.bfloat16]  # once each
+    records = [json.loads((s.run_dir / "result.json").read_text()) for s in specs]
+    assert [(r["precision"], r["peak"]) for r in records] == [("fp32", 1e12), ("bf16", 4e12)]
+    env = json.loads((specs[0].run_dir / "env.json").read_text())
+    assert (env["float32_matmul_precision"], env["tf32_matmul"], env["tf32_cudnn"]) == ("highest", False, False)
+
+
+class _FakeProfile:
+    """``torch.profiler.profile`` as a GPU run would fill it: two ops and the kernel one of them launched."""
+
+    activities = None
+
+    def __init__(self, activities):
+        _FakeProfile.activities = list(activities)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def key_averages(self):
+        from types import SimpleNamespace
+
+        from torch.autograd import DeviceType
+
+        def event(key, kind, cpu_us, gpu_us):
+            return SimpleNamespace(key=key, device_type=kind, self_cpu_time_total=cpu_us,
+                                   self_device_time_total=gpu_us, count=3)
+        return [event("aten::add", DeviceType.CPU, 500, 100), event("aten::mm", DeviceType.CPU, 20, 900),
+                event("sm90_gemm_kernel", DeviceType.CUDA, 0, 900)]
+
+
+def test_profiled_ops_on_cuda_are_ranked_by_gpu_time(monkeypatch):
+    from zegbench.harness.speed import profile_top_ops
+
+    synced = _fake_gpus(monkeypatch)
+    monkeypatch.setattr(torch.profiler, "profile", _FakeProfile)
+    ops = profile_top_ops(lambda: None, device="cuda:1")
+    assert torch.profiler.ProfilerActivity.CUDA in _FakeProfile.activities
+    assert [(o["op"], o["self_ms"], o["share"], o["self_cpu_ms"]) for o in ops] == [
+        ("aten::mm", 0.9, 90.0, 0.02), ("aten::add", 0.1, 10.0, 0.5)]  # the kernel's own row is not counted twice
+    assert synced and torch.device(synced[-1]) == torch.device("cuda:1")
+    ops = profile_top_ops(lambda: None)  # on a CPU: CPU activity, ranked by CPU time
+    assert _FakeProfile.activities == [torch.profiler.ProfilerActivity.CPU]
+    assert [o["op"] for o in ops] == ["aten::add", "aten::mm"] and "self_cpu_ms" not in ops[0]
+
+
+def test_the_environment_records_fp32_math_and_the_cuda_version(monkeypatch):
+    from zegbench.harness.environment import environment
+
+    cpu = environment("cpu")
+    assert cpu["tf32_cudnn"] is torch.backends.cudnn.allow_tf32 and "float32_matmul_precision" in cpu
+    _fake_gpus(monkeypatch)
+    assert environment("cuda:1")["cuda"] == torch.version.cuda

@@ -89,7 +89,7 @@ class SpeedTarget(BaseModel):
     encoder_baseline: bool = True  # also time the methods' speed baselines (ZegCLIP's: its bare CLIP image encoder)
     warmup: int = Field(2, ge=0)
     repeats: int = Field(10, ge=1)
-    profile: bool = False  # add the top ops by CPU time (where the time goes)
+    profile: bool = False  # add the top ops by self time, CPU or (on CUDA) GPU kernels: where the time goes
 
 
 class SuiteConfig(BaseModel):

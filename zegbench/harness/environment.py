@@ -22,8 +22,30 @@ def cpu_name() -> str:
     return f"{name} ({os.cpu_count()} cores)"
 
 
+def device_name(device: str) -> str:
+    """The name of ``device`` itself (``cuda:1`` names GPU 1, not the current GPU); the CPU's for ``cpu``."""
+    parsed = torch.device(device)
+    return torch.cuda.get_device_name(parsed) if parsed.type == "cuda" else cpu_name()
+
+
+def fp32_math() -> dict:
+    """How this process runs fp32 math on CUDA (on Ampere and later GPUs): the matmul precision ('highest'
+    is full fp32) and whether cuBLAS matmuls and cuDNN convolutions may use TF32. torch's defaults
+    are 'highest', no TF32 in matmuls, TF32 in convolutions. A flag is None when the process set it
+    through both of torch's APIs so that the legacy one cannot say."""
+    def read(get):
+        try:
+            return get()
+        except RuntimeError:
+            return None
+    return {"float32_matmul_precision": torch.get_float32_matmul_precision(),
+            "tf32_matmul": read(lambda: torch.backends.cuda.matmul.allow_tf32),
+            "tf32_cudnn": read(lambda: torch.backends.cudnn.allow_tf32)}
+
+
 def environment(device: str, loader_workers: int | None = None) -> dict:
-    """Versions, device and git commit, recorded beside every run (with its data loader's workers, if it trains)."""
+    """Versions, device, fp32 math and git commit, recorded beside every run (with its data loader's workers,
+    if it trains). Only the device name, torch and threads name a machine (``speed_suite.machine_key``)."""
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
                                 cwd=Path(__file__).parent, timeout=5).stdout.strip() or None
@@ -32,8 +54,10 @@ def environment(device: str, loader_workers: int | None = None) -> dict:
     import open_clip
 
     env = {"torch": torch.__version__, "open_clip": open_clip.__version__, "python": platform.python_version(),
-           "device": device, "device_name": torch.cuda.get_device_name() if device.startswith("cuda") else cpu_name(),
-           "threads": torch.get_num_threads(), "git_commit": commit}
+           "device": device, "device_name": device_name(device),
+           "threads": torch.get_num_threads(), **fp32_math(), "git_commit": commit}
+    if torch.device(device).type == "cuda":
+        env["cuda"] = torch.version.cuda
     if loader_workers is not None:
         env["loader_workers"] = loader_workers
     return env

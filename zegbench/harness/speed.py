@@ -19,8 +19,14 @@ Protocol (also in the README, because published FPS numbers rarely agree on it):
   kernel, no grad: the fused kernels are invisible to the counter). Two
   conventions: ``flops`` counts a multiply-add as 2; ``macs`` as 1, like fvcore,
   which is where papers' "GFLOPs" usually come from.
+- fp32 is full fp32: on CUDA, no TF32 in matmuls (matmul precision 'highest')
+  nor in cuDNN convolutions (``cudnn.allow_tf32``, which torch turns on by
+  default) while a record is measured; the flags are restored afterwards and
+  recorded with the record. bf16 targets run under bf16 autocast; what
+  autocast leaves in fp32 is full fp32 too.
 - Model FLOP utilisation (MFU): flops / median latency / the peak of a large
-  fp32 matmul measured on the same machine in the same process.
+  matmul in the target's precision (fp32 or bf16) measured on the same machine
+  in the same process (``peak_precision`` in the record).
 - A method class may declare a speed baseline (``Method.speed_baseline``, ZegCLIP:
   its bare CLIP image encoder): it gets its own record, and the method's latency
   is also timed in alternation with it for a drift-free ratio.
@@ -29,12 +35,16 @@ from __future__ import annotations
 
 import statistics
 import time
+from contextlib import contextmanager
 
 import torch
 
 from zegbench.datasets.catalog import load_dataset_info
+from zegbench.harness.environment import fp32_math
 from zegbench.methods import create_method, method_config
 from zegbench.methods.base import method_class
+
+DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def speed_baseline_of(method: str) -> str | None:
@@ -43,8 +53,11 @@ def speed_baseline_of(method: str) -> str | None:
 
 
 def synchronize(device: str | torch.device) -> None:
-    if str(device).startswith("cuda"):
-        torch.cuda.synchronize()
+    """Wait for ``device``'s queued kernels (a no-op off CUDA). The device itself, not the current one:
+    with ``--device cuda:1`` a bare ``torch.cuda.synchronize()`` waits on cuda:0 and times launches only."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def time_calls(fn, warmup: int, repeats: int, device: str | torch.device = "cpu") -> list[float]:
@@ -84,12 +97,32 @@ def latency_stats(times: list[float]) -> dict:
             "p90_ms": round(1000 * pct(0.9), 3), "min_ms": round(1000 * ordered[0], 3), "repeats": len(ordered)}
 
 
+@contextmanager
+def full_fp32():
+    """fp32 math in full fp32 while the block runs: matmul precision 'highest' (no TF32 in cuBLAS
+    matmuls) and no TF32 in cuDNN convolutions; the process's settings are restored afterwards.
+
+    torch allows TF32 in convolutions by default and a user may allow it in matmuls: on an Ampere
+    or later GPU an "fp32" timing would then be partly TF32. No effect on a CPU at torch's defaults.
+    """
+    matmul, cudnn = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("highest")
+    torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(matmul)
+        torch.backends.cudnn.allow_tf32 = cudnn
+
+
 def matmul_peak(device: str | torch.device = "cpu", size: int = 2048, repeats: int = 5,
                 dtype: torch.dtype = torch.float32) -> float:
-    """Best FLOP/s of a ``size`` x ``size`` matmul (2 size^3 FLOPs) on ``device``: this machine's practical peak."""
-    a = torch.randn(size, size, device=device, dtype=dtype)
-    b = torch.randn(size, size, device=device, dtype=dtype)
-    best = min(time_calls(lambda: a @ b, warmup=2, repeats=repeats, device=device))
+    """Best FLOP/s of a ``size`` x ``size`` matmul (2 size^3 FLOPs) in ``dtype`` on ``device``: this machine's
+    practical peak in that precision (fp32 in full fp32, see ``full_fp32``)."""
+    with full_fp32():
+        a = torch.randn(size, size, device=device, dtype=dtype)
+        b = torch.randn(size, size, device=device, dtype=dtype)
+        best = min(time_calls(lambda: a @ b, warmup=2, repeats=repeats, device=device))
     return 2 * size ** 3 / best
 
 
@@ -158,17 +191,36 @@ def split_by_child(method: torch.nn.Module, counts: dict[str, int]) -> dict[str,
     return out
 
 
-def profile_top_ops(fn, top: int = 8) -> list[dict]:
-    """The ops with the most self CPU time in one call of ``fn`` (share of the total, in %)."""
+def profile_top_ops(fn, top: int = 8, device: str | torch.device = "cpu") -> list[dict]:
+    """The ops with the most self time in one call of ``fn`` (share of the total, in %).
+
+    On a CPU, self CPU time. On CUDA, where the CPU only launches kernels, the profiler records
+    the GPU too and ops are ranked by the self time of the kernels they launched (``self_ms``),
+    with their self CPU time beside it (``self_cpu_ms``).
+    """
+    from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]) as prof:
+    cuda = torch.device(device).type == "cuda"
+    activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]
+    with profile(activities=activities) as prof:
         fn()
-    events = [e for e in prof.key_averages() if e.self_cpu_time_total > 0]
-    total = sum(e.self_cpu_time_total for e in events) or 1
-    events.sort(key=lambda e: e.self_cpu_time_total, reverse=True)
-    return [{"op": e.key, "self_ms": round(e.self_cpu_time_total / 1000, 2),
-             "share": round(100 * e.self_cpu_time_total / total, 1), "calls": e.count} for e in events[:top]]
+        synchronize(device)
+
+    def self_us(event) -> float:
+        return event.self_device_time_total if cuda else event.self_cpu_time_total
+    # The ops (CPU events): a kernel's own row would count its time a second time.
+    events = [e for e in prof.key_averages() if e.device_type == DeviceType.CPU and self_us(e) > 0]
+    total = sum(map(self_us, events)) or 1
+    events.sort(key=self_us, reverse=True)
+    rows = []
+    for e in events[:top]:
+        row = {"op": e.key, "self_ms": round(self_us(e) / 1000, 2), "share": round(100 * self_us(e) / total, 1),
+               "calls": e.count}
+        if cuda:
+            row["self_cpu_ms"] = round(e.self_cpu_time_total / 1000, 2)
+        rows.append(row)
+    return rows
 
 
 def speed_method_config(method: str, dataset: str, random_weights: bool) -> dict:
@@ -188,6 +240,7 @@ def speed_method_config(method: str, dataset: str, random_weights: bool) -> dict
     return cfg
 
 
+@full_fp32()  # the whole measurement, the matmul peak included
 def measure_speed(method_name: str, dataset: str, whole: tuple[int, int], test: tuple[int, int] | None = None,
                   random_weights: bool = False, warmup: int = 2, repeats: int = 10, profile: bool = False,
                   device: str = "cpu", peak: float | None = None, baseline_only: bool = False,
@@ -196,12 +249,12 @@ def measure_speed(method_name: str, dataset: str, whole: tuple[int, int], test: 
 
     ``baseline_only`` measures the method's speed baseline instead (the bare
     network ``Method.speed_baseline`` names; ZegCLIP's overhead is measured
-    against it); ``peak`` is the matmul peak
-    (FLOP/s) for MFU, measured here when not given. ``precision`` 'bf16' times
-    the calls under bf16 autocast (FLOPs are counted in fp32; MFU stays
-    against the fp32 peak, so it can exceed 1 on hardware with faster bf16).
+    against it); ``peak`` is the matmul peak (FLOP/s) in ``precision``, for
+    MFU, measured here when not given. ``precision`` 'fp32' is full fp32 (no
+    TF32, see ``full_fp32``); 'bf16' times the calls under bf16 autocast (FLOPs
+    are counted in fp32, the same number) and its MFU is against a bf16 matmul's peak.
     """
-    if precision not in ("fp32", "bf16"):
+    if precision not in DTYPES:
         raise ValueError(f"precision must be 'fp32' or 'bf16', not {precision!r}")
     info = load_dataset_info(dataset)
     names, seen = list(info.classes), [c not in info.unseen for c in info.classes]
@@ -227,12 +280,12 @@ def measure_speed(method_name: str, dataset: str, whole: tuple[int, int], test: 
     record = {"method": cls.speed_baseline if baseline_only else method_name, "config_of": method_name,
               "dataset": dataset, "input": list(whole), **counts, "flops": flops, "macs": flops // 2,
               "flops_by_module": by_module, "whole": stats, "fps_whole": round(1000 / stats["median_ms"], 3),
-              "random_weights": random_weights, "precision": precision}
+              "random_weights": random_weights, "precision": precision, **fp32_math()}
     regions = method.regions_per_image()
     if regions is not None:
         record["regions_per_image"] = regions
-    peak = peak or matmul_peak(device)
-    record["matmul_peak_gflops"] = round(peak / 1e9, 2)
+    peak = peak or matmul_peak(device, dtype=DTYPES[precision])
+    record["matmul_peak_gflops"], record["peak_precision"] = round(peak / 1e9, 2), precision
     record["achieved_gflops"] = round(flops / (stats["median_ms"] / 1000) / 1e9, 2)
     record["mfu"] = round(flops / (stats["median_ms"] / 1000) / peak, 4)
     if cls.speed_baseline and not baseline_only:  # the overhead over the bare network, paired
@@ -253,5 +306,5 @@ def measure_speed(method_name: str, dataset: str, whole: tuple[int, int], test: 
                        "fps_test": round(1000 / test_stats["median_ms"], 3)})
     if profile:
         with torch.inference_mode(), autocast:
-            record["profile_top_ops"] = profile_top_ops(run)
+            record["profile_top_ops"] = profile_top_ops(run, device=device)
     return record

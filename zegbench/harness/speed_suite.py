@@ -1,7 +1,7 @@
 """``run_all.py --suite speed``: speed targets -> one record folder per (method, target, machine).
 
     <results>/<suite>/<method>-<dataset>-speed-<hash>/
-        env.json      versions, device, threads, git commit
+        env.json      versions, device, threads, fp32 math (no TF32 while measuring), git commit
         result.json   the record of ``harness.speed.measure_speed`` (kind: speed)
 
 The hash covers the method's resolved config, the target's settings and the
@@ -72,17 +72,20 @@ def expand_speed(targets: list[SpeedTarget], suite: str, results: str | Path, de
 
 def execute_speed(specs: list[SpeedSpec], device: str = "cpu") -> dict[str, int]:
     """Measure every spec without a record (one process, one at a time: timings must not share cores)."""
-    from zegbench.harness.speed import matmul_peak, measure_speed
+    from zegbench.harness.speed import DTYPES, full_fp32, matmul_peak, measure_speed
 
     counts = {"done": 0, "reused": 0}
     todo = [s for s in specs if not RunStore.has_speed_record(s.run_dir)]
     counts["reused"] = len(specs) - len(todo)
-    peak = matmul_peak(device) if todo else None
-    env = environment(device) if todo else None  # one machine for every record of this invocation
+    peaks = {}  # per precision, measured once: MFU of a bf16 target is against the bf16 peak
+    with full_fp32():  # env.json then records the fp32 math the records were measured with
+        env = environment(device) if todo else None  # one machine for every record of this invocation
     for i, spec in enumerate(todo, 1):
         t = spec.target
+        if t.precision not in peaks:
+            peaks[t.precision] = matmul_peak(device, dtype=DTYPES[t.precision])
         record = measure_speed(spec.config_of, t.dataset, t.whole, t.test, t.random_weights, t.warmup, t.repeats,
-                               t.profile, device, peak, baseline_only=spec.method != spec.config_of,
+                               t.profile, device, peaks[t.precision], baseline_only=spec.method != spec.config_of,
                                precision=t.precision)
         RunStore.write_speed_record(spec.run_dir, env, {"schema": SPEED_SCHEMA, "kind": "speed", "status": "finished",
                                                         **record})

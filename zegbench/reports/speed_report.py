@@ -31,6 +31,7 @@ def speed_frame(records: list[dict]) -> pd.DataFrame:
             "test": f"{r.get('test_mode', '-')} {'x'.join(map(str, r.get('test_input', [])))}".strip(),
             "fps_test": r.get("fps_test"), "test_ms": test.get("median_ms"),
             "regions": r.get("regions_per_image"), "mfu": r["mfu"], "peak_gflops": r["matmul_peak_gflops"],
+            "peak_precision": r.get("peak_precision", "fp32"),  # records before bf16 peaks: always fp32
             "random_weights": r.get("random_weights", False),
             "paired_ratio": (r.get("paired_with_encoder") or {}).get("ratio"),
         })
@@ -115,9 +116,11 @@ def build_speed_report(suite: str, records: list[dict], reports_dir: str | Path 
     table = efficiency_table(frame)
     (out / "efficiency.md").write_text(to_markdown(table))
     (out / "efficiency.tex").write_text(to_latex(table, f"Speed on one machine (suite {suite})", f"tab:{suite}-speed"))
-    peaks = ", ".join(f"{p:.0f}" for p in sorted(frame["peak_gflops"].unique()))
-    lines += [f"Batch 1, median of the timed calls after warm-up; FPS = 1 / median. MFU against the fp32 matmul "
-              f"peak measured in the same run ({peaks} GFLOP/s). Protocol: README, \"Speed\".", "",
+    peaks = "; ".join(f"{precision}: " + ", ".join(f"{p:.0f}" for p in sorted(part["peak_gflops"].unique()))
+                      for precision, part in frame.groupby("peak_precision"))
+    lines += [f"Batch 1, median of the timed calls after warm-up; FPS = 1 / median; fp32 without TF32. MFU "
+              f"against the peak of a matmul in the row's precision, measured in the same run ({peaks} GFLOP/s). "
+              f"Protocol: README, \"Speed\".", "",
               "## Efficiency: [markdown](efficiency.md), [LaTeX](efficiency.tex)", "", to_markdown(table)]
     if frame["random_weights"].any():
         lines += ["Rows of datasets with real-scale models use random weights: speed does not depend on weight "

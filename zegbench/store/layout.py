@@ -2,7 +2,7 @@
 
     <results>/<suite>/<method>-<dataset>-s<seed>-<hash>/     a training run (``hash``: its resolved config)
         config.yaml     the resolved config (method keys, training keys, dataset, seed, inputs)
-        env.json        versions, device, threads, loader workers, git commit
+        env.json        versions, device, threads, fp32 math, loader workers, git commit
         metrics.jsonl   the training log
         checkpoint.pt   method + optimiser state (resume; lent to inference-only variants)
         result.json     the typed record (``result.RunResult``); written last, atomically: its presence
