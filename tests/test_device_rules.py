@@ -54,3 +54,23 @@ def test_training_step_keeps_every_tensor_on_the_runs_device(name, nccl_like_two
         torch.set_default_device(None)
     assert nccl_like_two_ranks, "the loss's means over the global batch go through an all-reduce"
     assert all(p.grad is None or p.grad.device.type == "cpu" for p in method.parameters())
+
+
+def test_class_embeddings_are_put_on_the_device_once_per_vocabulary(monkeypatch):
+    """Each forward (each sliding window too) asks for the class embeddings; a host-to-GPU copy each
+    time blocks the GPU's queue. Counted here: how often a vocabulary's embeddings are moved."""
+    from zegbench.methods import base
+
+    method = create_method("zegclip", **method_class("zegclip").tiny_config)
+    moved = []
+    real = base.class_embeddings
+
+    def counted(*args, **kwargs):
+        moved.append(args[1])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(base, "class_embeddings", counted)
+    first = method.text_embeddings(SEEN[:4])
+    assert method.text_embeddings(SEEN[:4]) is first and len(moved) == 1
+    method.text_embeddings(SEEN[:3])  # another vocabulary: its own entry
+    assert len(moved) == 2 and torch.equal(method.text_embeddings(SEEN[:4]), first) and len(moved) == 2
