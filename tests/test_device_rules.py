@@ -8,10 +8,13 @@ tensor) then lands on another device than the run's, as it would on a GPU, and t
 """
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 import torch
 
 from zegbench.datasets import worlds
+from zegbench.errors import ZegbenchError
 from zegbench.methods import create_method, list_methods, method_config
 from zegbench.methods.base import method_class
 from zegbench.utils import distributed
@@ -74,3 +77,76 @@ def test_class_embeddings_are_put_on_the_device_once_per_vocabulary(monkeypatch)
     assert method.text_embeddings(SEEN[:4]) is first and len(moved) == 1
     method.text_embeddings(SEEN[:3])  # another vocabulary: its own entry
     assert len(moved) == 2 and torch.equal(method.text_embeddings(SEEN[:4]), first) and len(moved) == 2
+
+
+class _NoHostReads(torch.overrides.TorchFunctionMode):
+    """Fails on any read of a tensor's value by the host: on a GPU each one waits for the queue."""
+
+    READS = {torch.Tensor.item, torch.Tensor.tolist, torch.Tensor.__bool__, torch.Tensor.__float__,
+             torch.Tensor.__int__}
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        assert func not in self.READS, f"a host read ({func.__name__}) where the GPU must not wait"
+        return func(*args, **(kwargs or {}))
+
+
+def test_the_loss_check_reads_nothing_on_the_host_until_asked():
+    from zegbench.harness.train import FiniteCheck
+
+    check = FiniteCheck(["focal", "dice"], "cpu")
+    with _NoHostReads():
+        check.watch(0, torch.tensor([1.0, 2.0]))
+        check.watch(1, torch.tensor([float("nan"), 0.5]))
+        check.watch(2, torch.tensor([float("inf"), 0.25]))  # later non-finite steps keep the first
+    with pytest.raises(ZegbenchError, match=r"became nan at step 1 \(focal nan, dice 0.5\)"):
+        check.raise_if_seen()
+    FiniteCheck(["focal"], "cpu").raise_if_seen()  # finite: silent
+
+
+def test_ddp_all_reduces_gradients_once_per_optimiser_step(tmp_path):
+    """With accumulate > 1, DDP must skip the gradient all-reduce on every micro-batch but the last."""
+    import torch.distributed as dist
+
+    from zegbench.harness.train import micro_batch_sync
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path}/store", rank=0, world_size=1)
+    try:
+        model = torch.nn.parallel.DistributedDataParallel(torch.nn.Linear(4, 2))
+        reductions = []
+
+        def counting_hook(state, bucket):
+            reductions.append(bucket.index())
+            future = torch.futures.Future()
+            future.set_result(bucket.buffer())
+            return future
+
+        model.register_comm_hook(None, counting_hook)
+        accumulate = 3
+        for micro in range(accumulate):
+            with micro_batch_sync(model, last=micro == accumulate - 1):
+                model(torch.randn(5, 4)).sum().backward()
+        assert len(reductions) == 1
+    finally:
+        dist.destroy_process_group()
+
+
+def test_resume_reads_the_checkpoint_to_the_cpu(tmp_path, monkeypatch):
+    """Loaded to the GPU, AdamW's `step` counters stay there and cost a host sync per parameter per step."""
+    from zegbench.datasets.catalog import build_dataset, load_dataset_info
+    from zegbench.harness.train import TrainConfig, train
+
+    info, data = load_dataset_info("world_smoke"), build_dataset("world_smoke", "train")
+    cfg = TrainConfig(steps=1, batch_size=1, warmup=0)
+    train(create_method("zegclip", **method_class("zegclip").tiny_config), data, info, cfg, run_dir=tmp_path)
+    loads = []
+    real_load = torch.load
+
+    def spying_load(*args, **kwargs):
+        loads.append(kwargs.get("map_location"))
+        return real_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", spying_load)
+    method = create_method("zegclip", **method_class("zegclip").tiny_config)
+    # "cpu:0" stands for the run's own device (cuda:N on a GPU), which the checkpoint must not be read to
+    summary = train(method, data, info, replace(cfg, steps=2), run_dir=tmp_path, device="cpu:0")
+    assert summary["resumed_from"] == 1 and loads == ["cpu"]
