@@ -150,3 +150,54 @@ def test_resume_reads_the_checkpoint_to_the_cpu(tmp_path, monkeypatch):
     # "cpu:0" stands for the run's own device (cuda:N on a GPU), which the checkpoint must not be read to
     summary = train(method, data, info, replace(cfg, steps=2), run_dir=tmp_path, device="cpu:0")
     assert summary["resumed_from"] == 1 and loads == ["cpu"]
+
+
+def test_gpu_groups_give_each_run_side_by_side_its_own_gpus(monkeypatch):
+    from zegbench.harness.executors import gpu_groups
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    assert gpu_groups("cuda", jobs=4, nproc=1) == ["0", "1", "2", "3"]
+    assert gpu_groups("cuda", jobs=2, nproc=2) == ["0,1", "2,3"]  # torchrun jobs of 2 processes
+    assert gpu_groups("cuda", jobs=3, nproc=2) == ["0,1", "2,3", "0,1"]  # more runs than groups: shared
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "5,7")  # the user's own selection is what is split
+    assert gpu_groups("cuda", jobs=2, nproc=1) == ["5", "7"]
+    for device, jobs in (("cuda:1", 4), ("cpu", 4), ("cuda", 1)):  # a named GPU, the CPU, one run: as asked
+        assert gpu_groups(device, jobs=jobs, nproc=1) is None
+
+
+def test_runs_side_by_side_on_cuda_each_see_their_own_gpu(tmp_path, monkeypatch):
+    """`-j 2 --device cuda`: each run process is started with its own CUDA_VISIBLE_DEVICES."""
+    import subprocess
+
+    from zegbench.harness import suite as suite_mod
+
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    seen = []
+
+    def fake_run(cmd, env=None, **kwargs):
+        seen.append(env.get("CUDA_VISIBLE_DEVICES"))
+        return subprocess.CompletedProcess(cmd, 1, stdout="")
+
+    monkeypatch.setattr(suite_mod.subprocess, "run", fake_run)
+    specs = suite_mod.expand("ablations", seeds=1, results=tmp_path)  # 5 runs
+    suite_mod.execute(specs, "ablations", tmp_path, device="cuda", jobs=2)
+    assert len(seen) == len(specs) and set(seen) == {"0", "1"}
+
+
+def test_process_group_waits_longer_than_nccls_ten_minutes(monkeypatch):
+    """Rank 0 may generate a world or scan a dataset alone while the others wait at a barrier."""
+    from datetime import timedelta
+
+    import torch.distributed as dist
+
+    asked = {}
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("LOCAL_RANK", "1")
+    monkeypatch.setattr(dist, "is_initialized", lambda: False)
+    monkeypatch.setattr(dist, "init_process_group", lambda **kwargs: asked.update(kwargs))
+    monkeypatch.setattr(torch.cuda, "set_device", lambda index: asked.update(device_index=index))
+    assert distributed.setup("cuda") == "cuda:1"
+    assert asked["backend"] == "nccl" and asked["device_index"] == 1
+    assert asked["timeout"] >= timedelta(minutes=60)
