@@ -142,3 +142,23 @@ def test_run_all_passes_workers_to_its_runs(tmp_path):
     env = json.loads(next((tmp_path / "r" / "w").glob("*/env.json")).read_text())
     assert env["loader_workers"] == 2
     assert WORKERS_ENV not in os.environ  # this process's environment is as it was
+
+
+def test_photometric_transform_in_workers_forked_from_a_cuda_parent(tmp_path, monkeypatch):
+    """A GPU run initialises CUDA before its loader forks workers, and a forked child cannot touch CUDA
+    again. Faked here: the workers inherit a torch.cuda that reports a GPU and raises as a forked child's would."""
+    data = _voc_train(tmp_path)
+
+    def forked_cuda(*args, **kwargs):
+        raise RuntimeError("Cannot re-initialize CUDA in forked subprocess")
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_rng_state", forked_cuda)
+    monkeypatch.setattr(torch.cuda, "set_rng_state", forked_cuda)
+    transform = TrainTransform(TransformSpec(crop=32, photometric=True))
+    with_workers = _batches(data, transform, 2)
+    monkeypatch.undo()
+    inline = _batches(data, transform, 0)
+    for (img_w, lab_w), (img_0, lab_0) in zip(with_workers, inline, strict=True):
+        assert torch.equal(img_w, img_0) and torch.equal(lab_w, lab_0)

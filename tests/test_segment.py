@@ -8,8 +8,10 @@ import sys
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import zegbench
+from zegbench.datasets import worlds
 from zegbench.errors import ZegbenchError
 from zegbench.harness.identity import run_dir_for
 from zegbench.harness.resolve import resolve
@@ -138,3 +140,39 @@ def test_class_names_with_commas_quotes_and_other_letters(run_dir, tmp_path, cap
     assert main([*base, "--classes", "dötted star"]) == 2
     assert "cannot read 'dötted'" in capsys.readouterr().err
     assert main([*base, "--classes", "a", "--classes-file", str(tmp_path / "classes.txt")]) == 2
+
+
+def test_full_size_labels_equal_resizing_every_class_at_once():
+    from zegbench.segment import CLASSES_AT_FULL_SIZE, full_size_argmax
+
+    scores = torch.randn(1, 3 * CLASSES_AT_FULL_SIZE + 2, 13, 17, generator=torch.Generator().manual_seed(0))
+    scores[:, 5] = scores[:, 12]  # a tie across chunks: the lower class wins, as max's does
+    expected_best, expected = F.interpolate(scores, size=(50, 61), mode="bilinear", align_corners=False)[0].max(0)
+    best, labels = full_size_argmax(scores, (50, 61))
+    assert torch.equal(labels, expected) and torch.equal(best, expected_best)
+
+
+def test_a_large_photo_never_holds_every_class_at_full_size(run_dir):
+    """On a GPU, [C, H, W] scores at a 12 MP photo's size are 8 GB for COCO-Stuff's 171 classes:
+    the largest tensor segment makes must stay far below C x H x W (here 20 classes, 600 x 900)."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class LargestTensor(TorchDispatchMode):
+        largest = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for tensor in out if isinstance(out, (tuple, list)) else [out]:
+                if isinstance(tensor, torch.Tensor):
+                    LargestTensor.largest = max(LargestTensor.largest, tensor.numel())
+            return out
+
+    names = list(worlds.generator().CLASS_NAMES)  # 20
+    image = np.random.default_rng(0).integers(0, 255, (600, 900, 3), dtype=np.uint8)
+    model = zegbench.load(run_dir)
+    model.segment(image, names)  # the class embeddings are cached: not what is measured
+    with LargestTensor():
+        result = model.segment(image, names)
+    assert LargestTensor.largest <= 8 * 600 * 900 < len(names) * 600 * 900
+    assert result.scores.shape == (20, 600, 900)  # still there, at full size, when asked for
+    assert (result.scores.argmax(0) == result.labels).all()

@@ -150,6 +150,24 @@ def cmd_methods_describe(args) -> None:
            "trainable_by_part": by_part}, args.json, lines)
 
 
+def cmd_methods_memory(args) -> None:
+    from zegbench.harness.executors import ExecutorOptions
+    from zegbench.harness.memory import GIB, describe, training_step_memory
+    from zegbench.harness.preflight import check_device
+
+    check_device(args.device, ExecutorOptions())
+    budget = args.gpu_memory * GIB if args.gpu_memory else None
+    if budget is None and args.device.startswith("cuda"):
+        import torch
+
+        budget = torch.cuda.get_device_properties(torch.device(args.device)).total_memory
+    estimate = training_step_memory(args.name, args.dataset, args.device, _parse_overrides(args.set))
+    result = estimate.as_dict()
+    if budget is not None:
+        result.update(budget=int(budget), advice=estimate.advice(budget))
+    _emit(result, args.json, describe(estimate, budget))
+
+
 def _parse_overrides(pairs: list[str]) -> dict:
     import yaml
 
@@ -347,6 +365,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-weights", default=None, help="weights for --clip (default: random, counts only)")
     p.add_argument("--image-size", type=positive_int, default=None, help="input size (e.g. 512 for the paper)")
     p.set_defaults(func=cmd_methods_describe)
+    p = methods.add_parser("memory", parents=[common, device, json_out],
+                           help="the memory one training step of a dataset's recipe needs on a GPU, measured here "
+                           "at 1 and 2 images and scaled (minutes on a CPU for the real recipes)")
+    p.add_argument("name", help="method name (see `zegbench methods list`)")
+    p.add_argument("--dataset", required=True, metavar="NAME", help="the dataset whose recipe to measure")
+    p.add_argument("--gpu-memory", type=positive_float, default=None, metavar="GIB",
+                   help="say whether it fits a GPU of this many GiB (default on --device cuda: that GPU's)")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a method or training key (repeatable), e.g. --set batch_size=8")
+    p.set_defaults(func=cmd_methods_memory)
 
     data = command_group("data", "real datasets")
     p = data.add_parser("verify", parents=[common, real_dataset, data_root, json_out],

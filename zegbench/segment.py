@@ -23,6 +23,9 @@ from zegbench.store import read_config
 from zegbench.store.layout import CHECKPOINT_FILE, RESULT_FILE
 
 MAX_ASPECT = 4  # the model sees at most (size, 4 x size): a panorama costs a few windows, not thousands
+# Classes brought to the photo's full size at a time: all 171 of COCO-Stuff at once on a 12 MP photo
+# would be 8 GB of scores on the GPU, and 8 GB more copied to the host.
+CLASSES_AT_FULL_SIZE = 8
 
 
 @dataclass
@@ -30,8 +33,15 @@ class Segmentation:
     """The result for one image: ``labels`` [H, W] indexes ``class_names`` (255 = below ``min_score``)."""
 
     labels: np.ndarray
-    scores: np.ndarray  # [C, H, W], calibrated as in evaluation
+    model_scores: np.ndarray  # [C, h, w] at the size the model saw the image, calibrated as in evaluation
     class_names: list[str]
+
+    @property
+    def scores(self) -> np.ndarray:
+        """[C, H, W] scores at the image's size, made on the CPU when asked (C x H x W floats: 8 GB for
+        171 classes on a 12 MP photo); ``labels`` is their argmax."""
+        scores = torch.from_numpy(self.model_scores)[None]
+        return F.interpolate(scores, size=self.labels.shape, mode="bilinear", align_corners=False)[0].numpy()
 
     def shares(self) -> dict[str, float]:
         """Fraction of the image's pixels given to each class."""
@@ -70,11 +80,29 @@ class Segmenter:
             x = F.interpolate(x, size=size, mode="bilinear", align_corners=False)
         seen = [n in self.trained_on for n in names]
         scores = self.method.predict_any_size(x, names, seen)  # a fixed-input-size method slides windows
-        scores = F.interpolate(scores, size=(h, w), mode="bilinear", align_corners=False)[0]
-        best, labels = scores.max(dim=0)
+        best, labels = full_size_argmax(scores, (h, w))
         if min_score is not None:
             labels[best < min_score] = 255
-        return Segmentation(labels.cpu().numpy().astype(np.uint8), scores.cpu().numpy(), names)
+        return Segmentation(labels.cpu().numpy().astype(np.uint8), scores[0].float().cpu().numpy(), names)
+
+
+def full_size_argmax(scores: torch.Tensor, size: tuple[int, int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best score and its class [H, W] of scores [1, C, h, w] resized bilinearly to ``size``.
+
+    ``CLASSES_AT_FULL_SIZE`` classes are resized at a time, so memory is bounded by that many
+    full-size maps whatever the number of classes; the result equals resizing all at once
+    (resizing is per class, and a tie keeps the lower class index, as ``max`` does).
+    """
+    best = labels = None
+    for start in range(0, scores.shape[1], CLASSES_AT_FULL_SIZE):
+        chunk = scores[:, start:start + CLASSES_AT_FULL_SIZE]
+        chunk_best, chunk_labels = F.interpolate(chunk, size=size, mode="bilinear", align_corners=False)[0].max(dim=0)
+        if best is None:
+            best, labels = chunk_best, chunk_labels
+        else:
+            better = chunk_best > best
+            best, labels = torch.where(better, chunk_best, best), torch.where(better, chunk_labels + start, labels)
+    return best, labels
 
 
 def read_image(image) -> np.ndarray:

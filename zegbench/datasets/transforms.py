@@ -169,7 +169,10 @@ class TrainTransform:
         if float(torch.rand(1, generator=gen)) < 0.5:
             img, mask = v2.functional.horizontal_flip(img), v2.functional.horizontal_flip(mask)
         if self.spec.photometric:
-            with torch.random.fork_rng():  # v2 draws from torch's global generator: seed it from ours
+            # v2 draws from torch's global generator: seed it from ours. devices=[]: fork the CPU
+            # generator only; the default also reads every GPU's, which in a loader worker forked from
+            # a parent that has initialised CUDA raises "Cannot re-initialize CUDA in forked subprocess".
+            with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
                 img = self.photometric(img)
         pad_h, pad_w = c - img.shape[-2], c - img.shape[-1]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -55,6 +56,30 @@ class ExecutorOptions:
     @property
     def world_size(self) -> int:
         return self.nproc
+
+
+def gpu_groups(device: str, jobs: int, nproc: int) -> list[str] | None:
+    """``CUDA_VISIBLE_DEVICES`` for each of ``jobs`` runs side by side, each of ``nproc`` processes.
+
+    With ``--device cuda`` (no index) and several runs at once, every run would otherwise take
+    cuda:0 (and every torchrun job cuda:0 to cuda:nproc-1). Each slot gets its own ``nproc`` GPUs
+    while there are enough; past that, slots share them round-robin (logged). None when there is
+    nothing to spread: one run at a time, the CPU, or a device the user named by index.
+    """
+    if device != "cuda" or jobs == 1:  # (preflight has checked the device string)
+        return None
+    import torch
+
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")  # the user's own selection is what we split
+    ids = [i.strip() for i in visible.split(",") if i.strip()] if visible else []
+    ids = ids or [str(i) for i in range(torch.cuda.device_count())]
+    groups = [",".join(ids[i:i + nproc]) for i in range(0, len(ids) - nproc + 1, nproc)]
+    if not groups:
+        return None
+    if jobs > len(groups):
+        log.info(f"{jobs} runs at a time on {len(groups)} GPU group{'s' if len(groups) > 1 else ''} "
+                 f"of {nproc}: runs share GPUs")
+    return [groups[slot % len(groups)] for slot in range(jobs)]
 
 
 def worker_command(payload: dict, nproc: int = 1) -> list[str]:

@@ -16,6 +16,7 @@ import itertools
 import json
 import logging
 import os
+import queue
 import subprocess
 import sys
 import time
@@ -28,7 +29,7 @@ from pydantic import ValidationError
 from zegbench.config_dirs import config_file, config_names
 from zegbench.errors import ZegbenchError, check_name, validation_problem
 from zegbench.harness.config import SuiteConfig
-from zegbench.harness.executors import ExecutorOptions, submit_slurm, worker_command
+from zegbench.harness.executors import ExecutorOptions, gpu_groups, submit_slurm, worker_command
 from zegbench.harness.identity import run_dir_for, training_hash
 from zegbench.harness.progress import SuiteProgress, format_duration
 from zegbench.harness.resolve import resolve
@@ -245,6 +246,11 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
     if executor.kind == "slurm":
         return _execute_on_slurm(todo, busy, suite, store, device, data_root, executor, progress)
 
+    gpus = gpu_groups(device, jobs, executor.nproc)  # with -j N --device cuda: a GPU (group) per slot
+    slots = queue.SimpleQueue()
+    for slot in range(jobs):
+        slots.put(slot)
+
     def one(spec: RunSpec) -> str:
         started = time.time()
         if _copied(spec, store, progress):  # no process to start
@@ -253,10 +259,15 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
         shows_progress = jobs == 1 and sys.stderr.isatty() and log.isEnabledFor(logging.INFO)
         payload = _payload(spec, results, device, data_root, progress=shows_progress)
         cmd = worker_command(payload, executor.nproc)
-        if jobs == 1:  # the run's own progress bar and messages go straight to the terminal
-            proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, text=True)
-        else:
-            proc = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        slot = slots.get()
+        run_env = {**env, "CUDA_VISIBLE_DEVICES": gpus[slot]} if gpus else env
+        try:
+            if jobs == 1:  # the run's own progress bar and messages go straight to the terminal
+                proc = subprocess.run(cmd, env=run_env, stdout=subprocess.PIPE, text=True)
+            else:
+                proc = subprocess.run(cmd, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        finally:
+            slots.put(slot)
         return _report(spec, proc.returncode, proc.stdout, started, progress)
 
     # Runs that train the same weights (variants differing only in inference keys) go in one

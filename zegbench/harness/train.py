@@ -9,6 +9,7 @@ truth is unseen (ZegCLIP: reference section 3).
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from dataclasses import asdict, dataclass, replace
@@ -97,6 +98,40 @@ def seen_label_map(info: DatasetInfo) -> torch.Tensor:
     return table
 
 
+def micro_batch_sync(model: torch.nn.Module, last: bool):
+    """The context of one micro-batch's backward: DDP all-reduces gradients on the last micro-batch
+    of an optimiser step only (``no_sync`` before it); without DDP, nothing."""
+    if last or not isinstance(model, torch.nn.parallel.DistributedDataParallel):
+        return contextlib.nullcontext()
+    return model.no_sync()
+
+
+class FiniteCheck:
+    """Watches the losses for NaN or infinity without stopping the GPU at every step.
+
+    ``watch`` runs on the device (no host sync); ``raise_if_seen`` reads the verdict on the host
+    and is called before anything is written (a log line, a checkpoint), so no NaN is ever stored.
+    The error names the first step whose losses were not finite, with their values.
+    """
+
+    def __init__(self, names: list[str], device: str):
+        self.names = names
+        self.first_step = torch.tensor(-1, device=device)
+        self.values = torch.zeros(len(names), device=device)
+
+    def watch(self, step: int, parts: torch.Tensor) -> None:
+        first_bad = (self.first_step < 0) & ~torch.isfinite(parts).all()
+        self.first_step = torch.where(first_bad, step, self.first_step)
+        self.values = torch.where(first_bad, parts, self.values)
+
+    def raise_if_seen(self) -> None:
+        step = int(self.first_step.item())
+        if step >= 0:
+            each = ", ".join(f"{k} {v:.4g}" for k, v in zip(self.names, self.values.tolist(), strict=True))
+            raise ZegbenchError(f"training loss became {self.values.sum().item()} at step {step} ({each}): "
+                                f"lower the learning rate or check the data; the run is stopped")
+
+
 def _open_log(path: Path, start_step: int):
     """The training log for appending, without lines past ``start_step`` (a killed run's tail is redone)."""
     kept = []
@@ -137,7 +172,10 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
     run_dir = Path(run_dir) if run_dir else None
     start_step = 0
     if run_dir and (run_dir / CHECKPOINT_FILE).is_file():
-        state = torch.load(run_dir / CHECKPOINT_FILE, map_location=device, weights_only=True)
+        # To the CPU: load_state_dict moves the weights and moments to the parameters' device, and
+        # leaves AdamW's `step` counters where they are; on the GPU they would cost a host sync
+        # per parameter per step.
+        state = torch.load(run_dir / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
         method.load_state_dict(state["method"])
         optimizer.load_state_dict(state["optimizer"])
         start_step = int(state["step"])
@@ -149,7 +187,7 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
     to_seen = seen_label_map(info).to(device)
     log = _open_log(run_dir / LOG_FILE, start_step) if run_dir and rank == 0 else None
     autocast = autocast_for(cfg.precision, device)
-    started, losses = time.time(), {}
+    started, losses, finite = time.time(), {}, None
     bar = tqdm(range(start_step, cfg.steps), desc="train", disable=not progress or rank != 0, dynamic_ncols=True,
                initial=start_step, total=cfg.steps)
     for step in bar:
@@ -162,7 +200,7 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
             optimizer.state.clear()  # AdamW's moments and step counts start again
         class_names = list(info.classes) if self_training else list(info.seen)
         optimizer.zero_grad(set_to_none=True)
-        for _ in range(cfg.accumulate):
+        for micro in range(cfg.accumulate):
             images, labels = next(batches)
             images = method.normalize(images.to(device, non_blocking=True))
             labels = labels.to(device, non_blocking=True).long()
@@ -176,25 +214,28 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
             # The mean over ranks is logged and checked: every rank sees the same value, so a NaN
             # stops all of them together.
             mean_parts = distributed.all_reduce_sum(torch.stack([v.detach().float() for v in parts.values()])) / world
-            if not torch.isfinite(mean_parts).all():
-                each = ", ".join(f"{k} {v.item():.4g}" for k, v in zip(parts, mean_parts, strict=True))
-                raise ZegbenchError(f"training loss became {mean_parts.sum().item()} at step {step} ({each}): "
-                                    f"lower the learning rate or check the data; the run is stopped")
-            (total / cfg.accumulate).backward()
+            finite = finite or FiniteCheck(list(parts), device)
+            finite.watch(step, mean_parts)
+            with micro_batch_sync(model, last=micro == cfg.accumulate - 1):
+                (total / cfg.accumulate).backward()
         if method.grad_clip:  # two-stage recipes clip the full model's gradient norm
             torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], method.grad_clip)
         optimizer.step()
-        losses = {k: round(v.item(), 5) for k, v in zip(parts, mean_parts, strict=True)}
-        if log and (step % cfg.log_every == 0 or step == cfg.steps - 1):
+        done = step + 1
+        logged = step % cfg.log_every == 0 or done == cfg.steps
+        checkpointed = run_dir and (done == cfg.steps or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0))
+        if logged or checkpointed:  # the host reads the losses here only: each read waits for the GPU
+            finite.raise_if_seen()
+            losses = {k: round(v, 5) for k, v in zip(parts, mean_parts.tolist(), strict=True)}
+            bar.set_postfix(loss=f"{sum(losses.values()):.3f}")
+        if log and logged:
             log.write(json.dumps({"step": step, "lr": optimizer.param_groups[0]["lr"],
                                   "loss": round(sum(losses.values()), 5), **losses, "self_training": self_training,
                                   "seconds": round(time.time() - started, 2)}) + "\n")
             log.flush()
-        bar.set_postfix(loss=f"{sum(losses.values()):.3f}")
         if step >= 1:
             fault_point("train")
-        done = step + 1
-        if run_dir and rank == 0 and (done == cfg.steps or (cfg.checkpoint_every and done % cfg.checkpoint_every == 0)):
+        if checkpointed and rank == 0:
             atomic_torch_save({"method": method.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
                                "train_config": asdict(cfg), "config": config}, run_dir / CHECKPOINT_FILE)
     batches.close()  # ends the loader's worker processes

@@ -120,6 +120,7 @@ class Method(nn.Module):
         bundle = load_clip(clip, clip_weights, image_size=image_size)
         bundle.model.requires_grad_(False)
         self._bundle, self.templates = bundle, template_set(templates)
+        self._embeddings_on_device = {}  # (names, templates, device) -> [C, D]: see text_embeddings
         self.name_map = NAME_STYLES[class_names]
         proj = bundle.model.text_projection
         return bundle, proj.shape[1] if proj is not None else bundle.model.visual.output_dim
@@ -129,10 +130,20 @@ class Method(nn.Module):
         return activation_of(self._bundle.model)
 
     def text_embeddings(self, class_names: list[str], templates: tuple[str, ...] | None = None) -> torch.Tensor:
-        """Frozen, cached class embeddings [C, D] on the method's device (``templates``: the method's set)."""
-        names = [self.name_map.get(c, c) for c in class_names]
-        emb = class_embeddings(self._bundle, names, templates or self.templates)
-        return emb.to(next(self.parameters()).device)
+        """Frozen, cached class embeddings [C, D] on the method's device (``templates``: the method's set).
+
+        Kept on the device once made: a copy from host memory on every forward (each sliding
+        window included) would block the GPU's queue each time. Callers must not modify the result.
+        """
+        names = tuple(self.name_map.get(c, c) for c in class_names)
+        templates = templates or self.templates
+        device = next(self.parameters()).device
+        key = (names, templates, device)
+        if key not in self._embeddings_on_device:
+            if len(self._embeddings_on_device) >= 8:  # `segment` may ask for many vocabularies
+                self._embeddings_on_device.clear()
+            self._embeddings_on_device[key] = class_embeddings(self._bundle, list(names), templates).to(device)
+        return self._embeddings_on_device[key]
 
     def forward(self, images: torch.Tensor, class_names: list[str]) -> tuple[torch.Tensor, dict]:
         """Normalised images [B, 3, H, W] -> mask logits [B, C, H, W] at input size, aux dict."""

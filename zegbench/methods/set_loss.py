@@ -84,7 +84,8 @@ def set_loss(output: dict, labels: torch.Tensor, no_object_weight: float = 0.1, 
         loss_class = (F.cross_entropy(class_logits.float().transpose(1, 2), class_target, weight=weight,
                                       reduction="sum")
                       / distributed.mean_denominator(weight[class_target].sum()))
-        n = distributed.mean_denominator(torch.tensor(float(sum(len(m) for m in matched_masks)))).clamp(min=1)
+        matched = torch.tensor(float(sum(len(m) for m in matched_masks)), device=labels.device)  # NCCL: on the GPU
+        n = distributed.mean_denominator(matched).clamp(min=1)
     else:
         loss_class = F.cross_entropy(class_logits.float().transpose(1, 2), class_target, weight=weight)
         n = sum(len(m) for m in matched_masks)

@@ -10,9 +10,15 @@ Without torchrun's environment everything here is a no-op for one process.
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+
+# How long a rank waits in a collective before the job is declared hung. NCCL's default, 10 minutes,
+# is shorter than what rank 0 may do alone while the others wait at a barrier: generate a world,
+# scan a large dataset's folders, write a checkpoint to a slow shared disk.
+COLLECTIVE_TIMEOUT = timedelta(minutes=60)
 
 
 def launched_by_torchrun() -> bool:
@@ -27,7 +33,7 @@ def setup(device: str) -> str:
     if device.startswith("cuda"):
         torch.cuda.set_device(local_rank)
         device = f"cuda:{local_rank}"
-    dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo")
+    dist.init_process_group(backend="nccl" if device.startswith("cuda") else "gloo", timeout=COLLECTIVE_TIMEOUT)
     return device
 
 

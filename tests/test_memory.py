@@ -1,0 +1,74 @@
+"""A recipe's training-step memory, estimated on the CPU (``zegbench methods memory``), and the loss's dtypes."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from zegbench.cli import main as zegbench_main
+from zegbench.harness.memory import CUDA_CONTEXT, GIB, MemoryEstimate, _peak_cpu_bytes, training_step_memory
+from zegbench.methods.losses import nel_loss
+
+MB = 1024**2
+
+
+def test_cpu_peak_counts_what_is_alive_at_once():
+    def step():
+        a = torch.ones(MB)  # 4 MiB
+        b = torch.ones(2 * MB)  # 8 MiB while a lives: the peak
+        del a, b
+        c = torch.ones(MB)  # 4 MiB after both are freed: not a new peak
+        del c
+
+    assert _peak_cpu_bytes(step) == pytest.approx(12 * MB, rel=0.01)
+
+
+def test_estimate_scales_with_the_batch_and_advises_a_global_batch_preserving_split():
+    e = MemoryEstimate("m", "d", "cpu", crop=512, batch_size=16, accumulate=1, weights=GIB // 2, fixed=GIB // 2,
+                       per_image=2 * GIB)
+    assert e.peak == 33 * GIB and e.peak_at(2) - e.peak_at(1) == 2 * GIB
+    assert e.needed == int(33 * GIB * 1.1 + CUDA_CONTEXT)
+    assert e.advice(80 * GIB) == "fits in 80.0 GiB"
+    assert e.advice(40 * GIB).startswith("fits")  # 33 x 1.1 + 1 = 37.3 GiB
+    # 24 GiB: 9 images fit (1 + 18 = 19 x 1.1 + 1 = 21.9 GiB), 10 do not (23 GiB); the largest
+    # divisor of the global batch of 16 that fits is 8, so accumulate 2
+    assert e.batch_that_fits(24 * GIB) == 9
+    assert "--set batch_size=8 --set accumulate=2" in e.advice(24 * GIB)
+    assert "even at one image" in e.advice(3 * GIB)
+
+
+def test_measured_step_counts_at_least_the_logits_and_grows_with_the_batch():
+    e = training_step_memory("zegclip", "world_smoke")
+    seen = 15  # the default world's seen classes
+    logits = seen * e.crop * e.crop * 4  # one image's float logits: the loss keeps several such maps
+    assert e.per_image > 3 * logits and e.weights > 0
+    assert e.batch_size == 8 and e.peak == e.weights + e.fixed + 8 * e.per_image
+
+
+def test_memory_command_says_whether_a_gpu_fits(capsys):
+    assert zegbench_main(["methods", "memory", "zegclip", "--dataset", "world_smoke", "--gpu-memory", "0.5",
+                          "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])  # the JSON comes last
+    assert out["budget"] == GIB // 2 and "does not fit" in out["advice"]
+
+
+def test_nel_targets_are_never_built_as_int64_at_full_resolution():
+    """F.one_hot's int64 is 8 bytes a pixel per class: 4.9 GiB at the COCO-Stuff recipe before a float copy."""
+
+    class LargeInt64(TorchDispatchMode):
+        found = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if isinstance(out, torch.Tensor) and out.dtype == torch.int64 and out.numel() >= 2 * 6 * 40 * 40:
+                LargeInt64.found.append(func)
+            return out
+
+    logits = torch.randn(2, 6, 40, 40, requires_grad=True)
+    labels = torch.randint(0, 6, (2, 40, 40))
+    labels[:, :5] = 255
+    with LargeInt64():
+        sum(nel_loss(logits, labels).values()).backward()
+    assert LargeInt64.found == []
