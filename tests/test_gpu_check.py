@@ -146,4 +146,5 @@ def test_the_dry_run_passes_end_to_end(tmp_path):
     assert {r["peak_precision"] for r in steps["speed_gpu"]["numbers"]} == {"fp32", "bf16"}
     assert steps["speed_profile"]["numbers"][0]["profile_top_ops"]
     assert steps["coco_memory"]["numbers"]["seen_classes"] == 156
+    assert steps["memory_estimate"]["numbers"]["batch_size"] == 2 and steps["memory_estimate"]["numbers"]["peak"] > 0
     assert steps["segment_12mp"]["numbers"]["exit_code"] == 0 and steps["segment_12mp"]["numbers"]["classes"] == 171

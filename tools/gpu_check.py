@@ -70,7 +70,7 @@ GPU = Sizes(
     coco={"clip_weights": "none", "steps": 1, "warmup": 1},
     segment_size=(4000, 3000),
     timeouts={"voc_train": 120, "ddp_two_stage": 90, "speed_gpu": 180, "speed_profile": 45, "coco_memory": 75,
-              "segment_12mp": 90},
+              "memory_estimate": 60, "segment_12mp": 90},
 )
 
 DRY = Sizes(
@@ -90,10 +90,11 @@ DRY = Sizes(
           "warmup": 1},
     segment_size=(400, 300),
     timeouts={"voc_train": 240, "ddp_two_stage": 240, "speed_gpu": 180, "speed_profile": 90, "coco_memory": 180,
-              "segment_12mp": 180},
+              "memory_estimate": 180, "segment_12mp": 180},
 )
 
-STEPS = ["voc_train", "ddp_two_stage", "speed_gpu", "speed_profile", "coco_memory", "segment_12mp"]
+STEPS = ["voc_train", "ddp_two_stage", "speed_gpu", "speed_profile", "coco_memory", "memory_estimate",
+         "segment_12mp"]
 
 
 # ----------------------------------------------------------------------------------------------
@@ -155,6 +156,11 @@ class Check:
         if record["status"] != "ok":
             record["error_tail"] = log_path.read_text(errors="replace").splitlines()[-TAIL_LINES:]
         return self._done(name, record)
+
+    def last_json_line(self, name: str) -> dict:
+        """The last JSON object a step printed (a command's ``--json`` output; warnings may follow it)."""
+        lines = (self.out / "logs" / f"{name}.log").read_text(errors="replace").splitlines()
+        return json.loads(next(line for line in reversed(lines) if line.startswith("{")))
 
     def skip(self, name: str, reason: str) -> dict:
         return self._done(name, {"status": "skipped", "reason": reason})
@@ -287,6 +293,12 @@ def check(out: Path, work: Path, sizes: Sizes, dry: bool, steps: list[str]) -> d
                    "out": str(work / "coco_memory.json")}
         c.run("coco_memory", helper("coco_memory", payload), lambda: read_json(work / "coco_memory.json"),
               env=offline)
+
+    if "memory_estimate" in steps:  # 4b. what `zegbench methods memory` predicts for step 4, to compare
+        sets = [arg for key, value in sizes.coco.items() for arg in ("--set", f"{key}={value}")]
+        command = [sys.executable, "-m", "zegbench", "methods", "memory", "zegclip", "--dataset", "coco_stuff164k",
+                   "--device", device, "--json", *sets]
+        c.run("memory_estimate", command, lambda: c.last_json_line("memory_estimate"), env=offline)
 
     if "segment_12mp" in steps:  # 5. segment a 12 MP photo with step 1's run
         if c.voc_run is None:
