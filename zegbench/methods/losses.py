@@ -30,7 +30,9 @@ def one_hot_targets(labels: torch.Tensor, num_classes: int) -> torch.Tensor:
     """
     valid = labels != IGNORE
     b, h, w = labels.shape
-    hot = torch.zeros(b, num_classes, h, w, device=labels.device)
+    # Classes innermost in memory, as F.one_hot's permuted result was: the loss's sums then add in
+    # the same order, so the logged losses keep every digit.
+    hot = torch.zeros(b, h, w, num_classes, device=labels.device).permute(0, 3, 1, 2)
     index = (labels.clamp(max=num_classes - 1) * valid).unsqueeze(1).long()
     return hot.scatter_(1, index, valid.unsqueeze(1).float())  # an ignored pixel writes 0 into class 0
 
