@@ -68,6 +68,8 @@ class Method(nn.Module):
                                    truth hidden during self-training]
       ``param_groups``             optimiser groups [every trainable parameter at the base lr]
       ``unused_parameter_names``   trainable parameters no loss reaches [none]
+      ``official_unbuilt_parameters`` trainable parameters the official model builds, never
+                                   uses and this one leaves out, for its parameter count [None]
       ``regions_per_image``        regions the last ``predict`` classified per image [None]
 
     Helpers generic code calls as they are: ``normalize``, ``text_embeddings``
@@ -210,11 +212,22 @@ class Method(nn.Module):
         """
         raise NotImplementedError(f"{type(self).__name__} declares no speed baseline")
 
+    def official_unbuilt_parameters(self) -> int | None:
+        """Trainable parameters the official model builds but never uses and this one does not build
+        (ZegCLIP: each decoder layer's self-attention and norm1); None where no official count is compared."""
+        return None
+
     def param_counts(self) -> dict[str, int]:
-        """Total and trainable parameters (the text tower, never trained, is not a submodule)."""
+        """Total and trainable parameters (the text tower, never trained, is not a submodule), and
+        ``params_trainable_official``, the official code's count of the same model (trainable plus
+        ``official_unbuilt_parameters``), for methods that declare one."""
         total = sum(p.numel() for p in self.parameters())
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        return {"params_total": total, "params_trainable": trainable}
+        counts = {"params_total": total, "params_trainable": trainable}
+        unbuilt = self.official_unbuilt_parameters()
+        if unbuilt is not None:
+            counts["params_trainable_official"] = trainable + unbuilt
+        return counts
 
 
 def template_set(name: str) -> tuple[str, ...]:

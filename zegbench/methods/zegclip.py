@@ -97,6 +97,9 @@ class ZegCLIP(Method):
     def unused_parameter_names(self) -> set[str]:
         return {f"decoder.{n}" for n in self.decoder.unused_parameter_names()}
 
+    def official_unbuilt_parameters(self) -> int:
+        return self.decoder.official_unbuilt_parameters()
+
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits -> per-class scores in [0, 1]: sigmoid (NEL: classes independent) or softmax (CE)."""
         return logits.sigmoid() if self.loss_type == "nel" else logits.softmax(dim=1)
