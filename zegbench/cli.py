@@ -149,9 +149,12 @@ def cmd_methods_describe(args) -> None:
         lines.append(f"  trainable, official count {official:,}: {official - counts['params_trainable']:,} more, the "
                      f"layers the official model builds and never uses (not built here)")
     lines += [f"  trainable {part:<22} {n:>12,}" for part, n in by_part.items()]
+    towers = method.clip_towers()
     lines.append(f"  CLIP activation {activation}")
+    lines += [f"  CLIP {tower} tower: {t['activation']}, LayerNorm eps {t['layernorm_eps']}"
+              for tower, t in towers.items()]
     _emit({"method": args.name, "dataset": args.dataset, **counts, "clip_activation": activation,
-           "trainable_by_part": by_part}, args.json, lines)
+           "clip_towers": towers, "trainable_by_part": by_part}, args.json, lines)
 
 
 def cmd_methods_memory(args) -> None:
