@@ -142,12 +142,19 @@ def cmd_methods_describe(args) -> None:
     counts["params_trainable_unused"] = unused
     activation = method.clip_activation()
     lines = [f"{args.name}{f' as configured for {args.dataset}' if args.dataset else ''}: "
-             f"{counts['params_total']:,} parameters, {counts['params_trainable']:,} trainable"
+             f"{counts['params_total']:,} parameters, {counts['params_trainable']:,} trainable as built here"
              + (f" (of which {unused:,} never get a gradient by design, as in the official model)" if unused else "")]
+    if "params_trainable_official" in counts:  # ZegCLIP: the official README's count (13.8 M VOC, 14.6 M COCO)
+        official = counts["params_trainable_official"]
+        lines.append(f"  trainable, official count {official:,}: {official - counts['params_trainable']:,} more, the "
+                     f"layers the official model builds and never uses (not built here)")
     lines += [f"  trainable {part:<22} {n:>12,}" for part, n in by_part.items()]
+    towers = method.clip_towers()
     lines.append(f"  CLIP activation {activation}")
+    lines += [f"  CLIP {tower} tower: {t['activation']}, LayerNorm eps {t['layernorm_eps']}"
+              for tower, t in towers.items()]
     _emit({"method": args.name, "dataset": args.dataset, **counts, "clip_activation": activation,
-           "trainable_by_part": by_part}, args.json, lines)
+           "clip_towers": towers, "trainable_by_part": by_part}, args.json, lines)
 
 
 def cmd_methods_memory(args) -> None:

@@ -101,6 +101,14 @@ def activation_of(model: torch.nn.Module) -> str:
     return "QuickGELU" if any(isinstance(m, QuickGELU) for m in model.modules()) else "GELU"
 
 
+def tower_summary(modules) -> dict:
+    """``{"activation", "layernorm_eps"}`` of one tower's modules (eps: one value, or the sorted distinct ones)."""
+    modules = list(modules)
+    eps = sorted({m.eps for m in modules if isinstance(m, torch.nn.LayerNorm)})
+    return {"activation": "QuickGELU" if any(isinstance(m, QuickGELU) for m in modules) else "GELU",
+            "layernorm_eps": eps[0] if len(eps) == 1 else eps}
+
+
 def load_clip(name: str = IN_HOUSE, pretrained: str | None = None, image_size: int | None = None,
               device: str | torch.device = "cpu") -> ClipBundle:
     """Build CLIP ``name`` with weights ``pretrained`` (tag, local path, or 'none').

@@ -55,7 +55,10 @@ class DatasetConfig(BaseModel):
     splits: dict[str, str | SplitSpec | list[str | SplitSpec]]
     expected: dict[str, int] = Field(default_factory=dict)  # images per split, checked by `zegbench data verify`
     train_transform: TransformSpec | None = None  # real datasets: rescale, crop, flip, photometric (transforms.py)
-    test_scale: tuple[int, int] | None = None  # evaluation rescales images to fit (long, short), e.g. [2048, 512]
+    test_scale: tuple[int, int] | None = None  # evaluation rescales images to (long, short) bounds, e.g. [2048, 512]
+    # short_side: short side = min(test_scale), long side uncapped (ZegCLIP's Resize(min_size=512), docs/fidelity.md
+    # item 13); fit: within both bounds (mmseg's plain keep_ratio, as its Context configs).
+    test_resize: Literal["short_side", "fit"] = "short_side"
     classes: list[str] = Field(min_length=1)
     unseen: list[str]
     world: dict[str, Any] | None = None  # generator settings (checked by WorldSpec)

@@ -9,12 +9,19 @@ distortion (``PhotoMetricDistortion`` below, image only), padding to the crop
 size. Every random draw comes from a seed the caller passes, so data-parallel
 ranks can reproduce one process's batches exactly.
 
-Test time (``rescale_for_testing``): the image is rescaled to fit ``scale`` (VOC: short
-side 512, long side at most 2048); scores go back to the label's size.
+As mmcv 1.4.4's ``imrescale`` (cv2 ``INTER_LINEAR``), the rescale does not
+antialias (``antialias``); as mmseg's pipelines (``Normalize`` before ``Pad`` with
+0), the padding is the normalisation's mean colour (``pad_colour``). Both are
+switches in ``TransformSpec`` (docs/fidelity.md, items 11 and 12).
+
+Test time (``rescale_for_testing``): VOC and COCO-Stuff images get a short side of
+exactly 512 and a long side that follows (ZegCLIP's ``Resize(min_size=512)``,
+``test_resize: short_side``), or fit within (long, short) (``fit``, mmseg's plain
+``keep_ratio``); scores go back to the label's size.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -24,6 +31,10 @@ from torchvision import tv_tensors
 from torchvision.transforms import v2
 
 IGNORE = 255
+# mmseg's img_norm_cfg mean (ImageNet's, in 0-255 levels), set in every official dataset config
+# (ZegCLIP's configs/_base_/datasets/*.py:4-5, mmseg's Context configs): the colour of the official
+# padding, which is 0 after Normalize. Rounded to uint8: (124, 116, 104).
+PIPELINE_MEAN = (123.675, 116.28, 103.53)
 
 
 class TransformSpec(BaseModel):
@@ -35,6 +46,15 @@ class TransformSpec(BaseModel):
     ratio_range: tuple[float, float] = (0.5, 2.0)
     cat_max_ratio: float = 0.75
     photometric: bool = True
+    # mean: pad with the pipeline's normalisation mean (PIPELINE_MEAN), what mmseg's Normalize-then-Pad(0)
+    # gives; black: uint8 0, zegbench before issue 31 (-2.1 after ImageNet normalisation).
+    pad_colour: Literal["mean", "black"] = "mean"
+    antialias: bool = False  # mmcv's imrescale (cv2 INTER_LINEAR) does not; true: zegbench before issue 31
+
+
+def pad_fill(spec: TransformSpec) -> list[int]:
+    """The uint8 RGB that ``TrainTransform`` pads images with (labels are padded with 255)."""
+    return [round(v) for v in PIPELINE_MEAN] if spec.pad_colour == "mean" else [0, 0, 0]
 
 
 def fit_scale(h: int, w: int, scale: tuple[int, int]) -> tuple[int, int]:
@@ -162,7 +182,8 @@ class TrainTransform:
         lo, hi = self.spec.ratio_range
         ratio = lo + (hi - lo) * float(torch.rand(1, generator=gen))
         size = fit_scale(*img.shape[-2:], (int(self.spec.scale[0] * ratio), int(self.spec.scale[1] * ratio)))
-        img, mask = v2.functional.resize(img, list(size), antialias=True), v2.functional.resize(mask, list(size))
+        img = v2.functional.resize(img, list(size), antialias=self.spec.antialias)
+        mask = v2.functional.resize(mask, list(size))  # nearest: cv2's INTER_NEAREST picks the same pixels
         top, left = self._crop_box(mask, gen)
         c = self.spec.crop
         img, mask = img[..., top:top + c, left:left + c], mask[..., top:top + c, left:left + c]
@@ -177,16 +198,35 @@ class TrainTransform:
                 img = self.photometric(img)
         pad_h, pad_w = c - img.shape[-2], c - img.shape[-1]
         if pad_h > 0 or pad_w > 0:
-            img = v2.functional.pad(img, [0, 0, pad_w, pad_h], fill=0)
+            img = v2.functional.pad(img, [0, 0, pad_w, pad_h], fill=pad_fill(self.spec))
             mask = v2.functional.pad(mask, [0, 0, pad_w, pad_h], fill=IGNORE)
         return img.permute(1, 2, 0).numpy(), mask[0].numpy()
 
 
-def rescale_for_testing(images: torch.Tensor, scale: tuple[int, int] | None) -> torch.Tensor:
-    """Normalised images [B, 3, H, W] rescaled to fit ``scale`` (None: unchanged)."""
+def short_side_scale(h: int, w: int, short: int) -> tuple[int, int]:
+    """(H, W) rescaled, aspect kept, to a short side of exactly ``short``, the long side uncapped.
+
+    mmseg 0.24's ``Resize(keep_ratio=True, min_size=short)`` with a (long, short) scale whose
+    short bound is ``short``: it replaces the scale by (short x long / short, short) and lets
+    mmcv's ``rescale_size`` fit the image in it, so the long bound never binds. The factor and
+    rounding are mmcv's (``int(x * factor + 0.5)``).
+    """
+    bound = (short * h / w, short) if h > w else (short, short * w / h)
+    factor = min(max(bound) / max(h, w), min(bound) / min(h, w))
+    return max(1, int(h * factor + 0.5)), max(1, int(w * factor + 0.5))
+
+
+def rescale_for_testing(images: torch.Tensor, scale: tuple[int, int] | None,
+                        mode: Literal["short_side", "fit"] = "short_side") -> torch.Tensor:
+    """Normalised images [B, 3, H, W] rescaled for evaluation (``scale`` None: unchanged).
+
+    ``short_side``: the short side becomes ``min(scale)``, the long side follows
+    (``short_side_scale``); ``fit``: the image fits within (long, short) = ``scale``.
+    """
     if scale is None:
         return images
-    size = fit_scale(*images.shape[-2:], tuple(scale))
+    h, w = images.shape[-2:]
+    size = short_side_scale(h, w, min(scale)) if mode == "short_side" else fit_scale(h, w, tuple(scale))
     if size == tuple(images.shape[-2:]):
         return images
     return F.interpolate(images, size=size, mode="bilinear", align_corners=False)

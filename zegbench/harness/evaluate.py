@@ -31,14 +31,15 @@ def evaluate(method: Method, dataset, info: DatasetInfo, batch_size: int = 16, d
     if seen is None:
         seen = [i not in set(info.unseen_ids) for i in range(len(info.classes))]
     cm = ConfusionMatrix(len(info.classes), device=device)
-    scale = info.test_scale  # real datasets: e.g. short side 512 before sliding windows
+    scale = info.test_scale  # real datasets: e.g. short side 512 before sliding windows (info.test_resize)
     count = len(dataset) if limit is None else min(limit, len(dataset))
     pending: list[tuple[np.ndarray, np.ndarray]] = []
 
     def flush():
         images = torch.from_numpy(np.stack([p[0] for p in pending])).to(device)
         labels = torch.from_numpy(np.stack([p[1] for p in pending])).to(device)
-        scores = method.predict(rescale_for_testing(method.normalize(images), scale), list(info.classes), seen)
+        images = rescale_for_testing(method.normalize(images), scale, info.test_resize)
+        scores = method.predict(images, list(info.classes), seen)
         if scores.shape[-2:] != labels.shape[-2:]:  # metrics at the labels' own resolution
             scores = F.interpolate(scores, size=labels.shape[-2:], mode="bilinear", align_corners=False)
         cm.update(scores.argmax(dim=1), labels)

@@ -48,6 +48,12 @@ def run_dir_for(resolved: dict, results: str | Path | RunStore, suite: str) -> P
 def dataset_fingerprint(info: DatasetInfo) -> str:
     """8 hex digits over everything in the dataset config that decides data or evaluation."""
     cfg = {k: v for k, v in info.config.items() if k not in _NOT_DATA}
+    # The transforms as typed, defaults included: a new transform switch, or a changed default,
+    # gives new folders to the datasets that use it (worlds have neither: unchanged).
+    if info.train_transform is not None:
+        cfg["train_transform"] = info.train_transform.model_dump(mode="json")
+    if info.test_scale is not None:
+        cfg["test_resize"] = info.test_resize
     if cfg.get("world") is not None:  # the generated images depend on the generator's code version too
         from zegbench.datasets.catalog import world_spec
 

@@ -29,7 +29,8 @@ def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None,
     (one method), then ``overrides``; the last three take method or training
     keys. Every key is checked against the method class's signature or
     ``TrainConfig`` (types included); an error names the layer that set the bad key.
-    Keys nobody sets take the class's defaults, and those are recorded too.
+    Keys nobody sets take the class's defaults, and those are recorded too, except a class's
+    ``recorded_when_set`` keys, recorded only when set off their default.
     """
     info = load_dataset_info(dataset)
     recipe = info.recipe
@@ -57,6 +58,11 @@ def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None,
     # Every key the class reads, its defaults included: a changed default (an official
     # behaviour made the default) gives new run folders rather than reusing old numbers.
     method_keys = {**{name: field.default for name, field in schema.model_fields.items()}, **method_keys}
+    # Except keys added after runs were recorded (``Method.recorded_when_set``), held only off their default:
+    # their default computes what those runs did, so adding the switch renames none of them.
+    later = method_class(cls_name).recorded_when_set
+    method_keys = {k: v for k, v in method_keys.items()
+                   if k not in later or v != schema.model_fields[k].default}
     train_keys = validate_keys(train_schema(), {**train_keys, "seed": seed}, origin, "training")
     resolved = {"method": method, "dataset": dataset, "seed": seed, "method_config": {"class": cls_name, **method_keys},
                 "train": train_keys}

@@ -16,7 +16,7 @@ from typing import ClassVar, Literal
 import torch
 from torch import nn
 
-from zegbench.clip.loading import activation_of, load_clip
+from zegbench.clip.loading import load_clip, tower_summary
 from zegbench.clip.templates import NAME_STYLES, TEMPLATE_SETS
 from zegbench.clip.text_embeddings import class_embeddings
 from zegbench.config_dirs import config_file, config_names
@@ -25,6 +25,9 @@ from zegbench.utils.io import read_yaml_mapping
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # what ImageNet-pretrained backbones (and ZegCLIP's official code) expect
 IMAGENET_STD = (0.229, 0.224, 0.225)
+# Class-embedding precision: fp16 as the official embeddings (ZegCLIP's .npy files, MaskCLIP's text
+# weights) were made by CLIP in fp16 on CUDA; fp32 as zegbench made them before (docs/fidelity.md, item 16).
+TEXT_PRECISIONS = ("fp32", "fp16")
 _CLASSES: dict[str, type] = {}
 
 
@@ -57,6 +60,7 @@ class Method(nn.Module):
       ``mean``, ``std``            input normalisation [CLIP's]
       ``inference``                how ``predict`` covers a test image, 'whole' | 'slide' ['whole']
       ``inference_keys``           config keys only ``predict`` reads [none]
+      ``recorded_when_set``        keys a resolved config records only off their default [none]
       ``training_free``            nothing trains [False]
       ``grad_clip``                gradient-norm clip [0: off]
       ``tiny_config``              config keys of its smallest instance, for tests [{}]
@@ -68,6 +72,8 @@ class Method(nn.Module):
                                    truth hidden during self-training]
       ``param_groups``             optimiser groups [every trainable parameter at the base lr]
       ``unused_parameter_names``   trainable parameters no loss reaches [none]
+      ``official_unbuilt_parameters`` trainable parameters the official model builds, never
+                                   uses and this one leaves out, for its parameter count [None]
       ``regions_per_image``        regions the last ``predict`` classified per image [None]
 
     Helpers generic code calls as they are: ``normalize``, ``text_embeddings``
@@ -84,6 +90,11 @@ class Method(nn.Module):
     # Config keys that only ``predict`` reads: variants differing in nothing else train the same
     # weights, so the harness evaluates one finished checkpoint instead of training it again.
     inference_keys: frozenset[str] = frozenset()
+    # Keys added after shipped runs were recorded, whose class default computes what those runs did: a
+    # resolved config (and so a run's hash) holds such a key only when a recipe or an override sets it to
+    # another value, so adding a switch renames no finished run. Their defaults must never change
+    # (tests/test_text_and_towers.py pins them); a recipe sets the official value where one applies.
+    recorded_when_set: frozenset[str] = frozenset()
     grad_clip: float = 0.0  # > 0: the training loop clips the full model's gradient norm to it
     # No parameter trains: the training loop skips such a model (it finds no parameter requiring a
     # gradient); declared here so `run_all.py --list` can say so without building the model.
@@ -106,17 +117,21 @@ class Method(nn.Module):
         return (x - mean) / std
 
     def load_frozen_clip(self, clip: str, clip_weights: str | None, image_size: int | None, templates: str,
-                         class_names: str = "dataset"):
+                         class_names: str = "dataset", text_precision: str = "fp32"):
         """Load CLIP frozen, keep it (``self._bundle``), the template set and the class-name spelling.
 
         Returns (bundle, joint-space width). The bundle is a plain attribute: its
         text tower only feeds the cached class embeddings and is never trained;
         methods register the image tower parts they use as submodules.
         ``class_names`` picks a method's own spelling of the dataset's names
-        (``templates.NAME_STYLES``; e.g. MaskCLIP's "dining table").
+        (``templates.NAME_STYLES``; e.g. MaskCLIP's "dining table"). ``text_precision``
+        'fp16' rounds the class embeddings through fp16 (``text_embeddings``).
         """
         if class_names not in NAME_STYLES:
             raise ValueError(f"class_names must be one of {tuple(NAME_STYLES)}, not {class_names!r}")
+        if text_precision not in TEXT_PRECISIONS:
+            raise ValueError(f"text_precision must be one of {TEXT_PRECISIONS}, not {text_precision!r}")
+        self.text_precision = text_precision
         bundle = load_clip(clip, clip_weights, image_size=image_size)
         bundle.model.requires_grad_(False)
         self._bundle, self.templates = bundle, template_set(templates)
@@ -125,15 +140,25 @@ class Method(nn.Module):
         proj = bundle.model.text_projection
         return bundle, proj.shape[1] if proj is not None else bundle.model.visual.output_dim
 
+    def clip_towers(self) -> dict:
+        """``{"image": {...}, "text": {...}}``: each tower's activation and LayerNorm eps as built
+        (``zegbench methods describe``; MaskCLIP's official image tower differs from its text tower)."""
+        named = [(n, m) for n, m in self._bundle.model.named_modules() if n]
+        in_image = [n == "visual" or n.startswith("visual.") for n, _ in named]
+        return {"image": tower_summary(m for (_, m), image in zip(named, in_image, strict=True) if image),
+                "text": tower_summary(m for (_, m), image in zip(named, in_image, strict=True) if not image)}
+
     def clip_activation(self) -> str:
-        """'QuickGELU' or 'GELU': the MLP activation of the frozen CLIP the method is built on."""
-        return activation_of(self._bundle.model)
+        """'QuickGELU' or 'GELU': the MLP activation of the frozen CLIP's image tower the method is built on."""
+        return self.clip_towers()["image"]["activation"]
 
     def text_embeddings(self, class_names: list[str], templates: tuple[str, ...] | None = None) -> torch.Tensor:
         """Frozen, cached class embeddings [C, D] on the method's device (``templates``: the method's set).
 
         Kept on the device once made: a copy from host memory on every forward (each sliding
         window included) would block the GPU's queue each time. Callers must not modify the result.
+        With ``text_precision`` 'fp16' each value is the nearest fp16 of the fp32 embedding, as the
+        official embeddings are stored (docs/fidelity.md, item 16); used in fp32.
         """
         names = tuple(self.name_map.get(c, c) for c in class_names)
         templates = templates or self.templates
@@ -142,7 +167,10 @@ class Method(nn.Module):
         if key not in self._embeddings_on_device:
             if len(self._embeddings_on_device) >= 8:  # `segment` may ask for many vocabularies
                 self._embeddings_on_device.clear()
-            self._embeddings_on_device[key] = class_embeddings(self._bundle, list(names), templates).to(device)
+            emb = class_embeddings(self._bundle, list(names), templates)
+            if self.text_precision == "fp16":
+                emb = emb.half().float()
+            self._embeddings_on_device[key] = emb.to(device)
         return self._embeddings_on_device[key]
 
     def forward(self, images: torch.Tensor, class_names: list[str]) -> tuple[torch.Tensor, dict]:
@@ -210,11 +238,22 @@ class Method(nn.Module):
         """
         raise NotImplementedError(f"{type(self).__name__} declares no speed baseline")
 
+    def official_unbuilt_parameters(self) -> int | None:
+        """Trainable parameters the official model builds but never uses and this one does not build
+        (ZegCLIP: each decoder layer's self-attention and norm1); None where no official count is compared."""
+        return None
+
     def param_counts(self) -> dict[str, int]:
-        """Total and trainable parameters (the text tower, never trained, is not a submodule)."""
+        """Total and trainable parameters (the text tower, never trained, is not a submodule), and
+        ``params_trainable_official``, the official code's count of the same model (trainable plus
+        ``official_unbuilt_parameters``), for methods that declare one."""
         total = sum(p.numel() for p in self.parameters())
         trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
-        return {"params_total": total, "params_trainable": trainable}
+        counts = {"params_total": total, "params_trainable": trainable}
+        unbuilt = self.official_unbuilt_parameters()
+        if unbuilt is not None:
+            counts["params_trainable_official"] = trainable + unbuilt
+        return counts
 
 
 def template_set(name: str) -> tuple[str, ...]:

@@ -98,6 +98,9 @@ class MaskDecoder(nn.Module):
     model trains with ``find_unused_parameters=True`` for this reason). They are
     kept so parameter counts match the reference (10.67 M trainable for VOC),
     listed by ``unused_parameter_names`` and not computed in the forward pass.
+    The official README's 13.8 M also counts each layer's self-attention and
+    norm1, which the official layers build and never call and this decoder
+    does not build (``official_unbuilt_parameters``).
 
     ``init``: the official head builds one layer and deep-copies it (torch's
     ``TransformerDecoder``), so every layer starts from the same weights; its
@@ -123,6 +126,14 @@ class MaskDecoder(nn.Module):
         for layer in self.layers[:-1]:
             queries, _ = layer(queries, memory)
         return self.layers[-1].attn.head_logits(queries, memory).mean(dim=1)
+
+    def official_unbuilt_parameters(self) -> int:
+        """Parameters the official decoder has and this one does not build: every official layer
+        (``TPN_DecoderLayer``, a torch ``TransformerDecoderLayer``) keeps the self-attention and its
+        LayerNorm (``self_attn``, ``norm1``) and never calls them. Per layer a ``MultiheadAttention``
+        (in-projection 3d x d + 3d, out-projection d x d + d) and a LayerNorm (2d): 1,051,648 at d = 512."""
+        d = self.layers[0].attn.q.in_features
+        return len(self.layers) * (4 * d * d + 4 * d + 2 * d)
 
     def unused_parameter_names(self) -> list[str]:
         """Names (relative to this module) of the last layer's parameters that get no gradient."""

@@ -15,11 +15,21 @@ The official text side is MaskCLIP's 85 prompt templates and its cleaned
 class names ("dining table"); the official configs feed the ViT ImageNet
 mean and std and resize its 14x14 position table bicubically at run time
 (real-data recipes set ``templates: maskclip85`` and ``normalization: imagenet``).
+
+The official image tower is mmseg's ``VisionTransformer`` as MaskCLIP's
+``configs/_base_/models/maskclip_vit16.py`` builds it: exact GELU and LayerNorm
+eps 1e-6, whatever activation the CLIP weights were trained with; its text
+embeddings come from OpenAI's ``clip`` package (QuickGELU, eps 1e-5) in fp16.
+``image_tower: mmseg`` rebuilds the loaded image tower so (the text tower is
+left as loaded), ``text_precision: fp16`` rounds the class embeddings through
+fp16; the real recipes set both (docs/fidelity.md, items 15 and 16).
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from open_clip.transformer import QuickGELU
+from torch import nn
 
 from zegbench.clip.loading import IN_HOUSE
 from zegbench.methods.base import IMAGENET_MEAN, IMAGENET_STD, Method, register_class
@@ -28,6 +38,23 @@ from zegbench.methods.encoder import PromptedEncoder
 
 VALUE_PATHS = ("official", "no_residual_ffn")
 POS_RESIZES = ("bicubic", "open_clip")
+# clip: the image tower as the CLIP config builds it; mmseg: MaskCLIP's (exact GELU, LayerNorm eps 1e-6).
+IMAGE_TOWERS = ("clip", "mmseg")
+MMSEG_LN_EPS = 1e-6  # mmseg's norm_cfg=dict(type='LN', eps=1e-6) in MaskCLIP's ViT config
+
+
+def as_mmseg_tower(visual: nn.Module) -> None:
+    """Make a CLIP image tower MaskCLIP's mmseg ViT in place: QuickGELU -> exact GELU, every LayerNorm eps 1e-6.
+
+    The weights are untouched (MaskCLIP converts OpenAI's weights into its ViT as they are).
+    """
+    for module in list(visual.modules()):
+        for name, child in module.named_children():
+            if isinstance(child, QuickGELU):
+                setattr(module, name, nn.GELU())
+        if isinstance(module, nn.LayerNorm):
+            module.eps = MMSEG_LN_EPS
+
 
 
 @register_class("maskclip")
@@ -36,19 +63,26 @@ class MaskCLIP(Method):
 
     training_free = True
     tiny_config = {"clip_weights": "none", "image_size": 32, "templates": "single"}
+    # The real recipes set image_tower: mmseg and text_precision: fp16 (docs/fidelity.md, items 15 and 16).
+    recorded_when_set = frozenset({"image_tower", "text_precision"})
 
     def __init__(self, clip: str = IN_HOUSE, clip_weights: str | None = None, image_size: int = 96,
                  templates: str = "single", logit_scale: float = 100.0, value_path: str = "official",
-                 class_names: str = "maskclip", normalization: str = "clip", pos_resize: str = "bicubic"):
+                 class_names: str = "maskclip", normalization: str = "clip", pos_resize: str = "bicubic",
+                 image_tower: str = "clip", text_precision: str = "fp32"):
         super().__init__()
         if value_path not in VALUE_PATHS:
             raise ValueError(f"value_path must be one of {VALUE_PATHS}, not {value_path!r}")
         if pos_resize not in POS_RESIZES:
             raise ValueError(f"pos_resize must be one of {POS_RESIZES}, not {pos_resize!r}")
+        if image_tower not in IMAGE_TOWERS:
+            raise ValueError(f"image_tower must be one of {IMAGE_TOWERS}, not {image_tower!r}")
         # bicubic: CLIP at its own grid, the table resized to each input's grid (``image_size`` unused);
         # open_clip: the table resized once at load to ``image_size`` (antialiased bicubic).
         load_size = image_size if pos_resize == "open_clip" else None
-        bundle, _ = self.load_frozen_clip(clip, clip_weights, load_size, templates, class_names)
+        bundle, _ = self.load_frozen_clip(clip, clip_weights, load_size, templates, class_names, text_precision)
+        if image_tower == "mmseg":
+            as_mmseg_tower(bundle.model.visual)
         pos_mode = "bicubic" if pos_resize == "bicubic" else "bilinear"
         self.encoder = PromptedEncoder(bundle.model.visual, tuning="frozen", cls_embedding="once", pos_mode=pos_mode)
         if normalization == "imagenet":

@@ -39,6 +39,7 @@ class ZegCLIP(Method):
     """One-stage CLIP segmentation; the switches select the ablation row (see module doc)."""
 
     inference_keys = frozenset({"calibration", "inference", "crop", "stride"})
+    recorded_when_set = frozenset({"text_precision"})  # the real recipes set fp16 (docs/fidelity.md, item 16)
     tiny_config = {"clip_weights": "none", "image_size": 32}
     # Speed pairs ZegCLIP with its CLIP image encoder alone: the same config without prompts.
     speed_baseline = "clip_image_encoder"
@@ -53,7 +54,7 @@ class ZegCLIP(Method):
                  inference: str = "whole", crop: int | None = None, stride: int | None = None,
                  encoder_lr_mult: float = 10.0, head_lr_mult: float = 10.0, cls_embedding: str = "twice",
                  pos_resize: str = "bilinear", prompts_after_depth: str = "drop", shallow_prompt_norm: bool = False,
-                 decoder_init: str = "copies"):
+                 decoder_init: str = "copies", text_precision: str = "fp32"):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
@@ -66,7 +67,7 @@ class ZegCLIP(Method):
         # bilinear: CLIP at its own grid, the encoder resizes the table (as the official loader);
         # open_clip: the table resized once at load to ``image_size`` (antialiased bicubic).
         load_size = image_size if pos_resize == "open_clip" else None
-        bundle, dim = self.load_frozen_clip(clip, clip_weights, load_size, templates)
+        bundle, dim = self.load_frozen_clip(clip, clip_weights, load_size, templates, text_precision=text_precision)
         self.encoder = PromptedEncoder(bundle.model.visual, tuning, num_tokens, prompt_depth, dropout, cls_embedding,
                                        prompts_after_depth, shallow_prompt_norm, pos_mode="bilinear")
         self.queries = QueryBuilder(dim, relation)
@@ -96,6 +97,9 @@ class ZegCLIP(Method):
 
     def unused_parameter_names(self) -> set[str]:
         return {f"decoder.{n}" for n in self.decoder.unused_parameter_names()}
+
+    def official_unbuilt_parameters(self) -> int:
+        return self.decoder.official_unbuilt_parameters()
 
     def scores(self, logits: torch.Tensor) -> torch.Tensor:
         """Logits -> per-class scores in [0, 1]: sigmoid (NEL: classes independent) or softmax (CE)."""

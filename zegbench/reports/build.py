@@ -16,7 +16,7 @@ import pandas as pd
 from zegbench.reports import plots
 from zegbench.reports.paper_numbers import paper_numbers
 from zegbench.reports.scorecard import budget_frame, write_scorecard
-from zegbench.reports.speed_report import latest_speed
+from zegbench.reports.speed_report import PARAMS_NOTE, latest_speed
 from zegbench.reports.tables import (
     METRICS,
     ablation_table,
@@ -161,7 +161,7 @@ def build_report(suite: str, specs: list[SuiteRun], unseen_classes: set[str], re
               ("GMACs, latency and FPS (batch 1) are the newest records of the speed suite (`run_all.py --suite "
                "speed`) on this run store, for variants that are a method's default config." if "FPS" in efficiency
                else "GMACs, latency and FPS appear here once `run_all.py --suite speed` has measured these methods."),
-              "", "The paper's efficiency rows (fvcore GFLOPs, 1080Ti):", "",
+              "", PARAMS_NOTE, "", "The paper's efficiency rows (fvcore GFLOPs, 1080Ti):", "",
               to_markdown(paper_eff.assign(verified=paper_eff["verified"].map({True: "yes", False: "no †"}))), ""]
 
     # Plots label each variant with its dataset when there are several (their class lists differ too).

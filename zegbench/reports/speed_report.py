@@ -16,6 +16,12 @@ from zegbench.reports.scorecard import write_scorecard
 from zegbench.reports.tables import to_latex, to_markdown
 from zegbench.store import RunStore
 
+# Why two learnable counts (docs/fidelity.md, item 14).
+PARAMS_NOTE = ("Learnable: the parameters built here; learnable, official count: the official code's count of the "
+               "same model, the one its README and the paper print (ZegCLIP 13.8 M VOC, 14.6 M COCO): it adds "
+               "the self-attention and norm1 that each official decoder layer builds and never uses "
+               "(3 x 1,051,648 for ZegCLIP); '-' where no official count applies or the record predates it.")
+
 
 def speed_frame(records: list[dict]) -> pd.DataFrame:
     """One row per speed record, the columns a table needs."""
@@ -26,6 +32,7 @@ def speed_frame(records: list[dict]) -> pd.DataFrame:
             "method": r["method"], "dataset": r["dataset"], "input": "x".join(map(str, r["input"])),
             "precision": r.get("precision", "fp32"),
             "params_total": r["params_total"], "params_trainable": r["params_trainable"],
+            "params_official": r.get("params_trainable_official"),  # records before issue 31 F: absent
             "gflops": r["flops"] / 1e9, "gmacs": r["macs"] / 1e9, "latency_ms": r["whole"]["median_ms"],
             "p10_ms": r["whole"]["p10_ms"], "p90_ms": r["whole"]["p90_ms"], "fps": r["fps_whole"],
             "test": f"{r.get('test_mode', '-')} {'x'.join(map(str, r.get('test_input', [])))}".strip(),
@@ -55,6 +62,8 @@ def efficiency_table(frame: pd.DataFrame) -> pd.DataFrame:
         "Precision": frame["precision"],
         "Params (M)": [f"{v / 1e6:.2f}" for v in frame["params_total"]],
         "Learnable (M)": [f"{v / 1e6:.2f}" for v in frame["params_trainable"]],
+        "Learnable, official count (M)": [opt(v / 1e6 if v is not None else None, ".2f")
+                                          for v in frame["params_official"]],
         "GMACs (fvcore)": [f"{v:.1f}" for v in frame["gmacs"]],
         "GFLOPs (2/MAC)": [f"{v:.1f}" for v in frame["gflops"]],
         "Latency ms [p10-p90]": [f"{m:.1f} [{a:.1f}-{b:.1f}]" for m, a, b
@@ -118,6 +127,7 @@ def build_speed_report(suite: str, records: list[dict], reports_dir: str | Path 
     (out / "efficiency.tex").write_text(to_latex(table, f"Speed on one machine (suite {suite})", f"tab:{suite}-speed"))
     peaks = "; ".join(f"{precision}: " + ", ".join(f"{p:.0f}" for p in sorted(part["peak_gflops"].unique()))
                       for precision, part in frame.groupby("peak_precision"))
+    lines += [PARAMS_NOTE, ""]
     lines += [f"Batch 1, median of the timed calls after warm-up; FPS = 1 / median; fp32 without TF32. MFU "
               f"against the peak of a matmul in the row's precision, measured in the same run ({peaks} GFLOP/s). "
               f"Protocol: README, \"Speed\".", "",

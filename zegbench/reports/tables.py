@@ -31,12 +31,13 @@ def runs_frame(specs: list[SuiteRun]) -> pd.DataFrame:
             "group": spec.group, "variant": spec.variant, "method": spec.method, "dataset": spec.dataset,
             "seed": spec.seed, "setting": r.setting, **{m: r.metric(m) for m in METRICS},
             "params_total": r.params_total, "params_trainable": r.params_trainable,
+            "params_trainable_official": r.params_trainable_official,
             "train_seconds": r.train_seconds, "device": env.get("device_name") or r.device,
             "torch": env.get("torch"), "precision": env.get("precision"), "inference": r.inference,
             "run_dir": str(spec.run_dir),
         })
     columns = ["group", "variant", "method", "dataset", "seed", "setting", *METRICS, "params_total",
-               "params_trainable", "train_seconds", *ENV_COLUMNS, "run_dir"]
+               "params_trainable", "params_trainable_official", "train_seconds", *ENV_COLUMNS, "run_dir"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -56,7 +57,7 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
             values = part[metric].dropna().astype(float)
             row[f"{metric}_mean"] = values.mean() if len(values) else math.nan
             row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
-        for column in ("params_total", "params_trainable", "train_seconds"):
+        for column in ("params_total", "params_trainable", "params_trainable_official", "train_seconds"):
             row[column] = part[column].dropna().mean() if part[column].notna().any() else math.nan
         for column in ENV_COLUMNS:
             row[column] = _joined(part[column])
@@ -118,6 +119,9 @@ def efficiency_table(agg: pd.DataFrame, speed: pd.DataFrame | None = None) -> pd
         **({"Dataset": seen["dataset"]} if seen["dataset"].nunique() > 1 else {}),
         "Params total (M)": [f"{v / 1e6:.2f}" for v in seen["params_total"]],
         "Params learnable (M)": [f"{v / 1e6:.3f}" for v in seen["params_trainable"]],
+        # The official code's count of the same model (ZegCLIP: + the decoder's built, never used self-attention)
+        "Params learnable, official count (M)": ["-" if pd.isna(v) else f"{v / 1e6:.3f}"
+                                                 for v in seen["params_trainable_official"]],
         "Train time / run (s)": [f"{v:.0f}" for v in seen["train_seconds"]],
     })
     lookup = {} if speed is None else {(r.method, r.dataset): r for r in speed.itertuples()}

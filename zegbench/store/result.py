@@ -50,6 +50,8 @@ class RunResult(BaseModel):
     per_class: dict[str, Metric]
     params_total: int | None = None
     params_trainable: int | None = None
+    # The official code's count of the same model (ZegCLIP: + the decoder's built, never used self-attention)
+    params_trainable_official: int | None = None
     train_seconds: float | None = None  # of the donor when the weights were trained by another run
     total_seconds: float | None = None
     inference: str | None = None  # the method's inference mode, e.g. 'whole' or 'slide'
