@@ -36,11 +36,17 @@ def run_all(suite: Path, results: Path, *options: str, fault: str | None = None)
                           text=True)
 
 
-def finished(results: Path) -> list[Path]:
+def finished(results: Path, suite: str = "rel") -> list[Path]:
     """The suite's finished runs: their result.json files."""
-    return sorted(results.glob("rel/*/result.json"))
+    return sorted(results.glob(f"{suite}/*/result.json"))
 
 
 def losses(run_dir: Path) -> list[float]:
     """The training losses a run logged, step by step."""
     return [json.loads(line)["loss"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+
+
+def log_without_wall_time(run_dir: Path) -> list[dict]:
+    """A run's training log, every field but ``seconds`` (wall time, which differs between any two runs)."""
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows]

@@ -225,7 +225,7 @@ def _force_on_held_run(tmp, monkeypatch):
                           tmp / "r", "held")
     run_dir.mkdir(parents=True)
     (run_dir / "metrics.jsonl").write_text("")
-    holder = claim(run_dir)  # another process training this run (a flock conflicts across open files)
+    holder = claim(run_dir)  # another process training this run (a claim is refused to its holder too)
     monkeypatch.setattr(_force_on_held_run, "holder", holder, raising=False)  # held until the test ends
     return run_all_main, ["--suite", str(suite), "--results", str(tmp / "r"), "--force"]
 

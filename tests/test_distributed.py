@@ -10,6 +10,8 @@ from zegbench.harness.identity import run_dir_for
 from zegbench.harness.resolve import resolve
 from zegbench.harness.run import run_experiment
 
+from suite_runs import COMPARED, finished, log_without_wall_time, run_all
+
 # Dropout off: ranks seed their dropout differently (as they should), which is the one
 # source of difference this comparison must not have.
 STEPS = {"steps": 12, "warmup": 1, "dropout": 0.0}
@@ -43,6 +45,23 @@ def test_two_process_ddp_equals_one_process_at_the_same_global_batch(tmp_path, m
     one_log = _log(run_dir_for(resolve(method, "world_smoke", 0, {**STEPS, "batch_size": 4}), tmp_path, "one"))
     assert [r["loss"] for r in _log(ddp_dir)] == pytest.approx([r["loss"] for r in one_log], rel=1e-3)
     assert not list(ddp_dir.glob("*.tmp")) and (ddp_dir / "checkpoint.pt").is_file()  # rank 0 alone wrote
+
+
+@pytest.mark.slow
+def test_a_two_process_run_killed_past_a_checkpoint_resumes_exactly(tmp_path):
+    # Dropout on: each rank has its own dropout stream, which the checkpoint must carry for both.
+    suite = _suite(tmp_path, "zegclip", {"steps": 6, "batch_size": 2, "warmup": 1, "log_every": 1,
+                                         "checkpoint_every": 2})
+    torchrun = ("--executor", "torchrun", "--nproc", "2")
+    assert run_all(suite, tmp_path / "clean", *torchrun).returncode == 0
+    killed = run_all(suite, tmp_path / "resumed", *torchrun, fault="train:4")  # both ranks, after step 4
+    assert killed.returncode == 1 and finished(tmp_path / "resumed", "ddp") == []
+    rerun = run_all(suite, tmp_path / "resumed", *torchrun)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    (clean,), (resumed,) = finished(tmp_path / "clean", "ddp"), finished(tmp_path / "resumed", "ddp")
+    a, b = json.loads(clean.read_text()), json.loads(resumed.read_text())
+    assert a["world_size"] == 2 and {k: a[k] for k in COMPARED} == {k: b[k] for k in COMPARED}
+    assert log_without_wall_time(resumed.parent) == log_without_wall_time(clean.parent)
 
 
 def test_slurm_executor_runs_a_suite_through_submitit(tmp_path, capsys):

@@ -1,10 +1,14 @@
 """The run store under faults other than a kill: two suites on one store at once, a full disk,
-and loading only safe formats. Crash safety is in test_reliability.py."""
+a run's claim outliving it, and loading only safe formats. Crash safety is in test_reliability.py."""
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -83,3 +87,82 @@ def test_a_full_disk_fails_each_run_cleanly_and_the_suite_goes_on(tmp_path):
     for failed in sorted(results.glob("rel/*/failed.json")):
         assert "checkpoint.pt: No space left on device" in json.loads(failed.read_text())["error"]
     assert len(list(results.glob("rel/*/failed.json"))) == 2 and finished(results) == []
+
+
+def _claimed_in_another_process(run_dir: Path) -> bool:
+    """``is_claimed`` as another process sees it."""
+    code = f"import pathlib, zegbench.utils.claims as c; print(c.is_claimed(pathlib.Path({str(run_dir)!r})))"
+    answer = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return answer.stdout.strip() == "True"
+
+
+def test_a_claim_survives_its_own_process_checking_it(tmp_path):
+    # A record lock is lost when its process closes any descriptor of the file: checking a held
+    # claim from the holder's own process must not open the lock file.
+    from zegbench.utils.claims import claim, is_claimed
+
+    run_dir = tmp_path / "suite" / "run"
+    held = claim(run_dir)
+    assert held is not None
+    assert is_claimed(run_dir) and claim(run_dir) is None  # the holder's own process is refused too
+    assert _claimed_in_another_process(run_dir)  # still held after those checks
+    held.close()
+    assert not is_claimed(run_dir) and not _claimed_in_another_process(run_dir)
+
+
+def _children(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid`` (read from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            state, parent = stat.read_text().rsplit(")", 1)[1].split()[:2]
+        except OSError:  # it exited meanwhile
+            continue
+        if int(parent) == pid and state != "Z":
+            found.append(int(stat.parent.name))
+    return found
+
+
+def _command_line(pid: int) -> bytes:
+    return Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def _is_training(results: Path) -> bool:
+    """Whether the suite's one run has logged a step (so its loader worker is running)."""
+    logs = list(results.glob("rel/*/metrics.jsonl"))
+    return bool(logs) and logs[0].read_text().count("\n") >= 1
+
+
+def _run_and_its_loader_worker(runner: int, results: Path) -> tuple[int, int]:
+    """The run process that ``runner`` (run_all.py) started, and that run's loader worker, once it trains."""
+    deadline = time.monotonic() + 300  # a guard against a hang only: nothing here is timed
+    while not _is_training(results):
+        assert time.monotonic() < deadline, "the run never started training"
+        time.sleep(0.2)
+    (run,) = [pid for pid in _children(runner) if b"zegbench.harness.worker" in _command_line(pid)]
+    (loader,) = [pid for pid in _children(run) if _command_line(pid) == _command_line(run)]  # forked by the loader
+    return run, loader
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="reads the process tree from /proc")
+def test_a_run_killed_while_its_loader_worker_lives_can_be_restarted_at_once(tmp_path):
+    suite = suite_file(tmp_path, SUITE.replace("steps: 6", "steps: 100000"))  # killed long before its end
+    results = tmp_path / "results"
+    runner = subprocess.Popen(run_all_command(suite, results, "--workers", "1"), cwd=ROOT,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    loader = None
+    try:
+        run, loader = _run_and_its_loader_worker(runner.pid, results)
+        os.kill(loader, signal.SIGSTOP)  # the orphaned worker stays alive as long as the test needs
+        os.kill(run, signal.SIGKILL)
+        runner.kill()  # it would wait for the end of its run's output, which the stopped worker keeps open
+        runner.wait()
+        assert Path(f"/proc/{loader}").exists()  # it outlived its run
+        # Restarted at once (no loader workers this time): accepted, it trains until its fault kills it at step 1.
+        restart = run_all(suite, results, "--workers", "0", fault="train")
+        assert "another process" not in restart.stdout + restart.stderr
+        assert "FAILED" in restart.stdout and "exit status -9" in restart.stdout, restart.stdout + restart.stderr
+    finally:
+        runner.kill()
+        if loader is not None:
+            os.kill(loader, signal.SIGKILL)

@@ -150,3 +150,67 @@ def test_precision_is_a_training_key_of_the_resolved_config():
     assert default["train"]["precision"] == "fp32"
     bf16 = resolve("zegclip", "world_smoke", 0, {"precision": "bf16"})
     assert bf16["train"]["precision"] == "bf16" and config_hash(bf16) != config_hash(default)
+
+
+class _Killed(Exception):
+    """Stands in for the SIGKILL of ``ZEGBENCH_FAULT=train:<step>`` (real kills: test_reliability.py)."""
+
+
+def _kill_after(step: int):
+    def fault_point(name):
+        if name == f"train:{step}":
+            raise _Killed(name)
+    return fault_point
+
+
+def _train_and_evaluate(tiny_world, run_dir, name, keys, cfg, workers=0) -> tuple[list[dict], dict]:
+    """Train a fresh ``name`` in ``run_dir`` (resuming what is there); its log without wall times, and its metrics."""
+    info, train_set, val_set = tiny_world
+    run_dir.mkdir(exist_ok=True)
+    torch.manual_seed(0)  # as run.py before it builds the method
+    method = create_method(name, **keys)
+    train(method, train_set, info, cfg, run_dir=run_dir, workers=workers)
+    rows = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return [{k: v for k, v in row.items() if k != "seconds"} for row in rows], evaluate(method, val_set, info)
+
+
+TINY_TWO_STAGE = {"clip_weights": "none", "backbone": "world_cnn", "queries": 4, "hidden": 32, "decoder_layers": 2,
+                  "decoder_heads": 4, "decoder_ffn": 64, "mask_dim": 16, "templates": "single",
+                  "region_templates": "single"}
+ZEGCLIP = {"clip_weights": "none", "image_size": 48}
+
+
+@pytest.mark.parametrize("name,keys,self_training_start,workers", [
+    ("zegclip", ZEGCLIP, 0.5, 1),  # its loader worker draws batches ahead of training
+    ("two_stage", TINY_TWO_STAGE, 0.5, 0),
+    ("zegclip_transductive", ZEGCLIP, 0.25, 0),  # self-training from step 1: resumed after the switch
+    pytest.param("zegclip_transductive", ZEGCLIP, 0.5, 0, marks=pytest.mark.slow),  # from step 2: resumed at it
+])
+def test_a_resumed_run_equals_an_uninterrupted_one(tiny_world, tmp_path, monkeypatch, name, keys, self_training_start,
+                                                   workers):
+    cfg = TrainConfig(steps=4, batch_size=2, warmup=1, log_every=1, checkpoint_every=2,
+                      self_training_start=self_training_start)
+    clean = _train_and_evaluate(tiny_world, tmp_path / "clean", name, keys, cfg, workers)
+    monkeypatch.setattr("zegbench.harness.train.fault_point", _kill_after(3))
+    with pytest.raises(_Killed):
+        _train_and_evaluate(tiny_world, tmp_path / "killed", name, keys, cfg, workers)
+    monkeypatch.undo()
+    assert torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=True)["step"] == 2
+    torch.manual_seed(12345)  # whatever the restarted process's generator holds
+    resumed = _train_and_evaluate(tiny_world, tmp_path / "killed", name, keys, cfg, workers)
+    assert resumed[0] == clean[0]  # every logged loss and lr, step by step
+    assert resumed[1] == clean[1]  # every metric and per-class IoU, bit for bit
+
+
+def test_a_checkpoint_without_generator_states_resumes_with_a_warning(tiny_world, tmp_path, monkeypatch, caplog):
+    cfg = TrainConfig(steps=3, batch_size=2, warmup=1, log_every=1, checkpoint_every=1)
+    monkeypatch.setattr("zegbench.harness.train.fault_point", _kill_after(1))
+    with pytest.raises(_Killed):
+        _train_and_evaluate(tiny_world, tmp_path, "zegclip", ZEGCLIP, cfg)
+    monkeypatch.undo()
+    state = torch.load(tmp_path / "checkpoint.pt", weights_only=True)
+    del state["generators"], state["batches_drawn"]  # as written before checkpoints carried them
+    torch.save(state, tmp_path / "checkpoint.pt")
+    rows, _ = _train_and_evaluate(tiny_world, tmp_path, "zegclip", ZEGCLIP, cfg)
+    assert [row["step"] for row in rows] == [0, 1, 2]
+    assert "its remaining 2 steps cannot match an uninterrupted run's" in caplog.text

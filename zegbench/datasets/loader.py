@@ -47,32 +47,43 @@ def check_workers(workers: int) -> int:
 
 
 class BatchPlan(Sampler):
-    """This rank's ``(index, draw)`` pairs for each of ``batches`` global batches of ``batch_size * world`` images.
+    """This rank's ``(index, draw)`` pairs for global batches ``start`` to ``batches - 1`` of ``batch_size * world``.
 
     The draws consume ``rng`` exactly as the loop without a loader did: per batch, the
     indices (without replacement), then one decision per image of the global batch.
+
+    A resumed run passes ``start``, the batches it has trained on: they are drawn again and
+    dropped, so the plan goes on exactly where the uninterrupted run's would. Why not save the
+    generator's state in the checkpoint instead: the loader draws from the plan ahead of
+    training (its workers prefetch), so when a checkpoint is written the generator is some
+    batches past the ones trained on. The position is exact whatever the prefetching, and
+    drawing again costs under 0.1 ms a batch (about 6 s for COCO-Stuff's 80,000 steps).
     """
 
     def __init__(self, size: int, batch_size: int, batches: int, rng: np.random.Generator, augmented: bool,
-                 rank: int = 0, world: int = 1):
+                 rank: int = 0, world: int = 1, start: int = 0):
         if batch_size * world > size:
             raise ZegbenchError(f"a global batch of {batch_size * world} images needs at least as many training "
                                 f"images; the split has {size}: lower batch_size")
         self.size, self.batch_size, self.batches, self.rng = size, batch_size, batches, rng
-        self.augmented, self.rank, self.world = augmented, rank, world
+        self.augmented, self.rank, self.world, self.start = augmented, rank, world, start
 
     def __len__(self) -> int:
-        return self.batches
+        return self.batches - self.start
 
     def __iter__(self):
-        for _ in range(self.batches):
-            indices = self.rng.choice(self.size, self.batch_size * self.world, replace=False)
-            if self.augmented:  # the seed of the transform's every random choice
-                draws = [int(self.rng.integers(0, 2**31 - 1)) for _ in indices]
-            else:  # the world: a horizontal flip is the whole augmentation
-                draws = [bool(self.rng.uniform() < 0.5) for _ in indices]
-            mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
-            yield list(zip((int(i) for i in indices), draws, strict=True))[mine]
+        mine = slice(self.rank * self.batch_size, (self.rank + 1) * self.batch_size)
+        for number in range(self.batches):
+            indices, draws = self._draw()
+            if number >= self.start:
+                yield list(zip((int(i) for i in indices), draws, strict=True))[mine]
+
+    def _draw(self) -> tuple[np.ndarray, list]:
+        """The next global batch's image indices and one random decision per image."""
+        indices = self.rng.choice(self.size, self.batch_size * self.world, replace=False)
+        if self.augmented:  # the seed of the transform's every random choice
+            return indices, [int(self.rng.integers(0, 2**31 - 1)) for _ in indices]
+        return indices, [bool(self.rng.uniform() < 0.5) for _ in indices]  # the world: a flip is the whole augmentation
 
 
 @dataclass

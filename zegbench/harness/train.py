@@ -24,6 +24,7 @@ from zegbench.datasets.catalog import DatasetInfo
 from zegbench.datasets.loader import BatchPlan, training_batches
 from zegbench.datasets.transforms import TrainTransform
 from zegbench.errors import ZegbenchError
+from zegbench.harness.checkpoint import resume, resume_state
 from zegbench.methods.base import Method
 from zegbench.store.layout import CHECKPOINT_FILE, LOG_FILE
 from zegbench.utils import distributed
@@ -153,7 +154,9 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
     With ``run_dir``, appends one JSON object per ``log_every`` steps to
     ``metrics.jsonl``, writes ``checkpoint.pt`` and resumes from it if present.
     ``config`` (the run's resolved config) is stored in the checkpoint so that
-    it can be loaded on its own (``zegbench.load``). Under torchrun the method
+    it can be loaded on its own (``zegbench.load``); so are the batch plan's
+    position and every rank's generators, so that a resumed run ends exactly as an
+    uninterrupted one (``harness/checkpoint.py``). Under torchrun the method
     is wrapped in DistributedDataParallel and only rank 0 writes. ``workers``
     loader processes read and augment the images (``datasets/loader.py``); their
     number changes speed only, never the batches.
@@ -170,7 +173,7 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
     for group in optimizer.param_groups:
         group["peak_lr"] = group["lr"]
     run_dir = Path(run_dir) if run_dir else None
-    start_step = 0
+    start_step, drawn = 0, 0
     if run_dir and (run_dir / CHECKPOINT_FILE).is_file():
         # To the CPU: load_state_dict moves the weights and moments to the parameters' device, and
         # leaves AdamW's `step` counters where they are; on the GPU they would cost a host sync
@@ -179,10 +182,11 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
         method.load_state_dict(state["method"])
         optimizer.load_state_dict(state["optimizer"])
         start_step = int(state["step"])
-    rng = np.random.default_rng([cfg.seed, start_step])
+        drawn = resume(state, rank, device, cfg.accumulate, cfg.steps)  # the batch plan's place, the dropout stream
+    rng = np.random.default_rng([cfg.seed, 0])  # the plan's generator; a resumed run's plan skips `drawn` batches
     transform = TrainTransform(info.train_transform) if info.train_transform else None
-    plan = BatchPlan(len(dataset), cfg.batch_size, (cfg.steps - start_step) * cfg.accumulate, rng,
-                     augmented=transform is not None, rank=rank, world=world)
+    plan = BatchPlan(len(dataset), cfg.batch_size, drawn + (cfg.steps - start_step) * cfg.accumulate, rng,
+                     augmented=transform is not None, rank=rank, world=world, start=drawn)
     batches = training_batches(dataset, plan, transform, workers, pin_memory=device.startswith("cuda"))
     to_seen = seen_label_map(info).to(device)
     log = _open_log(run_dir / LOG_FILE, start_step) if run_dir and rank == 0 else None
@@ -234,10 +238,13 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
                                   "seconds": round(time.time() - started, 2)}) + "\n")
             log.flush()
         if step >= 1:
-            fault_point("train")
-        if checkpointed and rank == 0:
-            atomic_torch_save({"method": method.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
-                               "train_config": asdict(cfg), "config": config}, run_dir / CHECKPOINT_FILE)
+            fault_point("train")  # the crash tests' kill mid-training
+        fault_point(f"train:{step}")  # a kill after this very step (the exact-resume tests)
+        if checkpointed:
+            exact = resume_state(done, cfg.accumulate, device)  # on every rank: it gathers their generators
+            if rank == 0:
+                atomic_torch_save({"method": method.state_dict(), "optimizer": optimizer.state_dict(), "step": done,
+                                   "train_config": asdict(cfg), "config": config, **exact}, run_dir / CHECKPOINT_FILE)
     batches.close()  # ends the loader's worker processes
     if log:
         log.close()

@@ -4,7 +4,8 @@
         config.yaml     the resolved config (method keys, training keys, dataset, seed, inputs)
         env.json        versions, device, threads, fp32 math, loader workers, git commit
         metrics.jsonl   the training log
-        checkpoint.pt   method + optimiser state (resume; lent to inference-only variants)
+        checkpoint.pt   method + optimiser state, step, batch plan position, generator states (exact resume;
+                        lent to inference-only variants)
         result.json     the typed record (``result.RunResult``); written last, atomically: its presence
                         means "finished" (a damaged one is kept aside as result.json.damaged-<time>)
         failed.json     the error of a run that raised (removed when it is retried)

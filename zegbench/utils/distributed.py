@@ -63,6 +63,18 @@ def broadcast(value):
     return box[0]
 
 
+def all_gather(value) -> list:
+    """Every rank's ``value`` (any picklable object), in rank order; ``[value]`` for one process.
+
+    A collective: every rank must call it.
+    """
+    if world_size() == 1:
+        return [value]
+    values = [None] * world_size()
+    dist.all_gather_object(values, value)
+    return values
+
+
 def all_reduce_sum(tensor: torch.Tensor) -> torch.Tensor:
     """The sum of ``tensor`` over ranks (in place; returned for convenience)."""
     if world_size() > 1:

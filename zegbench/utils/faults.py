@@ -2,7 +2,8 @@
 ``ZEGBENCH_FAULT=<ERRNO>@<point>`` (e.g. ``ENOSPC@write:checkpoint.pt``) raises that OSError there.
 
 The points sit where a real crash would hurt most (mid-training, mid-evaluation,
-between writing a result's temporary file and renaming it). The variable is read once,
+between writing a result's temporary file and renaming it). Training has two: ``train``
+(after step 1) and ``train:<step>`` (after that step, e.g. past a mid-run checkpoint). The variable is read once,
 at import (the tests set it for the worker process); unset, a point costs one comparison.
 """
 from __future__ import annotations
