@@ -55,6 +55,10 @@ IGNORED = (
 _DECODER_PARTS = (("multihead_attn.q.", "attn.q."), ("multihead_attn.k.", "attn.k."), ("multihead_attn.v.", "attn.v."),
                   ("multihead_attn.proj.", "attn.out."), ("linear1.", "ffn.0."), ("linear2.", "ffn.3."),
                   ("norm2.", "norm_attn."), ("norm3.", "norm_ffn."))
+# Official prefix -> zegbench prefix, the first that matches wins (the prompt parts before the rest
+# of the backbone); decoder layers are renamed part by part below.
+_PREFIXES = (("backbone.prompt_proj.", "encoder.prompt_proj."), ("backbone.prompt_norm.", "encoder.prompt_norm."),
+             ("backbone.", "encoder.visual."), ("decode_head.q_proj.", "queries.proj."))
 _DECODER = re.compile(r"decode_head\.decoder_1\.layers\.(\d+)\.(.+)$")
 POSITIONS = "encoder.visual.positional_embedding"
 SHOWN = 4  # keys named in an error line before "(+N more)"
@@ -69,12 +73,9 @@ def zegbench_key(key: str) -> str | None:
     """The zegbench name of official ``key`` (None: ignored or unknown; prompts: ``encoder.prompts``)."""
     if key in PROMPTS:
         return "encoder.prompts"
-    if key.startswith(("backbone.prompt_proj.", "backbone.prompt_norm.")):
-        return "encoder." + key.removeprefix("backbone.")
-    if key.startswith("backbone."):
-        return "encoder.visual." + key.removeprefix("backbone.")
-    if key.startswith("decode_head.q_proj."):
-        return "queries.proj." + key.removeprefix("decode_head.q_proj.")
+    for official, ours in _PREFIXES:
+        if key.startswith(official):
+            return ours + key.removeprefix(official)
     m = _DECODER.match(key)
     if m:
         for official, ours in _DECODER_PARTS:
@@ -85,12 +86,9 @@ def zegbench_key(key: str) -> str | None:
 
 def official_key(key: str) -> str | None:
     """The official name of zegbench ``key`` (the inverse of ``zegbench_key``; prompts excluded)."""
-    if key.startswith(("encoder.prompt_proj.", "encoder.prompt_norm.")):
-        return "backbone." + key.removeprefix("encoder.")
-    if key.startswith("encoder.visual."):
-        return "backbone." + key.removeprefix("encoder.visual.")
-    if key.startswith("queries.proj."):
-        return "decode_head.q_proj." + key.removeprefix("queries.proj.")
+    for official, ours in _PREFIXES:
+        if key.startswith(ours):
+            return official + key.removeprefix(ours)
     m = re.match(r"decoder\.layers\.(\d+)\.(.+)$", key)
     if m:
         for official, ours in _DECODER_PARTS:
