@@ -259,3 +259,16 @@ def test_real_scale_forward_backward_at_512():
     loss = sum(method.loss(logits, torch.randint(0, 15, (1, 512, 512))).values())
     loss.backward()
     assert method.encoder.prompts.grad is not None and method.encoder.prompts.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize("masks", ["per_image", "shared"])
+def test_prompt_dropout_masks_per_image_as_the_official_encoder_or_shared(masks):
+    """Officially a prompt set is expanded to the batch and then dropped out: each image its own mask."""
+    method = create_method("zegclip", **TINY, dropout=0.5, prompt_masks=masks).train()
+    torch.manual_seed(0)
+    prompts = method.encoder._prompt_set(0, batch=4)
+    assert prompts.shape[0] == 4 and (prompts == 0).any()
+    same_for_all = all(torch.equal(prompts[0], prompts[i]) for i in range(1, 4))
+    assert same_for_all == (masks == "shared")
+    method.eval()  # no dropout at test time: both give the projected prompts for every image
+    assert torch.equal(method.encoder._prompt_set(0, 2)[0], method.encoder.prompt_proj(method.encoder.prompts[0]))

@@ -20,7 +20,8 @@ from zegbench.methods.maskclip import as_mmseg_tower
 # Keys added after runs were recorded: their class defaults are what those runs computed, and a resolved
 # config holds them only off that default. Changing one of these defaults would silently change what
 # old configs (and the world's recorded hashes) mean.
-PINNED = {"zegclip": {"text_precision": "fp32"}, "maskclip": {"image_tower": "clip", "text_precision": "fp32"}}
+PINNED = {"zegclip": {"text_precision": "fp32", "prompt_masks": "shared"},
+          "maskclip": {"image_tower": "clip", "text_precision": "fp32"}}
 
 
 @pytest.mark.parametrize("cls", sorted(PINNED))
@@ -38,6 +39,7 @@ def test_keys_added_later_keep_their_defaults_and_are_recorded_only_when_set(cls
 def test_the_real_recipes_set_the_official_values(dataset):
     assert resolve("zegclip", dataset, 0)["method_config"]["text_precision"] == "fp16"
     assert resolve("zegclip_transductive", dataset, 0)["method_config"]["text_precision"] == "fp16"
+    assert resolve("zegclip", dataset, 0)["method_config"]["prompt_masks"] == "per_image"
     maskclip = resolve("maskclip", dataset, 0)["method_config"]
     assert (maskclip["image_tower"], maskclip["text_precision"]) == ("mmseg", "fp16")
     assert "text_precision" not in resolve("two_stage", dataset, 0)["method_config"]  # not a two-stage key

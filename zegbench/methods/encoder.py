@@ -12,9 +12,11 @@
   ``prompt_depth`` 1 is the official shallow path (prompts flow on, no norm).
 
 Both prompt modes pass every prompt set through one shared projection
-(Linear width->width) and dropout. Deep prompting adds a trainable LayerNorm
-after the last block, before CLIP's frozen ``ln_post`` and ``proj``; the
-official shallow path has none (``shallow_prompt_norm``; reference section 1.1).
+(Linear width->width) and dropout. The official encoder expands a prompt set to the batch and
+then drops, so each image gets its own dropout mask (``prompt_masks: per_image``); ``shared``
+drops once and expands, one mask for the whole batch (zegbench before 2026-12-06). Deep
+prompting adds a trainable LayerNorm after the last block, before CLIP's frozen ``ln_post`` and
+``proj``; the official shallow path has none (``shallow_prompt_norm``; reference section 1.1).
 The output is ZegCLIP's read-out: g (the pooled image embedding) and H
 (patches), both after ``ln_post`` and ``proj``, L2-normalised.
 
@@ -36,6 +38,7 @@ TUNINGS = ("frozen", "finetune", "vpt_shallow", "dpt")
 CLS_EMBEDDINGS = ("twice", "once")
 PROMPT_EXITS = ("drop", "keep")
 POS_MODES = ("bilinear", "bicubic")
+PROMPT_MASKS = ("per_image", "shared")
 
 
 class PromptedEncoder(nn.Module):
@@ -43,15 +46,17 @@ class PromptedEncoder(nn.Module):
 
     def __init__(self, visual: nn.Module, tuning: str = "dpt", num_tokens: int = 10,
                  prompt_depth: int | None = None, prompt_dropout: float = 0.1, cls_embedding: str = "twice",
-                 prompts_after_depth: str = "drop", shallow_prompt_norm: bool = False, pos_mode: str = "bilinear"):
+                 prompts_after_depth: str = "drop", shallow_prompt_norm: bool = False, pos_mode: str = "bilinear",
+                 prompt_masks: str = "per_image"):
         super().__init__()
         for key, value, allowed in (("tuning", tuning, TUNINGS), ("cls_embedding", cls_embedding, CLS_EMBEDDINGS),
                                     ("prompts_after_depth", prompts_after_depth, PROMPT_EXITS),
-                                    ("pos_mode", pos_mode, POS_MODES)):
+                                    ("pos_mode", pos_mode, POS_MODES), ("prompt_masks", prompt_masks, PROMPT_MASKS)):
             if value not in allowed:
                 raise ValueError(f"{key} must be one of {allowed}, not {value!r}")
         self.visual, self.tuning = visual, tuning
         self.cls_twice, self.pos_mode = cls_embedding == "twice", pos_mode
+        self.masks_per_image = prompt_masks == "per_image"
         blocks = len(visual.transformer.resblocks)
         width = visual.conv1.out_channels
         patch = visual.conv1.kernel_size[0]
@@ -86,7 +91,11 @@ class PromptedEncoder(nn.Module):
         return torch.cat([pos[:1], spatial.permute(0, 2, 3, 1).reshape(grid[0] * grid[1], -1)])
 
     def _prompt_set(self, index: int, batch: int) -> torch.Tensor:
-        return self.prompt_dropout(self.prompt_proj(self.prompts[index])).expand(batch, -1, -1)
+        """Prompt set ``index`` for a batch [B, M, W]: projected, then dropped out (``prompt_masks``)."""
+        prompts = self.prompt_proj(self.prompts[index])
+        if self.masks_per_image:  # the official order (img_encoder.py:242,289): expand, then drop
+            return self.prompt_dropout(prompts.expand(batch, -1, -1))
+        return self.prompt_dropout(prompts).expand(batch, -1, -1)
 
     def embed(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """images [B, 3, H, W] -> the first block's input tokens [B, 1 + N, W] (CLS first) and the patch grid."""

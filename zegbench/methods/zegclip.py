@@ -39,7 +39,9 @@ class ZegCLIP(Method):
     """One-stage CLIP segmentation; the switches select the ablation row (see module doc)."""
 
     inference_keys = frozenset({"calibration", "inference", "crop", "stride"})
-    recorded_when_set = frozenset({"text_precision"})  # the real recipes set fp16 (docs/fidelity.md, item 16)
+    # The real recipes set the official values: fp16 text (docs/fidelity.md, item 16), per-image prompt
+    # dropout masks (item 17); the world's recipes keep the values their recorded runs were made with.
+    recorded_when_set = frozenset({"text_precision", "prompt_masks"})
     tiny_config = {"clip_weights": "none", "image_size": 32}
     # Speed pairs ZegCLIP with its CLIP image encoder alone: the same config without prompts.
     speed_baseline = "clip_image_encoder"
@@ -54,7 +56,7 @@ class ZegCLIP(Method):
                  inference: str = "whole", crop: int | None = None, stride: int | None = None,
                  encoder_lr_mult: float = 10.0, head_lr_mult: float = 10.0, cls_embedding: str = "twice",
                  pos_resize: str = "bilinear", prompts_after_depth: str = "drop", shallow_prompt_norm: bool = False,
-                 decoder_init: str = "copies", text_precision: str = "fp32"):
+                 decoder_init: str = "copies", text_precision: str = "fp32", prompt_masks: str = "shared"):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
@@ -69,7 +71,8 @@ class ZegCLIP(Method):
         load_size = image_size if pos_resize == "open_clip" else None
         bundle, dim = self.load_frozen_clip(clip, clip_weights, load_size, templates, text_precision=text_precision)
         self.encoder = PromptedEncoder(bundle.model.visual, tuning, num_tokens, prompt_depth, dropout, cls_embedding,
-                                       prompts_after_depth, shallow_prompt_norm, pos_mode="bilinear")
+                                       prompts_after_depth, shallow_prompt_norm, pos_mode="bilinear",
+                                       prompt_masks=prompt_masks)
         self.queries = QueryBuilder(dim, relation)
         self.decoder = MaskDecoder(dim, decoder_layers, decoder_heads, decoder_ffn, dropout, decoder_init)
         self.loss_type, self.setting = loss, setting
