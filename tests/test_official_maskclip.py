@@ -81,6 +81,27 @@ def test_the_labels_equal_the_official_and_the_fixture_is_not_degenerate(ref, lo
     assert CONFIG["test_cfg"] == {"mode": "whole"}  # the VOC config's protocol, which predict follows
 
 
+@pytest.mark.parametrize("quantity", QUANTITIES)
+def test_corner_padding_equals_the_official_code_on_sides_not_multiples_of_the_patch(ref, quantity):
+    """56 x 88 pixels: the official PatchEmbed pads to 64 x 96 (4 x 6 patches) and resizes back to 56 x 88."""
+    method, text, _ = compare_tool.build(FIXTURE, patch_padding="corner")
+    ours = zegbench_outputs(method, text, ref["odd_images"])
+    assert ours[quantity].shape == ref["odd_" + quantity].shape
+    diff = float((ours[quantity] - ref["odd_" + quantity]).abs().max())
+    assert diff <= TOLERANCE, f"odd_{quantity}: max abs diff {diff:.3g}"
+    assert torch.equal(ours["labels"], ref["odd_labels"])
+
+
+def test_floor_padding_the_recorded_default_drops_the_remainder(ref, loaded):
+    """The default (what recorded runs computed) sees a 3 x 5 grid of the 56 x 88 image: other labels."""
+    method, text = loaded
+    assert method.patch_padding == "floor"
+    ours = zegbench_outputs(method, text, ref["odd_images"])
+    assert ours["features"].shape[-2:] == (3, 5) and ref["odd_features"].shape[-2:] == (4, 6)
+    assert ours["logits"].shape == ref["odd_logits"].shape
+    assert (ours["labels"] != ref["odd_labels"]).float().mean() > 0.1
+
+
 def test_zegbench_logit_scale_tempers_the_scores_but_keeps_the_labels(ref, loaded):
     """zegbench's default softmaxes 100 x cosine, the official code the cosine itself: other scores, same argmax."""
     _, text = loaded
