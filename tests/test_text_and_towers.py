@@ -21,7 +21,7 @@ from zegbench.methods.maskclip import as_mmseg_tower
 # config holds them only off that default. Changing one of these defaults would silently change what
 # old configs (and the world's recorded hashes) mean.
 PINNED = {"zegclip": {"text_precision": "fp32", "prompt_masks": "shared"},
-          "maskclip": {"image_tower": "clip", "text_precision": "fp32"}}
+          "maskclip": {"image_tower": "clip", "text_precision": "fp32", "patch_padding": "floor"}}
 
 
 @pytest.mark.parametrize("cls", sorted(PINNED))
@@ -42,6 +42,7 @@ def test_the_real_recipes_set_the_official_values(dataset):
     assert resolve("zegclip", dataset, 0)["method_config"]["prompt_masks"] == "per_image"
     maskclip = resolve("maskclip", dataset, 0)["method_config"]
     assert (maskclip["image_tower"], maskclip["text_precision"]) == ("mmseg", "fp16")
+    assert maskclip["patch_padding"] == "corner"
     assert "text_precision" not in resolve("two_stage", dataset, 0)["method_config"]  # not a two-stage key
 
 

@@ -23,6 +23,13 @@ embeddings come from OpenAI's ``clip`` package (QuickGELU, eps 1e-5) in fp16.
 ``image_tower: mmseg`` rebuilds the loaded image tower so (the text tower is
 left as loaded), ``text_precision: fp16`` rounds the class embeddings through
 fp16; the real recipes set both (docs/fidelity.md, items 15 and 16).
+
+Inputs whose sides are not multiples of the patch (a VOC image at short side 512 is 512 x 683): the
+official ``PatchEmbed`` pads the normalised image with zeros at the bottom and right to the next
+multiple (mmseg's ``AdaptivePadding``, ``padding='corner'``), so its grid covers the whole image, and
+resizes the padded grid's logits to the unpadded input. ``patch_padding: corner`` does the same;
+``floor`` (the default, what recorded runs computed) lets the patch convolution drop the remainder
+rows and columns and stretches the smaller grid over the input (docs/fidelity.md, item 18).
 """
 from __future__ import annotations
 
@@ -40,6 +47,8 @@ VALUE_PATHS = ("official", "no_residual_ffn")
 POS_RESIZES = ("bicubic", "open_clip")
 # clip: the image tower as the CLIP config builds it; mmseg: MaskCLIP's (exact GELU, LayerNorm eps 1e-6).
 IMAGE_TOWERS = ("clip", "mmseg")
+# floor: the patch convolution drops what is left over; corner: zeros at the bottom/right (MaskCLIP's PatchEmbed).
+PATCH_PADDINGS = ("floor", "corner")
 MMSEG_LN_EPS = 1e-6  # mmseg's norm_cfg=dict(type='LN', eps=1e-6) in MaskCLIP's ViT config
 
 
@@ -64,12 +73,12 @@ class MaskCLIP(Method):
     training_free = True
     tiny_config = {"clip_weights": "none", "image_size": 32, "templates": "single"}
     # The real recipes set image_tower: mmseg and text_precision: fp16 (docs/fidelity.md, items 15 and 16).
-    recorded_when_set = frozenset({"image_tower", "text_precision"})
+    recorded_when_set = frozenset({"image_tower", "text_precision", "patch_padding"})
 
     def __init__(self, clip: str = IN_HOUSE, clip_weights: str | None = None, image_size: int = 96,
                  templates: str = "single", logit_scale: float = 100.0, value_path: str = "official",
                  class_names: str = "maskclip", normalization: str = "clip", pos_resize: str = "bicubic",
-                 image_tower: str = "clip", text_precision: str = "fp32"):
+                 image_tower: str = "clip", text_precision: str = "fp32", patch_padding: str = "floor"):
         super().__init__()
         if value_path not in VALUE_PATHS:
             raise ValueError(f"value_path must be one of {VALUE_PATHS}, not {value_path!r}")
@@ -77,6 +86,9 @@ class MaskCLIP(Method):
             raise ValueError(f"pos_resize must be one of {POS_RESIZES}, not {pos_resize!r}")
         if image_tower not in IMAGE_TOWERS:
             raise ValueError(f"image_tower must be one of {IMAGE_TOWERS}, not {image_tower!r}")
+        if patch_padding not in PATCH_PADDINGS:
+            raise ValueError(f"patch_padding must be one of {PATCH_PADDINGS}, not {patch_padding!r}")
+        self.patch_padding = patch_padding
         # bicubic: CLIP at its own grid, the table resized to each input's grid (``image_size`` unused);
         # open_clip: the table resized once at load to ``image_size`` (antialiased bicubic).
         load_size = image_size if pos_resize == "open_clip" else None
@@ -96,6 +108,9 @@ class MaskCLIP(Method):
     def dense_features(self, images: torch.Tensor) -> tuple[torch.Tensor, tuple[int, int]]:
         """Unit-norm patch embeddings [B, N, D] from the last block's value path, and the patch grid."""
         visual = self.encoder.visual
+        if self.patch_padding == "corner":  # the grid covers the whole image; forward resizes it to the input
+            p = self.encoder.patch_size
+            images = F.pad(images, [0, -images.shape[-1] % p, 0, -images.shape[-2] % p])
         x, grid = self.encoder.embed(images)
         blocks = visual.transformer.resblocks
         for block in blocks[:-1]:
