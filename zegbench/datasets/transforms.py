@@ -21,6 +21,8 @@ exactly 512 and a long side that follows (ZegCLIP's ``Resize(min_size=512)``,
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, Literal
 
 import numpy as np
@@ -96,7 +98,11 @@ class PhotoMetricDistortion(v2.Transform):
             return None
         return low + (high - low) * float(torch.rand(1))
 
+    given_params: dict[str, Any] | None = None  # set by GivenDraws: used instead of drawing
+
     def make_params(self, flat_inputs: list[Any]) -> dict[str, Any]:
+        if self.given_params is not None:
+            return dict(self.given_params)
         hue = None
         params = {"brightness": self._maybe(-self.brightness_delta, self.brightness_delta),
                   "contrast_first": bool(torch.rand(1) < 0.5),
@@ -155,20 +161,110 @@ def _hsv8_to_rgb(h: torch.Tensor, s: torch.Tensor, v: torch.Tensor) -> torch.Ten
     return (v - v * (s / 255) * ramp).round().clamp(0, 255)
 
 
+class SeededDraws:
+    """The random decisions of one ``TrainTransform`` call, drawn from a per-image seed.
+
+    ``TrainTransform.apply`` asks for each decision when it needs it, in this order:
+    ``ratio``, ``crop_offsets`` (lazily, one (top, left) pair per try), ``flip``,
+    ``photometric``. Every draw comes from one ``torch.Generator`` seeded with
+    ``seed``; the photometric values come from torch's global generator, seeded from
+    it inside ``fork_rng`` (torchvision v2 draws there).
+    """
+
+    def __init__(self, spec: TransformSpec, seed: int):
+        self.spec = spec
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def ratio(self) -> float:
+        lo, hi = self.spec.ratio_range
+        return lo + (hi - lo) * float(torch.rand(1, generator=self.gen))
+
+    def crop_offsets(self, h: int, w: int) -> Iterator[tuple[int, int]]:
+        c = self.spec.crop
+        while True:
+            top = int(torch.randint(0, max(h - c, 0) + 1, (1,), generator=self.gen))
+            left = int(torch.randint(0, max(w - c, 0) + 1, (1,), generator=self.gen))
+            yield top, left
+
+    def flip(self) -> bool:
+        return float(torch.rand(1, generator=self.gen)) < 0.5
+
+    @contextmanager
+    def photometric(self, transform: PhotoMetricDistortion) -> Iterator[None]:
+        """While open, ``transform`` draws its values from a seed taken from this generator."""
+        # v2 draws from torch's global generator: seed it from ours. devices=[]: fork the CPU
+        # generator only; the default also reads every GPU's, which in a loader worker forked from
+        # a parent that has initialised CUDA raises "Cannot re-initialize CUDA in forked subprocess".
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=self.gen)))
+            yield
+
+
+class GivenDraws(BaseModel):
+    """Fixed decisions for ``TrainTransform.apply`` (tests against the official pipeline).
+
+    ``crop_offsets`` are the candidate (top, left) windows in the order they are tried
+    (mmseg's ``RandomCrop`` redraws while one class covers ``cat_max_ratio`` or more);
+    ``photometric`` is ``PhotoMetricDistortion``'s parameter dict (None: the spec's
+    ``photometric: false``, or every step skipped).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+    ratio: float
+    crop_offsets: list[tuple[int, int]]
+    flip: bool
+    photometric: dict[str, Any] | None = None
+
+    def crop_offsets_for(self, h: int, w: int) -> Iterator[tuple[int, int]]:
+        yield from self.crop_offsets
+        raise ValueError(f"the given crop offsets ran out ({len(self.crop_offsets)} tried)")
+
+
+class _Given:
+    """``GivenDraws`` behind ``SeededDraws``'s interface."""
+
+    def __init__(self, given: GivenDraws):
+        self.given = given
+
+    def ratio(self) -> float:
+        return self.given.ratio
+
+    def crop_offsets(self, h: int, w: int) -> Iterator[tuple[int, int]]:
+        return self.given.crop_offsets_for(h, w)
+
+    def flip(self) -> bool:
+        return self.given.flip
+
+    @contextmanager
+    def photometric(self, transform: PhotoMetricDistortion) -> Iterator[None]:
+        """While open, ``transform`` takes the given values instead of drawing them."""
+        transform.given_params = self.given.photometric or dict(_NO_PHOTOMETRIC_STEP)
+        try:
+            yield
+        finally:
+            transform.given_params = None
+
+
+_NO_PHOTOMETRIC_STEP = {"brightness": None, "contrast_first": True, "contrast": None, "saturation": None, "hue": None}
+CROP_TRIES = 10  # mmseg 0.24's RandomCrop tries 11 windows (a first one and 10 redraws): docs/fidelity.md, item 19
+
+
 class TrainTransform:
-    """Image uint8 [H, W, 3] and label int [H, W] -> the augmented crop of both (see module docstring)."""
+    """Image uint8 [H, W, 3] and label int [H, W] -> the augmented crop of both (see module docstring).
+
+    ``__call__(image, label, seed)`` draws every decision from the seed (``SeededDraws``);
+    ``apply(image, label, draws)`` runs the same code on given decisions (``GivenDraws``).
+    """
 
     def __init__(self, spec: TransformSpec):
         self.spec = spec
         self.photometric = PhotoMetricDistortion()
 
-    def _crop_box(self, label: torch.Tensor, gen: torch.Generator) -> tuple[int, int]:
-        h, w = label.shape[-2:]
+    def _crop_box(self, label: torch.Tensor, offsets: Iterator[tuple[int, int]]) -> tuple[int, int]:
         c = self.spec.crop
         top = left = 0
-        for _ in range(10):  # mmseg's cat_max_ratio: avoid crops that are almost one class
-            top = int(torch.randint(0, max(h - c, 0) + 1, (1,), generator=gen))
-            left = int(torch.randint(0, max(w - c, 0) + 1, (1,), generator=gen))
+        for _ in range(CROP_TRIES):  # mmseg's cat_max_ratio: avoid crops that are almost one class
+            top, left = next(offsets)
             window = label[..., top:top + c, left:left + c]
             values, counts = torch.unique(window[window != IGNORE], return_counts=True)
             if len(values) > 1 and counts.max() / counts.sum() < self.spec.cat_max_ratio:
@@ -176,25 +272,29 @@ class TrainTransform:
         return top, left
 
     def __call__(self, image: np.ndarray, label: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        gen = torch.Generator().manual_seed(seed)
+        return self.apply(image, label, SeededDraws(self.spec, seed))
+
+    def apply(self, image: np.ndarray, label: np.ndarray,
+              draws: SeededDraws | GivenDraws) -> tuple[np.ndarray, np.ndarray]:
+        """The transform with its decisions taken from ``draws`` (asked in the order ``SeededDraws`` lists)."""
+        if isinstance(draws, GivenDraws):
+            draws = _Given(draws)
         img = tv_tensors.Image(torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1))
         mask = tv_tensors.Mask(torch.from_numpy(np.ascontiguousarray(label)).long()[None])  # [1, H, W]
-        lo, hi = self.spec.ratio_range
-        ratio = lo + (hi - lo) * float(torch.rand(1, generator=gen))
+        ratio = draws.ratio()
         size = fit_scale(*img.shape[-2:], (int(self.spec.scale[0] * ratio), int(self.spec.scale[1] * ratio)))
         img = v2.functional.resize(img, list(size), antialias=self.spec.antialias)
         mask = v2.functional.resize(mask, list(size))  # nearest: cv2's INTER_NEAREST picks the same pixels
-        top, left = self._crop_box(mask, gen)
+        top, left = self._crop_box(mask, draws.crop_offsets(*size))
         c = self.spec.crop
         img, mask = img[..., top:top + c, left:left + c], mask[..., top:top + c, left:left + c]
-        if float(torch.rand(1, generator=gen)) < 0.5:
+        if draws.flip():
             img, mask = v2.functional.horizontal_flip(img), v2.functional.horizontal_flip(mask)
         if self.spec.photometric:
-            # v2 draws from torch's global generator: seed it from ours. devices=[]: fork the CPU
-            # generator only; the default also reads every GPU's, which in a loader worker forked from
-            # a parent that has initialised CUDA raises "Cannot re-initialize CUDA in forked subprocess".
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(int(torch.randint(0, 2**31 - 1, (1,), generator=gen)))
+            # KNOWN BUG, kept bit-identical (docs/fidelity.md, item 19): the crop's slicing above turns the
+            # tv_tensors.Image into a plain tensor, which this v2 transform passes through untouched
+            # (its _transformed_types is Image only), so the distortion is drawn but never applied.
+            with draws.photometric(self.photometric):
                 img = self.photometric(img)
         pad_h, pad_w = c - img.shape[-2], c - img.shape[-1]
         if pad_h > 0 or pad_w > 0:
