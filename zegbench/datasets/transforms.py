@@ -246,7 +246,13 @@ class _Given:
 
 
 _NO_PHOTOMETRIC_STEP = {"brightness": None, "contrast_first": True, "contrast": None, "saturation": None, "hue": None}
-CROP_TRIES = 10  # mmseg 0.24's RandomCrop tries 11 windows (a first one and 10 redraws): docs/fidelity.md, item 19
+# mmseg 0.24's RandomCrop: a first window and up to 10 redraws while one class covers cat_max_ratio or
+# more; the 11th is kept whatever it holds (docs/fidelity.md, item 19).
+CROP_TRIES = 11
+# What the training transform computes, beyond its settings: part of a real dataset's fingerprint, so
+# a change to it gives new run folders. 2: the photometric distortion applied (drawn, never applied, in
+# 1) and mmseg's 11 crop tries (10 in 1); 2026-12-06.
+TRAIN_TRANSFORM_VERSION = 2
 
 
 class TrainTransform:
@@ -262,6 +268,8 @@ class TrainTransform:
 
     def _crop_box(self, label: torch.Tensor, offsets: Iterator[tuple[int, int]]) -> tuple[int, int]:
         c = self.spec.crop
+        if self.spec.cat_max_ratio >= 1:  # mmseg checks nothing then: the first window
+            return next(offsets)
         top = left = 0
         for _ in range(CROP_TRIES):  # mmseg's cat_max_ratio: avoid crops that are almost one class
             top, left = next(offsets)
@@ -291,11 +299,10 @@ class TrainTransform:
         if draws.flip():
             img, mask = v2.functional.horizontal_flip(img), v2.functional.horizontal_flip(mask)
         if self.spec.photometric:
-            # KNOWN BUG, kept bit-identical (docs/fidelity.md, item 19): the crop's slicing above turns the
-            # tv_tensors.Image into a plain tensor, which this v2 transform passes through untouched
-            # (its _transformed_types is Image only), so the distortion is drawn but never applied.
+            # Image again: slicing the crop left a plain tensor, which this v2 transform (Image only)
+            # passes through untouched; before 2026-12-06 the distortion was drawn but never applied.
             with draws.photometric(self.photometric):
-                img = self.photometric(img)
+                img = self.photometric(tv_tensors.Image(img))
         pad_h, pad_w = c - img.shape[-2], c - img.shape[-1]
         if pad_h > 0 or pad_w > 0:
             img = v2.functional.pad(img, [0, 0, pad_w, pad_h], fill=pad_fill(self.spec))

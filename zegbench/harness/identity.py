@@ -26,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from zegbench.datasets.catalog import DatasetInfo
+from zegbench.datasets.transforms import TRAIN_TRANSFORM_VERSION
 from zegbench.errors import ZegbenchError
 from zegbench.store import RunStore, read_config, short_hash
 
@@ -52,6 +53,7 @@ def dataset_fingerprint(info: DatasetInfo) -> str:
     # gives new folders to the datasets that use it (worlds have neither: unchanged).
     if info.train_transform is not None:
         cfg["train_transform"] = info.train_transform.model_dump(mode="json")
+        cfg["train_transform_version"] = TRAIN_TRANSFORM_VERSION  # what the code computes, as for worlds
     if info.test_scale is not None:
         cfg["test_resize"] = info.test_resize
     if cfg.get("world") is not None:  # the generated images depend on the generator's code version too
