@@ -95,3 +95,34 @@ def test_nel_loss_keeps_every_digit_of_the_int64_one_hot_it_replaced(monkeypatch
         before = losses.nel_loss(logits, labels)
         monkeypatch.undo()
         assert all(torch.equal(ours[k], before[k]) for k in ours)
+
+
+def test_a_run_records_its_peak_memory(tmp_path):
+    from zegbench.harness.identity import run_dir_for
+    from zegbench.harness.resolve import resolve
+    from zegbench.harness.run import run_experiment
+    from zegbench.store import read_result
+
+    tiny = {"steps": 2, "batch_size": 2, "warmup": 1}
+    for method in ("zegclip", "maskclip"):
+        run_experiment(method, "world_smoke", 0, tiny, results=tmp_path, suite="s")
+    trained = read_result(run_dir_for(resolve("zegclip", "world_smoke", 0, tiny), tmp_path, "s")).memory
+    assert trained["kind"] == "cpu_peak_rss" and trained["train_gib"] > 0.1  # torch alone is a few hundred MB
+    assert trained["eval_gib"] >= trained["train_gib"]  # a process's peak only grows
+    free = read_result(run_dir_for(resolve("maskclip", "world_smoke", 0, tiny), tmp_path, "s")).memory
+    assert free["train_gib"] is None and free["eval_gib"] > 0  # training-free: nothing trained, nothing to report
+
+
+def test_peak_memory_on_cuda_is_the_runs_own_device_within_the_stretch(monkeypatch):
+    from zegbench.harness.memory import PeakMemory, memory_record
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device: calls.append(("sync", device)))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device: calls.append(("reset", device)))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device: 3 * GIB)
+    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device: 4 * GIB)
+    with PeakMemory("cuda:1") as stretch:
+        assert calls == [("sync", "cuda:1"), ("reset", "cuda:1")]  # the peak starts with the stretch
+    assert (stretch.peak, stretch.reserved) == (3 * GIB, 4 * GIB)
+    assert memory_record(stretch, stretch) == {"kind": "cuda_allocated", "train_gib": 3.0, "eval_gib": 3.0,
+                                               "train_reserved_gib": 4.0, "eval_reserved_gib": 4.0}

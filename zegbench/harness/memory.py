@@ -1,4 +1,5 @@
-"""How much memory a recipe's training step needs, before anyone launches it on a GPU.
+"""How much memory a recipe's training step needs, before anyone launches it on a GPU; and how much a
+run used (``PeakMemory``, recorded in its ``result.json``).
 
 Protocol: the method is built as the dataset's recipe configures it, with random weights
 (memory does not depend on weight values). One training step (forward, loss, backward,
@@ -22,6 +23,7 @@ estimate as ``max_memory_allocated``, and leave a margin.
 from __future__ import annotations
 
 import math
+import resource
 from dataclasses import asdict, dataclass
 
 import torch
@@ -150,6 +152,51 @@ def training_step_memory(method_name: str, dataset: str, device: str = "cpu", ov
     per_image = max(0, two - one)
     return MemoryEstimate(method_name, dataset, device, crop, train_cfg["batch_size"], train_cfg["accumulate"],
                           weights, max(0, one - per_image), per_image)
+
+
+class PeakMemory:
+    """The peak memory of one stretch of a run (training, evaluation), for its ``result.json``.
+
+    On CUDA: the run's device's peak allocated and reserved bytes within the stretch
+    (``max_memory_allocated``/``max_memory_reserved``, reset when it starts). On the CPU: the
+    process's peak resident set (``ru_maxrss``, KiB on Linux), which only grows, so an evaluation
+    after training reports the larger of the two; it includes the libraries (about 1 GiB with
+    torch and open_clip) and not the loader's worker processes. Under torchrun: rank 0's.
+    """
+
+    def __init__(self, device: str):
+        self.device = device
+        self.cuda = torch.device(device).type == "cuda"
+        self.peak: int | None = None
+        self.reserved: int | None = None
+
+    def __enter__(self) -> PeakMemory:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            torch.cuda.reset_peak_memory_stats(self.device)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.cuda:
+            torch.cuda.synchronize(self.device)
+            self.peak = torch.cuda.max_memory_allocated(self.device)
+            self.reserved = torch.cuda.max_memory_reserved(self.device)
+        else:
+            self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def memory_record(training: PeakMemory | None, evaluation: PeakMemory) -> dict:
+    """``result.json``'s ``memory``: its kind, and GiB for training (None when the run did not train:
+    training-free, or another run's weights) and evaluation."""
+    def gib(n: int | None) -> float | None:
+        return None if n is None else round(n / GIB, 3)
+
+    record = {"kind": "cuda_allocated" if evaluation.cuda else "cpu_peak_rss",
+              "train_gib": gib(training.peak) if training else None, "eval_gib": gib(evaluation.peak)}
+    if evaluation.cuda:
+        record.update(train_reserved_gib=gib(training.reserved) if training else None,
+                      eval_reserved_gib=gib(evaluation.reserved))
+    return record
 
 
 def _gib(n: float) -> str:

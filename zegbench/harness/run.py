@@ -21,6 +21,7 @@ from zegbench.errors import ZegbenchError, describe_error
 from zegbench.harness.environment import environment
 from zegbench.harness.evaluate import evaluate
 from zegbench.harness.identity import config_hash, read_training_hash, run_dir_for, split_fingerprint, training_hash
+from zegbench.harness.memory import PeakMemory, memory_record
 from zegbench.harness.resolve import resolve
 from zegbench.harness.train import TrainConfig, train
 from zegbench.methods import create_method
@@ -125,10 +126,12 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
         _take_trained_weights(donor, run_dir, resolved)
     distributed.barrier()  # the other ranks resume from the checkpoint rank 0 just wrote
     # With a donor's finished checkpoint in place, train() resumes at the last step: no training.
-    summary = train(model, train_set, info, TrainConfig(**resolved["train"]), run_dir, device, progress, resolved,
-                    workers)
+    with PeakMemory(device) as training:
+        summary = train(model, train_set, info, TrainConfig(**resolved["train"]), run_dir, device, progress,
+                        resolved, workers)
     fault_point("before_evaluate")
-    metrics = evaluate(model, val_set, info, device=device)
+    with PeakMemory(device) as evaluation:
+        metrics = evaluate(model, val_set, info, device=device)
     cross = {}
     for other in resolved.get("eval_on", []):
         other_info = load_dataset_info(other)
@@ -147,6 +150,7 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
         "world_size": distributed.world_size(),
         # Which class list and unseen split produced these numbers (the dataset YAML can change).
         "dataset_split": split_fingerprint(info),
+        "memory": memory_record(None if donor or summary.get("training_free") else training, evaluation),
     }
     if donor:
         record["trained_by"] = donor["run"]  # <suite>/<run folder> whose weights were evaluated

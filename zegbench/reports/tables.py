@@ -32,13 +32,20 @@ def runs_frame(specs: list[SuiteRun]) -> pd.DataFrame:
             "seed": spec.seed, "setting": r.setting, **{m: r.metric(m) for m in METRICS},
             "params_total": r.params_total, "params_trainable": r.params_trainable,
             "params_trainable_official": r.params_trainable_official,
-            "train_seconds": r.train_seconds, "device": env.get("device_name") or r.device,
+            "train_seconds": r.train_seconds, **_train_memory(r), "device": env.get("device_name") or r.device,
             "torch": env.get("torch"), "precision": env.get("precision"), "inference": r.inference,
             "run_dir": str(spec.run_dir),
         })
     columns = ["group", "variant", "method", "dataset", "seed", "setting", *METRICS, "params_total",
-               "params_trainable", "params_trainable_official", "train_seconds", *ENV_COLUMNS, "run_dir"]
+               "params_trainable", "params_trainable_official", "train_seconds", "train_memory_gib", "memory_kind",
+               *ENV_COLUMNS, "run_dir"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _train_memory(r) -> dict:
+    """A run's training peak memory and its kind (records before 2026-12-06 have none: NaN, '-')."""
+    memory = r.memory or {}
+    return {"train_memory_gib": memory.get("train_gib"), "memory_kind": memory.get("kind")}
 
 
 def _joined(values: pd.Series) -> str:
@@ -57,8 +64,10 @@ def aggregate(runs: pd.DataFrame) -> pd.DataFrame:
             values = part[metric].dropna().astype(float)
             row[f"{metric}_mean"] = values.mean() if len(values) else math.nan
             row[f"{metric}_std"] = values.std(ddof=1) if len(values) > 1 else math.nan
-        for column in ("params_total", "params_trainable", "params_trainable_official", "train_seconds"):
+        for column in ("params_total", "params_trainable", "params_trainable_official", "train_seconds",
+                       "train_memory_gib"):
             row[column] = part[column].dropna().mean() if part[column].notna().any() else math.nan
+        row["memory_kind"] = _joined(part["memory_kind"])
         for column in ENV_COLUMNS:
             row[column] = _joined(part[column])
         out.append(row)
@@ -123,6 +132,9 @@ def efficiency_table(agg: pd.DataFrame, speed: pd.DataFrame | None = None) -> pd
         "Params learnable, official count (M)": ["-" if pd.isna(v) else f"{v / 1e6:.3f}"
                                                  for v in seen["params_trainable_official"]],
         "Train time / run (s)": [f"{v:.0f}" for v in seen["train_seconds"]],
+        # CUDA: peak allocated on the GPU; CPU: the process's peak resident set, libraries included
+        "Train peak memory (GiB)": ["-" if pd.isna(v) else f"{v:.2f} ({kind})"
+                                    for v, kind in zip(seen["train_memory_gib"], seen["memory_kind"], strict=True)],
     })
     lookup = {} if speed is None else {(r.method, r.dataset): r for r in speed.itertuples()}
     # Only a variant that is its method's default config was measured (overrides may change the cost).

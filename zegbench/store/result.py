@@ -60,6 +60,8 @@ class RunResult(BaseModel):
     dataset_split: str | None = None  # identity.split_fingerprint: which class list and unseen split
     trained_by: str | None = None  # '<suite>/<run folder>' whose weights were evaluated (inference-only variants)
     cross_dataset: dict[str, dict[str, Any]] | None = None  # dataset -> {mIoU, pAcc, per_class}
+    # {"kind": "cuda_allocated" | "cpu_peak_rss", "train_gib", "eval_gib"[, reserved on CUDA]} (harness/memory.py)
+    memory: dict[str, Any] | None = None
 
     def metric(self, key: str) -> float | None:
         """A metric by its ``result.json`` key (e.g. a claim's ``mIoU_unseen``)."""
