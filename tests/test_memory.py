@@ -126,3 +126,22 @@ def test_peak_memory_on_cuda_is_the_runs_own_device_within_the_stretch(monkeypat
     assert (stretch.peak, stretch.reserved) == (3 * GIB, 4 * GIB)
     assert memory_record(stretch, stretch) == {"kind": "cuda_allocated", "train_gib": 3.0, "eval_gib": 3.0,
                                                "train_reserved_gib": 4.0, "eval_reserved_gib": 4.0}
+
+
+def test_a_run_out_of_gpu_memory_is_one_line_with_a_split_that_keeps_the_global_batch(tmp_path, monkeypatch):
+    """A COCO-Stuff recipe on a 40 GB card: the first GPU user must learn what to do, not read a traceback."""
+    from zegbench.errors import ZegbenchError
+    from zegbench.harness.run import run_experiment
+    from zegbench.methods.zegclip import ZegCLIP
+
+    def out_of_memory(self, *args, **kwargs):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.43 GiB")
+
+    monkeypatch.setattr(ZegCLIP, "loss", out_of_memory)
+    with pytest.raises(ZegbenchError) as caught:
+        run_experiment("zegclip", "world_smoke", 0, {"steps": 2, "batch_size": 4, "warmup": 1},
+                       results=tmp_path, suite="s")
+    line = str(caught.value)
+    assert "ran out of GPU memory while training with 4 images per forward pass" in line and "\n" not in line
+    assert "zegbench methods memory zegclip --dataset world_smoke" in line
+    assert "--set batch_size=2 --set accumulate=2" in line

@@ -28,6 +28,7 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from zegbench.errors import ZegbenchError
 from zegbench.harness.resolve import resolve
 
 GIB = 1024**3
@@ -183,6 +184,20 @@ class PeakMemory:
             self.reserved = torch.cuda.max_memory_reserved(self.device)
         else:
             self.peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def out_of_memory(resolved: dict, device: str) -> ZegbenchError:
+    """The one error line for a run's training that ran out of GPU memory: how to find a split that fits."""
+    method, dataset, train = resolved["method"], resolved["dataset"], resolved["train"]
+    batch, accumulate = train["batch_size"], train["accumulate"]
+    gpu = ""
+    if torch.device(device).type == "cuda":
+        gpu = f" (a {torch.cuda.get_device_properties(torch.device(device)).total_memory / GIB:.1f} GiB GPU)"
+    split = (f"--set batch_size={batch // 2} --set accumulate={accumulate * 2}" if batch % 2 == 0
+             else "--set batch_size=B --set accumulate=K with B x K the same global batch")
+    return ZegbenchError(f"{method} on {dataset} ran out of GPU memory while training with {batch} images per "
+                         f"forward pass on {device}{gpu}: `zegbench methods memory {method} --dataset {dataset}` "
+                         f"estimates what a split needs; halving the forward pass keeps the global batch: {split}")
 
 
 def memory_record(training: PeakMemory | None, evaluation: PeakMemory) -> dict:

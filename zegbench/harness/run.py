@@ -21,7 +21,7 @@ from zegbench.errors import ZegbenchError, describe_error
 from zegbench.harness.environment import environment
 from zegbench.harness.evaluate import evaluate
 from zegbench.harness.identity import config_hash, read_training_hash, run_dir_for, split_fingerprint, training_hash
-from zegbench.harness.memory import PeakMemory, memory_record
+from zegbench.harness.memory import PeakMemory, memory_record, out_of_memory
 from zegbench.harness.resolve import resolve
 from zegbench.harness.train import TrainConfig, train
 from zegbench.methods import create_method
@@ -127,8 +127,11 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
     distributed.barrier()  # the other ranks resume from the checkpoint rank 0 just wrote
     # With a donor's finished checkpoint in place, train() resumes at the last step: no training.
     with PeakMemory(device) as training:
-        summary = train(model, train_set, info, TrainConfig(**resolved["train"]), run_dir, device, progress,
-                        resolved, workers)
+        try:
+            summary = train(model, train_set, info, TrainConfig(**resolved["train"]), run_dir, device, progress,
+                            resolved, workers)
+        except torch.cuda.OutOfMemoryError:  # a recipe too large for this GPU: say how to split it
+            raise out_of_memory(resolved, device) from None
     fault_point("before_evaluate")
     with PeakMemory(device) as evaluation:
         metrics = evaluate(model, val_set, info, device=device)
