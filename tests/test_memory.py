@@ -97,7 +97,7 @@ def test_nel_loss_keeps_every_digit_of_the_int64_one_hot_it_replaced(monkeypatch
         assert all(torch.equal(ours[k], before[k]) for k in ours)
 
 
-def test_a_run_records_its_peak_memory(tmp_path):
+def test_a_run_records_its_peak_memory_and_which_weights_it_evaluated(tmp_path):
     from zegbench.harness.identity import run_dir_for
     from zegbench.harness.resolve import resolve
     from zegbench.harness.run import run_experiment
@@ -106,11 +106,16 @@ def test_a_run_records_its_peak_memory(tmp_path):
     tiny = {"steps": 2, "batch_size": 2, "warmup": 1}
     for method in ("zegclip", "maskclip"):
         run_experiment(method, "world_smoke", 0, tiny, results=tmp_path, suite="s")
-    trained = read_result(run_dir_for(resolve("zegclip", "world_smoke", 0, tiny), tmp_path, "s")).memory
+    zegclip = read_result(run_dir_for(resolve("zegclip", "world_smoke", 0, tiny), tmp_path, "s"))
+    trained = zegclip.memory
     assert trained["kind"] == "cpu_peak_rss" and trained["train_gib"] > 0.1  # torch alone is a few hundred MB
     assert trained["eval_gib"] >= trained["train_gib"]  # a process's peak only grows
-    free = read_result(run_dir_for(resolve("maskclip", "world_smoke", 0, tiny), tmp_path, "s")).memory
+    maskclip = read_result(run_dir_for(resolve("maskclip", "world_smoke", 0, tiny), tmp_path, "s"))
+    free = maskclip.memory
     assert free["train_gib"] is None and free["eval_gib"] > 0  # training-free: nothing trained, nothing to report
+    # The last step's weights, never a checkpoint picked on the evaluation set, and the record says so.
+    assert (zegclip.checkpoint_selection, zegclip.evaluated_step) == ("last", 2)
+    assert (maskclip.checkpoint_selection, maskclip.evaluated_step) == ("last", 0)
 
 
 def test_peak_memory_on_cuda_is_the_runs_own_device_within_the_stretch(monkeypatch):

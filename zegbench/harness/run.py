@@ -154,6 +154,10 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
         # Which class list and unseen split produced these numbers (the dataset YAML can change).
         "dataset_split": split_fingerprint(info),
         "memory": memory_record(None if donor or summary.get("training_free") else training, evaluation),
+        # Always the weights of the last step: never a checkpoint chosen by its score on the evaluation
+        # set (which some official repositories do, and which inflates their numbers).
+        "checkpoint_selection": "last",
+        "evaluated_step": summary["steps"],
     }
     if donor:
         record["trained_by"] = donor["run"]  # <suite>/<run folder> whose weights were evaluated

@@ -62,6 +62,8 @@ class RunResult(BaseModel):
     cross_dataset: dict[str, dict[str, Any]] | None = None  # dataset -> {mIoU, pAcc, per_class}
     # {"kind": "cuda_allocated" | "cpu_peak_rss", "train_gib", "eval_gib"[, reserved on CUDA]} (harness/memory.py)
     memory: dict[str, Any] | None = None
+    checkpoint_selection: str | None = None  # 'last': the final step's weights, never chosen on the evaluation set
+    evaluated_step: int | None = None  # the training step whose weights were evaluated (0: training-free)
 
     def metric(self, key: str) -> float | None:
         """A metric by its ``result.json`` key (e.g. a claim's ``mIoU_unseen``)."""
