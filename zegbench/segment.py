@@ -10,6 +10,7 @@ and a 20,000-pixel panorama alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +37,7 @@ class Segmentation:
     model_scores: np.ndarray  # [C, h, w] at the size the model saw the image, calibrated as in evaluation
     class_names: list[str]
 
-    @property
+    @cached_property
     def scores(self) -> np.ndarray:
         """[C, H, W] scores at the image's size, made on the CPU when asked (C x H x W floats: 8 GB for
         171 classes on a 12 MP photo); ``labels`` is their argmax."""

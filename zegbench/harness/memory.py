@@ -117,7 +117,7 @@ def training_step_memory(method_name: str, dataset: str, device: str = "cpu", ov
                          seed: int = 0) -> MemoryEstimate:
     """Measure one training step of ``method_name`` on ``dataset``'s recipe at 1 and 2 images (module docstring)."""
     from zegbench.datasets.catalog import load_dataset_info
-    from zegbench.harness.speed import speed_method_config
+    from zegbench.harness.speed import with_random_weights
     from zegbench.methods import create_method
 
     overrides = dict(overrides or {})
@@ -125,8 +125,7 @@ def training_step_memory(method_name: str, dataset: str, device: str = "cpu", ov
     train_cfg = resolved["train"]
     info = load_dataset_info(dataset)
     crop = info.train_transform.crop if info.train_transform else int((info.world or {}).get("image_size", 512))
-    method_cfg = speed_method_config(method_name, dataset, random_weights=True)
-    method_cfg.update({k: v for k, v in overrides.items() if k in method_cfg})
+    method_cfg = with_random_weights(resolved["method_config"])  # overrides included: resolved once
     torch.manual_seed(seed)
     method = create_method(method_name, **method_cfg).to(device).train()
     seen = list(info.seen)

@@ -231,12 +231,16 @@ def speed_method_config(method: str, dataset: str, random_weights: bool) -> dict
     """
     from zegbench.harness.resolve import resolve
 
-    cfg = dict(resolve(method, dataset, 0)["method_config"])
-    cfg.pop("class")
-    if random_weights:
-        cfg["clip_weights"] = "none"
-        if "backbone_weights" in cfg:
-            cfg["backbone_weights"] = "none"
+    cfg = resolve(method, dataset, 0)["method_config"]
+    return with_random_weights(cfg) if random_weights else {k: v for k, v in cfg.items() if k != "class"}
+
+
+def with_random_weights(method_config: dict) -> dict:
+    """A resolved ``method_config`` as ``create_method`` keywords, every pretrained weight left random."""
+    cfg = {k: v for k, v in method_config.items() if k != "class"}
+    cfg["clip_weights"] = "none"
+    if "backbone_weights" in cfg:
+        cfg["backbone_weights"] = "none"
     return cfg
 
 

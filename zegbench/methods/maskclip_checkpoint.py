@@ -30,6 +30,7 @@ from typing import Mapping
 import torch
 
 from zegbench.errors import ZegbenchError
+from zegbench.methods.official_checkpoint import load_file, named, renamed
 
 TEXT = "decode_head.text_embeddings"
 _FIXED = {"backbone.cls_token": "class_embedding", "backbone.pos_embed": "positional_embedding",
@@ -38,22 +39,17 @@ _PREFIXES = (("backbone.ln0.", "ln_pre."), ("backbone.ln1.", "ln_post."))
 _BLOCK = re.compile(r"backbone\.layers\.(\d+)\.(.+)$")
 _BLOCK_PARTS = (("ln1.", "ln_1."), ("ln2.", "ln_2."), ("attn.attn.", "attn."), ("ffn.layers.0.0.", "mlp.c_fc."),
                 ("ffn.layers.1.", "mlp.c_proj."))
-SHOWN = 4  # keys named in an error line before "(+N more)"
 
 
 def zegbench_key(key: str) -> str | None:
     """The zegbench name of official ``key`` (without ``encoder.visual.``), or None when it has no place."""
     if key in _FIXED:
         return _FIXED[key]
-    for official, ours in _PREFIXES:
-        if key.startswith(official):
-            return ours + key.removeprefix(official)
     m = _BLOCK.match(key)
     if m:
-        for official, ours in _BLOCK_PARTS:
-            if m.group(2).startswith(official):
-                return f"transformer.resblocks.{m.group(1)}.{ours}{m.group(2).removeprefix(official)}"
-    return None
+        part = renamed(m.group(2), _BLOCK_PARTS)
+        return None if part is None else f"transformer.resblocks.{m.group(1)}.{part}"
+    return renamed(key, _PREFIXES)
 
 
 def _as_ours(key: str, value: torch.Tensor) -> torch.Tensor:
@@ -65,11 +61,6 @@ def _as_ours(key: str, value: torch.Tensor) -> torch.Tensor:
     if key == "decode_head.proj.weight" and value.dim() == 4 and value.shape[2:] == (1, 1):
         return value[:, :, 0, 0].t()
     return value
-
-
-def _named(keys: list[str]) -> str:
-    more = f" (+{len(keys) - SHOWN} more)" if len(keys) > SHOWN else ""
-    return ", ".join(keys[:SHOWN]) + more
 
 
 def convert_maskclip_state_dict(official: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor],
@@ -91,19 +82,18 @@ def convert_maskclip_state_dict(official: Mapping[str, torch.Tensor], target: Ma
             out["encoder.visual." + ours] = (key, _as_ours(key, value))
     if unknown:
         raise ZegbenchError(f"{source}: {len(unknown)} weight(s) have no place in zegbench's MaskCLIP: "
-                            f"{_named(sorted(unknown))}")
+                            f"{named(sorted(unknown))}")
     wanted = {k for k in target if k.startswith("encoder.visual.")}
     missing = sorted(wanted - set(out))
     if missing:
-        raise ZegbenchError(f"{source} lacks {len(missing)} weight(s) the model needs: {_named(missing)}")
+        raise ZegbenchError(f"{source} lacks {len(missing)} weight(s) the model needs: {named(missing)}")
     extra = sorted(out[k][0] for k in set(out) - wanted)
     if extra:
-        raise ZegbenchError(f"{source}: {len(extra)} weight(s) have no place in zegbench's MaskCLIP: {_named(extra)}")
+        raise ZegbenchError(f"{source}: {len(extra)} weight(s) have no place in zegbench's MaskCLIP: {named(extra)}")
     why = [f"{out[k][0]} is {list(out[k][1].shape)}, the model's {list(target[k].shape)}"
            for k in sorted(out) if out[k][1].shape != target[k].shape]
     if why:
-        raise ZegbenchError(f"{source} does not fit this MaskCLIP ({len(why)} weight(s)): {'; '.join(why[:SHOWN])}"
-                            + (f" (+{len(why) - SHOWN} more)" if len(why) > SHOWN else ""))
+        raise ZegbenchError(f"{source} does not fit this MaskCLIP ({len(why)} weight(s)): {named(why, '; ')}")
     text = official.get(TEXT)
     return {k: v for k, (_, v) in out.items()}, (None if text is None else text.float())
 
@@ -113,12 +103,7 @@ def load_official_maskclip(method: torch.nn.Module, checkpoint: str | Path | Map
     ``state_dict``) into ``method``; returns the head's class embeddings [K, D] (None if absent)."""
     source = str(checkpoint) if isinstance(checkpoint, (str, Path)) else "the official state dict"
     if isinstance(checkpoint, (str, Path)):
-        if not Path(checkpoint).is_file():
-            raise ZegbenchError(f"checkpoint {checkpoint} does not exist")
-        try:
-            checkpoint = torch.load(checkpoint, map_location="cpu", weights_only=True)
-        except Exception as err:  # noqa: BLE001 - any unreadable file is one error line
-            raise ZegbenchError(f"{source} is unreadable as a checkpoint ({type(err).__name__})") from None
+        checkpoint = load_file(checkpoint)
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, Mapping) else None
     if not isinstance(state, Mapping) or not all(torch.is_tensor(v) for v in state.values()):
         raise ZegbenchError(f"{source} is not an official MaskCLIP state dict (tensors, or a dict with 'state_dict')")

@@ -69,41 +69,46 @@ def is_official_checkpoint(obj) -> bool:
     return isinstance(obj, dict) and isinstance(obj.get("state_dict"), Mapping) and isinstance(obj.get("meta"), dict)
 
 
+def renamed(key: str, prefixes) -> str | None:
+    """``key`` with the first matching ``(old, new)`` prefix of ``prefixes`` replaced; None if none matches."""
+    for old, new in prefixes:
+        if key.startswith(old):
+            return new + key.removeprefix(old)
+    return None
+
+
+def _swapped(pairs) -> tuple:
+    return tuple((new, old) for old, new in pairs)
+
+
 def zegbench_key(key: str) -> str | None:
     """The zegbench name of official ``key`` (None: ignored or unknown; prompts: ``encoder.prompts``)."""
     if key in PROMPTS:
         return "encoder.prompts"
-    for official, ours in _PREFIXES:
-        if key.startswith(official):
-            return ours + key.removeprefix(official)
     m = _DECODER.match(key)
     if m:
-        for official, ours in _DECODER_PARTS:
-            if m.group(2).startswith(official):
-                return f"decoder.layers.{m.group(1)}.{ours}{m.group(2).removeprefix(official)}"
-    return None
+        part = renamed(m.group(2), _DECODER_PARTS)
+        return None if part is None else f"decoder.layers.{m.group(1)}.{part}"
+    return renamed(key, _PREFIXES)
 
 
 def official_key(key: str) -> str | None:
     """The official name of zegbench ``key`` (the inverse of ``zegbench_key``; prompts excluded)."""
-    for official, ours in _PREFIXES:
-        if key.startswith(ours):
-            return official + key.removeprefix(ours)
     m = re.match(r"decoder\.layers\.(\d+)\.(.+)$", key)
     if m:
-        for official, ours in _DECODER_PARTS:
-            if m.group(2).startswith(ours):
-                return f"decode_head.decoder_1.layers.{m.group(1)}.{official}{m.group(2).removeprefix(ours)}"
-    return None
+        part = renamed(m.group(2), _swapped(_DECODER_PARTS))
+        return None if part is None else f"decode_head.decoder_1.layers.{m.group(1)}.{part}"
+    return renamed(key, _swapped(_PREFIXES))
 
 
 def is_ignored(key: str) -> bool:
     return any(p.match(key) for p in IGNORED)
 
 
-def _named(keys: list[str]) -> str:
-    shown = ", ".join(keys[:SHOWN])
-    return shown + (f" (+{len(keys) - SHOWN} more)" if len(keys) > SHOWN else "")
+def named(items: list[str], separator: str = ", ") -> str:
+    """The first ``SHOWN`` of ``items`` for an error line, and how many more there are."""
+    shown = separator.join(items[:SHOWN])
+    return shown + (f" (+{len(items) - SHOWN} more)" if len(items) > SHOWN else "")
 
 
 def convert_state_dict(official: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor] | None,
@@ -128,14 +133,14 @@ def convert_state_dict(official: Mapping[str, torch.Tensor], target: Mapping[str
             out[name] = value
     if unknown:
         raise ZegbenchError(f"{source}: {len(unknown)} weight(s) have no place in zegbench's ZegCLIP: "
-                            f"{_named(unknown)}; is it an official ZegCLIP checkpoint (VPTCLIPVisionTransformer "
+                            f"{named(unknown)}; is it an official ZegCLIP checkpoint (VPTCLIPVisionTransformer "
                             f"+ ATMSingleHeadSeg)?")
     if target is None:
         return out
     missing = [k for k in target if k not in out]
     if missing:
         names = [("backbone.prompt_embeddings" if k == "encoder.prompts" else official_key(k) or k) for k in missing]
-        raise ZegbenchError(f"{source} lacks {len(missing)} weight(s) the model needs: {_named(names)}; "
+        raise ZegbenchError(f"{source} lacks {len(missing)} weight(s) the model needs: {named(names)}; "
                             f"the file is incomplete or of another model")
     extra = [k for k in out if k not in target]
     wrong = [k for k in out if k in target and out[k].shape != target[k].shape
@@ -154,16 +159,22 @@ def _same_width_square_grid(table: torch.Tensor, ours: torch.Tensor) -> bool:
     return table.dim() == 2 and table.shape[1] == ours.shape[1] and rows > 0 and int(rows ** 0.5) ** 2 == rows
 
 
-def read_checkpoint(path: str | Path) -> dict:
-    """Load an official checkpoint file (tensors and plain data only), or raise one clear error."""
+def load_file(path: str | Path):
+    """A checkpoint file's contents (tensors and plain data only, on the CPU), or one clear error."""
     path = Path(path)
     if not path.is_file():
         raise ZegbenchError(f"checkpoint {path} does not exist")
     try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # truncated downloads and foreign files fail in many ways inside torch
         raise ZegbenchError(f"{path} is unreadable as a checkpoint ({type(err).__name__}): a truncated download? "
                             f"Fetch it again and compare its size") from None
+
+
+def read_checkpoint(path: str | Path) -> dict:
+    """Load an official ZegCLIP checkpoint file (an mmseg ``.pth``), or raise one clear error."""
+    path = Path(path)
+    ckpt = load_file(path)
     if not is_official_checkpoint(ckpt):
         raise ZegbenchError(f"{path} is not an official ZegCLIP checkpoint (an mmseg .pth with 'state_dict' and "
                             f"'meta')")
@@ -189,7 +200,7 @@ def check_meta(ckpt: dict, class_names: list[str] | None, setting: str | None, s
     trained_for = meta.get("CLASSES")
     if class_names is not None and trained_for is not None and len(trained_for) != len(class_names):
         raise ZegbenchError(f"{source} was trained on {len(trained_for)} classes (meta CLASSES: "
-                            f"{_named(list(trained_for))}), the dataset has {len(class_names)}: evaluate it on "
+                            f"{named(list(trained_for))}), the dataset has {len(class_names)}: evaluate it on "
                             f"the dataset it was trained on")
     theirs = checkpoint_setting(meta)
     if setting is not None and theirs is not None and setting != theirs:
