@@ -29,6 +29,19 @@ def _give_each_xdist_worker_its_own_cores():
 _give_each_xdist_worker_its_own_cores()  # before torch is imported, so its thread pool fits
 
 
+def pytest_cmdline_main(config):
+    """Without xdist workers (no ``-n``, or ``-n 0``), nothing is distributed: say so.
+
+    pyproject's addopts sets ``--dist loadfile`` for ``pytest -n auto``. Without workers xdist
+    distributes nothing, yet pytest-benchmark reads any ``--dist`` but ``no`` as "xdist is active"
+    and disables every benchmark, so the README's benchmark command would time nothing and write no
+    JSON (``tests/test_benchmarks_run.py``). Runs after xdist's own hook (``tryfirst``), which turns
+    ``-n 0`` into ``no`` the same way, and before any plugin is configured.
+    """
+    if not getattr(config.option, "tx", None):  # no workers to distribute to (xdist absent: no option)
+        config.option.dist = "no"
+
+
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
     cache = tmp_path_factory.mktemp("zegbench-cache")
