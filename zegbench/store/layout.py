@@ -12,6 +12,9 @@
     <results>/<suite>/<method>-<dataset>-speed-<hash>/       a speed record (env.json, result.json)
     <results>/<suite>/<run>.replaced-<time>/                  moved aside by ``--force``, never deleted
     <results>/<suite>/summary.json                            the suite pooled over seeds
+    <results>/world-budget/<dataset>/<method>-s0-<steps>-<hash>/   a budget-rule run (``harness/budget.py``):
+        config.yaml, metrics.jsonl, checkpoint.pt as a training run; budget.json (last) instead of result.json,
+        since the rule reads training images only and never evaluates on val
 
 The same run (same folder name, so same config hash) in two suites' folders is one run:
 the second suite copies the first's folder instead of training it again.
@@ -38,6 +41,8 @@ LOG_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
 FAILED_FILE = "failed.json"
 SUMMARY_FILE = "summary.json"
+BUDGET_FILE = "budget.json"  # a budget-rule run's record (training images only)
+BUDGET_FOLDER = "world-budget"
 SUBMITIT_FOLDER = ".submitit"  # a suite folder's Slurm job scripts and logs
 REPLACED = ".replaced-"  # a folder moved aside by --force: '<run>.replaced-<time>'
 
@@ -151,6 +156,10 @@ class RunStore:
         """The folder of a speed record: ``<suite>/<method>-<dataset>-speed-<hash>``."""
         return self.root / suite / f"{method}-{dataset}-speed-{digest}"
 
+    def budget_dir(self, dataset: str, method: str, steps: int, config_hash: str) -> Path:
+        """The folder of a budget-rule run: ``world-budget/<dataset>/<method>-s0-<steps>-<config hash>``."""
+        return self.root / BUDGET_FOLDER / dataset / f"{method}-s0-{steps}-{config_hash}"
+
     def check_writable(self) -> None:
         """Fail before any training if the store cannot be written (one line naming the folder)."""
         try:
@@ -236,6 +245,19 @@ class RunStore:
         finally:
             for handle in held:
                 handle.close()
+
+    # Budget-rule runs ------------------------------------------------------------------------
+
+    @staticmethod
+    def read_budget_record(folder: Path) -> dict | None:
+        """A finished budget-rule run's record, or None when it has not finished."""
+        path = folder / BUDGET_FILE
+        return read_json(path) if path.is_file() else None
+
+    @staticmethod
+    def write_budget_record(folder: Path, record: dict) -> None:
+        """``budget.json``, written last and atomically: its presence means measured."""
+        atomic_write_json(record, folder / BUDGET_FILE)
 
     # Speed records ---------------------------------------------------------------------------
 
