@@ -29,7 +29,7 @@ STRICT = ConfigDict(extra="forbid")
 @lru_cache(maxsize=None)
 def schema_for_class(cls: type) -> type[BaseModel]:
     """A pydantic model of ``cls.__init__``'s keyword arguments (unknown keys forbidden)."""
-    hints = typing.get_type_hints(cls.__init__)
+    hints = typing.get_type_hints(cls.__init__, include_extras=True)  # keep Annotated ranges (PositiveFloat)
     spec: dict[str, Any] = {}
     for name, param in inspect.signature(cls.__init__).parameters.items():
         if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
