@@ -2,7 +2,8 @@
 
 A row is one *setting*: a method on a dataset with one resolved config but for its seed (the run
 folders whose ``config.yaml`` differ in the seed alone), with its setting (inductive, transductive)
-and budget (steps x global batch). Its metrics are the mean ± sample std over those seeds, ``n``
+and budget (steps x global batch; a training-free method has none, and its training keys, which decide
+nothing, are left out of its setting). Its metrics are the mean ± sample std over those seeds, ``n``
 their number. A run finished in two suites' folders (a copy: the same folder name, so the same
 config) counts once; the Suites column names both.
 
@@ -37,10 +38,12 @@ SORTS = {"hiou": "hIoU", "miou_unseen": "mIoU_unseen", "miou_seen": "mIoU_seen",
 FILES = ("leaderboard.md", "leaderboard.tex", "leaderboard.csv")
 
 
-def _without_seed(config: dict) -> dict:
-    """A resolved config less its seed (top level and ``train.seed``): what the seeds of one setting share."""
-    out = {key: value for key, value in config.items() if key != "seed"}
-    out["train"] = {key: value for key, value in (config.get("train") or {}).items() if key != "seed"}
+def _without_seed(config: dict, training_free: bool = False) -> dict:
+    """A resolved config less its seed (top level and ``train.seed``): what the seeds of one setting share;
+    ``training_free``: less its training keys too (nothing was trained: they decide nothing)."""
+    out = {key: value for key, value in config.items() if key not in ("seed", "train")}
+    if not training_free:
+        out["train"] = {key: value for key, value in (config.get("train") or {}).items() if key != "seed"}
     return out
 
 
@@ -89,9 +92,10 @@ def _finished(store: RunStore) -> list[dict]:
         config = read_config(folder)
         if config is None or "method" not in config or "dataset" not in config:
             continue  # a hand-made record without its config: it cannot be grouped (a suite report still shows it)
-        budget = run_budget(folder) or {"steps": None, "batch": None}
+        training_free = result.evaluated_step == 0  # the record says so (older records: unknown, taken as trained)
+        budget = None if training_free else run_budget(folder) or {"steps": None, "batch": None}
         runs.append({"method": config["method"], "dataset": config["dataset"], "seed": config.get("seed"),
-                     "setting": result.setting, "config": _without_seed(config), "budget": budget,
+                     "setting": result.setting, "config": _without_seed(config, training_free), "budget": budget,
                      "suites": store.suites_holding(folder.name), **{m: result.metric(m) for m in METRICS}})
     return runs
 
@@ -133,14 +137,14 @@ def leaderboard(results: str | Path | RunStore, recipe: Recipe | None = None, da
         settings.setdefault(short_hash(run["config"]), []).append(run)
     recipes = {}
     for method, dataset in sorted({(r["method"], r["dataset"]) for r in runs}):
-        resolved = recipe(method, dataset) if recipe else None
-        recipes[method, dataset] = _without_seed(resolved) if resolved else None
+        recipes[method, dataset] = recipe(method, dataset) if recipe else None
     paper = paper_numbers()["results"]
     rows = []
     for group in settings.values():
         first = group[0]
         method, dataset = first["method"], first["dataset"]
-        reference = recipes[method, dataset]
+        resolved = recipes[method, dataset]
+        reference = _without_seed(resolved, first["budget"] is None) if resolved else None
         if reference is not None:
             shown = _off_recipe(_keys(first["config"]), _keys(reference))
         else:  # no recipe: name the keys that tell this method's settings on this dataset apart
@@ -150,7 +154,8 @@ def leaderboard(results: str | Path | RunStore, recipe: Recipe | None = None, da
             shown = [f"{k}={_text(v)}" for k, v in keys.items() if any(o.get(k, object()) != v for o in others)]
         ref = (paper.get(dataset) or {}).get(first["setting"], {}).get(method) if first["config"] == reference else None
         row = {"method": method, "variant": _label(method, shown), "dataset": dataset, "setting": first["setting"],
-               "steps": first["budget"]["steps"], "batch": first["budget"]["batch"], "n": len(group),
+               "steps": (first["budget"] or {}).get("steps"), "batch": (first["budget"] or {}).get("batch"),
+               "training_free": first["budget"] is None, "n": len(group),
                "seeds": ",".join(str(s) for s in sorted(r["seed"] for r in group)),
                "suites": ",".join(sorted({s for r in group for s in r["suites"]}))}
         for metric in METRICS:
@@ -158,7 +163,7 @@ def leaderboard(results: str | Path | RunStore, recipe: Recipe | None = None, da
             row[f"paper_{metric}"] = (ref or {}).get(metric, math.nan)
         row["paper_verified"] = (ref or {}).get("verified", True) if ref else None
         rows.append(row)
-    frame = pd.DataFrame(rows)
+    frame = pd.DataFrame(rows).astype({"steps": "Int64", "batch": "Int64"})  # whole numbers, or <NA>: training-free
     order = SORTS[sort]
     by = f"{order}_mean" if order in METRICS else order
     keys = ["dataset", by] + (["variant"] if by != "variant" else [])
@@ -179,8 +184,8 @@ def leaderboard_table(frame: pd.DataFrame) -> pd.DataFrame:
     """The leaderboard as shown: metrics as mean ± std over seeds, the paper's beside them."""
     table = pd.DataFrame({
         "Variant": frame["variant"], "Dataset": frame["dataset"], "Setting": frame["setting"],
-        "Budget": [budget_label({"steps": s, "batch": b}) if s is not None and not pd.isna(s) else "-"
-                   for s, b in zip(frame["steps"], frame["batch"], strict=True)],
+        "Budget": ["training-free" if free else "-" if pd.isna(s) else budget_label({"steps": s, "batch": b})
+                   for s, b, free in zip(frame["steps"], frame["batch"], frame["training_free"], strict=True)],
         "n": frame["n"].astype(str)})
     for metric, label in METRICS.items():
         table[label] = [mean_std(m, s) for m, s in zip(frame[f"{metric}_mean"], frame[f"{metric}_std"], strict=True)]
