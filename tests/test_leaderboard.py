@@ -41,6 +41,7 @@ def store(tmp_path):
     # Training-free: the training keys of its config decide nothing, so these two are one setting
     _run(results, "main", "maskclip", "world", 0, 12.0, evaluated_step=0)
     _run(results, "smoke", "maskclip", "world", 1, 16.0, {"steps": 4, "batch_size": 2}, evaluated_step=0)
+    _run(results, "two_stage", "maskclip", "world", 0, 12.0, {"steps": 10}, evaluated_step=0)  # main's seed 0 again
     (results / "main" / "summary.json").write_text("{}")  # not a run
     return results
 
@@ -62,7 +63,8 @@ def test_one_row_per_setting_with_the_shared_run_counted_once(store):
     assert math.isnan(shorter["paper_hIoU"]) and math.isnan(recipe["paper_hIoU"])  # no paper numbers for the world
     training_free = board[board["variant"] == "maskclip"]
     assert len(training_free) == 1 and training_free.iloc[0]["n"] == 2 and training_free.iloc[0]["training_free"]
-    assert training_free.iloc[0]["suites"] == "main,smoke" and training_free.iloc[0]["hIoU_mean"] == 14.0
+    assert training_free.iloc[0]["suites"] == "main,smoke,two_stage" and training_free.iloc[0]["hIoU_mean"] == 14.0
+    assert training_free.iloc[0]["seeds"] == "0,1"  # seed 0's two runs are one model: counted once
     assert len(board) == 6
 
 

@@ -2,10 +2,11 @@
 
 A row is one *setting*: a method on a dataset with one resolved config but for its seed (the run
 folders whose ``config.yaml`` differ in the seed alone), with its setting (inductive, transductive)
-and budget (steps x global batch; a training-free method has none, and its training keys, which decide
-nothing, are left out of its setting). Its metrics are the mean ± sample std over those seeds, ``n``
-their number. A run finished in two suites' folders (a copy: the same folder name, so the same
-config) counts once; the Suites column names both.
+and budget (steps x global batch). A training-free method has no budget, and its training keys,
+which decide nothing, are left out of its setting (two such runs of one seed are one model, counted
+once). Its metrics are the mean ± sample std over those seeds, ``n`` their number. A run finished in
+two suites' folders (a copy: the same folder name, so the same config) counts once; the Suites
+column names both.
 
 A row's variant is its method and the keys its config sets off the method's *recipe* on that
 dataset (``recipe(method, dataset)``: the caller's resolved config, e.g. the shipped recipe that
@@ -109,6 +110,35 @@ def _stats(values: list) -> tuple[float, float]:
     return mean, std
 
 
+def _variant(first: dict, groups: list[list[dict]], resolved: dict | None) -> tuple[str, dict | None]:
+    """(a setting's variant label, its recipe less the seed, or None): the keys it sets off the recipe, or
+    without one the keys that tell this method's settings on this dataset apart."""
+    method, dataset, keys = first["method"], first["dataset"], _keys(first["config"])
+    if resolved is not None:
+        reference = _without_seed(resolved, first["budget"] is None)
+        return _label(method, _off_recipe(keys, _keys(reference))), reference
+    others = [_keys(g[0]["config"]) for g in groups if (g[0]["method"], g[0]["dataset"]) == (method, dataset)]
+    return _label(method, [f"{k}={_text(v)}" for k, v in keys.items()
+                           if any(o.get(k, object()) != v for o in others)]), None
+
+
+def _row(group: list[dict], groups: list[list[dict]], resolved: dict | None, paper: dict) -> dict:
+    """One setting's row: identity, budget, seeds, suites, mean and std of each metric, the paper's numbers."""
+    first = group[0]
+    method, dataset, budget = first["method"], first["dataset"], first["budget"] or {}
+    variant, reference = _variant(first, groups, resolved)
+    ref = (paper.get(dataset) or {}).get(first["setting"], {}).get(method) if first["config"] == reference else None
+    row = {"method": method, "variant": variant, "dataset": dataset, "setting": first["setting"],
+           "steps": budget.get("steps"), "batch": budget.get("batch"), "training_free": first["budget"] is None,
+           "n": len(group), "seeds": ",".join(str(s) for s in sorted(r["seed"] for r in group)),
+           "suites": ",".join(sorted({s for r in group for s in r["suites"]}))}
+    for metric in METRICS:
+        row[f"{metric}_mean"], row[f"{metric}_std"] = _stats([r[metric] for r in group])
+        row[f"paper_{metric}"] = (ref or {}).get(metric, math.nan)
+    row["paper_verified"] = (ref or {}).get("verified", True) if ref else None
+    return row
+
+
 def leaderboard(results: str | Path | RunStore, recipe: Recipe | None = None, datasets: list[str] | None = None,
                 methods: str | None = None, sort: str = "hiou") -> pd.DataFrame:
     """One row per setting (method x variant x dataset x setting x budget) of every finished run in the store.
@@ -132,37 +162,15 @@ def leaderboard(results: str | Path | RunStore, recipe: Recipe | None = None, da
     if not runs:
         raise ZegbenchError(f"no finished run in {store.root} matches --dataset {' '.join(datasets or ['(any)'])} "
                             f"--method {methods or '*'}: its datasets are {', '.join(found)}")
-    settings: dict[str, list[dict]] = {}
-    for run in runs:
-        settings.setdefault(short_hash(run["config"]), []).append(run)
-    recipes = {}
-    for method, dataset in sorted({(r["method"], r["dataset"]) for r in runs}):
-        recipes[method, dataset] = recipe(method, dataset) if recipe else None
+    settings: dict[str, dict[int, dict]] = {}
+    for run in runs:  # one run per seed: a training-free method's runs of one seed are one whatever their training keys
+        same = settings.setdefault(short_hash(run["config"]), {}).setdefault(run["seed"], run)
+        if same is not run:
+            same["suites"] = sorted(set(same["suites"]) | set(run["suites"]))
+    groups = [list(by_seed.values()) for by_seed in settings.values()]
+    recipes = {pair: recipe(*pair) if recipe else None for pair in sorted({(r["method"], r["dataset"]) for r in runs})}
     paper = paper_numbers()["results"]
-    rows = []
-    for group in settings.values():
-        first = group[0]
-        method, dataset = first["method"], first["dataset"]
-        resolved = recipes[method, dataset]
-        reference = _without_seed(resolved, first["budget"] is None) if resolved else None
-        if reference is not None:
-            shown = _off_recipe(_keys(first["config"]), _keys(reference))
-        else:  # no recipe: name the keys that tell this method's settings on this dataset apart
-            others = [_keys(g[0]["config"]) for g in settings.values()
-                      if (g[0]["method"], g[0]["dataset"]) == (method, dataset)]
-            keys = _keys(first["config"])
-            shown = [f"{k}={_text(v)}" for k, v in keys.items() if any(o.get(k, object()) != v for o in others)]
-        ref = (paper.get(dataset) or {}).get(first["setting"], {}).get(method) if first["config"] == reference else None
-        row = {"method": method, "variant": _label(method, shown), "dataset": dataset, "setting": first["setting"],
-               "steps": (first["budget"] or {}).get("steps"), "batch": (first["budget"] or {}).get("batch"),
-               "training_free": first["budget"] is None, "n": len(group),
-               "seeds": ",".join(str(s) for s in sorted(r["seed"] for r in group)),
-               "suites": ",".join(sorted({s for r in group for s in r["suites"]}))}
-        for metric in METRICS:
-            row[f"{metric}_mean"], row[f"{metric}_std"] = _stats([r[metric] for r in group])
-            row[f"paper_{metric}"] = (ref or {}).get(metric, math.nan)
-        row["paper_verified"] = (ref or {}).get("verified", True) if ref else None
-        rows.append(row)
+    rows = [_row(group, groups, recipes[group[0]["method"], group[0]["dataset"]], paper) for group in groups]
     frame = pd.DataFrame(rows).astype({"steps": "Int64", "batch": "Int64"})  # whole numbers, or <NA>: training-free
     order = SORTS[sort]
     by = f"{order}_mean" if order in METRICS else order
