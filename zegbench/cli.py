@@ -1,4 +1,4 @@
-"""The ``zegbench`` command: world, methods, data, evaluate, segment, run, suite, clip.
+"""The ``zegbench`` command: world, methods, data, evaluate, segment, run, suite, leaderboard, clip.
 
 Every user error is a ``ZegbenchError``: printed as one ``error:`` line, exit 2 (a usage
 error too). Commands with ``--json`` print one JSON object as their last line. The options
@@ -337,6 +337,31 @@ def cmd_suite_list(args) -> int:
     return 0
 
 
+# reports.leaderboard.SORTS' keys, spelt out so that building the parser imports no pandas (a test keeps them equal)
+LEADERBOARD_SORTS = ["hiou", "miou_unseen", "miou_seen", "pacc", "n", "variant"]
+
+
+def shipped_recipe(method: str, dataset: str) -> dict | None:
+    """The resolved config of ``method`` on ``dataset`` as the configs define it now (seed 0, no overrides), or
+    None when either is no longer defined: what the leaderboard names each variant against."""
+    from zegbench.harness.resolve import resolve
+
+    try:
+        return resolve(method, dataset, 0)
+    except ZegbenchError:
+        return None
+
+
+def cmd_leaderboard(args) -> None:
+    from zegbench.reports.leaderboard import leaderboard, leaderboard_table, write_leaderboard
+    from zegbench.reports.tables import to_markdown
+
+    frame = leaderboard(args.results, shipped_recipe, args.dataset, args.method, args.sort)
+    paths = write_leaderboard(frame, args.out)
+    print(to_markdown(leaderboard_table(frame)), end="")
+    print(f"{len(frame)} settings from {frame['n'].sum()} finished runs: " + ", ".join(map(str, paths)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``zegbench`` command line: each command's own options and the shared ones (``cli_options``)."""
     from zegbench.cli_options import (
@@ -488,6 +513,19 @@ def build_parser() -> argparse.ArgumentParser:
                          help="rebuild a suite's summary and report from its finished runs; run nothing")
     p.add_argument("suite", metavar="NAME", help="suite name or a path to a suite YAML")
     p.set_defaults(func=run_suite, list=False, report_only=True)
+
+    p = groups.add_parser("leaderboard", parents=[common, results_option()],
+                          help="one table of every finished method x dataset x setting in the run store, across "
+                               "suites (mean ± std over seeds, the paper's numbers beside): markdown, LaTeX, CSV")
+    p.add_argument("--out", default="reports/leaderboard", metavar="DIR",
+                   help="folder for leaderboard.md, .tex and .csv (default: reports/leaderboard)")
+    p.add_argument("--dataset", action="append", default=None, metavar="NAME",
+                   help="only this dataset's rows (repeatable)")
+    p.add_argument("--method", default=None, metavar="PATTERN", help="only methods matching, e.g. 'zegclip*'")
+    p.add_argument("--sort", choices=LEADERBOARD_SORTS, default="hiou",
+                   help="order within each dataset: a metric's mean (best first), n (most seeds first) or variant "
+                        "(default: hiou)")
+    p.set_defaults(func=cmd_leaderboard)
 
     clip = command_group("clip", "the in-house CLIP")
     p = clip.add_parser("pretrain", parents=[common, json_out],

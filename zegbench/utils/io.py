@@ -67,6 +67,13 @@ def atomic_save_npy(array, path: str | Path) -> Path:
     return _atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
 
 
+def atomic_write_npz(path: str | Path, **arrays) -> Path:
+    """``numpy.savez_compressed`` of ``arrays`` to ``path`` atomically."""
+    import numpy as np
+
+    return _atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+
+
 def atomic_torch_save(obj, path: str | Path) -> Path:
     """``torch.save`` to ``path`` atomically."""
     import torch  # here, so that reading configs does not pay torch's import
