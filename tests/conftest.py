@@ -12,9 +12,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 def _give_each_xdist_worker_its_own_cores():
     """Under `pytest -n N`, worker i keeps every N-th core of the ones this session may use.
 
-    Many tests start training processes (run_all.py's runs, DDP ranks), which size their torch
-    threads and data loader workers by the cores they may use (zegbench.utils.cores). Unpinned,
-    each of N workers would start processes sized for the whole machine, and the threads of
+    Many tests start suites and training processes (run_all.py's runs, DDP ranks), which size `-j`
+    and their data loader workers by the cores they may use (zegbench.utils.cores). Unpinned,
+    each of N workers would start processes sized for the whole machine, and the processes of
     several would fight over the same cores. What a test checks does not change.
     """
     worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))

@@ -41,11 +41,13 @@ def suite_options() -> argparse.ArgumentParser:
                         help="only runs whose label matches (shell pattern, e.g. 'zegclip_dpt*')")
     parent.add_argument("--seeds", type=positive_int, metavar="N", help="seeds 0..N-1 instead of the suite's")
     parent.add_argument("--force", action="store_true", help="redo selected runs even if finished (old folders kept)")
-    parent.add_argument("-j", "--jobs", type=positive_int, default=1, help="runs side by side (CPU cores are shared)")
+    parent.add_argument("-j", "--jobs", type=positive_int,
+                        help="runs side by side (default on the CPU: as many as the usable cores hold at each run's "
+                             "`threads`, within available memory; 1 with --device cuda)")
     parent.add_argument("--reports", metavar="DIR", default="reports", help="report folder (default: reports)")
     parent.add_argument("--executor", default="local", choices=["local", "torchrun", "slurm"],
-                        help="local: a subprocess per run (default); torchrun: each run over --nproc processes "
-                             "(DDP); slurm: each run a Slurm job through submitit")
+                        help="local: a process per run on this machine (default); torchrun: each run over --nproc "
+                             "processes (DDP); slurm: each run a Slurm job through submitit")
     parent.add_argument("--nproc", type=positive_int, default=1,
                         help="processes per run (torchrun, and within each Slurm job): "
                              "global batch = batch_size x nproc")
