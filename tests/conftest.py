@@ -63,6 +63,7 @@ SLOWEST_FIRST = (
     "test_probe.py",
     "test_cli.py",
     "test_clip.py",
+    "test_parallel_runs.py",  # added 2026-12-06 at about 30 s under -n 0 on a shared 2-core Xeon
     "test_identity.py",
     "test_loader.py",
     "test_segment.py",
