@@ -407,6 +407,8 @@ CASES = {
                           "tuning must be one of"),
     "train-wrong-type": (_run("--method", "zegclip", "--set", "steps=many"), "training key 'steps'"),
     "train-bad-precision": (_run("--method", "zegclip", "--set", "precision=fp16"), "training key 'precision'"),
+    "train-threads-not-positive": (_run("--method", "zegclip", "--set", "threads=0"),
+                                   "training key 'threads': Input should be greater than or equal to 1"),
     "override-not-key-value": (_run("--method", "zegclip", "--set", "steps"), "is not key=value"),
     "dataset-unknown-name": (_run("--method", "zegclip", "--dataset", "atlantis"), "unknown dataset 'atlantis'"),
     "dataset-malformed-yaml": (_dataset_config("classes: [a\n"), "is not valid YAML"),

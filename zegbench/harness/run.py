@@ -18,7 +18,7 @@ import torch
 
 from zegbench.datasets.catalog import build_dataset, load_dataset_info
 from zegbench.errors import ZegbenchError, describe_error
-from zegbench.harness.environment import environment
+from zegbench.harness.environment import environment, intra_op_threads
 from zegbench.harness.evaluate import evaluate
 from zegbench.harness.identity import config_hash, read_training_hash, run_dir_for, split_fingerprint, training_hash
 from zegbench.harness.memory import PeakMemory, memory_record, out_of_memory
@@ -68,7 +68,8 @@ def run_experiment(method: str, dataset: str = "world", seed: int = 0, overrides
     if decision == "done":
         return read_result(run_dir).to_record()
     try:
-        return _train_and_evaluate(resolved, run_dir, device, progress, data_root, workers)
+        with intra_op_threads(resolved["train"]["threads"]):  # fixed per run: the digits never follow the cores
+            return _train_and_evaluate(resolved, run_dir, device, progress, data_root, workers)
     except Exception as err:  # Ctrl-C and kills are not recorded: the run stays 'interrupted'
         if distributed.is_main():
             _record_failure(err, run_dir)
