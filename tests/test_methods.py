@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from zegbench.datasets import worlds
 from zegbench.methods import create_method, list_methods, method_config
 from zegbench.methods.base import Method, method_class
-from zegbench.methods.losses import ce_loss, nel_loss, one_hot_targets
+from zegbench.methods.losses import ce_loss, nel_loss, one_hot_masks
 from zegbench.methods.zegclip import ZegCLIP, pseudo_label
 
 world = worlds.generator()  # the default world's classes: the default in-house CLIP reads them
@@ -161,12 +161,51 @@ def test_nel_matches_a_hand_computed_case():
     assert ignoring["loss_focal"].item() != pytest.approx(out["loss_focal"].item())
 
 
+def _nel_loss_as_recorded(logits, labels, ignore_negatives, alpha=0.25, gamma=2.0):
+    """NEL as the recorded world runs computed it (before 2026-12-06): an int64 one-hot with classes
+    innermost in memory, the textbook p_t and alpha sums, every term weighted."""
+    c = logits.shape[1]
+    valid = labels != 255
+    target = F.one_hot(labels.clamp(max=c - 1) * valid, c).permute(0, 3, 1, 2).float() * valid.unsqueeze(1)
+    weight = valid.unsqueeze(1).float() if ignore_negatives else torch.ones_like(target[:, :1])
+    present = target.flatten(2).amax(-1) > 0
+    num_masks = present.sum().float().clamp(min=1)
+    prob = logits.sigmoid()
+    ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
+    p_t = prob * target + (1 - prob) * (1 - target)
+    focal = ce * (1 - p_t) ** gamma * (alpha * target + (1 - alpha) * (1 - target)) * weight
+    focal = focal.flatten(2).sum(-1) / weight.flatten(2).sum(-1).clamp(min=1)
+    p, y = (prob * weight).flatten(2), (target * weight).flatten(2)
+    dice = 1 - (2 * (p * y).sum(-1) + 1) / (p.sum(-1) + y.sum(-1) + 1)
+    return {"loss_focal": 100 * focal.sum() / num_masks, "loss_dice": (dice * present).sum() / num_masks}
+
+
+@pytest.mark.parametrize("ignore_negatives", [False, True])
+def test_nel_loss_and_its_gradient_keep_every_bit_of_the_recorded_runs(ignore_negatives):
+    """The streamlined loss must train the same weights: equal losses and equal logit gradients, bit for bit
+    (through the bilinear upsampling of the patch logits, as in ZegCLIP). Summing the focal term in
+    another order changes the last bit in some of these cases."""
+    generator = torch.Generator().manual_seed(0)
+    for classes, ignored in [(15, 0.3), (20, 0.0), (15, 0.97), (15, 0.5), (20, 0.3), (15, 0.0)]:
+        labels = torch.randint(0, classes, (4, 96, 96), generator=generator)
+        labels[torch.rand(4, 96, 96, generator=generator) < ignored] = 255
+        patch_logits = (4 * torch.randn(4, classes, 12, 12, generator=generator)).requires_grad_()
+        results = []
+        for loss in (nel_loss, _nel_loss_as_recorded):
+            logits = F.interpolate(patch_logits, size=(96, 96), mode="bilinear", align_corners=False)
+            parts = loss(logits, labels, ignore_negatives=ignore_negatives)
+            results.append((parts, torch.autograd.grad(sum(parts.values()), patch_logits)[0]))
+        (ours, our_grad), (recorded, recorded_grad) = results
+        assert all(torch.equal(ours[k], recorded[k]) for k in recorded), (classes, ignored)
+        assert torch.equal(our_grad, recorded_grad) and our_grad.abs().sum() > 0, (classes, ignored)
+
+
 def test_ce_ignores_255_and_one_hot_leaves_it_empty():
     logits = torch.randn(1, 3, 2, 2)
     labels = torch.tensor([[[0, 255], [2, 255]]])
     full = torch.nn.functional.cross_entropy(logits[..., :1], labels[..., :1])
     assert ce_loss(logits, labels)["loss_ce"].item() == pytest.approx(full.item(), rel=1e-5)
-    assert one_hot_targets(labels, 3)[0, :, 0, 1].sum() == 0
+    assert not one_hot_masks(labels, 3)[0, :, 0, 1].any()
 
 
 def test_inductive_calibration_subtracts_from_seen_classes_only():
