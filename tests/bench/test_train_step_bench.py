@@ -11,7 +11,8 @@ multiply-add = 2; AdamW's elementwise update is not counted), ``mfu`` (those FLO
 second over this machine's 1-thread fp32 matmul peak, ``speed.matmul_peak``) and ``seconds``, the
 median of each part over the timed rounds.
 
-Run: ``OMP_NUM_THREADS=1 python -m pytest tests/bench/test_train_step_bench.py -p no:xdist --benchmark-enable``.
+Run: ``OMP_NUM_THREADS=1 python -m pytest tests/bench/test_train_step_bench.py --benchmark-enable --dist no``
+(``--dist no``: the ``--dist loadfile`` in pytest's addopts makes pytest-benchmark disable itself).
 Under ``--benchmark-disable`` (CI) each arm trains one step untimed and its FLOPs are counted.
 """
 from __future__ import annotations
@@ -47,8 +48,8 @@ def one_thread():
 
 
 @functools.cache
-def fp32_peak() -> float:
-    """This machine's fp32 matmul FLOP/s at the current thread count (``speed.matmul_peak``), measured once."""
+def fp32_peak() -> float:  # called inside the tests, under one_thread
+    """This machine's fp32 matmul FLOP/s at one thread (``speed.matmul_peak``), measured once per session."""
     return matmul_peak("cpu")
 
 
