@@ -46,8 +46,6 @@ def nel_loss(logits: torch.Tensor, labels: torch.Tensor, focal_weight: float = 1
     """Focal + dice on mask logits [B, C, H, W] against labels [B, H, W] (0..C-1, 255)."""
     is_target = one_hot_masks(labels, logits.shape[1])
     target = is_target.float()
-    present = is_target.flatten(2).any(-1)  # [B, C]
-    num_masks = distributed.mean_denominator(present.sum()).clamp(min=1)  # global under DDP
     logits = logits.float()
     prob = logits.sigmoid()
     ce = F.binary_cross_entropy_with_logits(logits, target, reduction="none")
@@ -63,7 +61,10 @@ def nel_loss(logits: torch.Tensor, labels: torch.Tensor, focal_weight: float = 1
         weight = torch.ones_like(target[:, :1])
     focal = sum_over_pixels(focal) / weight.flatten(2).sum(-1).clamp(min=1)  # mean over counted pixels
     p, y = p.flatten(2), y.flatten(2)
-    dice = 1 - (2 * (p * y).sum(-1) + 1) / (p.sum(-1) + y.sum(-1) + 1)
+    target_pixels = y.sum(-1)  # [B, C], exact counts
+    present = target_pixels > 0
+    num_masks = distributed.mean_denominator(present.sum()).clamp(min=1)  # global under DDP
+    dice = 1 - (2 * (p * y).sum(-1) + 1) / (p.sum(-1) + target_pixels + 1)
     return {"loss_focal": focal_weight * focal.sum() / num_masks,
             "loss_dice": dice_weight * (dice * present).sum() / num_masks}
 
