@@ -11,8 +11,7 @@ multiply-add = 2; AdamW's elementwise update is not counted), ``mfu`` (those FLO
 second over this machine's 1-thread fp32 matmul peak, ``speed.matmul_peak``) and ``seconds``, the
 median of each part over the timed rounds.
 
-Run: ``OMP_NUM_THREADS=1 python -m pytest tests/bench/test_train_step_bench.py --benchmark-enable --dist no``
-(``--dist no``: the ``--dist loadfile`` in pytest's addopts makes pytest-benchmark disable itself).
+Run: ``OMP_NUM_THREADS=1 python -m pytest tests/bench/test_train_step_bench.py --benchmark-enable``.
 Under ``--benchmark-disable`` (CI) each arm trains one step untimed and its FLOPs are counted.
 """
 from __future__ import annotations
