@@ -7,8 +7,7 @@ import yaml
 
 from zegbench.config_dirs import config_file
 from zegbench.harness import budget
-from zegbench.harness.budget import (DEGENERATE_SEEN_MIOU, LADDER_ARMS, arm_converged, budget_by_convergence,
-                                     loss_drop)
+from zegbench.harness.budget import DEGENERATE_SEEN_MIOU, LADDER_ARMS, arm_converged, budget_by_convergence, loss_drop
 
 
 def log_of(losses: list[float], every: int = 10) -> list[dict]:
