@@ -174,6 +174,10 @@ def test_resumed_pretraining_equals_an_uninterrupted_one(tmp_path, monkeypatch):
         _tiny_pretrain(cut)  # never restarts over a run in progress
     with pytest.raises(ZegbenchError, match=r"steps=4 \(asked 5\)"):
         _tiny_pretrain(cut, steps=5, resume=True)
+    with monkeypatch.context() as patch:
+        patch.setattr(pretrain_module, "stream_digest", lambda world, seed: "another")
+        with pytest.raises(ZegbenchError, match="caption stream .* is not the one"):
+            _tiny_pretrain(cut, resume=True)
     _tiny_pretrain(cut, resume=True, stop_after=3)  # 1 step, then 2 more in a second session
     a, b = (torch.load(resume_state_path(p), weights_only=True) for p in (whole, cut))
     assert a["step"] == b["step"] == 3 and a["curve"] == b["curve"]

@@ -15,6 +15,17 @@ from zegbench.clip.tokenizer import WorldTokenizer, vocabulary_for
 from zegbench.datasets import world_v3, worlds
 from zegbench.datasets.catalog import load_dataset_info, world_spec
 
+# The stream zegbench-world3-vit's pretraining reads (started 2026-12-06, resumed over several sessions:
+# `clip pretrain --resume` refuses a changed stream). A change to world_v3's captions or drawing
+# changes it: then the CLIP must be pretrained again.
+V3_STREAM_DIGEST = "e60906be0395"
+
+
+def test_v3_caption_stream_is_unchanged():
+    from zegbench.clip.pretrain import stream_digest
+
+    assert stream_digest(world_v3, 0) == V3_STREAM_DIGEST
+
 
 def test_v3_is_registered_and_not_the_default():
     assert worlds.generator(3) is world_v3
@@ -162,6 +173,6 @@ def test_dense_proxy_runs_on_a_random_clip(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "random.pt"
     torch.save(shippable_state(load_clip(world_v3.CLIP_MODEL, "none").model), path)
-    out = dense_proxy("world_v3", str(path), scenes=4, batch_size=2)
+    out = dense_proxy("world_v3", str(path), scenes=4, per_class=2, batch_size=2)
     assert out["pixels"] > 0 and 0 <= out["pixel_top1"] <= 1 and 0 <= out["image_top1"] <= 1
     assert WorldTokenizer(vocabulary_for(world_v3))(["a photo of a red dotted"]).shape[0] == 1

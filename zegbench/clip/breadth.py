@@ -46,7 +46,7 @@ def caption_census(world, seed: int = 0, batches: int = 400, batch_size: int = 1
         for plan, _ in caption_plans(world, seed, index, batch_size):
             words = plan.caption.split()
             used |= content.intersection(words)
-            named = [f"{a} {b}" for a, b in zip(words, words[1:]) if a in colours and b in patterns]
+            named = [f"{a} {b}" for a, b in zip(words, words[1:], strict=False) if a in colours and b in patterns]
             mentions += len(named)
             in_benchmark += sum(n in benchmark for n in named)
             captions_naming += any(n in benchmark for n in named)

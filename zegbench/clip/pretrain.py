@@ -6,6 +6,7 @@ is saved as an fp16 state dict plus a JSON sidecar that records how it was made.
 """
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 from pathlib import Path
@@ -74,9 +75,10 @@ def pretrain(out: str | Path, steps: int = DEFAULTS["steps"], batch_size: int = 
     Every ``eval_every`` steps it checks zero-shot accuracy and writes the weights so far to
     ``out`` and a resume state (weights, optimiser, step, loss curve; the caption stream is a
     function of the seed and the batch index, so the step is its state) to
-    ``resume_state_path(out)``. ``resume=True`` continues from that state, with the same settings,
-    exactly as the uninterrupted run would have gone on; a finished run removes its state. ``stop_after`` ends the session after
-    that many steps in all (the state is written there) without finishing the schedule.
+    ``resume_state_path(out)``. ``resume=True`` continues from that state, with the same settings
+    and caption stream, exactly as the uninterrupted run would have gone on; a finished run removes
+    its state. ``stop_after`` ends the session after that many steps in all (the state is written
+    there) without finishing the schedule.
 
     Returns the sidecar record: settings, wall time, the loss curve (one value
     per 10 steps) and the final zero-shot accuracy (a broad world's: G6 breadth too).
@@ -89,6 +91,7 @@ def pretrain(out: str | Path, steps: int = DEFAULTS["steps"], batch_size: int = 
     settings = {"model": model_name, "steps": steps, "batch_size": batch_size, "lr": lr,
                 "weight_decay": weight_decay, "warmup": warmup, "seed": seed}
     state_path = resume_state_path(out)
+    stream = stream_digest(world, seed)
     bundle = load_clip(model_name, pretrained="none")
     model, tokenizer = bundle.model, bundle.tokenizer
     model.train()
@@ -98,7 +101,7 @@ def pretrain(out: str | Path, steps: int = DEFAULTS["steps"], batch_size: int = 
                                    {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98))
     curve, evals, done, spent = [], [], 0, 0.0
     if resume:
-        state = _load_state(state_path, settings)
+        state = _load_state(state_path, settings, stream)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
@@ -108,8 +111,8 @@ def pretrain(out: str | Path, steps: int = DEFAULTS["steps"], batch_size: int = 
                             f"or delete it to start again")
     last = min(steps, stop_after) if stop_after else steps
     loss_fn = ClipLoss()
-    stream = CaptionStream(world.WORLD_VERSION, seed, batch_size, bundle.image_size, done, last)
-    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers,
+    pairs = CaptionStream(world.WORLD_VERSION, seed, batch_size, bundle.image_size, done, last)
+    loader = torch.utils.data.DataLoader(pairs, batch_size=None, num_workers=workers,
                                          prefetch_factor=4 if workers else None)
     start = time.time() - spent
     bar = tqdm(loader, total=last, initial=done, desc="pretrain", disable=not progress, dynamic_ncols=True)
@@ -132,9 +135,10 @@ def pretrain(out: str | Path, steps: int = DEFAULTS["steps"], batch_size: int = 
             model.train()
             bar.write(" ".join(f"{k} {v}" for k, v in evals[-1].items()))
             _save(model, {**settings, "partial": True, "evals": evals}, out)  # a stopped run leaves its latest weights
-            _save_state(state_path, model, optimizer, settings, step + 1, curve, evals, time.time() - start)
+            _save_state(state_path, model, optimizer, settings, stream, step + 1, curve, evals,
+                        time.time() - start)
     if last < steps:  # a session's end, not the run's: leave the state to resume from
-        _save_state(state_path, model, optimizer, settings, last, curve, evals, time.time() - start)
+        _save_state(state_path, model, optimizer, settings, stream, last, curve, evals, time.time() - start)
         _save(model, {**settings, "partial": True, "evals": evals}, out)
         return {**settings, "partial": True, "step": last, "loss_every_10_steps": curve, "evals": evals}
     model.eval()
@@ -155,15 +159,22 @@ def pretrain(out: str | Path, steps: int = DEFAULTS["steps"], batch_size: int = 
     return record
 
 
-def _save_state(path: Path, model, optimizer, settings: dict, step: int, curve: list, evals: list,
+def stream_digest(world, seed: int) -> str:
+    """A fingerprint of ``world``'s caption stream (its first pairs, pixels and text): a resumed run
+    must read the stream it started on, so a change to the world's code since is caught."""
+    images, captions = caption_batch(world, seed, 0, 32, 32)
+    return hashlib.sha1(images.tobytes() + "|".join(captions).encode()).hexdigest()[:12]
+
+
+def _save_state(path: Path, model, optimizer, settings: dict, stream: str, step: int, curve: list, evals: list,
                 seconds: float) -> None:
     """Everything an exact continuation needs: fp32 weights, AdamW's moments, the step, the record so far."""
-    atomic_torch_save({"settings": settings, "step": step, "model": model.state_dict(),
+    atomic_torch_save({"settings": settings, "stream": stream, "step": step, "model": model.state_dict(),
                        "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(), "curve": curve,
                        "evals": evals, "wall_seconds": round(seconds, 1)}, path)
 
 
-def _load_state(path: Path, settings: dict) -> dict:
+def _load_state(path: Path, settings: dict, stream: str) -> dict:
     if not path.is_file():
         raise ZegbenchError(f"--resume: no resume state at {path}: start without --resume, or pass the --out "
                             f"of the run to continue")
@@ -177,6 +188,9 @@ def _load_state(path: Path, settings: dict) -> dict:
     if differ:
         raise ZegbenchError(f"--resume: {path} was made with {', '.join(differ)}: pass the same settings "
                             f"to continue it")
+    if state.get("stream") != stream:
+        raise ZegbenchError(f"--resume: the caption stream of {settings['model']!r} is not the one {path} was "
+                            f"trained on (the world's code changed since): resume with the code it started with")
     return state
 
 

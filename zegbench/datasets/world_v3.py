@@ -294,7 +294,8 @@ def plan_example(rng: np.random.Generator, concept: str) -> Plan:
         first_near = rng.uniform() < 0.5
         pos_a, pos_b = (near, far) if first_near else (far, near)
         coords = [(pos_a, across[0]), (pos_b, across[1])] if axis == "x" else [(across[0], pos_a), (across[1], pos_b)]
-        a, b = (_object(rng, c, x, y, rng.uniform(0.13, 0.2)) for c, (x, y) in zip((concept, other), coords))
+        a, b = (_object(rng, c, x, y, rng.uniform(0.13, 0.2))
+                for c, (x, y) in zip((concept, other), coords, strict=True))
         relation = RELATIONS[axis][0 if first_near else 1]
         if rng.uniform() < 0.25:
             relation = "beside" if axis == "x" else relation

@@ -23,9 +23,11 @@ from zegbench.methods.maskclip import MaskCLIP
 
 
 @torch.no_grad()
-def dense_proxy(dataset: str, clip_weights: str, scenes: int = 200, batch_size: int = 50) -> dict:
+def dense_proxy(dataset: str, clip_weights: str, scenes: int = 200, per_class: int = 50,
+                batch_size: int = 50) -> dict:
     """Per-pixel zero-shot top-1 of frozen MaskCLIP over the world's classes on its first ``scenes`` val
-    scenes (drawn in memory, as ``world generate`` would), beside image-level zero-shot top-1 (20 classes).
+    scenes (drawn in memory, as ``world generate`` would), beside image-level zero-shot top-1 over the
+    same classes (``per_class`` held-out single objects each, as ``clip zero-shot``).
 
     Pixels labelled 255 (background, void) are not scored; the argmax runs over every class.
     """
@@ -38,7 +40,7 @@ def dense_proxy(dataset: str, clip_weights: str, scenes: int = 200, batch_size: 
     model.eval()
     classes = list(info.classes)
     correct = total = 0
-    per_class = np.zeros((len(classes), 2))
+    class_hits = np.zeros((len(classes), 2))  # per class: pixels right, pixels scored
     for start in range(0, scenes, batch_size):
         drawn = [world.render_scene(spec.image_size, world.sample_rng(spec.seed, STREAMS["val"], i),
                                     spec.objects_per_scene, spec.radius_range)
@@ -51,12 +53,12 @@ def dense_proxy(dataset: str, clip_weights: str, scenes: int = 200, batch_size: 
         correct += int(hits.sum())
         total += int(scored.sum())
         for c in range(len(classes)):
-            per_class[c] += [int((hits & (labels == c)).sum()), int((labels == c).sum())]
-    image = zero_shot_accuracy(load_clip(world.CLIP_MODEL, clip_weights))
+            class_hits[c] += [int((hits & (labels == c)).sum()), int((labels == c).sum())]
+    image = zero_shot_accuracy(load_clip(world.CLIP_MODEL, clip_weights), per_class=per_class)
     pixel = correct / max(total, 1)
     unseen = [classes.index(c) for c in info.unseen]
     return {"pixel_top1": round(pixel, 4),
-            "pixel_top1_unseen": round(per_class[unseen, 0].sum() / max(per_class[unseen, 1].sum(), 1), 4),
+            "pixel_top1_unseen": round(class_hits[unseen, 0].sum() / max(class_hits[unseen, 1].sum(), 1), 4),
             "image_top1": round(image["acc_all"], 4),
             "pixel_to_image": round(pixel / image["acc_all"], 4) if image["acc_all"] else None,
             "scenes": scenes, "pixels": total}
