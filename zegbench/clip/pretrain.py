@@ -90,8 +90,10 @@ def pretrain(out: str | Path, steps: int = DEFAULTS["steps"], batch_size: int = 
                             f"{', '.join(worlds.generator(v).CLIP_MODEL for v in worlds.MODULES)}")
     settings = {"model": model_name, "steps": steps, "batch_size": batch_size, "lr": lr,
                 "weight_decay": weight_decay, "warmup": warmup, "seed": seed}
+    # What a resumed run must share with the one it continues: settings, model and caption stream.
+    identity = {"settings": settings, "architecture": open_clip.get_model_config(model_name),
+                "stream": stream_digest(world, seed)}
     state_path = resume_state_path(out)
-    stream = stream_digest(world, seed)
     bundle = load_clip(model_name, pretrained="none")
     model, tokenizer = bundle.model, bundle.tokenizer
     model.train()
@@ -101,7 +103,7 @@ def pretrain(out: str | Path, steps: int = DEFAULTS["steps"], batch_size: int = 
                                    {"params": no_decay, "weight_decay": 0.0}], lr=lr, betas=(0.9, 0.98))
     curve, evals, done, spent = [], [], 0, 0.0
     if resume:
-        state = _load_state(state_path, settings, stream)
+        state = _load_state(state_path, identity)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         torch.set_rng_state(state["torch_rng"])
@@ -135,10 +137,9 @@ def pretrain(out: str | Path, steps: int = DEFAULTS["steps"], batch_size: int = 
             model.train()
             bar.write(" ".join(f"{k} {v}" for k, v in evals[-1].items()))
             _save(model, {**settings, "partial": True, "evals": evals}, out)  # a stopped run leaves its latest weights
-            _save_state(state_path, model, optimizer, settings, stream, step + 1, curve, evals,
-                        time.time() - start)
+            _save_state(state_path, model, optimizer, identity, step + 1, curve, evals, time.time() - start)
     if last < steps:  # a session's end, not the run's: leave the state to resume from
-        _save_state(state_path, model, optimizer, settings, stream, last, curve, evals, time.time() - start)
+        _save_state(state_path, model, optimizer, identity, last, curve, evals, time.time() - start)
         _save(model, {**settings, "partial": True, "evals": evals}, out)
         return {**settings, "partial": True, "step": last, "loss_every_10_steps": curve, "evals": evals}
     model.eval()
@@ -166,15 +167,16 @@ def stream_digest(world, seed: int) -> str:
     return hashlib.sha1(images.tobytes() + "|".join(captions).encode()).hexdigest()[:12]
 
 
-def _save_state(path: Path, model, optimizer, settings: dict, stream: str, step: int, curve: list, evals: list,
+def _save_state(path: Path, model, optimizer, identity: dict, step: int, curve: list, evals: list,
                 seconds: float) -> None:
     """Everything an exact continuation needs: fp32 weights, AdamW's moments, the step, the record so far."""
-    atomic_torch_save({"settings": settings, "stream": stream, "step": step, "model": model.state_dict(),
-                       "optimizer": optimizer.state_dict(), "torch_rng": torch.get_rng_state(), "curve": curve,
-                       "evals": evals, "wall_seconds": round(seconds, 1)}, path)
+    atomic_torch_save({**identity, "step": step, "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                       "torch_rng": torch.get_rng_state(), "curve": curve, "evals": evals,
+                       "wall_seconds": round(seconds, 1)}, path)
 
 
-def _load_state(path: Path, settings: dict, stream: str) -> dict:
+def _load_state(path: Path, identity: dict) -> dict:
+    """The resume state at ``path``, checked against this invocation's ``identity``."""
     if not path.is_file():
         raise ZegbenchError(f"--resume: no resume state at {path}: start without --resume, or pass the --out "
                             f"of the run to continue")
@@ -183,14 +185,18 @@ def _load_state(path: Path, settings: dict, stream: str) -> dict:
     except Exception as err:
         raise ZegbenchError(f"--resume: {path} is unreadable ({type(err).__name__}): delete it and start "
                             f"again without --resume") from None
+    settings, name = identity["settings"], identity["settings"]["model"]
     differ = [f"{k}={state['settings'].get(k)!r} (asked {v!r})" for k, v in settings.items()
               if state["settings"].get(k) != v]
     if differ:
         raise ZegbenchError(f"--resume: {path} was made with {', '.join(differ)}: pass the same settings "
                             f"to continue it")
-    if state.get("stream") != stream:
-        raise ZegbenchError(f"--resume: the caption stream of {settings['model']!r} is not the one {path} was "
-                            f"trained on (the world's code changed since): resume with the code it started with")
+    if state.get("architecture") != identity["architecture"]:
+        raise ZegbenchError(f"--resume: {path} was made with another architecture of {name!r} "
+                            f"({state.get('architecture')}): restore its model config to continue it")
+    if state.get("stream") != identity["stream"]:
+        raise ZegbenchError(f"--resume: the caption stream of {name!r} is not the one {path} was trained on "
+                            f"(the world's code changed since): resume with the code it started with")
     return state
 
 
