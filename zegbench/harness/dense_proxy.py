@@ -58,7 +58,7 @@ def dense_proxy(dataset: str, clip_weights: str, scenes: int = 200, per_class: i
     pixel = correct / max(total, 1)
     unseen = [classes.index(c) for c in info.unseen]
     return {"pixel_top1": round(pixel, 4),
-            "pixel_top1_unseen": round(class_hits[unseen, 0].sum() / max(class_hits[unseen, 1].sum(), 1), 4),
+            "pixel_top1_unseen": round(float(class_hits[unseen, 0].sum() / max(class_hits[unseen, 1].sum(), 1)), 4),
             "image_top1": round(image["acc_all"], 4),
             "pixel_to_image": round(pixel / image["acc_all"], 4) if image["acc_all"] else None,
             "scenes": scenes, "pixels": total}
