@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from zegbench.datasets import world as world_v1
+from zegbench.datasets import world_v2
 from zegbench.datasets.world import IGNORE_INDEX, MAX_TILT, WorldObject, background, sample_rng
 
 __all__ = ["IGNORE_INDEX", "sample_rng"]
@@ -80,14 +81,10 @@ VOID_REACH = 2.2  # px; see void_band
 
 
 @dataclass(frozen=True)
-class SurfaceObject(WorldObject):
-    """A world v3 object: its class is its surface, "<colour> <pattern>"; ``finish`` is a rendering nuisance."""
+class SurfaceObject(world_v2.SurfaceObject):
+    """A world v3 object: its class is its surface (as v2's); ``finish`` is a rendering nuisance."""
 
     finish: str = ""
-
-    @property
-    def class_name(self) -> str:
-        return f"{self.colour} {self.pattern}"
 
 
 def look_alikes(class_name: str) -> list[str]:
