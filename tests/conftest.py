@@ -12,9 +12,9 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 def _give_each_xdist_worker_its_own_cores():
     """Under `pytest -n N`, worker i keeps every N-th core of the ones this session may use.
 
-    Many tests start training processes (run_all.py's runs, DDP ranks), which size their torch
-    threads and data loader workers by the cores they may use (zegbench.utils.cores). Unpinned,
-    each of N workers would start processes sized for the whole machine, and the threads of
+    Many tests start suites and training processes (run_all.py's runs, DDP ranks), which size `-j`
+    and their data loader workers by the cores they may use (zegbench.utils.cores). Unpinned,
+    each of N workers would start processes sized for the whole machine, and the processes of
     several would fight over the same cores. What a test checks does not change.
     """
     worker, count = os.environ.get("PYTEST_XDIST_WORKER"), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
@@ -27,6 +27,19 @@ def _give_each_xdist_worker_its_own_cores():
 
 
 _give_each_xdist_worker_its_own_cores()  # before torch is imported, so its thread pool fits
+
+
+def pytest_cmdline_main(config):
+    """Without xdist workers (no ``-n``, or ``-n 0``), nothing is distributed: say so.
+
+    pyproject's addopts sets ``--dist loadfile`` for ``pytest -n auto``. Without workers xdist
+    distributes nothing, yet pytest-benchmark reads any ``--dist`` but ``no`` as "xdist is active"
+    and disables every benchmark, so the README's benchmark command would time nothing and write no
+    JSON (``tests/test_benchmarks_run.py``). Runs after xdist's own hook (``tryfirst``), which turns
+    ``-n 0`` into ``no`` the same way, and before any plugin is configured.
+    """
+    if not getattr(config.option, "tx", None):  # no workers to distribute to (xdist absent: no option)
+        config.option.dist = "no"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -63,6 +76,7 @@ SLOWEST_FIRST = (
     "test_probe.py",
     "test_cli.py",
     "test_clip.py",
+    "test_parallel_runs.py",  # added 2026-12-06 at about 30 s under -n 0 on a shared 2-core Xeon
     "test_identity.py",
     "test_loader.py",
     "test_segment.py",

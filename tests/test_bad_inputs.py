@@ -19,6 +19,7 @@ from PIL import Image
 from zegbench.cli import main as zegbench_main
 from zegbench.harness.cli import main as run_all_main
 
+from fake_store import paired_counts, write_counts, write_result
 from real_layouts import save_palette_png
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -262,6 +263,41 @@ def _damaged_result(damage):
     return setup
 
 
+def _leaderboard(store: str):
+    """`zegbench leaderboard` on a store that is not there, holds no finished run, or none of the dataset asked."""
+    def setup(tmp, monkeypatch):
+        results, options = tmp / "r", []
+        if store == "empty":
+            (results / "smoke").mkdir(parents=True)  # a suite folder whose runs never finished
+        elif store == "world only":
+            run_dir = results / "ablations" / "zegclip-world-s0-abcd1234"
+            run_dir.mkdir(parents=True)
+            (run_dir / "config.yaml").write_text("method: zegclip\ndataset: world\nseed: 0\n"
+                                                 "train: {steps: 750, batch_size: 8}\n")
+            write_result(run_dir, method="zegclip", dataset="world", seed=0)
+            options = ["--dataset", "voc12"]
+        return zegbench_main, ["leaderboard", "--results", str(results), "--out", str(tmp / "board"), *options]
+    return setup
+
+
+def _damaged_counts(tmp, monkeypatch):
+    """A one-seed suite report whose zegclip run's per-image counts are cut short: its claims say so."""
+    import yaml
+
+    from zegbench.harness.suite import expand
+
+    results = tmp / "r"
+    for spec in expand("ablations", seeds=1, results=results):
+        spec.run_dir.mkdir(parents=True)
+        write_counts(spec.run_dir, paired_counts(0)[spec.method == "zegclip"], seed=0)
+        (spec.run_dir / "config.yaml").write_text(yaml.safe_dump({"train": {"steps": 750, "batch_size": 8}}))
+        if spec.method == "zegclip":
+            counts = spec.run_dir / "image_counts.npz"
+            counts.write_bytes(counts.read_bytes()[:200])
+    return run_all_main, ["--suite", "ablations", "--seeds", "1", "--report-only", "--results", str(results),
+                          "--reports", str(tmp / "rep")]
+
+
 def _segment_image(shape, classes="red dotted,blue striped", classes_file=None):
     def setup(tmp, monkeypatch, trained_run=None):
         Image.fromarray(np.zeros((*shape, 3), np.uint8)).save(tmp / "odd.png")
@@ -393,6 +429,8 @@ CASES = {
                           "tuning must be one of"),
     "train-wrong-type": (_run("--method", "zegclip", "--set", "steps=many"), "training key 'steps'"),
     "train-bad-precision": (_run("--method", "zegclip", "--set", "precision=fp16"), "training key 'precision'"),
+    "train-threads-not-positive": (_run("--method", "zegclip", "--set", "threads=0"),
+                                   "training key 'threads': Input should be greater than or equal to 1"),
     "override-not-key-value": (_run("--method", "zegclip", "--set", "steps"), "is not key=value"),
     "dataset-unknown-name": (_run("--method", "zegclip", "--dataset", "atlantis"), "unknown dataset 'atlantis'"),
     "dataset-malformed-yaml": (_dataset_config("classes: [a\n"), "is not valid YAML"),
@@ -427,6 +465,9 @@ CASES = {
     "disk-full-during-checkpoint": (_checkpoint_disk_full, "checkpoint.pt: No space left on device"),
     "results-folder-read-only": (_read_only_store("run_all"), "is not writable (Read-only file system)"),
     "run-store-read-only": (_read_only_store("run"), "Read-only file system; the file system is read-only"),
+    "leaderboard-store-missing": (_leaderboard("missing"), "does not exist: pass --results DIR"),
+    "leaderboard-store-empty": (_leaderboard("empty"), "holds no finished runs: run a suite first"),
+    "leaderboard-no-match": (_leaderboard("world only"), "matches --dataset voc12 --method *: its datasets are world"),
     "nan-loss": (_run("--method", "zegclip_baseline_fix", "--dataset", "world_smoke", "--set", "lr=1e30",
                       "--set", "steps=6", "--set", "batch_size=2", "--set", "warmup=1"), "training loss became nan"),
 }
@@ -442,6 +483,7 @@ HANDLED = {
     "class-name-with-comma": (_segment_image((8, 8), classes_file="striped star, the large one\nblue striped\n"),
                               "striped star, the large one"),
     "label-palette-png": (_evaluate_voc("palette"), "mIoU(S)"),
+    "image-counts-truncated": (_damaged_counts, "unreadable (BadZipFile)"),
 }
 
 

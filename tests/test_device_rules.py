@@ -180,7 +180,7 @@ def test_runs_side_by_side_on_cuda_each_see_their_own_gpu(tmp_path, monkeypatch)
         seen.append(env.get("CUDA_VISIBLE_DEVICES"))
         return subprocess.CompletedProcess(cmd, 1, stdout="")
 
-    monkeypatch.setattr(suite_mod.subprocess, "run", fake_run)
+    monkeypatch.setattr(subprocess, "run", fake_run)
     specs = suite_mod.expand("ablations", seeds=1, results=tmp_path)  # 5 runs
     suite_mod.execute(specs, "ablations", tmp_path, device="cuda", jobs=2)
     assert len(seen) == len(specs) and set(seen) == {"0", "1"}

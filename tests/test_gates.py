@@ -54,3 +54,30 @@ def test_budget_rule_takes_the_smallest_budget_where_the_oracle_reaches_the_bar(
     assert budget_by_rule({250: 60.0, 500: 70.0, 1500: 79.9}) == 1500  # never reached: the cap
     assert budget_by_rule({250: 81.0, 1500: 95.0}) == 250
     assert budget_by_rule({2: 99.0}) is None  # a test-sized run measures none of the budgets
+
+
+def v3_measures(**changes) -> dict:
+    """Measures that pass every v3 gate, with ``changes``."""
+    return {"oracle_miou": 80.0, "zero_shot_unseen": 0.95, "unseen_to_seen_share": 0.7,
+            "dense_training_free_ratio": 0.8, "median_object_patches": 20.0, "background_share": 0.65,
+            "epochs": 25.0, **changes}
+
+
+def test_v3_gate_g4_is_a_band_around_real_clips_ratio_and_g7_counts_epochs():
+    from zegbench.harness.gates_v3 import G4_BAND, G4_REAL_RATIO, decide
+
+    assert G4_BAND[0] < G4_REAL_RATIO < G4_BAND[1]
+    assert all(decide(v3_measures()).values())
+    for ratio, ok in ((G4_BAND[0], True), (G4_BAND[1], True), (0.19, False), (0.97, False), (None, False)):
+        assert decide(v3_measures(dense_training_free_ratio=ratio))["G4"] is ok  # world v2 had 0.19
+    assert not decide(v3_measures(epochs=19.9))["G7"] and decide(v3_measures(epochs=20.0))["G7"]
+    assert not decide(v3_measures(oracle_miou=74.9))["G1"]
+
+
+def test_v3_epochs_and_the_oracle_trains_on_every_class():
+    from zegbench.datasets.catalog import load_dataset_info
+    from zegbench.harness.gates_v3 import all_seen, epochs_at
+
+    assert epochs_at(750, 8, 1, 300) == 20.0 and epochs_at(750, 8, 2, 2000) == 6.0
+    info = load_dataset_info("world_smoke")
+    assert info.unseen and all_seen(info).seen == info.classes and all_seen(info).unseen_ids == ()

@@ -110,6 +110,8 @@ def test_default_workers_follow_the_cores(monkeypatch):
 
     monkeypatch.delenv(WORKERS_ENV, raising=False)
     assert [default_workers(c) for c in (1, 2, 4, 64)] == [0, 1, 3, 16]
+    # A run with more threads leaves fewer cores to its loader: none once its threads fill them.
+    assert [default_workers(c, threads=t) for c, t in ((4, 2), (2, 2), (1, 4), (64, 8))] == [2, 0, 0, 16]
     monkeypatch.setenv(WORKERS_ENV, "5")  # run_all.py --workers 5
     assert default_workers(2) == 5
 

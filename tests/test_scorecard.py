@@ -14,10 +14,17 @@ from zegbench.harness.suite import RunSpec, expand
 from zegbench.harness.summary import format_verdicts
 from zegbench.reports.build import build_report
 from zegbench.reports.paper_claims import Claim
-from zegbench.reports.scorecard import arm_matches, evaluate_claims
+from zegbench.reports.scorecard import (
+    IMAGE_COLUMN,
+    SEED_COLUMN,
+    arm_matches,
+    evaluate_claims,
+    verdict_cell,
+    write_scorecard,
+)
 from zegbench.reports.verdicts import paired_verdict, ratio_verdict
 
-from fake_store import write_result
+from fake_store import paired_counts, write_counts, write_result
 
 T_975_2DF = 4.302653  # Student t, 97.5th percentile, 2 degrees of freedom (printed tables)
 
@@ -190,3 +197,55 @@ def test_report_only_prints_a_verdict_line_per_claim(tmp_path, capsys):
     ft = next(line for line in verdicts if line.startswith("claim ft_lowers_unseen "))
     assert "reproduces" in ft and "-3.0" in ft and "n=2" in ft  # unseen 3 points lower in both seeds
     assert (tmp_path / "reports" / "ablations" / "claims.json").is_file()
+
+
+def _counted_run(root, method, seed, counts):
+    """A finished run with per-image counts (its result.json's metrics are theirs), 750 steps of 8."""
+    run_dir = root / "fake" / f"{method}-world-s{seed}-c{seed}"
+    run_dir.mkdir(parents=True)
+    write_counts(run_dir, counts, method=method, dataset="world", seed=seed)
+    (run_dir / "config.yaml").write_text(yaml.safe_dump({"method": method, "train": {"steps": 750, "batch_size": 8}}))
+    return RunSpec(method, "world", seed, {}, "ladder", shown={}, suite="fake", run_dir=run_dir)
+
+
+def _counted_pairs(root, seeds):
+    specs = []
+    for seed in seeds:
+        arm, base = paired_counts(seed)
+        specs += [_counted_run(root, "zegclip", seed, arm), _counted_run(root, "zegclip_dpt_nel", seed, base)]
+    return specs
+
+
+def test_one_seed_shows_its_interval_over_images_and_stays_inconclusive(tmp_path):
+    specs = _counted_pairs(tmp_path, [0])
+    (row,) = evaluate_claims(specs, tmp_path, [_claim(id="rd", metric="miou_unseen")])
+    assert row["n"] == 1 and row["verdict"] == "inconclusive"
+    (interval,) = row["image_intervals"]
+    assert interval["seed"] == 0 and 0 < interval["low"] < interval["diff"] < interval["high"]
+    assert interval["diff"] == pytest.approx(row["diff_mean"], abs=1e-3)  # result.json's metrics are the counts'
+    assert verdict_cell(row) == "inconclusive (one seed: image interval only)"
+    assert "the interval over images lies above 0" in row["reason"] and "not training variance" in row["reason"]
+    write_scorecard([row], tmp_path, "fake")
+    cell = f"{interval['diff']:+.1f} [{interval['low']:+.1f}, {interval['high']:+.1f}]"
+    markdown = (tmp_path / "claims.md").read_text()
+    assert SEED_COLUMN in markdown and IMAGE_COLUMN in markdown and cell in markdown
+    assert cell in (tmp_path / "claims.tex").read_text()
+    assert json.loads((tmp_path / "claims.json").read_text())[0]["image_intervals"] == [interval]
+    assert f"over images: {cell}" in format_verdicts([row])
+
+
+def test_several_seeds_show_an_interval_over_images_each_and_keep_the_seed_verdict(tmp_path):
+    specs = _counted_pairs(tmp_path, [0, 1, 2])
+    (specs[4].run_dir / "image_counts.npz").unlink()  # seed 2's arm: a run finished before per-image counts
+    (row,) = evaluate_claims(specs, tmp_path, [_claim(id="rd", metric="miou_unseen")])
+    assert row["n"] == 3 and row["verdict"] == "reproduces" and row["ci_low"] > 0  # by the seeds, as before
+    assert [i["seed"] for i in row["image_intervals"]] == [0, 1]
+    assert row["image_missing"] == [{"seed": 2, "reason": "no per-image counts (run predates them)"}]
+    line = format_verdicts([row])
+    assert "over images: s0 +" in line and "; s1 +" in line and "; s2: no per-image counts (run predates them)" in line
+
+
+def test_claims_over_runs_without_counts_say_so(store, tmp_path):
+    rows = evaluate_claims(store, tmp_path, [_claim(id="rd", metric="miou_unseen")])
+    assert all(r["image_intervals"] == [] and len(r["image_missing"]) == 3 for r in rows)
+    assert "s0: no per-image counts (run predates them)" in format_verdicts(rows)

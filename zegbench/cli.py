@@ -1,4 +1,4 @@
-"""The ``zegbench`` command: world, methods, data, evaluate, segment, run, suite, clip.
+"""The ``zegbench`` command: world, methods, data, evaluate, segment, run, suite, leaderboard, clip.
 
 Every user error is a ``ZegbenchError``: printed as one ``error:`` line, exit 2 (a usage
 error too). Commands with ``--json`` print one JSON object as their last line. The options
@@ -55,23 +55,56 @@ def cmd_world_describe(args) -> None:
 
 
 def cmd_world_gates(args) -> int:
-    from zegbench.harness.gates import BUDGET_ORACLE_MIOU, THRESHOLDS, measure_gates
+    from zegbench.harness.gates import measure_gates
 
+    if args.budget:
+        return _world_budget(args)
     result = measure_gates(args.dataset, seed=args.seed, steps=args.steps, progress=_shows_progress(args))
-    lines = [f"{args.dataset}: structural gates at {result['steps']} steps of {result['batch_size']} images "
-             f"({result['seconds'] / 60:.1f} min)"]
-    for gate, ok in result["gates"].items():
-        lines.append(f"  {gate} {'pass' if ok else 'FAIL'}  {THRESHOLDS[gate]}")
+    lines = [f"{args.dataset}: structural gates ({result.get('gate_set', 'v1-v2')}) at {result['steps']} steps "
+             f"of {result['batch_size']} images ({result['seconds'] / 60:.1f} min)"]
+    lines += _gate_lines(result)
+    _emit(result, args.json, lines)
+    return 0 if result["passed"] else 1
+
+
+def _gate_lines(result: dict) -> list[str]:
+    """Each gate's verdict and threshold, then the measures (v1-v2 and v3 gate sets)."""
+    from zegbench.harness import gates, gates_v3
+
+    v3 = result.get("gate_set") == "v3"
+    thresholds = gates_v3.THRESHOLDS if v3 else gates.THRESHOLDS
+    lines = [f"  {gate} {'pass' if ok else 'FAIL'}  {thresholds.get(gate, '')}" for gate, ok in result["gates"].items()]
     ratio = result["dense_training_free_ratio"]
     lines.append(f"  oracle mIoU {result['oracle_miou']:.1f}, zero-shot unseen {result['zero_shot_unseen']:.3f}, "
                  f"unseen -> seen {result['unseen_to_seen_share']:.2f}, training-free / oracle "
                  f"{'n/a' if ratio is None else f'{ratio:.2f}'}, median object "
                  f"{result['median_object_patches']:.1f} patches, background {result['background_share']:.2f}")
-    curve = ", ".join(f"{k}: {v:.1f}" for k, v in result["oracle_miou_at_steps"].items())
-    lines.append(f"  oracle mIoU by steps ({curve}); budget rule (oracle >= {BUDGET_ORACLE_MIOU:.0f}, fixed before "
-                 f"any ladder run): {result['budget_by_rule']} steps")
+    if v3:
+        lines.append(f"  {result['epochs']:.1f} passes over the training set at the budget")
+    else:
+        curve = ", ".join(f"{k}: {v:.1f}" for k, v in result["oracle_miou_at_steps"].items())
+        lines.append(f"  oracle mIoU by steps ({curve}); budget rule (oracle >= {gates.BUDGET_ORACLE_MIOU:.0f}, "
+                     f"fixed before any ladder run): {result['budget_by_rule']} steps")
+    return lines
+
+
+def _world_budget(args) -> int:
+    """``world gates --budget``: the v3 budget rule (every ladder arm converged, training images only)."""
+    from zegbench.harness.budget import measure_budget
+
+    result = measure_budget(args.dataset, args.results, progress=_shows_progress(args))
+    lines = [f"{args.dataset}: budget rule from a base of {result['base_steps']} steps (training images only)"]
+    for multiple, verdicts in result["verdicts"].items():
+        steps = multiple * result["base_steps"]
+        for arm, verdict in verdicts.items():
+            run, half = result["runs"][arm][steps], result["runs"][arm][steps // 2]
+            lines.append(f"  {multiple}x {arm}: {'converged' if verdict['converged'] else 'not converged'} "
+                         f"(loss drop {run['loss_drop']:.1%}, train seen mIoU {half['seen_miou']:.1f} -> "
+                         f"{run['seen_miou']:.1f})")
+    budget = result["budget_steps"]
+    lines.append(f"  budget: {budget} steps" if budget else "  budget: none of 1x-8x has every arm converged")
     _emit(result, args.json, lines)
-    return 0 if result["passed"] else 1
+    return 0 if budget else 1
 
 
 def cmd_world_probe(args) -> None:
@@ -335,6 +368,31 @@ def cmd_suite_list(args) -> int:
     return 0
 
 
+# reports.leaderboard.SORTS' keys, spelt out so that building the parser imports no pandas (a test keeps them equal)
+LEADERBOARD_SORTS = ["hiou", "miou_unseen", "miou_seen", "pacc", "n", "variant"]
+
+
+def shipped_recipe(method: str, dataset: str) -> dict | None:
+    """The resolved config of ``method`` on ``dataset`` as the configs define it now (seed 0, no overrides), or
+    None when either is no longer defined: what the leaderboard names each variant against."""
+    from zegbench.harness.resolve import resolve
+
+    try:
+        return resolve(method, dataset, 0)
+    except ZegbenchError:
+        return None
+
+
+def cmd_leaderboard(args) -> None:
+    from zegbench.reports.leaderboard import leaderboard, leaderboard_table, write_leaderboard
+    from zegbench.reports.tables import to_markdown
+
+    frame = leaderboard(args.results, shipped_recipe, args.dataset, args.method, args.sort)
+    paths = write_leaderboard(frame, args.out)
+    print(to_markdown(leaderboard_table(frame)), end="")
+    print(f"{len(frame)} settings from {frame['n'].sum()} finished runs: " + ", ".join(map(str, paths)))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``zegbench`` command line: each command's own options and the shared ones (``cli_options``)."""
     from zegbench.cli_options import (
@@ -377,12 +435,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = world.add_parser("describe", parents=[common, world_dataset, json_out],
                          help="vocabulary, classes and the unseen split with seen look-alikes")
     p.set_defaults(func=cmd_world_describe)
-    p = world.add_parser("gates", parents=[common, world_dataset, json_out],
-                         help="structural gates G1-G5: is the world a faithful miniature? (exit 1 if any fails)")
+    p = world.add_parser("gates", parents=[common, world_dataset, results_option(), json_out],
+                         help="structural gates (G1-G5; G1-G7 from world v3): is the world a faithful miniature? "
+                              "(exit 1 if any fails)")
     p.add_argument("--seed", type=non_negative_int, default=0,
                    help="training seed of the oracle and the seen-only model")
     p.add_argument("--steps", type=positive_int, default=None,
                    help="training steps (default: the dataset recipe's budget)")
+    p.add_argument("--budget", action="store_true",
+                   help="world v3 on: find the budget by the convergence rule (every ladder arm, seed 0, training "
+                        "images only; runs kept under <results>/world-budget/)")
     p.set_defaults(func=cmd_world_gates)
     p = world.add_parser("probe", parents=[common, json_out],
                          help="faithfulness check: frozen vs fine-tuned CLIP under seen-class training")
@@ -482,6 +544,19 @@ def build_parser() -> argparse.ArgumentParser:
                          help="rebuild a suite's summary and report from its finished runs; run nothing")
     p.add_argument("suite", metavar="NAME", help="suite name or a path to a suite YAML")
     p.set_defaults(func=run_suite, list=False, report_only=True)
+
+    p = groups.add_parser("leaderboard", parents=[common, results_option()],
+                          help="one table of every finished method x dataset x setting in the run store, across "
+                               "suites (mean ± std over seeds, the paper's numbers beside): markdown, LaTeX, CSV")
+    p.add_argument("--out", default="reports/leaderboard", metavar="DIR",
+                   help="folder for leaderboard.md, .tex and .csv (default: reports/leaderboard)")
+    p.add_argument("--dataset", action="append", default=None, metavar="NAME",
+                   help="only this dataset's rows (repeatable)")
+    p.add_argument("--method", default=None, metavar="PATTERN", help="only methods matching, e.g. 'zegclip*'")
+    p.add_argument("--sort", choices=LEADERBOARD_SORTS, default="hiou",
+                   help="order within each dataset: a metric's mean (best first), n (most seeds first) or variant "
+                        "(default: hiou)")
+    p.set_defaults(func=cmd_leaderboard)
 
     clip = command_group("clip", "the in-house CLIP")
     p = clip.add_parser("pretrain", parents=[common, json_out],

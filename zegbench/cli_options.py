@@ -100,7 +100,8 @@ def workers_option() -> ArgumentParser:
     """``--workers N``: data loader processes (speed only, never results)."""
     return _one_option("--workers", type=non_negative_int, metavar="N",
                        help="data loader processes per training process (0: load in the training process; default: "
-                            "one fewer than the cores it gets, at most 16); changes speed only, never results")
+                            "the cores it gets beyond its threads, at most 16: none when runs side by side fill the "
+                            "cores); changes speed only, never results")
 
 
 def dataset_option(help: str, default: str | None = None, required: bool = False) -> ArgumentParser:

@@ -152,13 +152,19 @@ def world_spec(info: DatasetInfo, seed: int | None = None):
 
 def build_dataset(name: str, split: str, data_root: str | Path | None = None, world_seed: int | None = None,
                   cache_dir: str | Path | None = None, progress: bool = False):
-    """The ``split`` ('train' or 'val') of dataset ``name``; a world is generated on first use."""
+    """The ``split`` ('train' or 'val') of dataset ``name``.
+
+    A world is generated on first use, and its split decoded once into arrays that every later
+    call maps (``datasets/decoded.py``); a real dataset is read from its folder.
+    """
+    from zegbench.datasets.decoded import decoded
     from zegbench.datasets.folder import ConcatFolders, SegmentationFolder
-    from zegbench.datasets.generate import ensure_world
+    from zegbench.datasets.generate import ensure_world, fingerprint
 
     info = load_dataset_info(name)
-    if info.world is not None:
-        root = ensure_world(world_spec(info, world_seed), cache_dir, progress=progress)
+    spec = world_spec(info, world_seed) if info.world is not None else None
+    if spec is not None:
+        root = ensure_world(spec, cache_dir, progress=progress)
     else:
         root = dataset_root(info, data_root)
         if not root.is_dir():
@@ -166,6 +172,8 @@ def build_dataset(name: str, split: str, data_root: str | Path | None = None, wo
     parts = [SegmentationFolder(root, **layout, num_classes=len(info.classes),
                                 reduce_zero_label=info.reduce_zero_label, ignore_index=info.ignore_index)
              for layout in split_layouts(info, split)]
+    if spec is not None:
+        parts = [decoded(part, fingerprint(spec), split, progress=progress) for part in parts]
     return parts[0] if len(parts) == 1 else ConcatFolders(parts)
 
 

@@ -57,15 +57,28 @@ class SegmentationFolder:
             raise ZegbenchError(f"{path} is corrupt ({type(err).__name__}): re-extract or "
                                 f"regenerate it") from None
 
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, dict]:
+    def paths(self, index: int) -> tuple[Path, Path]:
+        """The image file and the label file of item ``index``."""
         sid = self.ids[index]
-        img_path = self.img_dir / f"{sid}{self.img_suffix}"
-        seg_path = self.ann_dir / f"{sid}{self.seg_suffix}"
+        return self.img_dir / f"{sid}{self.img_suffix}", self.ann_dir / f"{sid}{self.seg_suffix}"
+
+    def decode(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Item ``index`` decoded from its files: the image (uint8 [H, W, 3]) and the label file's values [H, W]."""
+        img_path, seg_path = self.paths(index)
         image = self._open(img_path, "RGB")
         raw = self._open(seg_path, "L")
         if raw.ndim != 2 or raw.shape != image.shape[:2]:
             raise ZegbenchError(f"{seg_path} is {raw.shape}, its image is {image.shape[:2]}: "
                                 f"labels must be single-channel and the image's size")
+        return image, raw
+
+    def item(self, index: int, image: np.ndarray, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray, dict]:
+        """``(image, label int64 [H, W], meta)`` of item ``index`` from what ``decode`` gives for it.
+
+        Separate from ``decode`` so that a reader of already decoded arrays (``datasets/decoded.py``)
+        assembles its items with this same code: the same labels, checks and meta as from the files.
+        """
+        img_path, seg_path = self.paths(index)
         label = raw.astype(np.int64)
         if self.reduce_zero_label:
             label = np.where(label == 0, 255, label - 1)
@@ -74,7 +87,10 @@ class SegmentationFolder:
         if bad.any():
             raise ZegbenchError(f"{seg_path} has label value {int(label[bad][0])} outside 0..{self.num_classes - 1} "
                                 f"and {self.ignore_index}: check the dataset's class list or its conversion")
-        return image, label, {"id": sid, "image_path": str(img_path), "label_path": str(seg_path)}
+        return image, label, {"id": self.ids[index], "image_path": str(img_path), "label_path": str(seg_path)}
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray, dict]:
+        return self.item(index, *self.decode(index))
 
 
 class ConcatFolders:

@@ -12,6 +12,7 @@ a later run could mistake for a finished world.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -81,6 +82,11 @@ def manifest(spec: WorldSpec) -> dict:
         "classes": list(spec.generator.CLASS_NAMES), "unseen": list(spec.generator.UNSEEN_CLASSES),
         "ignore_index": spec.generator.IGNORE_INDEX,
     }
+
+
+def fingerprint(spec: WorldSpec) -> str:
+    """12 hex digits over the world's manifest: every setting that decides its files, its generator's version too."""
+    return hashlib.sha1(json.dumps(manifest(spec), sort_keys=True).encode()).hexdigest()[:12]
 
 
 def ensure_world(spec: WorldSpec, cache_dir: str | Path | None = None, progress: bool = False) -> Path:

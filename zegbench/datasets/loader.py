@@ -28,16 +28,18 @@ MAX_DEFAULT_WORKERS = 16
 WORKERS_ENV = "ZEGBENCH_LOADER_WORKERS"  # run_all.py --workers, passed to its run processes
 
 
-def default_workers(cores: int | None = None) -> int:
+def default_workers(cores: int | None = None, threads: int = 1) -> int:
     """Loader workers for a training process with ``cores`` CPU cores (default: the cores it may use,
-    ``available_cores``) when none are asked for: one fewer than its cores, at most ``MAX_DEFAULT_WORKERS``.
+    ``available_cores``) and ``threads`` intra-op threads, when none are asked for: the cores its threads
+    leave free, at most ``MAX_DEFAULT_WORKERS``. A run that shares the cores with runs beside it
+    (``-j``: a core per thread) therefore loads its data in-process.
 
     ``ZEGBENCH_LOADER_WORKERS`` (set by ``run_all.py --workers``) wins.
     """
     if os.environ.get(WORKERS_ENV):
         return check_workers(int(os.environ[WORKERS_ENV]))
     cores = cores or available_cores()
-    return max(0, min(MAX_DEFAULT_WORKERS, cores - 1))
+    return max(0, min(MAX_DEFAULT_WORKERS, cores - threads))
 
 
 def check_workers(workers: int) -> int:

@@ -41,11 +41,13 @@ def suite_options() -> argparse.ArgumentParser:
                         help="only runs whose label matches (shell pattern, e.g. 'zegclip_dpt*')")
     parent.add_argument("--seeds", type=positive_int, metavar="N", help="seeds 0..N-1 instead of the suite's")
     parent.add_argument("--force", action="store_true", help="redo selected runs even if finished (old folders kept)")
-    parent.add_argument("-j", "--jobs", type=positive_int, default=1, help="runs side by side (CPU cores are shared)")
+    parent.add_argument("-j", "--jobs", type=positive_int,
+                        help="runs side by side (default on the CPU: as many as the usable cores hold at each run's "
+                             "`threads`, within available memory; 1 with --device cuda)")
     parent.add_argument("--reports", metavar="DIR", default="reports", help="report folder (default: reports)")
     parent.add_argument("--executor", default="local", choices=["local", "torchrun", "slurm"],
-                        help="local: a subprocess per run (default); torchrun: each run over --nproc processes "
-                             "(DDP); slurm: each run a Slurm job through submitit")
+                        help="local: a process per run on this machine (default); torchrun: each run over --nproc "
+                             "processes (DDP); slurm: each run a Slurm job through submitit")
     parent.add_argument("--nproc", type=positive_int, default=1,
                         help="processes per run (torchrun, and within each Slurm job): "
                              "global batch = batch_size x nproc")
@@ -104,6 +106,7 @@ def _loader_workers(workers: int | None):
 def run_suite(args) -> int:
     """Run, list (``args.list``) or report (``args.report_only``) suite ``args.suite``: ``run_all.py``
     and ``zegbench suite`` alike."""
+    started = time.time()  # before the imports: torch's is part of what a user waits for
     from zegbench.datasets.catalog import load_dataset_info
     from zegbench.harness.claim_check import load_claims
     from zegbench.harness.suite import TRAINING_FREE, execute, expand, load_suite, plan, suite_path, with_finished_runs
@@ -121,7 +124,10 @@ def run_suite(args) -> int:
         if args.dataset or args.seeds:
             raise ZegbenchError(f"--dataset and --seeds do not apply to speed suite {args.suite!r}: its targets "
                                 f"name their datasets and nothing is seeded; edit the suite file instead")
-        return _run_speed(args, config, claims)
+        code = _run_speed(args, config, claims)
+        if not args.list:
+            _print_wall_time(args.suite, started)
+        return code
     from zegbench.harness.executors import ExecutorOptions, slurm_script
     from zegbench.harness.preflight import check_invocation
 
@@ -157,15 +163,15 @@ def run_suite(args) -> int:
         store.check_writable()
         if args.force:
             store.move_aside([spec.run_dir for spec in specs])
-        started = time.time()
         with _loader_workers(args.workers):
             counts = execute(specs, suite, args.results, args.device, args.data_root, args.jobs, executor=executor)
         failed = counts.get("failed", 0) + counts.get("interrupted", 0)
-        print(f"suite {args.suite}: {time.time() - started:.0f} s wall time; "
-              + ", ".join(f"{n} {status}" for status, n in sorted(counts.items())) if counts else "nothing to run")
+        print(f"suite {args.suite}: " + (", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
+                                         if counts else "nothing to run"))
         kept = note_failed_invocation(suite, args.reports, failed) if failed and not counts.get("done") else None
         if kept is not None:  # nothing new finished: the summary and report stay as they were
             print(f"report: {kept} kept as it was (every run of this invocation failed)")
+            _print_wall_time(args.suite, started)
             return 1
     # The whole suite as the store has it, not only this invocation's subset: nothing drops out of the report.
     specs, unmatched = with_finished_runs(args.suite, specs, args.results)
@@ -181,7 +187,16 @@ def run_suite(args) -> int:
     report = build_report(suite, specs, unseen, args.reports, store, verdicts, runs, unmatched)
     print(format_verdicts(verdicts))
     print(f"report: {report}")
+    _print_wall_time(args.suite, started)
     return 1 if failed else 0
+
+
+def _print_wall_time(suite: str, started: float) -> None:
+    """The invocation's last line: its wall time, runs and report together."""
+    from zegbench.harness.progress import format_duration
+
+    seconds = time.time() - started
+    print(f"suite {suite}: {format_duration(seconds)} wall time" + (f" ({seconds:.0f} s)" if seconds >= 60 else ""))
 
 
 def _run_speed(args, config, claims) -> int:

@@ -29,7 +29,7 @@ STRICT = ConfigDict(extra="forbid")
 @lru_cache(maxsize=None)
 def schema_for_class(cls: type) -> type[BaseModel]:
     """A pydantic model of ``cls.__init__``'s keyword arguments (unknown keys forbidden)."""
-    hints = typing.get_type_hints(cls.__init__)
+    hints = typing.get_type_hints(cls.__init__, include_extras=True)  # keep Annotated ranges (PositiveFloat)
     spec: dict[str, Any] = {}
     for name, param in inspect.signature(cls.__init__).parameters.items():
         if name == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
@@ -41,11 +41,12 @@ def schema_for_class(cls: type) -> type[BaseModel]:
 
 @lru_cache(maxsize=None)
 def train_schema() -> type[BaseModel]:
+    """A pydantic model of ``TrainConfig``'s fields; a field's ``metadata`` holds its bounds (``{"ge": 1}``)."""
     from zegbench.harness.train import TrainConfig
 
     hints = typing.get_type_hints(TrainConfig)
     return create_model("TrainConfigSchema", __config__=STRICT,
-                        **{f.name: (hints[f.name], f.default) for f in fields(TrainConfig)})
+                        **{f.name: (hints[f.name], Field(f.default, **f.metadata)) for f in fields(TrainConfig)})
 
 
 def validate_keys(schema: type[BaseModel], values: dict, origin: dict[str, str], what: str) -> dict:

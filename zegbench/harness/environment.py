@@ -4,6 +4,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -41,6 +42,22 @@ def fp32_math() -> dict:
     return {"float32_matmul_precision": torch.get_float32_matmul_precision(),
             "tf32_matmul": read(lambda: torch.backends.cuda.matmul.allow_tf32),
             "tf32_cudnn": read(lambda: torch.backends.cudnn.allow_tf32)}
+
+
+@contextmanager
+def intra_op_threads(threads: int):
+    """torch's intra-op threads set to ``threads`` inside the block (a run's ``train.threads``), as they were
+    after it: a run in a process of its own or called from a script or a test alike.
+
+    On every device: the key says what the run's process did, and a GPU run's math is in CUDA kernels, which
+    it does not touch (its CPU-side ops are copies, the batch's assembly and the loss scalars' bookkeeping).
+    """
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def environment(device: str, loader_workers: int | None = None) -> dict:

@@ -10,22 +10,25 @@ import torch.nn.functional as F
 from zegbench.datasets.catalog import DatasetInfo
 from zegbench.datasets.transforms import rescale_for_testing
 from zegbench.errors import ZegbenchError
-from zegbench.harness.metrics import ConfusionMatrix, summarize
+from zegbench.harness.metrics import ConfusionMatrix, PerImageCounts, summarize
 from zegbench.methods.base import Method
+from zegbench.store import ImageCounts
 from zegbench.utils import distributed
 from zegbench.utils.faults import fault_point
 
 
 @torch.no_grad()
 def evaluate(method: Method, dataset, info: DatasetInfo, batch_size: int = 16, device: str = "cpu",
-             limit: int | None = None, seen: list[bool] | None = None) -> dict:
-    """mIoU(S), mIoU(U), hIoU, pAcc and per-class IoU of ``method`` on ``dataset`` (all classes).
+             limit: int | None = None, seen: list[bool] | None = None, split: str = "val") -> dict:
+    """mIoU(S), mIoU(U), hIoU, pAcc and per-class IoU of ``method`` on ``dataset`` (all classes), and
+    ``image_counts``: each image's per-class intersection and union (a ``store.ImageCounts`` of
+    ``split``, which the run writes beside its result.json).
 
     Images of different sizes are evaluated one at a time; same-size images in batches.
     ``seen`` flags the classes that get the inductive seen-class calibration
     (default: the dataset's seen classes). Under torchrun each rank evaluates
-    every world-size-th image and the confusion matrices are summed, so every
-    rank returns the same metrics.
+    every world-size-th image and the confusion matrices (and per-image rows) are
+    summed, so every rank returns the same metrics.
     """
     method.to(device).eval()
     if seen is None:
@@ -33,7 +36,8 @@ def evaluate(method: Method, dataset, info: DatasetInfo, batch_size: int = 16, d
     cm = ConfusionMatrix(len(info.classes), device=device)
     scale = info.test_scale  # real datasets: e.g. short side 512 before sliding windows (info.test_resize)
     count = len(dataset) if limit is None else min(limit, len(dataset))
-    pending: list[tuple[np.ndarray, np.ndarray]] = []
+    per_image = PerImageCounts(len(info.classes), count, device=device)
+    pending: list[tuple[np.ndarray, np.ndarray, int]] = []
 
     def flush():
         images = torch.from_numpy(np.stack([p[0] for p in pending])).to(device)
@@ -42,7 +46,9 @@ def evaluate(method: Method, dataset, info: DatasetInfo, batch_size: int = 16, d
         scores = method.predict(images, list(info.classes), seen)
         if scores.shape[-2:] != labels.shape[-2:]:  # metrics at the labels' own resolution
             scores = F.interpolate(scores, size=labels.shape[-2:], mode="bilinear", align_corners=False)
-        cm.update(scores.argmax(dim=1), labels)
+        predicted = scores.argmax(dim=1)
+        cm.update(predicted, labels)
+        per_image.update(predicted, labels, [p[2] for p in pending])
         pending.clear()
         fault_point("evaluate")
 
@@ -50,12 +56,17 @@ def evaluate(method: Method, dataset, info: DatasetInfo, batch_size: int = 16, d
         image, label, _ = dataset[i]
         if pending and (image.shape != pending[0][0].shape or len(pending) == batch_size):
             flush()
-        pending.append((image, label))
+        pending.append((image, label, i))
     if pending:
         flush()
-    distributed.all_reduce_sum(cm.matrix)
-    distributed.all_reduce_sum(cm.missed)
-    return summarize(cm, info.classes, info.unseen_ids)
+    for counts in (cm.matrix, cm.missed, per_image.intersection, per_image.union, per_image.labelled):
+        distributed.all_reduce_sum(counts)
+    ids = getattr(dataset, "ids", None)  # a folder's image ids; else the images' positions in the split
+    unseen = np.isin(np.arange(len(info.classes)), list(info.unseen_ids))
+    image_counts = ImageCounts(info.name, split, tuple(info.classes), unseen,
+                               tuple(str(ids[i]) if ids is not None else str(i) for i in range(count)),
+                               *per_image.arrays())
+    return {**summarize(cm, info.classes, info.unseen_ids), "image_counts": image_counts}
 
 
 def official_method(checkpoint: str | Path | dict, dataset: str, method: str | None = None,
@@ -100,7 +111,7 @@ def evaluate_checkpoint(checkpoint: str | Path, dataset: str, method: str | None
 
     model, _ = official_method(checkpoint, dataset, method, overrides)
     data = build_dataset(dataset, split, data_root=data_root)
-    return evaluate(model, data, load_dataset_info(dataset), device=device, limit=limit)
+    return evaluate(model, data, load_dataset_info(dataset), device=device, limit=limit, split=split)
 
 
 def score_prediction_folder(pred_dir: str | Path, dataset: str, split: str = "val",

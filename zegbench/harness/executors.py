@@ -1,4 +1,4 @@
-"""Where a suite's runs execute: ``local`` (a subprocess per run), ``torchrun`` (each run over N local
+"""Where a suite's runs execute: ``local`` (a process per run), ``torchrun`` (each run over N local
 processes, data-parallel), ``slurm`` (each run a Slurm job through submitit, an optional extra).
 
 Whichever executor runs them, runs land in the same run store with the same
@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import logging
 import os
+import subprocess
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from zegbench.errors import ZegbenchError
+from zegbench.harness.run_template import RunTemplate, TemplateUnavailable, supported
 
 log = logging.getLogger(__name__)
 
@@ -90,10 +92,45 @@ def worker_command(payload: dict, nproc: int = 1) -> list[str]:
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}", *worker]
 
 
+class LocalProcesses:
+    """Starts the process of each run of the local and torchrun executors, and waits for it.
+
+    ``forked`` (CPU runs of the local executor, on Linux): forked from a template process that
+    has imported torch once (``run_template.py``); otherwise, and for the remaining runs if the
+    template cannot start or dies (logged), ``worker_command`` as a fresh process.
+    """
+
+    def __init__(self, env: dict[str, str], nproc: int = 1, forked: bool = True):
+        self.nproc = nproc
+        self.template = RunTemplate(env) if forked and nproc == 1 and supported() else None
+        self.forking = self.template is not None
+
+    def run(self, payload: dict, env: dict[str, str], own_stderr: bool) -> tuple[int, str]:
+        """Run ``payload`` in a process of its own with environment ``env``: (its exit status, its output).
+
+        Output is its stdout and stderr together, or stdout alone when ``own_stderr`` (its stderr is
+        then this process's: a progress bar reaches the terminal).
+        """
+        if self.forking:
+            try:
+                return self.template.run(payload, env, stderr_to_terminal=own_stderr)
+            except TemplateUnavailable as err:
+                if self.forking:  # several runs may meet it at once: say it once
+                    log.warning(f"runs start as fresh processes from now on: {err}")
+                self.forking = False
+        stderr = None if own_stderr else subprocess.STDOUT
+        proc = subprocess.run(worker_command(payload, self.nproc), env=env, stdout=subprocess.PIPE, stderr=stderr,
+                              text=True)
+        return proc.returncode, proc.stdout
+
+    def close(self) -> None:
+        """Let the template go, if one was started."""
+        if self.template is not None:
+            self.template.close()
+
+
 def run_payload(payload: dict, nproc: int = 1) -> int:
     """Run one run in this process (or under torchrun on this node): a Slurm job's body."""
-    import subprocess
-
     if nproc > 1:
         return subprocess.run(worker_command(payload, nproc)).returncode
     from zegbench.harness.worker import main

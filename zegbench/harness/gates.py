@@ -97,11 +97,16 @@ def budget_by_rule(miou_at: dict[int, float]) -> int | None:
 
 
 def measure_gates(dataset: str = "world", seed: int = 0, steps: int | None = None, progress: bool = False) -> dict:
-    """Measure G1-G5 on world ``dataset``; ``steps`` overrides the recipe's budget (for tests only)."""
+    """Measure G1-G5 on world ``dataset`` (the v3 gates, ``gates_v3``, on world v3 and later); ``steps``
+    overrides the recipe's budget (for tests only)."""
     info = load_dataset_info(dataset)
     if info.world is None:
         raise ZegbenchError(f"`world gates` measures a generated world; {dataset!r} is not one "
                             f"(its config has no 'world' section)")
+    if world_spec(info).generator.WORLD_VERSION >= 3:  # the v3 gate set (pre-registered with world v3)
+        from zegbench.harness.gates_v3 import measure_gates_v3
+
+        return measure_gates_v3(dataset, seed=seed, steps=steps, progress=progress)
     started = time.time()
     train = info.recipe.train
     budget = dict(steps=steps or int(train.get("steps", 1500)), batch_size=int(train.get("batch_size", 8)),

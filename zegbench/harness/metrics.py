@@ -1,14 +1,19 @@
 """Segmentation metrics from a confusion matrix: per-class IoU, mIoU(S), mIoU(U), hIoU, pAcc.
 
-The matrix is accumulated on the predictions' device (one ``bincount`` per
-batch), so evaluation never copies full label maps to the host.
+The matrix (and each image's counts, ``PerImageCounts``) is accumulated on the predictions'
+device (a few ``bincount`` per batch), so evaluation never copies full label maps to the host.
+The metrics themselves are ``store.scores_from_counts`` of the summed counts: the one formula the
+readers of a run's per-image counts (the paired bootstrap) use too.
 """
 from __future__ import annotations
 
 import math
 from typing import Sequence
 
+import numpy as np
 import torch
+
+from zegbench.store import scores_from_counts
 
 
 class ConfusionMatrix:
@@ -48,16 +53,51 @@ class ConfusionMatrix:
         return float(self.matrix.diag().sum().item() / total) if total else math.nan
 
 
-def _nanmean(values: Sequence[float]) -> float:
-    kept = [v for v in values if not math.isnan(v)]
-    return sum(kept) / len(kept) if kept else math.nan
+class PerImageCounts:
+    """Each image's per-class intersection and union, and its labelled pixels (ignore pixels skipped).
+
+    Counted as ``ConfusionMatrix`` counts (a prediction outside the classes is a miss: in the true
+    class's union, in no class's intersection), so summed over images they give the matrix's IoUs
+    and pixel accuracy exactly. Rows are images by their index in the split: under torchrun each rank
+    fills its own and the rows are summed over ranks.
+    """
+
+    def __init__(self, num_classes: int, images: int, ignore_index: int = 255, device: str | torch.device = "cpu"):
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.intersection = torch.zeros(images, num_classes, dtype=torch.int64, device=device)
+        self.union = torch.zeros(images, num_classes, dtype=torch.int64, device=device)
+        self.labelled = torch.zeros(images, dtype=torch.int64, device=device)
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor, rows: list[int]) -> None:
+        """Add a batch of images ``rows``: ``pred`` and ``target`` are integer maps (batch, H, W)."""
+        if pred.shape != target.shape or len(rows) != target.shape[0]:
+            raise ValueError(f"prediction {tuple(pred.shape)}, target {tuple(target.shape)} and {len(rows)} rows "
+                             f"differ")
+        c, batch = self.num_classes, target.shape[0]
+        valid = target != self.ignore_index
+        image = torch.arange(batch, device=target.device).view(-1, *[1] * (target.dim() - 1)).expand_as(target)[valid]
+        t, p = target[valid].long(), pred.to(target.device)[valid].long()
+        hit = (p >= 0) & (p < c)
+
+        def per_image(cells: torch.Tensor) -> torch.Tensor:  # image * C + class -> (batch, C) pixel counts
+            return torch.bincount(cells, minlength=batch * c).view(batch, c)
+
+        labelled = per_image(image * c + t)  # misses included: they are pixels of the true class
+        predicted = per_image(image[hit] * c + p[hit])
+        inter = per_image((image * c + t)[hit & (p == t)])
+        index = torch.as_tensor(rows, device=self.intersection.device)
+        self.intersection[index] += inter.to(self.intersection.device)
+        self.union[index] += (labelled + predicted - inter).to(self.union.device)
+        self.labelled[index] += labelled.sum(dim=1).to(self.labelled.device)
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(intersection, union, labelled) on the host."""
+        return self.intersection.cpu().numpy(), self.union.cpu().numpy(), self.labelled.cpu().numpy()
 
 
-def harmonic(seen: float, unseen: float) -> float:
-    """hIoU = 2 S U / (S + U); 0 when both are 0, NaN when either is undefined."""
-    if math.isnan(seen) or math.isnan(unseen):
-        return math.nan
-    return 2 * seen * unseen / (seen + unseen) if seen + unseen > 0 else 0.0
+def percent(value: float):
+    """A metric as result.json holds it: percent rounded to 4 decimals, None when undefined (NaN)."""
+    return None if math.isnan(value) else round(100 * float(value), 4)
 
 
 def summarize(cm: ConfusionMatrix, class_names: Sequence[str], unseen_ids: Sequence[int]) -> dict:
@@ -66,17 +106,11 @@ def summarize(cm: ConfusionMatrix, class_names: Sequence[str], unseen_ids: Seque
     Classes absent from both prediction and ground truth are left out of every
     mean (reported as None per class).
     """
-    ious = cm.iou()
-    unseen = set(unseen_ids)
-    seen_vals = [v for i, v in enumerate(ious) if i not in unseen]
-    unseen_vals = [v for i, v in enumerate(ious) if i in unseen]
-    s, u = _nanmean(seen_vals), _nanmean(unseen_vals)
-
-    def pct(v: float):
-        return None if math.isnan(v) else round(100 * v, 4)
-
-    return {
-        "pAcc": pct(cm.pixel_accuracy()), "mIoU": pct(_nanmean(ious)), "mIoU_seen": pct(s),
-        "mIoU_unseen": pct(u), "hIoU": pct(harmonic(s, u)),
-        "per_class": {name: pct(v) for name, v in zip(class_names, ious, strict=False)},
-    }
+    m = cm.matrix.double().cpu()
+    inter = m.diag()
+    union = m.sum(0) + m.sum(1) + cm.missed.double().cpu() - inter
+    unseen = np.isin(np.arange(cm.num_classes), list(unseen_ids))
+    scores = scores_from_counts(inter.numpy(), union.numpy(), float(inter.sum()), float(m.sum() + cm.missed.sum()),
+                                unseen)
+    return {**{key: percent(scores[key]) for key in ("pAcc", "mIoU", "mIoU_seen", "mIoU_unseen", "hIoU")},
+            "per_class": {name: percent(v) for name, v in zip(class_names, scores["per_class"], strict=False)}}

@@ -18,14 +18,22 @@ import torch
 
 from zegbench.datasets.catalog import build_dataset, load_dataset_info
 from zegbench.errors import ZegbenchError, describe_error
-from zegbench.harness.environment import environment
+from zegbench.harness.environment import environment, intra_op_threads
 from zegbench.harness.evaluate import evaluate
 from zegbench.harness.identity import config_hash, read_training_hash, run_dir_for, split_fingerprint, training_hash
 from zegbench.harness.memory import PeakMemory, memory_record, out_of_memory
 from zegbench.harness.resolve import resolve
 from zegbench.harness.train import TrainConfig, train
 from zegbench.methods import create_method
-from zegbench.store import RESULT_SCHEMA, RunStore, prepare_for_training, read_result, record_failure, write_result
+from zegbench.store import (
+    RESULT_SCHEMA,
+    RunStore,
+    prepare_for_training,
+    read_result,
+    record_failure,
+    write_image_counts,
+    write_result,
+)
 from zegbench.store.layout import CHECKPOINT_FILE, ENV_FILE, LOG_FILE, write_config
 from zegbench.utils import distributed
 from zegbench.utils.claims import claim
@@ -60,7 +68,8 @@ def run_experiment(method: str, dataset: str = "world", seed: int = 0, overrides
     if decision == "done":
         return read_result(run_dir).to_record()
     try:
-        return _train_and_evaluate(resolved, run_dir, device, progress, data_root, workers)
+        with intra_op_threads(resolved["train"]["threads"]):  # fixed per run: the digits never follow the cores
+            return _train_and_evaluate(resolved, run_dir, device, progress, data_root, workers)
     except Exception as err:  # Ctrl-C and kills are not recorded: the run stays 'interrupted'
         if distributed.is_main():
             _record_failure(err, run_dir)
@@ -135,13 +144,14 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
     fault_point("before_evaluate")
     with PeakMemory(device) as evaluation:
         metrics = evaluate(model, val_set, info, device=device)
-    cross = {}
+    cross, cross_counts = {}, {}
     for other in resolved.get("eval_on", []):
         other_info = load_dataset_info(other)
         # Names the model trained on keep the seen-class calibration, as in evaluation and `segment`.
         seen = [c in set(info.seen) for c in other_info.classes]
         m = evaluate(model, build_dataset(other, "val", data_root=data_root), other_info, device=device, seen=seen)
         cross[other] = {k: m[k] for k in ("mIoU", "pAcc", "per_class")}
+        cross_counts[other] = m["image_counts"]
     record = {
         "schema": RESULT_SCHEMA, "status": "finished", "method": method, "dataset": dataset, "seed": seed,
         "setting": model.setting, "config_hash": config_hash(resolved),
@@ -163,7 +173,10 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
         record["trained_by"] = donor["run"]  # <suite>/<run folder> whose weights were evaluated
     if cross:
         record["cross_dataset"] = cross
-    if main:
+    if main:  # each evaluation's per-image counts first: result.json, written last, means "finished"
+        write_image_counts(metrics["image_counts"], run_dir, record["config_hash"])
+        for other, m in cross_counts.items():
+            write_image_counts(m, run_dir, record["config_hash"], cross_dataset=other)
         write_result(record, run_dir)
     return record
 

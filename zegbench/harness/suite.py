@@ -5,9 +5,11 @@ combinations of its ``grid`` values, with ``set`` applied to all. Each run is
 identified by the hash of its resolved config (``identity.run_dir_for``), so a
 second invocation finds finished runs and trains nothing.
 
-Runs execute in subprocesses (``python -m zegbench.harness.worker``): a crash
-or an out-of-memory kill ends one run, never the suite. With ``jobs > 1``
-they run side by side, each with ``cores // jobs`` torch threads.
+Runs execute in processes of their own (``harness/worker.py``; on the CPU forked from a
+template that has imported torch once, ``harness/run_template.py``): a crash or an
+out-of-memory kill ends one run, never the suite. Each run computes with its config's
+``train.threads`` torch threads, whatever the machine; parallelism comes from runs side
+by side (``jobs``, by default as many as the cores and memory hold: ``default_jobs``).
 """
 from __future__ import annotations
 
@@ -17,7 +19,6 @@ import json
 import logging
 import os
 import queue
-import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -27,19 +28,24 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from zegbench.config_dirs import config_file, config_names
+from zegbench.datasets.loader import default_workers
 from zegbench.errors import ZegbenchError, check_name, validation_problem
 from zegbench.harness.config import SuiteConfig
-from zegbench.harness.executors import ExecutorOptions, gpu_groups, submit_slurm, worker_command
+from zegbench.harness.executors import ExecutorOptions, LocalProcesses, gpu_groups, submit_slurm
 from zegbench.harness.identity import run_dir_for, training_hash
 from zegbench.harness.progress import SuiteProgress, format_duration
 from zegbench.harness.resolve import resolve
 from zegbench.harness.run import finished_trainings
 from zegbench.store import RunStore, failure_line, read_config, read_result, run_status
-from zegbench.utils.cores import available_cores
+from zegbench.utils.cores import available_cores, available_memory
 from zegbench.utils.io import read_yaml_mapping
 
 log = logging.getLogger(__name__)
 TRAINING_FREE = "training-free: evaluates only"  # how --list marks a run with nothing to train
+# What one CPU run may take, for -j's default: a world run's peak resident memory is about 1 GiB
+# (result.json's `memory`, libraries included: 0.95 training, 0.97 evaluation on a 2-core Xeon,
+# 2026-12-06), and half again for its loader worker, the template's pages and the page cache.
+CPU_RUN_MEMORY = 1.5 * 2**30
 
 
 def available() -> list[str]:
@@ -217,30 +223,68 @@ def _items(overrides: dict) -> list[tuple]:
     return [(k, _hashable(v)) for k, v in overrides.items()]
 
 
-def _payload(spec: RunSpec, results: str | Path, device: str, data_root: str | None, progress: bool) -> dict:
+def _payload(spec: RunSpec, results: str | Path, device: str, data_root: str | None, progress: bool,
+             workers: int | None = None) -> dict:
+    """``worker.main``'s argument; ``workers`` None: the worker's own default (a Slurm job's cores)."""
     return {"method": spec.method, "dataset": spec.dataset, "seed": spec.seed, "overrides": spec.overrides,
             "results": str(results), "suite": spec.suite, "device": device, "data_root": data_root,
-            "progress": progress, "eval_on": spec.eval_on}
+            "progress": progress, "eval_on": spec.eval_on, "workers": workers}
+
+
+def _threads(spec: RunSpec) -> int:
+    return spec.resolved["train"]["threads"]
+
+
+def _on_cpu(device: str) -> bool:
+    return device.split(":")[0] == "cpu"
+
+
+def default_jobs(specs: list[RunSpec], device: str = "cpu", executor: ExecutorOptions | None = None,
+                 cores: int | None = None, memory: int | None = None) -> int:
+    """``-j`` when none is given: how many of ``specs`` run side by side.
+
+    On the CPU, the usable cores (``available_cores``, the affinity mask) over each run's threads
+    (the largest ``train.threads`` among them, times the executor's processes per run), at most as
+    many as available memory holds at ``CPU_RUN_MEMORY`` a run (``available_memory``) and no more
+    than there are runs. A GPU runs one at a time (as before: ``-j N`` spreads runs over GPUs), and
+    so does Slurm's executor, which has its own ``--slurm-array-parallelism``.
+    ``cores`` and ``memory`` (bytes) stand for this machine's.
+    """
+    executor = executor or ExecutorOptions()
+    if not _on_cpu(device) or executor.kind == "slurm" or not specs:
+        return 1
+    cores = available_cores() if cores is None else cores
+    memory = available_memory() if memory is None else memory
+    per_run = max(_threads(s) for s in specs) * executor.nproc
+    jobs = min(cores // per_run, len(specs))
+    if memory is not None:
+        jobs = min(jobs, int(memory // (CPU_RUN_MEMORY * executor.nproc)))
+    return max(1, jobs)
 
 
 def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", device: str = "cpu",
-            data_root: str | None = None, jobs: int = 1,
+            data_root: str | None = None, jobs: int | None = None,
             executor: ExecutorOptions | None = None) -> dict[str, int]:
-    """Run every spec that is not finished; returns counts of runs by final status.
+    """Run every spec that is not finished, ``jobs`` at a time (None: ``default_jobs``); returns counts
+    of runs by final status.
 
-    ``executor``: local subprocesses (default), torchrun (``nproc`` processes a
+    ``executor``: local processes (default), torchrun (``nproc`` processes a
     run) or Slurm jobs (``harness/executors.py``); the specs' run folders must
     have been expanded with the same world size (``expand(..., world_size=nproc)``).
+    Each run gets ``cores // jobs`` of the usable cores: its ``train.threads``, and loader
+    workers on the rest (``datasets.loader.default_workers``; none when runs fill the cores).
     """
     executor = executor or ExecutorOptions()
     statuses = {id(s): run_status(s.run_dir) for s in specs}
     busy = [s for s in specs if statuses[id(s)] == "running"]
     todo = [s for s in specs if statuses[id(s)] not in ("done", "running")]
+    jobs = jobs or default_jobs(todo, device, executor)
+    threads = sorted({_threads(s) for s in todo})
     log.info(f"suite {suite}: {len(specs)} runs, {sum(v == 'done' for v in statuses.values())} already finished, "
              f"{len(todo)} to run" + (f" ({jobs} at a time)" if jobs > 1 and todo else "")
+             + (f", {' or '.join(map(str, threads))} torch thread{'s' if threads != [1] else ''} a run"
+                if todo else "")
              + (f", {len(busy)} being run by another process (left to it)" if busy else ""))
-    threads = max(1, available_cores() // max(jobs * executor.nproc, 1))
-    env = {**os.environ, "ZEGBENCH_THREADS": str(threads)}
     progress = SuiteProgress(len(todo), jobs if executor.kind != "slurm" else executor.array_parallelism)
     store = RunStore.at(results)
     if executor.kind == "slurm":
@@ -250,6 +294,9 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
     slots = queue.SimpleQueue()
     for slot in range(jobs):
         slots.put(slot)
+    cores_per_process = max(1, available_cores() // (jobs * executor.nproc))
+    env = dict(os.environ)
+    processes = LocalProcesses(env, executor.nproc, forked=_on_cpu(device))
 
     def one(spec: RunSpec) -> str:
         started = time.time()
@@ -257,28 +304,28 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
             return "done"
         # The run's own progress bar: one run at a time, on a terminal, unless --quiet asked for less.
         shows_progress = jobs == 1 and sys.stderr.isatty() and log.isEnabledFor(logging.INFO)
-        payload = _payload(spec, results, device, data_root, progress=shows_progress)
-        cmd = worker_command(payload, executor.nproc)
+        payload = _payload(spec, results, device, data_root, shows_progress,
+                           workers=default_workers(cores_per_process, _threads(spec)))
         slot = slots.get()
         run_env = {**env, "CUDA_VISIBLE_DEVICES": gpus[slot]} if gpus else env
-        try:
-            if jobs == 1:  # the run's own progress bar and messages go straight to the terminal
-                proc = subprocess.run(cmd, env=run_env, stdout=subprocess.PIPE, text=True)
-            else:
-                proc = subprocess.run(cmd, env=run_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:  # with -j 1 the run's own progress bar and messages go straight to the terminal
+            returncode, output = processes.run(payload, run_env, own_stderr=jobs == 1)
         finally:
             slots.put(slot)
-        return _report(spec, proc.returncode, proc.stdout, started, progress)
+        return _report(spec, returncode, output, started, progress)
 
     # Runs that train the same weights (variants differing only in inference keys) go in one
     # chain, run in order: the first trains, the others then evaluate its checkpoint, even with -j N.
     chains = _chains(todo)
-    if jobs == 1:
-        final = [one(s) for chain in chains for s in chain]
-    else:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            final = [status for statuses in pool.map(lambda chain: [one(s) for s in chain], chains)
-                     for status in statuses]
+    try:
+        if jobs == 1:
+            final = [one(s) for chain in chains for s in chain]
+        else:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                final = [status for statuses in pool.map(lambda chain: [one(s) for s in chain], chains)
+                         for status in statuses]
+    finally:
+        processes.close()
     final += ["running"] * len(busy)
     return {status: final.count(status) for status in set(final)}
 

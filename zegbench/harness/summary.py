@@ -53,8 +53,9 @@ def format_table(rows: list[dict]) -> str:
 
 
 def format_verdicts(rows: list[dict]) -> str:
-    """One console line per claim (and budget): verdict, effect with its interval, n, and why."""
-    from zegbench.reports.scorecard import budget_label, claimed_cell, effect_cell
+    """One console line per claim (and budget): verdict, effect with its interval over seeds, n, the interval over
+    images of each seed (accuracy claims), and why."""
+    from zegbench.reports.scorecard import budget_label, claimed_cell, effect_cell, image_cell
 
     width = max((len(r["id"]) for r in rows), default=0)
     lines = []
@@ -63,6 +64,9 @@ def format_verdicts(rows: list[dict]) -> str:
             lines.append(f"claim {r['id']:<{width}}  {'not run':<12} {claimed_cell(r)} ({r['reason']})")
             continue
         where = f" [{r['dataset']}, {r.get('input') or budget_label(r['budget'])}]"
-        lines.append(f"claim {r['id']:<{width}}  {r['verdict']:<12} {claimed_cell(r)}: {effect_cell(r)}, "
-                     f"n={r['n'] if r['n'] is not None else 'exact'}{where} ({r['reason']})")
+        accuracy = r["threshold"] is None
+        images = f"; over images: {image_cell(r)}" if accuracy else ""
+        lines.append(f"claim {r['id']:<{width}}  {r['verdict']:<12} {claimed_cell(r)}: "
+                     f"{'over seeds ' if accuracy else ''}{effect_cell(r)}, "
+                     f"n={r['n'] if r['n'] is not None else 'exact'}{where}{images} ({r['reason']})")
     return "\n".join(lines)

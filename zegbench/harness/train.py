@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -55,6 +55,10 @@ class TrainConfig:
     # The official code trains in fp32 (no fp16 key in ZegCLIP's configs); bf16 autocast is an
     # opt-in that is faster on GPUs with bf16 units and may move the numbers.
     precision: Literal["fp32", "bf16"] = "fp32"
+    # Intra-op CPU threads of the run's process (torch.set_num_threads; harness/run.py sets them). The
+    # thread count changes the order of float sums, so it is fixed and part of the run's identity rather
+    # than taken from the machine's cores; on a GPU it bounds only the CPU-side ops.
+    threads: int = field(default=1, metadata={"ge": 1})
 
 
 def autocast_for(precision: str, device: str) -> torch.autocast:

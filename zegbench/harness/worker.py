@@ -1,23 +1,22 @@
 """One suite run in its own process: ``python -m zegbench.harness.worker '<json>'``.
 
-The suite runner starts one worker per run so that a crash, a kill or an
-out-of-memory error ends that run only. ``ZEGBENCH_THREADS`` sets torch's
-thread count (the runner divides the cores between parallel runs);
-``ZEGBENCH_LOADER_WORKERS`` (``run_all.py --workers``) the data loader's worker
-processes, by default one fewer than the cores each training process has. Started by
-``torchrun`` (the torchrun executor), the worker's processes train the run
-data-parallel (``utils/distributed.py``).
+The suite runner starts one worker per run so that a crash, a kill or an out-of-memory error
+ends that run only. For CPU runs the process is forked from a template that has imported the
+heavy libraries once (``python -m zegbench.harness.worker --template FD``, ``run_template.py``),
+and calls ``main`` as a fresh worker would. The run's torch threads are its config's
+``train.threads`` (``harness/run.py``); the payload's ``workers`` (the suite's choice, or
+``run_all.py --workers``) its data loader's worker processes, by default, where the payload has
+none (a Slurm job), the cores the job may use minus one. Started by ``torchrun`` (the torchrun
+executor), the worker's processes train the run data-parallel (``utils/distributed.py``).
 """
 from __future__ import annotations
 
 import json
-import os
 import sys
 
 
 def main(argv: list[str]) -> int:
-    import torch
-
+    """Run the run ``argv[0]`` (JSON) describes. Exit status: 0 done, 2 an error line, 3 claimed elsewhere."""
     from zegbench.datasets.loader import default_workers
     from zegbench.errors import ZegbenchError
     from zegbench.harness.run import RunClaimed, run_experiment
@@ -28,14 +27,14 @@ def main(argv: list[str]) -> int:
     configure()
 
     spec = json.loads(argv[0])
-    if os.environ.get("ZEGBENCH_THREADS"):
-        torch.set_num_threads(int(os.environ["ZEGBENCH_THREADS"]))
     try:
         device = distributed.setup(spec["device"])
-        cores = int(os.environ.get("ZEGBENCH_THREADS") or available_cores() // distributed.world_size())
+        workers = spec.get("workers")
+        if workers is None:
+            workers = default_workers(available_cores() // distributed.world_size())
         run_experiment(spec["method"], spec["dataset"], spec["seed"], spec["overrides"], spec["results"],
                        spec["suite"], device, spec["progress"], spec["data_root"], spec.get("eval_on"),
-                       workers=default_workers(cores))
+                       workers=workers)
     except RunClaimed as err:
         print(f"skipped: {err}", file=sys.stderr)
         return 3
@@ -50,4 +49,8 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--template"]:
+        from zegbench.harness.run_template import serve
+
+        sys.exit(serve(int(sys.argv[2])))
     sys.exit(main(sys.argv[1:]))

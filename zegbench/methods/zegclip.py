@@ -17,18 +17,23 @@ queries q_c = QueryBuilder(t_c, g); the decoder's last-layer head-averaged
 attention logits between q and H are the mask logits, upsampled bilinearly to
 the input size. Inference turns logits into scores (sigmoid for NEL, softmax
 for CE), subtracts ``calibration`` from seen classes in the inductive setting,
-and can slide a window over large images.
+can slide a window over large images, and can average flipped and rescaled
+views (``tta``, off by default as in the paper's numbers: tta.py).
 """
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
+from pydantic import PositiveFloat
 
 from zegbench.clip.loading import IN_HOUSE
 from zegbench.methods.base import IMAGENET_MEAN, IMAGENET_STD, Method, register_class
 from zegbench.methods.decoder import MaskDecoder, QueryBuilder, masks_to_image
 from zegbench.methods.encoder import PromptedEncoder
 from zegbench.methods.losses import LOSSES, ce_loss, nel_loss
+from zegbench.methods.tta import MS_RATIOS, augmented_scores, views
 
 SETTINGS = ("inductive", "transductive")
 POS_RESIZES = ("bilinear", "open_clip")
@@ -38,10 +43,11 @@ POS_RESIZES = ("bilinear", "open_clip")
 class ZegCLIP(Method):
     """One-stage CLIP segmentation; the switches select the ablation row (see module doc)."""
 
-    inference_keys = frozenset({"calibration", "inference", "crop", "stride"})
+    inference_keys = frozenset({"calibration", "inference", "crop", "stride", "tta", "tta_ratios"})
     # The real recipes set the official values: fp16 text (docs/fidelity.md, item 16), per-image prompt
     # dropout masks (item 17); the world's recipes keep the values their recorded runs were made with.
-    recorded_when_set = frozenset({"text_precision", "prompt_masks"})
+    # Test-time augmentation came later too; off (single scale) is what every recorded run did.
+    recorded_when_set = frozenset({"text_precision", "prompt_masks", "tta", "tta_ratios"})
     tiny_config = {"clip_weights": "none", "image_size": 32}
     # Speed pairs ZegCLIP with its CLIP image encoder alone: the same config without prompts.
     speed_baseline = "clip_image_encoder"
@@ -56,7 +62,8 @@ class ZegCLIP(Method):
                  inference: str = "whole", crop: int | None = None, stride: int | None = None,
                  encoder_lr_mult: float = 10.0, head_lr_mult: float = 10.0, cls_embedding: str = "twice",
                  pos_resize: str = "bilinear", prompts_after_depth: str = "drop", shallow_prompt_norm: bool = False,
-                 decoder_init: str = "copies", text_precision: str = "fp32", prompt_masks: str = "shared"):
+                 decoder_init: str = "copies", text_precision: str = "fp32", prompt_masks: str = "shared",
+                 tta: Literal["none", "flip", "ms_flip"] = "none", tta_ratios: list[PositiveFloat] | None = None):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
@@ -78,6 +85,10 @@ class ZegCLIP(Method):
         self.loss_type, self.setting = loss, setting
         self.focal_weight, self.dice_weight, self.ignore_negatives = focal_weight, dice_weight, ignore_negatives
         self.calibration, self.inference = calibration, inference
+        self.tta, self.tta_ratios = tta, tuple(tta_ratios or MS_RATIOS)
+        views(tta, self.tta_ratios)  # an unknown mode fails here, at build time
+        if not all(r > 0 for r in self.tta_ratios):
+            raise ValueError(f"tta_ratios must be positive, not {list(self.tta_ratios)}")
         self.crop, self.stride = crop or image_size, stride or image_size
         self.encoder_lr_mult, self.head_lr_mult = encoder_lr_mult, head_lr_mult
         if normalization == "imagenet":  # what the official code feeds its CLIP backbone
@@ -110,16 +121,18 @@ class ZegCLIP(Method):
 
     @torch.no_grad()
     def predict(self, images: torch.Tensor, class_names: list[str], seen: list[bool]) -> torch.Tensor:
-        if self.inference == "slide":
-            scores = self._slide(images, class_names)
-        else:
-            scores = self.scores(self(images, class_names)[0])
-        return self._calibrated(scores, seen)
+        def score(view: torch.Tensor) -> torch.Tensor:
+            if self.inference == "slide":
+                return self._slide(view, class_names)
+            return self.scores(self(view, class_names)[0])
+
+        return self._calibrated(augmented_scores(score, images, self.tta, self.tta_ratios), seen)
 
     @torch.no_grad()
     def predict_any_size(self, images: torch.Tensor, class_names: list[str], seen: list[bool]) -> torch.Tensor:
         """Slide ``crop`` windows whatever ``inference`` says: the CLIP grid was trained at one input size."""
-        return self._calibrated(self._slide(images, class_names), seen)
+        return self._calibrated(augmented_scores(lambda view: self._slide(view, class_names), images, self.tta,
+                                                 self.tta_ratios), seen)
 
     def _calibrated(self, scores: torch.Tensor, seen: list[bool]) -> torch.Tensor:
         """Inductive setting: ``calibration`` subtracted from seen classes' scores (they dominate otherwise)."""

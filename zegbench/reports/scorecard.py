@@ -2,7 +2,10 @@
 
 Accuracy claims pair the two arms' finished runs by seed within one dataset and
 one training budget (steps and global batch, from each run's ``config.yaml``),
-so a suite holding several budgets gets a verdict per budget. Speed claims read
+so a suite holding several budgets gets a verdict per budget. Each seed's pair of
+runs also gets a paired bootstrap over the test images from their per-image counts
+(``bootstrap.py``): shown per seed beside the interval over seeds, never deciding the
+verdict (``verdicts.one_seed_reason``). Speed claims read
 the newest pair of matching speed records measured on one machine, anywhere in
 the run store. A claim whose arms have no such runs is ``not run``, with the
 suite that would run it.
@@ -17,10 +20,11 @@ from pathlib import Path
 import pandas as pd
 
 from zegbench.reports import plots
+from zegbench.reports.bootstrap import BOOTSTRAP_SEED, RESAMPLES, paired_bootstrap
 from zegbench.reports.paper_claims import ACCURACY_METRICS, METRIC_LABELS, Arm, Claim
 from zegbench.reports.tables import to_latex, to_markdown
-from zegbench.reports.verdicts import paired_verdict, ratio_verdict
-from zegbench.store import RunStore, SuiteRun, read_config, read_result
+from zegbench.reports.verdicts import one_seed_reason, paired_verdict, ratio_verdict
+from zegbench.store import RunStore, SuiteRun, inspect_image_counts, read_config, read_result
 from zegbench.utils.io import atomic_write_json
 
 BUDGET_KEYS = ("steps", "batch_size")  # overrides that set the budget, not the variant
@@ -51,9 +55,9 @@ def arm_matches(spec: SuiteRun, arm: Arm) -> bool:
     return all(key in arm.set or key in BUDGET_KEYS for key in shown)
 
 
-def _arm_results(specs: list[SuiteRun], arm: Arm, key: str) -> dict[tuple, dict[int, float]]:
-    """(dataset, steps, batch) -> seed -> metric, over the finished runs of ``arm``."""
-    out: dict[tuple, dict[int, float]] = {}
+def _arm_results(specs: list[SuiteRun], arm: Arm, key: str) -> dict[tuple, dict[int, tuple[float, Path]]]:
+    """(dataset, steps, batch) -> seed -> (metric, run folder), over the finished runs of ``arm``."""
+    out: dict[tuple, dict[int, tuple[float, Path]]] = {}
     for spec in specs:
         result = read_result(spec.run_dir) if arm_matches(spec, arm) else None
         if result is None:
@@ -61,8 +65,25 @@ def _arm_results(specs: list[SuiteRun], arm: Arm, key: str) -> dict[tuple, dict[
         value = result.metric(key)
         budget = run_budget(spec.run_dir) or {"steps": None, "batch": None}
         if value is not None:
-            out.setdefault((spec.dataset, budget["steps"], budget["batch"]), {}).setdefault(spec.seed, float(value))
+            out.setdefault((spec.dataset, budget["steps"], budget["batch"]), {}).setdefault(
+                spec.seed, (float(value), spec.run_dir))
     return out
+
+
+NO_COUNTS = "no per-image counts (run predates them)"
+
+
+def _image_interval(arm_dir: Path, base_dir: Path, key: str) -> tuple[dict | None, str | None]:
+    """(the paired bootstrap over images of one seed's two runs, None) or (None, why there is none)."""
+    found = []
+    for run_dir in (arm_dir, base_dir):
+        counts, problem = inspect_image_counts(run_dir)
+        if counts is None:
+            return None, NO_COUNTS if problem is None else f"per-image counts of {run_dir.name} unreadable ({problem})"
+        found.append(counts)
+    if not found[0].same_images(found[1]):
+        return None, "the arms were evaluated on different images"
+    return paired_bootstrap(found[0], found[1], key), None
 
 
 def _common(claim: Claim) -> dict:
@@ -71,7 +92,8 @@ def _common(claim: Claim) -> dict:
             "arms": {"arm": claim.arm.label, "baseline": claim.baseline.label},
             "metric": claim.metric, "direction": claim.direction,
             "effect": "ratio arm / baseline" if claim.is_speed else "difference arm - baseline (points)",
-            "threshold": claim.threshold, "paper_effect": paper, "suite": claim.suite}
+            "threshold": claim.threshold, "paper_effect": paper, "suite": claim.suite,
+            "image_intervals": [], "image_missing": []}
 
 
 def _not_run(claim: Claim, why: str) -> dict:
@@ -87,10 +109,20 @@ def accuracy_rows(claim: Claim, specs) -> list[dict]:
     for group in sorted(set(arm) & set(base), key=lambda g: (g[0], g[1] or 0, g[2] or 0)):
         seeds = sorted(set(arm[group]) & set(base[group]))
         if seeds:
-            diffs = [arm[group][s] - base[group][s] for s in seeds]
+            diffs = [arm[group][s][0] - base[group][s][0] for s in seeds]
             budget = {"steps": group[1], "batch": group[2]} if group[1] is not None else None
-            rows.append({**_common(claim), "dataset": group[0], "budget": budget, "seeds": seeds,
-                         **paired_verdict(diffs, claim.direction)})
+            row = {**_common(claim), "dataset": group[0], "budget": budget, "seeds": seeds,
+                   **paired_verdict(diffs, claim.direction)}
+            for seed in seeds:  # per seed: each seed's two models are another pair (see README, "Claims")
+                interval, missing = _image_interval(arm[group][seed][1], base[group][seed][1], key)
+                if interval is None:
+                    row["image_missing"].append({"seed": seed, "reason": missing})
+                else:
+                    row["image_intervals"].append({"seed": seed, **interval})
+            shown = row["image_intervals"]
+            if len(seeds) == 1 and shown and shown[0]["low"] is not None:
+                row["reason"] = one_seed_reason(shown[0]["low"], shown[0]["high"], claim.direction)
+            rows.append(row)
     if rows:
         return rows
     missing = [a.label for a, found in ((claim.arm, arm), (claim.baseline, base)) if not found]
@@ -161,6 +193,23 @@ def effect_cell(row: dict) -> str:
     return f"{text} [{_number(row['ci_low'], ratio)}, {_number(row['ci_high'], ratio)}]"
 
 
+def image_cell(row: dict) -> str:
+    """The interval over images of each seed: '+2.1 [+1.0, +3.3]' for one seed, 's0 +2.1 [...]; s1 ...' for
+    several; why there is none (a run that predates per-image counts); '-' for speed claims and claims not run."""
+    if row["threshold"] is not None or row["verdict"] == "not run":
+        return "-"
+    several = len(row["seeds"]) > 1
+    cells = []
+    for interval in row["image_intervals"]:
+        text = _number(interval["diff"], False)
+        text += " (undefined)" if interval["low"] is None else \
+            f" [{_number(interval['low'], False)}, {_number(interval['high'], False)}]"
+        cells.append(f"s{interval['seed']} {text}" if several else text)
+    for missing in row["image_missing"]:
+        cells.append(f"s{missing['seed']}: {missing['reason']}" if several else missing["reason"])
+    return "; ".join(cells) or "-"
+
+
 def claimed_cell(row: dict) -> str:
     label = METRIC_LABELS[row["metric"]]
     if row["threshold"] is None:
@@ -174,7 +223,8 @@ def verdict_cell(row: dict) -> str:
         return f"not run (suite {row['suite']})"
     if row["verdict"] == "inconclusive":
         if row["n"] is not None and row["n"] < 2:
-            return "inconclusive (one seed)"
+            with_images = any(i["low"] is not None for i in row.get("image_intervals", []))
+            return f"inconclusive (one seed{': image interval only' if with_images else ''})"
         return f"inconclusive (covers {row['threshold'] if row['threshold'] is not None else 0:g})"
     return row["verdict"]
 
@@ -193,17 +243,25 @@ def scorecard_table(rows: list[dict], with_arms: bool = True) -> pd.DataFrame:
         "Dataset": [r["dataset"] or "-" for r in rows],
         "Budget": [budget_label(r["budget"]) if r["threshold"] is None else r.get("input", "-") for r in rows],
         "n": [str(r["n"]) if r["n"] is not None else "-" for r in rows],
-        "Effect [interval]": [effect_cell(r) for r in rows], "Paper": [paper(r) for r in rows],
+        SEED_COLUMN: [effect_cell(r) for r in rows], IMAGE_COLUMN: [image_cell(r) for r in rows],
+        "Paper": [paper(r) for r in rows],
         "Verdict": [verdict_cell(r) for r in rows]})
     return table if with_arms else table.drop(columns=["Arm vs baseline"])
 
 
+SEED_COLUMN = "Over seeds (training variance)"
+IMAGE_COLUMN = "Over images (test-set sampling, this seed only)"
 READING = ("Accuracy claims: arm minus baseline in points, paired by seed within one dataset and training budget, "
-           "mean and 95% t-interval over the seeds (n pairs). Speed claims: cost ratio arm / baseline from the speed "
-           "suite's newest records (latency: median, with the 10th-90th percentile spread of single calls; GMACs: "
-           "exact). A claim reproduces when the whole interval lies on the paper's side of 0 (or of the ratio "
-           "threshold), contradicts when it lies on the other side, and is inconclusive otherwise. Paper effects "
-           "are the paper's VOC numbers († unverified); the world has none of its own.")
+           "mean and 95% t-interval over the seeds (n pairs). Over images: for each seed, the difference of its two "
+           f"runs on the whole test set and its 95% percentile interval from a paired bootstrap over the test images "
+           f"({RESAMPLES:,} resamples, seed {BOOTSTRAP_SEED}, the same images drawn for both arms, the metric "
+           "recomputed from the summed per-image counts): how the difference moves with the test set for those two "
+           "trained models, not with training (another seed trains other models). Speed claims: cost ratio arm / "
+           "baseline from the speed suite's newest records (latency: median, with the 10th-90th percentile spread of "
+           "single calls; GMACs: exact). A claim reproduces when the whole interval over seeds lies on the paper's "
+           "side of 0 (or of the ratio threshold), contradicts when it lies on the other side, and is inconclusive "
+           "otherwise; with one seed it stays inconclusive, and says so when the interval over images is all there "
+           "is. Paper effects are the paper's VOC numbers († unverified); the world has none of its own.")
 
 
 def write_scorecard(rows: list[dict], out_dir: Path, suite: str) -> list[str]:

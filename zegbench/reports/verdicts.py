@@ -6,6 +6,13 @@ spread of single calls. Either way the claim reproduces when the whole interval
 lies on the paper's side of the reference (0 for a difference, the claim's
 threshold for a ratio), contradicts when it lies wholly on the other side, and
 is inconclusive when it covers the reference or cannot be computed.
+
+An accuracy claim also carries, per seed, the paired bootstrap's interval over test images
+(``reports/bootstrap.py``). It never decides a verdict: it measures how the difference between two
+trained models moves with the test set, not how it moves when the models are trained again. With
+one seed the verdict stays inconclusive and says that the image interval is all there is
+(``one_seed_reason``): a qualifier, not a verdict of its own, so that ``reproduces`` and
+``contradicts`` always mean evidence over training seeds.
 """
 from __future__ import annotations
 
@@ -45,6 +52,14 @@ def paired_verdict(diffs: list[float], direction: str) -> dict:
     verdict, reason = judge(mean - half, mean + half, direction)
     return {"n": n, "diff_mean": mean, "ci_low": mean - half, "ci_high": mean + half, "verdict": verdict,
             "reason": reason}
+
+
+def one_seed_reason(low: float, high: float, direction: str) -> str:
+    """The reason of a one-seed claim that has an interval over images: where that interval lies, and that it
+    is no evidence over training (the verdict stays inconclusive)."""
+    _, where = judge(low, high, direction, what="the interval over images")
+    return (f"one seed: image interval only: {where} (test-set sampling of this seed's two models, "
+            f"not training variance)")
 
 
 def ratio_verdict(ratio: float, low: float, high: float, direction: str, threshold: float, n: int | None) -> dict:

@@ -6,12 +6,17 @@
         metrics.jsonl   the training log
         checkpoint.pt   method + optimiser state, step, batch plan position, generator states (exact resume;
                         lent to inference-only variants)
+        image_counts.npz            each evaluated image's per-class intersection and union (``image_counts``);
+        image_counts.<dataset>.npz  one per cross-dataset evaluation; both written before result.json
         result.json     the typed record (``result.RunResult``); written last, atomically: its presence
                         means "finished" (a damaged one is kept aside as result.json.damaged-<time>)
         failed.json     the error of a run that raised (removed when it is retried)
     <results>/<suite>/<method>-<dataset>-speed-<hash>/       a speed record (env.json, result.json)
     <results>/<suite>/<run>.replaced-<time>/                  moved aside by ``--force``, never deleted
     <results>/<suite>/summary.json                            the suite pooled over seeds
+    <results>/world-budget/<dataset>/<method>-s0-<steps>-<hash>/   a budget-rule run (``harness/budget.py``):
+        config.yaml, metrics.jsonl, checkpoint.pt as a training run; budget.json (last) instead of result.json,
+        since the rule reads training images only and never evaluates on val
 
 The same run (same folder name, so same config hash) in two suites' folders is one run:
 the second suite copies the first's folder instead of training it again.
@@ -38,6 +43,9 @@ LOG_FILE = "metrics.jsonl"
 CHECKPOINT_FILE = "checkpoint.pt"
 FAILED_FILE = "failed.json"
 SUMMARY_FILE = "summary.json"
+BUDGET_FILE = "budget.json"  # a budget-rule run's record (training images only)
+BUDGET_FOLDER = "world-budget"
+IMAGE_COUNTS_FILE = "image_counts.npz"  # the run's own evaluation; a cross-dataset one: image_counts_name(dataset)
 SUBMITIT_FOLDER = ".submitit"  # a suite folder's Slurm job scripts and logs
 REPLACED = ".replaced-"  # a folder moved aside by --force: '<run>.replaced-<time>'
 
@@ -57,6 +65,11 @@ class SuiteRun(Protocol):
 
     @property
     def variant(self) -> str: ...
+
+
+def image_counts_name(cross_dataset: str | None = None) -> str:
+    """``image_counts.npz``, or ``image_counts.<dataset>.npz`` for a cross-dataset evaluation."""
+    return IMAGE_COUNTS_FILE if cross_dataset is None else f"image_counts.{cross_dataset}.npz"
 
 
 def read_config(run_dir: Path) -> dict | None:
@@ -151,6 +164,10 @@ class RunStore:
         """The folder of a speed record: ``<suite>/<method>-<dataset>-speed-<hash>``."""
         return self.root / suite / f"{method}-{dataset}-speed-{digest}"
 
+    def budget_dir(self, dataset: str, method: str, steps: int, config_hash: str) -> Path:
+        """The folder of a budget-rule run: ``world-budget/<dataset>/<method>-s0-<steps>-<config hash>``."""
+        return self.root / BUDGET_FOLDER / dataset / f"{method}-s0-{steps}-{config_hash}"
+
     def check_writable(self) -> None:
         """Fail before any training if the store cannot be written (one line naming the folder)."""
         try:
@@ -206,6 +223,25 @@ class RunStore:
                 continue
             yield folder
 
+    def finished_runs(self) -> list[tuple[Path, RunResult]]:
+        """(folder, record) of every sound finished training run in the store, across suites (not those moved
+        aside, not speed records). The same run finished in two suites' folders (same name, so the same
+        config hash) is one run: listed once, from the suite first in name order."""
+        found: dict[str, tuple[Path, RunResult]] = {}
+        for path in sorted(self.root.glob(f"*/*-s*-*/{RESULT_FILE}")):
+            folder = path.parent
+            if REPLACED in folder.name or folder.name in found:
+                continue
+            result = read_result(folder)
+            if result is not None:
+                found[folder.name] = (folder, result)
+        return list(found.values())
+
+    def suites_holding(self, run_name: str) -> list[str]:
+        """The suites whose folder holds the finished run named ``run_name`` (a run copied between suites)."""
+        return sorted(p.parent.parent.name for p in self.root.glob(f"*/{run_name}/{RESULT_FILE}")
+                      if read_result(p.parent) is not None)
+
     def results_of(self, method: str, dataset: str) -> list[RunResult]:
         """Every sound record of ``method`` on ``dataset`` in any suite's folder (any seed, any config)."""
         found = []
@@ -236,6 +272,19 @@ class RunStore:
         finally:
             for handle in held:
                 handle.close()
+
+    # Budget-rule runs ------------------------------------------------------------------------
+
+    @staticmethod
+    def read_budget_record(folder: Path) -> dict | None:
+        """A finished budget-rule run's record, or None when it has not finished."""
+        path = folder / BUDGET_FILE
+        return read_json(path) if path.is_file() else None
+
+    @staticmethod
+    def write_budget_record(folder: Path, record: dict) -> None:
+        """``budget.json``, written last and atomically: its presence means measured."""
+        atomic_write_json(record, folder / BUDGET_FILE)
 
     # Speed records ---------------------------------------------------------------------------
 

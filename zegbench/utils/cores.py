@@ -1,7 +1,8 @@
-"""How many CPU cores this process may use."""
+"""How many CPU cores, and how much memory, this process may use."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 
 def available_cores() -> int:
@@ -14,3 +15,18 @@ def available_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return max(1, len(os.sched_getaffinity(0)))
     return os.cpu_count() or 1
+
+
+def available_memory(meminfo: Path = Path("/proc/meminfo")) -> int | None:
+    """Bytes the kernel can give new processes without swapping (``MemAvailable`` in ``/proc/meminfo``:
+    free memory plus the caches it can drop), or None where there is no such file (not Linux).
+
+    The machine's figure: a container's memory limit (cgroup) is not read.
+    """
+    try:
+        for line in meminfo.read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024  # the file counts KiB
+    except (OSError, ValueError, IndexError):
+        pass
+    return None

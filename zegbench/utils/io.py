@@ -60,6 +60,20 @@ def atomic_write_json(obj, path: str | Path) -> Path:
     return _atomic_write(path, lambda f: json.dump(obj, f, indent=2, sort_keys=False), mode="w")
 
 
+def atomic_save_npy(array, path: str | Path) -> Path:
+    """``numpy.save`` ``array`` to ``path`` (a ``.npy`` file) atomically."""
+    import numpy as np
+
+    return _atomic_write(path, lambda f: np.save(f, array, allow_pickle=False))
+
+
+def atomic_write_npz(path: str | Path, **arrays) -> Path:
+    """``numpy.savez_compressed`` of ``arrays`` to ``path`` atomically."""
+    import numpy as np
+
+    return _atomic_write(path, lambda f: np.savez_compressed(f, **arrays))
+
+
 def atomic_torch_save(obj, path: str | Path) -> Path:
     """``torch.save`` to ``path`` atomically."""
     import torch  # here, so that reading configs does not pay torch's import
