@@ -190,3 +190,25 @@ def test_resumed_pretraining_equals_an_uninterrupted_one(tmp_path, monkeypatch):
     assert not resume_state_path(cut).exists()  # a finished run leaves nothing to resume
     with pytest.raises(ZegbenchError, match="no resume state"):
         _tiny_pretrain(tmp_path / "never.pt", resume=True)
+
+
+def test_pretraining_saves_weights_record_and_state_at_each_evaluation(tmp_path, monkeypatch):
+    from zegbench.clip import pretrain as pretrain_module
+
+    monkeypatch.setattr(pretrain_module, "zero_shot_accuracy", lambda bundle, **kw: {
+        "acc_all": 0.5, "acc_unseen": 0.25, "acc_seen": 0.5})
+    monkeypatch.setattr("zegbench.clip.breadth.concept_zero_shot",
+                        lambda bundle, world, per_concept: {"concept_top1": 0.125})
+    monkeypatch.setattr("zegbench.clip.breadth.measure_breadth", lambda bundle, **kw: {"concept_top1": 0.125})
+    saved, save_state = [], pretrain_module._save_state
+    monkeypatch.setattr(pretrain_module, "_save_state", lambda path, *args: saved.append(args[3]) or
+                        save_state(path, *args))
+    out = tmp_path / "clip.pt"
+    _tiny_pretrain(out, eval_every=2, stop_after=3)
+    assert saved == [2, 3]  # at the evaluation, then where the session stopped
+    partial = json.loads(out.with_suffix(".json").read_text())
+    assert partial["partial"] and partial["evals"][0]["step"] == 2
+    assert partial["evals"][0]["concept_top1"] == 0.125 and partial["evals"][0]["acc_unseen"] == 0.25
+    record = _tiny_pretrain(out, eval_every=2, resume=True)
+    assert [e["step"] for e in record["evals"]] == [2]  # the first session's check is kept
+    assert record["breadth"] == {"concept_top1": 0.125} and record["zero_shot"]["acc_all"] == 0.5
