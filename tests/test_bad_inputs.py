@@ -350,8 +350,30 @@ def _no_cuda(tmp, monkeypatch):
     return _suite_with("{}", "--device", "cuda")(tmp, monkeypatch)
 
 
+def _pretrain(*flags, state: dict | None = None):
+    """``clip pretrain`` of world v3's CLIP into ``tmp/clip.pt``; ``state``: a resume state already beside it."""
+    def setup(tmp, monkeypatch):
+        if state is not None:
+            import torch
+
+            torch.save(state, tmp / "clip.state.pt")
+        return zegbench_main, ["clip", "pretrain", "--clip", "zegbench-world3-vit", "--out", str(tmp / "clip.pt"),
+                               "--steps", "10", "--batch-size", "4", *flags]
+    return setup
+
+
+V3_SETTINGS = {"model": "zegbench-world3-vit", "steps": 10, "batch_size": 8, "lr": 1e-3, "weight_decay": 0.1,
+               "warmup": 300, "seed": 0}
+
 # id -> (setup, expected words in the error line)
 CASES = {
+    "clip-resume-without-state": (_pretrain("--resume"), "no resume state at"),
+    "clip-pretrain-over-run-in-progress": (_pretrain(state={"settings": V3_SETTINGS}),
+                                           "holds a pretraining in progress"),
+    "clip-resume-settings-differ": (_pretrain("--resume", state={"settings": V3_SETTINGS}),
+                                    "was made with batch_size=8 (asked 4)"),
+    "clip-breadth-not-broad": (lambda t, m: (zegbench_main, ["clip", "breadth", "--clip", "zegbench-world2-vit"]),
+                               "G6 measures a broad world's in-house CLIP"),
     "suite-malformed-yaml": (_suite_file("groups: [\n"), "is not valid YAML"),
     "suite-unknown-key": (_suite_file("groups:\n  - methods: [zegclip]\n    sett: {}\n"), "unknown key"),
     "suite-wrong-type": (_suite_file("seeds: first\n"), "key 'seeds'"),

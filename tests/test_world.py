@@ -82,11 +82,15 @@ def test_scenes_have_overlap_several_scales_and_ignore_background():
     assert max(radii) / min(radii) > 2
 
 
-def test_v2_geometry_is_like_voc():
-    """Gate G5 on the generator: median object >= 16 patches of 8 px at 96 px, background 55-80%."""
+@pytest.mark.parametrize("dataset", ["world", "world_v3"])
+def test_geometry_is_like_voc(dataset):
+    """Gate G5 on the dataset's generator and settings: median object >= 16 patches of 8 px at 96 px,
+    background 55-80% (v3's void band included, as VOC's 255)."""
+    spec = world_spec(load_dataset_info(dataset))
     sizes, background = [], []
     for index in range(150):
-        _, label, _ = world_v2.render_scene(96, world.sample_rng(0, 0, index))
+        _, label, _ = spec.generator.render_scene(96, world.sample_rng(0, 0, index), spec.objects_per_scene,
+                                                  spec.radius_range)
         background.append((label == 255).mean())
         sizes += [(label == c).sum() / 64 for c in np.unique(label) if c != 255]
     assert np.median(sizes) >= 16

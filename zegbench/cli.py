@@ -124,7 +124,13 @@ def cmd_clip_pretrain(args) -> None:
     from zegbench.clip.pretrain import pretrain
 
     record = pretrain(args.out, steps=args.steps, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-                      eval_every=args.eval_every, progress=_shows_progress(args), model_name=args.clip)
+                      eval_every=args.eval_every, progress=_shows_progress(args), model_name=args.clip,
+                      resume=args.resume, stop_after=args.stop_after)
+    if record.get("partial"):
+        _emit({"out": str(args.out), "step": record["step"], "partial": True}, args.json,
+              [f"stopped at step {record['step']} of {args.steps}: weights so far in {args.out}; "
+               f"continue with the same command and --resume"])
+        return
     zs = record["zero_shot"]
     lines = [f"saved {args.out} after {record['steps']} steps in {record['wall_seconds'] / 60:.1f} min: "
              f"zero-shot acc_all {zs['acc_all']:.3f}, acc_unseen {zs['acc_unseen']:.3f}"]
@@ -141,6 +147,31 @@ def cmd_clip_zero_shot(args) -> None:
     lines.append(f"top-1 over all {len(acc['per_class'])} classes: {acc['acc_all']:.3f}; "
                  f"seen {acc['acc_seen']:.3f}; unseen {acc['acc_unseen']:.3f}")
     _emit({k: acc[k] for k in ("acc_all", "acc_seen", "acc_unseen")}, args.json, lines)
+
+
+def cmd_clip_breadth(args) -> int:
+    from zegbench.clip.breadth import measure_breadth
+    from zegbench.clip.loading import load_clip, resolve_weights
+    from zegbench.harness.dense_proxy import dense_proxy
+
+    bundle = load_clip(args.clip, args.checkpoint)
+    result = measure_breadth(bundle, per_concept=args.per_concept)
+    lines = [f"G6 breadth of {args.clip} ({bundle.pretrained}): "
+             f"{result['content_words']} content words / {result['benchmark_content_words']} of the benchmark = "
+             f"{result['vocabulary_ratio']:.1f}x; {result['concepts']} concepts / {result['benchmark_classes']} "
+             f"classes = {result['concept_ratio']:.1f}x; benchmark share of caption mass {result['mass_share']:.3f} "
+             f"({result['census']['captions']} captions)",
+             f"  zero-shot top-1 over all {result['concepts']} concepts {result['concept_top1']:.3f}; "
+             f"among the {result['benchmark_classes']} classes {result['benchmark_top1']:.3f}, unseen "
+             f"{result['unseen_top1']:.3f}",
+             "  gates: " + ", ".join(f"{k} {'pass' if v else 'FAIL'}" for k, v in result["gates"].items())]
+    if args.dense_dataset:
+        result["dense_proxy"] = dense_proxy(args.dense_dataset, resolve_weights(args.clip, args.checkpoint))
+        d = result["dense_proxy"]
+        lines.append(f"  dense proxy on {args.dense_dataset}: per-pixel top-1 {d['pixel_top1']:.3f} vs image-level "
+                     f"{d['image_top1']:.3f} (ratio {d['pixel_to_image']:.2f})")
+    _emit(result, args.json, lines)
+    return 0 if result["passed"] else 1
 
 
 def cmd_methods_list(args) -> None:
@@ -538,13 +569,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=positive_float, default=DEFAULTS["lr"], help="peak learning rate (AdamW, cosine)")
     p.add_argument("--seed", type=non_negative_int, default=DEFAULTS["seed"], help="seed of weights and data stream")
     p.add_argument("--eval-every", type=non_negative_int, default=500,
-                   help="zero-shot check every N steps (0: only at the end)")
+                   help="every N steps: zero-shot check, weights so far to --out and a resume state beside it "
+                        "(<out stem>.state.pt; 0: only at the end)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue the run whose resume state is beside --out (same settings), exactly")
+    p.add_argument("--stop-after", type=positive_int, default=None,
+                   help="end this session after step N of --steps (writes the resume state there)")
     p.set_defaults(func=cmd_clip_pretrain)
     p = clip.add_parser("zero-shot", parents=[common, json_out], help="top-1 accuracy on held-out single-object images")
     p.add_argument("--checkpoint", default=None, help="checkpoint path (default: the shipped in-house one)")
     p.add_argument("--clip", default=IN_HOUSE, help="open_clip model name of the checkpoint")
     p.add_argument("--per-class", type=positive_int, default=50, help="held-out images per class")
     p.set_defaults(func=cmd_clip_zero_shot)
+    p = clip.add_parser("breadth", parents=[common, json_out],
+                        help="G6: vocabulary, concepts, benchmark caption mass and full-concept zero-shot of a "
+                             "broad world's CLIP; exit status 1 when it fails")
+    p.add_argument("--checkpoint", default=None, help="checkpoint path (default: the shipped in-house one)")
+    p.add_argument("--clip", default="zegbench-world3-vit", help="a broad world's in-house CLIP")
+    p.add_argument("--per-concept", type=positive_int, default=10, help="held-out images per concept")
+    p.add_argument("--dense-dataset", default=None,
+                   help="also the dense proxy (frozen MaskCLIP per-pixel top-1) on this world dataset, e.g. world_v3")
+    p.set_defaults(func=cmd_clip_breadth)
     return parser
 
 

@@ -5,6 +5,10 @@ Captions name every class, seen and unseen alike, as web-scale captions name
 world's own (``describe``, ``single_caption`` of its generator module). Most images hold one object;
 a quarter hold two, captioned with both, so the image embedding learns to speak
 for several objects at once (what ZegCLIP's relation descriptor relies on).
+
+A broad world (v3: its module has ``plan_example``) plans each example (objects and caption)
+before drawing it: its batch draws main surfaces over all its ``CONCEPTS``, and
+``caption_plans`` gives the stream's captions without drawing a pixel.
 """
 from __future__ import annotations
 
@@ -24,6 +28,9 @@ def caption_batch(world, seed: int, index: int, batch_size: int, image_size: int
     so the contrastive loss rarely sees two identical captions as negatives of
     each other.
     """
+    if hasattr(world, "plan_example"):
+        plans = caption_plans(world, seed, index, batch_size)
+        return np.stack([world.draw_plan(plan, image_size, rng) for plan, rng in plans]), [p.caption for p, _ in plans]
     batch_rng = world.sample_rng(seed, STREAM_PRETRAIN, index)
     combos = world.caption_combos()
     order = batch_rng.permutation(len(combos))
@@ -41,10 +48,29 @@ def caption_batch(world, seed: int, index: int, batch_size: int, image_size: int
     return np.stack(images), captions
 
 
-def zero_shot_images(world, seed: int, per_class: int, image_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """Held-out single-object images of ``world`` (a stream pretraining never draws): images and class ids."""
+def caption_plans(world, seed: int, index: int, batch_size: int) -> list[tuple[object, np.random.Generator]]:
+    """Batch ``index`` of a broad world's stream, planned but not drawn: (plan, the generator that draws it).
+
+    Main surfaces are drawn without replacement within a batch from a permutation of the
+    world's ``CONCEPTS``, so the contrastive loss rarely sees one surface twice as a negative, and
+    over the stream every concept is a main surface equally often.
+    """
+    order = world.sample_rng(seed, STREAM_PRETRAIN, index).permutation(len(world.CONCEPTS))
+    plans = []
+    for i in range(batch_size):
+        rng = world.sample_rng(seed, STREAM_PRETRAIN, index * batch_size + i + 1_000_000)
+        plans.append((world.plan_example(rng, world.CONCEPTS[order[i % len(order)]]), rng))
+    return plans
+
+
+def zero_shot_images(world, seed: int, per_class: int, image_size: int,
+                     names: tuple[str, ...] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Held-out single-object images of ``world`` (a stream pretraining never draws): images and class ids.
+
+    ``names``: the surfaces to draw, by default the world's classes (a broad world: any of its concepts).
+    """
     images, labels = [], []
-    for c, name in enumerate(world.CLASS_NAMES):
+    for c, name in enumerate(names or world.CLASS_NAMES):
         for i in range(per_class):
             img, _ = world.render_single(image_size, world.sample_rng(seed, STREAM_ZERO_SHOT, c * per_class + i), name)
             images.append(img)

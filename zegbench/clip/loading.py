@@ -146,6 +146,6 @@ def load_clip(name: str = IN_HOUSE, pretrained: str | None = None, image_size: i
                             f"machine with internet and pass the local file path instead") from None
     model.eval()
     world = worlds.for_clip(name)
-    tokenizer = WorldTokenizer(vocabulary_for(world)) if world else open_clip.get_tokenizer(name)
+    tokenizer = WorldTokenizer(vocabulary_for(world), model.context_length) if world else open_clip.get_tokenizer(name)
     cfg = model.visual.preprocess_cfg
     return ClipBundle(model, preprocess, tokenizer, name, weights, tuple(cfg["mean"]), tuple(cfg["std"]))

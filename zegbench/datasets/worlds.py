@@ -4,6 +4,9 @@ A generator module defines ``WORLD_VERSION``, ``CLIP_MODEL`` (its in-house CLIP)
 ``CLASS_NAMES``, ``UNSEEN_CLASSES``, ``SEEN_CLASSES``, ``WORDS`` (its caption
 vocabulary), ``render_scene``, ``render_single``, ``look_alikes`` and the
 caption functions ``caption_combos``, ``describe`` and ``single_caption``.
+A broad world (v3) also defines ``CONCEPTS`` (every surface its captions name),
+``CONTENT_WORDS`` and ``plan_example``/``draw_plan``, from which the caption
+stream (``zegbench.clip.captions``) draws instead.
 A new design is a new module, so that a published world stays reproducible.
 """
 from __future__ import annotations
@@ -13,7 +16,7 @@ from types import ModuleType
 
 from zegbench.errors import ZegbenchError
 
-MODULES = {1: "zegbench.datasets.world", 2: "zegbench.datasets.world_v2"}
+MODULES = {1: "zegbench.datasets.world", 2: "zegbench.datasets.world_v2", 3: "zegbench.datasets.world_v3"}
 DEFAULT_VERSION = 2  # since 2026-12-03 (v1, the world_v1 dataset, was the default before)
 
 
