@@ -60,7 +60,7 @@ def v3_measures(**changes) -> dict:
     """Measures that pass every v3 gate, with ``changes``."""
     return {"oracle_miou": 80.0, "zero_shot_unseen": 0.95, "unseen_to_seen_share": 0.7,
             "dense_training_free_ratio": 0.8, "median_object_patches": 20.0, "background_share": 0.65,
-            "epochs": 25.0, **changes}
+            "epochs": 25.0, "breadth": {"passed": True}, **changes}
 
 
 def test_v3_gate_g4_is_a_band_around_real_clips_ratio_and_g7_counts_epochs():
@@ -72,6 +72,7 @@ def test_v3_gate_g4_is_a_band_around_real_clips_ratio_and_g7_counts_epochs():
         assert decide(v3_measures(dense_training_free_ratio=ratio))["G4"] is ok  # world v2 had 0.19
     assert not decide(v3_measures(epochs=19.9))["G7"] and decide(v3_measures(epochs=20.0))["G7"]
     assert not decide(v3_measures(oracle_miou=74.9))["G1"]
+    assert not decide(v3_measures(breadth={"passed": False}))["G6"]
 
 
 def test_v3_epochs_and_the_oracle_trains_on_every_class():

@@ -45,6 +45,8 @@ THRESHOLDS = {
     "G3": "unseen_to_seen_share >= 0.50",
     "G4": f"{G4_BAND[0]} <= dense_training_free_ratio <= {G4_BAND[1]} (real CLIP ViT-B/16 on VOC-20: {G4_REAL_RATIO})",
     "G5": "median_object_patches >= 16 and 0.55 <= background_share <= 0.80",
+    "G6": "vocabulary and concepts >= 10x the benchmark's, benchmark caption mass <= 0.10, "
+          "zero-shot top-1 over every concept >= 0.6 (clip/breadth.py)",
     "G7": f"epochs at the budget >= {G7_MIN_EPOCHS:.0f}",
 }
 
@@ -80,7 +82,7 @@ def epochs_at(steps: int, batch_size: int, accumulate: int, train_images: int) -
 
 
 def decide(out: dict) -> dict[str, bool]:
-    """Each gate's verdict from the measures in ``out`` (G6 is decided by its own measurement)."""
+    """Each gate's verdict from the measures in ``out`` (G6: all of ``breadth``'s criteria)."""
     ratio = out["dense_training_free_ratio"]
     return {
         "G1": out["oracle_miou"] >= G1_MIN_MIOU,
@@ -88,13 +90,16 @@ def decide(out: dict) -> dict[str, bool]:
         "G3": out["unseen_to_seen_share"] >= 0.50,
         "G4": ratio is not None and G4_BAND[0] <= ratio <= G4_BAND[1],
         "G5": out["median_object_patches"] >= 16 and 0.55 <= out["background_share"] <= 0.80,
+        "G6": out["breadth"]["passed"],
         "G7": out["epochs"] >= G7_MIN_EPOCHS,
     }
 
 
 def measure_gates_v3(dataset: str, seed: int = 0, steps: int | None = None, progress: bool = False) -> dict:
     """Measure the v3 gates on world ``dataset`` at its recipe's budget (``steps`` overrides it: tests only)."""
-    from zegbench.datasets.catalog import build_dataset, load_dataset_info
+    from zegbench.clip.breadth import measure_breadth
+    from zegbench.clip.loading import load_clip
+    from zegbench.datasets.catalog import build_dataset, load_dataset_info, world_spec
     from zegbench.harness.gates import geometry, training_free_miou, zero_shot_unseen
     from zegbench.harness.probe import run_probe
 
@@ -121,6 +126,7 @@ def measure_gates_v3(dataset: str, seed: int = 0, steps: int | None = None, prog
         "dense_training_free_ratio": round(dense / oracle, 4) if oracle else None,
         "epochs": round(epochs_at(steps, batch_size, accumulate, len(build_dataset(dataset, "train"))), 2),
         **geometry(dataset, seen_only["patch_size"], seen_only["image_size"]),
+        "breadth": measure_breadth(load_clip(world_spec(info).generator.CLIP_MODEL)),
     }
     out["gates"] = decide(out)
     out["passed"] = all(out["gates"].values())
