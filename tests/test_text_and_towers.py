@@ -20,7 +20,7 @@ from zegbench.methods.maskclip import as_mmseg_tower
 # Keys added after runs were recorded: their class defaults are what those runs computed, and a resolved
 # config holds them only off that default. Changing one of these defaults would silently change what
 # old configs (and the world's recorded hashes) mean.
-PINNED = {"zegclip": {"text_precision": "fp32", "prompt_masks": "shared"},
+PINNED = {"zegclip": {"text_precision": "fp32", "prompt_masks": "shared", "tta": "none", "tta_ratios": None},
           "maskclip": {"image_tower": "clip", "text_precision": "fp32", "patch_padding": "floor"}}
 
 

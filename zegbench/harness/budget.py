@@ -131,6 +131,7 @@ def measure_arm(arm: str, dataset: str, steps: int, results: str | Path, device:
     import torch
 
     from zegbench.datasets.catalog import build_dataset, load_dataset_info
+    from zegbench.harness.environment import intra_op_threads
     from zegbench.harness.identity import config_hash
     from zegbench.harness.resolve import resolve
     from zegbench.harness.train import TrainConfig, train
@@ -150,11 +151,12 @@ def measure_arm(arm: str, dataset: str, steps: int, results: str | Path, device:
     folder.mkdir(parents=True, exist_ok=True)
     write_config(folder, resolved)
     started = time.time()
-    train(model, train_set, info, TrainConfig(**resolved["train"]), folder, device, progress, resolved)
+    with intra_op_threads(resolved["train"]["threads"]):  # as a suite's run computes: its own thread count
+        train(model, train_set, info, TrainConfig(**resolved["train"]), folder, device, progress, resolved)
+        seen_miou = train_subset_seen_miou(model, train_set, info, device)
     log = [json.loads(line) for line in (folder / LOG_FILE).read_text().splitlines()]
     record = {"arm": arm, "dataset": dataset, "steps": steps, "seed": 0, "config_hash": config_hash(resolved),
-              "loss_drop": round(loss_drop(log, steps), 5),
-              "seen_miou": round(train_subset_seen_miou(model, train_set, info, device), 3),
+              "loss_drop": round(loss_drop(log, steps), 5), "seen_miou": round(seen_miou, 3),
               "train_subset": min(TRAIN_SUBSET, len(train_set)), "seconds": round(time.time() - started, 1)}
     store.write_budget_record(folder, record)
     return record

@@ -62,6 +62,7 @@ def oracle_miou(dataset: str, steps: int, seed: int = 0, device: str = "cpu", pr
     import torch
 
     from zegbench.datasets.catalog import build_dataset, load_dataset_info
+    from zegbench.harness.environment import intra_op_threads
     from zegbench.harness.evaluate import evaluate
     from zegbench.harness.resolve import resolve
     from zegbench.harness.train import TrainConfig, train
@@ -71,9 +72,10 @@ def oracle_miou(dataset: str, steps: int, seed: int = 0, device: str = "cpu", pr
     info = all_seen(load_dataset_info(dataset))
     torch.manual_seed(seed)
     model = create_method(ORACLE_ARM, **{k: v for k, v in resolved["method_config"].items() if k != "class"})
-    train(model, build_dataset(dataset, "train", progress=progress), info, TrainConfig(**resolved["train"]),
-          device=device, progress=progress)
-    return float(evaluate(model, build_dataset(dataset, "val"), info, device=device)["mIoU"])
+    with intra_op_threads(resolved["train"]["threads"]):  # as the ladder's runs compute
+        train(model, build_dataset(dataset, "train", progress=progress), info, TrainConfig(**resolved["train"]),
+              device=device, progress=progress)
+        return float(evaluate(model, build_dataset(dataset, "val"), info, device=device)["mIoU"])
 
 
 def epochs_at(steps: int, batch_size: int, accumulate: int, train_images: int) -> float:
