@@ -35,6 +35,7 @@ from zegbench.store import (
     write_result,
 )
 from zegbench.store.layout import CHECKPOINT_FILE, ENV_FILE, LOG_FILE, write_config
+from zegbench.store.tensorboard import RunEvents
 from zegbench.utils import distributed
 from zegbench.utils.claims import claim
 from zegbench.utils.faults import fault_point
@@ -174,6 +175,12 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
     if cross:
         record["cross_dataset"] = cross
     if main:  # each evaluation's per-image counts first: result.json, written last, means "finished"
+        events = RunEvents(run_dir)  # TensorBoard: the metrics at the evaluated step
+        events.evaluation(summary["steps"], {k: metrics[k] for k in ("mIoU", "mIoU_seen", "mIoU_unseen", "hIoU",
+                                                                     "pAcc")})
+        for other, m in cross.items():
+            events.evaluation(summary["steps"], {k: m[k] for k in ("mIoU", "pAcc")}, prefix=f"cross/{other}")
+        events.close()
         write_image_counts(metrics["image_counts"], run_dir, record["config_hash"])
         for other, m in cross_counts.items():
             write_image_counts(m, run_dir, record["config_hash"], cross_dataset=other)

@@ -27,6 +27,7 @@ from zegbench.errors import ZegbenchError
 from zegbench.harness.checkpoint import resume, resume_state
 from zegbench.methods.base import Method
 from zegbench.store.layout import CHECKPOINT_FILE, LOG_FILE
+from zegbench.store.tensorboard import RunEvents
 from zegbench.utils import distributed
 from zegbench.utils.faults import fault_point
 from zegbench.utils.io import atomic_torch_save
@@ -137,6 +138,11 @@ class FiniteCheck:
                                 f"lower the learning rate or check the data; the run is stopped")
 
 
+def group_lrs(optimizer: torch.optim.Optimizer) -> dict[str, float]:
+    """Each parameter group's current lr, by the name its method gave it (``head``, ``encoder``)."""
+    return {group.get("name", f"group{i}"): group["lr"] for i, group in enumerate(optimizer.param_groups)}
+
+
 def _open_log(path: Path, start_step: int):
     """The training log for appending, without lines past ``start_step`` (a killed run's tail is redone)."""
     kept = []
@@ -194,6 +200,7 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
     batches = training_batches(dataset, plan, transform, workers, pin_memory=device.startswith("cuda"))
     to_seen = seen_label_map(info).to(device)
     log = _open_log(run_dir / LOG_FILE, start_step) if run_dir and rank == 0 else None
+    events = RunEvents(run_dir, start_step) if log else None  # TensorBoard's copy of the log
     autocast = autocast_for(cfg.precision, device)
     started, losses, finite = time.time(), {}, None
     bar = tqdm(range(start_step, cfg.steps), desc="train", disable=not progress or rank != 0, dynamic_ncols=True,
@@ -241,6 +248,7 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
                                   "loss": round(sum(losses.values()), 5), **losses, "self_training": self_training,
                                   "seconds": round(time.time() - started, 2)}) + "\n")
             log.flush()
+            events.training_step(step, losses, group_lrs(optimizer))
         if step >= 1:
             fault_point("train")  # the crash tests' kill mid-training
         fault_point(f"train:{step}")  # a kill after this very step (the exact-resume tests)
@@ -252,5 +260,6 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
     batches.close()  # ends the loader's worker processes
     if log:
         log.close()
+        events.close()
     return {"steps": cfg.steps, "resumed_from": start_step, "train_seconds": round(time.time() - started, 1),
             "last_losses": losses}
