@@ -215,9 +215,9 @@ def _read_only_store(command):
 
 
 def _force_on_held_run(tmp, monkeypatch):
-    from zegbench.harness.identity import run_dir_for
-    from zegbench.harness.resolve import resolve
-    from zegbench.utils.claims import claim
+    from zegbench.engine.identity import run_dir_for
+    from zegbench.engine.resolve import resolve
+    from zegbench.utils.locks import claim
 
     suite = tmp / "held.yaml"
     suite.write_text("dataset: world_smoke\ngroups:\n  - methods: [zegclip_baseline_fix]\n"
@@ -244,9 +244,9 @@ _image_too_large.needs_run = True
 def _damaged_result(damage):
     """A finished run whose result.json is then damaged; the same command again."""
     def setup(tmp, monkeypatch):
-        from zegbench.harness.identity import run_dir_for
-        from zegbench.harness.resolve import resolve
-        from zegbench.harness.run import run_experiment
+        from zegbench.engine.identity import run_dir_for
+        from zegbench.engine.resolve import resolve
+        from zegbench.engine.run import run_experiment
 
         overrides = {"steps": 2, "batch_size": 2, "warmup": 1}
         run_experiment("zegclip_baseline_fix", "world_smoke", 0, overrides, results=tmp / "r", suite="adhoc")
@@ -494,9 +494,9 @@ CHECKED_BEFORE_RUNNING = {"suite-data-root-missing", "suite-split-list-missing",
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    from zegbench.harness.identity import run_dir_for
-    from zegbench.harness.resolve import resolve
-    from zegbench.harness.run import run_experiment
+    from zegbench.engine.identity import run_dir_for
+    from zegbench.engine.resolve import resolve
+    from zegbench.engine.run import run_experiment
 
     results = tmp_path_factory.mktemp("bad-inputs-run")
     overrides = {"steps": 2, "batch_size": 2, "warmup": 1}

@@ -1,4 +1,4 @@
-"""World v3's budget rule (harness/budget.py): when an arm has converged, which budget wins, and that it
+"""World v3's budget rule (lab/budget.py): when an arm has converged, which budget wins, and that it
 never reads val."""
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from zegbench.config_dirs import config_file
-from zegbench.harness import budget
-from zegbench.harness.budget import DEGENERATE_SEEN_MIOU, LADDER_ARMS, arm_converged, budget_by_convergence, loss_drop
+from zegbench.lab import budget
+from zegbench.lab.budget import DEGENERATE_SEEN_MIOU, LADDER_ARMS, arm_converged, budget_by_convergence, loss_drop
 
 
 def log_of(losses: list[float], every: int = 10) -> list[dict]:

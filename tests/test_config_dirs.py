@@ -36,7 +36,7 @@ def user_configs(tmp_path, monkeypatch):
 
 def test_a_config_folder_adds_methods_datasets_and_suites(user_configs, tmp_path):
     from zegbench.datasets.catalog import load_dataset_info
-    from zegbench.harness.run import resolve
+    from zegbench.engine.run import resolve
     from zegbench.harness.suite import available, expand
     from zegbench.methods import list_methods, method_config
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 
 from zegbench.datasets.catalog import load_dataset_info
-from zegbench.harness.resolve import resolve
+from zegbench.engine.resolve import resolve
 
 SPLITS = {  # reference section 4: label-order indices of the unseen classes
     "voc12": (20, (15, 16, 17, 18, 19)),

@@ -91,7 +91,7 @@ class _NoHostReads(torch.overrides.TorchFunctionMode):
 
 
 def test_the_loss_check_reads_nothing_on_the_host_until_asked():
-    from zegbench.harness.train import FiniteCheck
+    from zegbench.engine.train import FiniteCheck
 
     check = FiniteCheck(["focal", "dice"], "cpu")
     with _NoHostReads():
@@ -107,7 +107,7 @@ def test_ddp_all_reduces_gradients_once_per_optimiser_step(tmp_path):
     """With accumulate > 1, DDP must skip the gradient all-reduce on every micro-batch but the last."""
     import torch.distributed as dist
 
-    from zegbench.harness.train import micro_batch_sync
+    from zegbench.engine.train import micro_batch_sync
 
     dist.init_process_group("gloo", init_method=f"file://{tmp_path}/store", rank=0, world_size=1)
     try:
@@ -133,7 +133,8 @@ def test_ddp_all_reduces_gradients_once_per_optimiser_step(tmp_path):
 def test_resume_reads_the_checkpoint_to_the_cpu(tmp_path, monkeypatch):
     """Loaded to the GPU, AdamW's `step` counters stay there and cost a host sync per parameter per step."""
     from zegbench.datasets.catalog import build_dataset, load_dataset_info
-    from zegbench.harness.train import TrainConfig, train
+    from zegbench.engine.config import TrainConfig
+    from zegbench.engine.train import train
 
     info, data = load_dataset_info("world_smoke"), build_dataset("world_smoke", "train")
     cfg = TrainConfig(steps=1, batch_size=1, warmup=0)

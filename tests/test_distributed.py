@@ -5,10 +5,10 @@ import json
 
 import pytest
 
+from zegbench.engine.identity import run_dir_for
+from zegbench.engine.resolve import resolve
+from zegbench.engine.run import run_experiment
 from zegbench.harness.cli import main as run_all_main
-from zegbench.harness.identity import run_dir_for
-from zegbench.harness.resolve import resolve
-from zegbench.harness.run import run_experiment
 
 from suite_runs import COMPARED, finished, log_without_wall_time, run_all
 

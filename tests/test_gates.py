@@ -9,7 +9,7 @@ import pytest
 from zegbench.cli import main
 from zegbench.datasets.catalog import build_dataset
 from zegbench.errors import ZegbenchError
-from zegbench.harness.gates import THRESHOLDS, geometry
+from zegbench.lab.gates import THRESHOLDS, geometry
 
 KEYS = ("oracle_miou", "zero_shot_unseen", "dense_training_free_ratio", "unseen_to_seen_share",
         "median_object_patches", "background_share", "seconds")
@@ -41,14 +41,14 @@ def test_gates_json_has_every_measure_and_a_verdict_per_gate(capsys):
 
 
 def test_gates_refuse_a_dataset_that_is_not_a_world(tmp_path):
-    from zegbench.harness.gates import measure_gates
+    from zegbench.lab.gates import measure_gates
 
     with pytest.raises(ZegbenchError, match="not one"):
         measure_gates("voc12")
 
 
 def test_budget_rule_takes_the_smallest_budget_where_the_oracle_reaches_the_bar():
-    from zegbench.harness.gates import BUDGET_ORACLE_MIOU, budget_by_rule
+    from zegbench.lab.gates import BUDGET_ORACLE_MIOU, budget_by_rule
 
     assert budget_by_rule({250: 60.0, 500: BUDGET_ORACLE_MIOU, 750: 85.0, 1500: 90.0}) == 500
     assert budget_by_rule({250: 60.0, 500: 70.0, 1500: 79.9}) == 1500  # never reached: the cap
@@ -64,7 +64,7 @@ def v3_measures(**changes) -> dict:
 
 
 def test_v3_gate_g4_is_a_band_around_real_clips_ratio_and_g7_counts_epochs():
-    from zegbench.harness.gates_v3 import G4_BAND, G4_REAL_RATIO, decide
+    from zegbench.lab.gates_v3 import G4_BAND, G4_REAL_RATIO, decide
 
     assert G4_BAND[0] < G4_REAL_RATIO < G4_BAND[1]
     assert all(decide(v3_measures()).values())
@@ -77,7 +77,7 @@ def test_v3_gate_g4_is_a_band_around_real_clips_ratio_and_g7_counts_epochs():
 
 def test_v3_epochs_and_the_oracle_trains_on_every_class():
     from zegbench.datasets.catalog import load_dataset_info
-    from zegbench.harness.gates_v3 import all_seen, epochs_at
+    from zegbench.lab.gates_v3 import all_seen, epochs_at
 
     assert epochs_at(750, 8, 1, 300) == 20.0 and epochs_at(750, 8, 2, 2000) == 6.0
     info = load_dataset_info("world_smoke")

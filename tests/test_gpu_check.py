@@ -66,7 +66,7 @@ def test_a_failed_or_hung_step_is_recorded_and_the_next_step_still_runs(tmp_path
 
 @pytest.mark.parametrize("gpus", [1, 2])
 def test_on_a_gpu_the_steps_run_the_recipes_on_cuda(tmp_path, gpu_check, monkeypatch, gpus):
-    from zegbench.harness.resolve import resolve
+    from zegbench.engine.resolve import resolve
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)

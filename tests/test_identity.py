@@ -10,9 +10,9 @@ import yaml
 import zegbench
 from zegbench import config_dirs
 from zegbench.clip import loading
-from zegbench.harness.identity import clip_fingerprint, config_hash, run_dir_for, training_hash
-from zegbench.harness.resolve import resolve
-from zegbench.harness.run import run_experiment
+from zegbench.engine.identity import clip_fingerprint, config_hash, run_dir_for, training_hash
+from zegbench.engine.resolve import resolve
+from zegbench.engine.run import run_experiment
 
 TINY = {"steps": 3, "batch_size": 2, "warmup": 1, "clip_weights": "none"}
 

@@ -9,10 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from zegbench.harness.identity import run_dir_for
-from zegbench.harness.metrics import ConfusionMatrix, PerImageCounts, percent, summarize
-from zegbench.harness.resolve import resolve
-from zegbench.harness.run import run_experiment
+from zegbench.engine.identity import run_dir_for
+from zegbench.engine.metrics import ConfusionMatrix, PerImageCounts, percent, summarize
+from zegbench.engine.resolve import resolve
+from zegbench.engine.run import run_experiment
 from zegbench.store import ImageCounts, inspect_image_counts, read_image_counts, read_result, write_image_counts
 
 METRICS = ("pAcc", "mIoU", "mIoU_seen", "mIoU_unseen", "hIoU")

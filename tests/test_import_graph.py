@@ -22,11 +22,17 @@ MAY_IMPORT = {
     "methods": {"errors", "utils", "config_dirs", "clip"},
     "reports": {"errors", "utils", "config_dirs", "store"},  # a report reads the store, never the harness or a method
     "cli_options": {"errors", "utils", "config_dirs"},
-    "harness": {"errors", "utils", "config_dirs", "cli_options", "store", "datasets", "clip", "methods", "reports"},
-    # segment -> harness: an official checkpoint carries no config, so it is built as resolve builds a recipe's method
-    "segment": {"errors", "utils", "store", "datasets", "clip", "methods", "harness"},
+    # one run: resolve, train, evaluate, record; never a suite, an executor or a report
+    "engine": {"errors", "utils", "config_dirs", "store", "datasets", "clip", "methods"},
+    # world checks: they train and evaluate single runs through the engine
+    "lab": {"errors", "utils", "config_dirs", "store", "datasets", "clip", "methods", "engine"},
+    # suites: expansion, the session, executors and workers, and the reports they hand their runs to
+    "harness": {"errors", "utils", "config_dirs", "cli_options", "store", "datasets", "clip", "methods", "reports",
+                "engine"},
+    # segment -> engine: an official checkpoint carries no config, so it is built as resolve builds a recipe's method
+    "segment": {"errors", "utils", "store", "datasets", "clip", "methods", "engine"},
     "cli": {"errors", "utils", "config_dirs", "cli_options", "store", "datasets", "clip", "methods", "reports",
-            "harness", "segment"},
+            "engine", "lab", "harness", "segment"},
     "__main__": {"cli"},
     "__init__": {"segment"},
 }
@@ -88,6 +94,14 @@ def test_the_reports_import_nothing_from_the_harness_or_the_methods():
             assert not reached & {"harness", "methods"}, module
 
 
+def test_the_engine_imports_no_suite_world_check_or_report():
+    """One run never knows of the suite around it (issue 27's wall), nor of the world checks or the reports."""
+    for module, path in _sources().items():
+        if _room(module) == "engine":
+            reached = {_room(target) for target in _imports(path, top_level_only=False)}
+            assert not reached & {"harness", "lab", "reports", "cli_options", "segment", "cli"}, module
+
+
 def test_no_import_cycle_between_modules():
     sources = _sources()
     graph = {module: {t for t in _imports(path, top_level_only=True) if t in sources and t != module}
@@ -114,8 +128,8 @@ def test_no_import_cycle_between_modules():
 
 def test_the_checker_sees_imports_inside_functions(tmp_path):
     source = tmp_path / "example.py"
-    source.write_text("import os\n\ndef f():\n    from zegbench.harness import run\n    return run\n")
-    assert _imports(source, top_level_only=False) == {"zegbench.harness.run"}
+    source.write_text("import os\n\ndef f():\n    from zegbench.engine import run\n    return run\n")
+    assert _imports(source, top_level_only=False) == {"zegbench.engine.run"}
     assert _imports(source, top_level_only=True) == set()
 
 

@@ -7,8 +7,8 @@ import math
 import pytest
 
 from zegbench.cli import LEADERBOARD_SORTS, main, shipped_recipe
-from zegbench.harness.identity import run_dir_for
-from zegbench.harness.resolve import resolve
+from zegbench.engine.identity import run_dir_for
+from zegbench.engine.resolve import resolve
 from zegbench.reports.leaderboard import SORTS, leaderboard, leaderboard_table
 from zegbench.store.layout import write_config
 

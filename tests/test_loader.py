@@ -12,10 +12,10 @@ from zegbench.cli import main as zegbench_main
 from zegbench.datasets.catalog import build_dataset, load_dataset_info
 from zegbench.datasets.loader import BatchPlan, training_batches
 from zegbench.datasets.transforms import TrainTransform, TransformSpec
+from zegbench.engine.identity import run_dir_for
+from zegbench.engine.resolve import resolve
+from zegbench.engine.run import run_experiment
 from zegbench.errors import ZegbenchError
-from zegbench.harness.identity import run_dir_for
-from zegbench.harness.resolve import resolve
-from zegbench.harness.run import run_experiment
 
 from real_layouts import write_voc
 

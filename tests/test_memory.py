@@ -8,7 +8,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from zegbench.cli import main as zegbench_main
-from zegbench.harness.memory import CUDA_CONTEXT, GIB, MemoryEstimate, _peak_cpu_bytes, training_step_memory
+from zegbench.engine.memory import CUDA_CONTEXT, GIB, MemoryEstimate, _peak_cpu_bytes, training_step_memory
 from zegbench.methods.losses import nel_loss
 
 MB = 1024**2
@@ -75,9 +75,9 @@ def test_nel_targets_are_never_built_as_int64_at_full_resolution():
 
 
 def test_a_run_records_its_peak_memory_and_which_weights_it_evaluated(tmp_path):
-    from zegbench.harness.identity import run_dir_for
-    from zegbench.harness.resolve import resolve
-    from zegbench.harness.run import run_experiment
+    from zegbench.engine.identity import run_dir_for
+    from zegbench.engine.resolve import resolve
+    from zegbench.engine.run import run_experiment
     from zegbench.store import read_result
 
     tiny = {"steps": 2, "batch_size": 2, "warmup": 1}
@@ -96,7 +96,7 @@ def test_a_run_records_its_peak_memory_and_which_weights_it_evaluated(tmp_path):
 
 
 def test_peak_memory_on_cuda_is_the_runs_own_device_within_the_stretch(monkeypatch):
-    from zegbench.harness.memory import PeakMemory, memory_record
+    from zegbench.engine.memory import PeakMemory, memory_record
 
     calls = []
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device: calls.append(("sync", device)))
@@ -112,8 +112,8 @@ def test_peak_memory_on_cuda_is_the_runs_own_device_within_the_stretch(monkeypat
 
 def test_a_run_out_of_gpu_memory_is_one_line_with_a_split_that_keeps_the_global_batch(tmp_path, monkeypatch):
     """A COCO-Stuff recipe on a 40 GB card: the first GPU user must learn what to do, not read a traceback."""
+    from zegbench.engine.run import run_experiment
     from zegbench.errors import ZegbenchError
-    from zegbench.harness.run import run_experiment
     from zegbench.methods.zegclip import ZegCLIP
 
     def out_of_memory(self, *args, **kwargs):

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from zegbench.harness.metrics import ConfusionMatrix, summarize
+from zegbench.engine.metrics import ConfusionMatrix, summarize
 from zegbench.store import scores_from_counts
 
 

@@ -11,8 +11,8 @@ import sys
 import pytest
 import torch
 
+from zegbench.engine.environment import intra_op_threads
 from zegbench.harness import suite as suite_mod
-from zegbench.harness.environment import intra_op_threads
 from zegbench.harness.executors import ExecutorOptions
 from zegbench.harness.run_template import supported
 from zegbench.store import read_config, run_status

@@ -79,7 +79,7 @@ def test_test_rescale_sets_the_short_side_and_leaves_the_long_side_uncapped():
 
 
 def test_the_real_recipes_name_the_official_test_rescale_and_their_hashes_cover_the_transforms(monkeypatch):
-    from zegbench.harness import identity
+    from zegbench.engine import identity
 
     for name in ("voc12", "coco_stuff164k"):  # ZegCLIP's test pipelines: Resize(min_size=512)
         assert load_dataset_info(name).test_resize == "short_side"

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from zegbench.harness.probe import run_probe
+from zegbench.lab.probe import run_probe
 
 
 def test_probe_reports_knowledge_and_masks_for_both_tunings():

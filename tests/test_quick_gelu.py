@@ -12,8 +12,8 @@ from zegbench.cli import main as zegbench_main
 from zegbench.clip import loading
 from zegbench.clip.loading import IN_HOUSE, activation_of, clip_activation, load_clip
 from zegbench.clip.text_embeddings import class_embeddings
-from zegbench.harness.identity import config_hash
-from zegbench.harness.resolve import resolve
+from zegbench.engine.identity import config_hash
+from zegbench.engine.resolve import resolve
 
 
 @pytest.fixture

@@ -6,10 +6,10 @@ import json
 import pytest
 import yaml
 
+from zegbench.engine.identity import config_hash
+from zegbench.engine.resolve import resolve
+from zegbench.engine.run import run_experiment
 from zegbench.errors import ZegbenchError
-from zegbench.harness.identity import config_hash
-from zegbench.harness.resolve import resolve
-from zegbench.harness.run import run_experiment
 
 TINY = {"steps": 2, "batch_size": 2, "warmup": 1, "clip_weights": "none"}
 

@@ -12,10 +12,10 @@ import torch.nn.functional as F
 
 import zegbench
 from zegbench.datasets import worlds
+from zegbench.engine.identity import run_dir_for
+from zegbench.engine.resolve import resolve
+from zegbench.engine.run import run_experiment
 from zegbench.errors import ZegbenchError
-from zegbench.harness.identity import run_dir_for
-from zegbench.harness.resolve import resolve
-from zegbench.harness.run import run_experiment
 
 TINY = {"steps": 2, "batch_size": 2, "warmup": 1}
 

@@ -5,10 +5,10 @@ import json
 
 import torch
 
+from zegbench.engine.identity import config_hash
+from zegbench.engine.resolve import resolve
+from zegbench.engine.speed import count_flops, latency_stats, synchronize, time_calls
 from zegbench.harness.cli import main
-from zegbench.harness.identity import config_hash
-from zegbench.harness.resolve import resolve
-from zegbench.harness.speed import count_flops, latency_stats, synchronize, time_calls
 
 from fake_store import write_result
 
@@ -85,7 +85,7 @@ def test_timed_calls_on_a_second_gpu_wait_for_that_gpu(monkeypatch):
 
 
 def test_the_environment_and_machine_key_name_the_runs_own_gpu(monkeypatch):
-    from zegbench.harness.environment import environment
+    from zegbench.engine.environment import environment
     from zegbench.harness.speed_suite import machine_key
 
     _fake_gpus(monkeypatch)
@@ -140,8 +140,8 @@ def _tf32_allowed():
 
 
 def test_fp32_is_timed_without_tf32_and_the_flags_are_recorded_and_restored(monkeypatch):
-    from zegbench.harness import speed
-    from zegbench.harness.environment import fp32_math
+    from zegbench.engine import speed
+    from zegbench.engine.environment import fp32_math
 
     during = []
     real_time_calls = speed.time_calls
@@ -160,7 +160,7 @@ def test_fp32_is_timed_without_tf32_and_the_flags_are_recorded_and_restored(monk
 
 
 def test_bf16_mfu_is_against_a_bf16_peak(monkeypatch):
-    from zegbench.harness import speed
+    from zegbench.engine import speed
 
     peaks = {torch.float32: 1e12, torch.bfloat16: 4e12}
     monkeypatch.setattr(speed, "matmul_peak", lambda device="cpu", dtype=torch.float32, **_: peaks[dtype])
@@ -170,9 +170,9 @@ def test_bf16_mfu_is_against_a_bf16_peak(monkeypatch):
 
 
 def test_a_speed_suite_measures_one_peak_per_precision_and_records_full_fp32(tmp_path, monkeypatch):
-    from zegbench.harness import speed
-    from zegbench.harness.config import SpeedTarget
+    from zegbench.engine import speed
     from zegbench.harness.speed_suite import execute_speed, expand_speed
+    from zegbench.harness.suite_config import SpeedTarget
 
     peaks, measured = {torch.float32: 1e12, torch.bfloat16: 4e12}, []
     monkeypatch.setattr(speed, "matmul_peak", lambda device="cpu", dtype=torch.float32, **_: measured.append(dtype)
@@ -226,7 +226,7 @@ class _FakeProfile:
 
 
 def test_profiled_ops_on_cuda_are_ranked_by_gpu_time(monkeypatch):
-    from zegbench.harness.speed import profile_top_ops
+    from zegbench.engine.speed import profile_top_ops
 
     synced = _fake_gpus(monkeypatch)
     monkeypatch.setattr(torch.profiler, "profile", _FakeProfile)
@@ -241,7 +241,7 @@ def test_profiled_ops_on_cuda_are_ranked_by_gpu_time(monkeypatch):
 
 
 def test_the_environment_records_fp32_math_and_the_cuda_version(monkeypatch):
-    from zegbench.harness.environment import environment
+    from zegbench.engine.environment import environment
 
     cpu = environment("cpu")
     assert cpu["tf32_cudnn"] is torch.backends.cudnn.allow_tf32 and "float32_matmul_precision" in cpu

@@ -50,9 +50,9 @@ def test_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_run_resumes(tm
 
     import torch
 
-    from zegbench.harness.identity import run_dir_for
-    from zegbench.harness.resolve import resolve
-    from zegbench.harness.run import run_experiment
+    from zegbench.engine.identity import run_dir_for
+    from zegbench.engine.resolve import resolve
+    from zegbench.engine.run import run_experiment
     from zegbench.utils import io
 
     overrides = {"steps": 4, "batch_size": 2, "warmup": 1, "log_every": 1, "checkpoint_every": 2}
@@ -91,7 +91,7 @@ def test_a_full_disk_fails_each_run_cleanly_and_the_suite_goes_on(tmp_path):
 
 def _claimed_in_another_process(run_dir: Path) -> bool:
     """``is_claimed`` as another process sees it."""
-    code = f"import pathlib, zegbench.utils.claims as c; print(c.is_claimed(pathlib.Path({str(run_dir)!r})))"
+    code = f"import pathlib, zegbench.utils.locks as c; print(c.is_claimed(pathlib.Path({str(run_dir)!r})))"
     answer = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     return answer.stdout.strip() == "True"
 
@@ -99,7 +99,7 @@ def _claimed_in_another_process(run_dir: Path) -> bool:
 def test_a_claim_survives_its_own_process_checking_it(tmp_path):
     # A record lock is lost when its process closes any descriptor of the file: checking a held
     # claim from the holder's own process must not open the lock file.
-    from zegbench.utils.claims import claim, is_claimed
+    from zegbench.utils.locks import claim, is_claimed
 
     run_dir = tmp_path / "suite" / "run"
     held = claim(run_dir)

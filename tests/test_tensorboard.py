@@ -7,9 +7,9 @@ import json
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from zegbench.harness.identity import run_dir_for
-from zegbench.harness.resolve import resolve
-from zegbench.harness.run import run_experiment
+from zegbench.engine.identity import run_dir_for
+from zegbench.engine.resolve import resolve
+from zegbench.engine.run import run_experiment
 from zegbench.store.tensorboard import TENSORBOARD_FOLDER
 
 TINY = {"steps": 3, "batch_size": 2, "warmup": 1, "log_every": 1}

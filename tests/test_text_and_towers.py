@@ -11,8 +11,8 @@ from open_clip.transformer import QuickGELU
 from torch import nn
 
 from zegbench.cli import main
+from zegbench.engine.resolve import resolve
 from zegbench.errors import ZegbenchError
-from zegbench.harness.resolve import resolve
 from zegbench.methods import create_method
 from zegbench.methods.base import method_class
 from zegbench.methods.maskclip import as_mmseg_tower

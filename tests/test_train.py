@@ -10,8 +10,9 @@ import torch
 from zegbench.datasets.catalog import load_dataset_info
 from zegbench.datasets.folder import SegmentationFolder
 from zegbench.datasets.generate import ensure_world
-from zegbench.harness.evaluate import evaluate
-from zegbench.harness.train import TrainConfig, phase_lr, scheduled_lr, seen_label_map, train
+from zegbench.engine.config import TrainConfig
+from zegbench.engine.evaluate import evaluate
+from zegbench.engine.train import phase_lr, scheduled_lr, seen_label_map, train
 from zegbench.methods import create_method
 
 
@@ -143,8 +144,8 @@ def test_self_training_starts_a_fresh_optimizer_as_the_official_second_run(tiny_
 
 
 def test_precision_is_a_training_key_of_the_resolved_config():
-    from zegbench.harness.identity import config_hash
-    from zegbench.harness.resolve import resolve
+    from zegbench.engine.identity import config_hash
+    from zegbench.engine.resolve import resolve
 
     default = resolve("zegclip", "world_smoke", 0)
     assert default["train"]["precision"] == "fp32"
@@ -191,7 +192,7 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tiny_world, tmp_path, monkeyp
     cfg = TrainConfig(steps=4, batch_size=2, warmup=1, log_every=1, checkpoint_every=2,
                       self_training_start=self_training_start)
     clean = _train_and_evaluate(tiny_world, tmp_path / "clean", name, keys, cfg, workers)
-    monkeypatch.setattr("zegbench.harness.train.fault_point", _kill_after(3))
+    monkeypatch.setattr("zegbench.engine.train.fault_point", _kill_after(3))
     with pytest.raises(_Killed):
         _train_and_evaluate(tiny_world, tmp_path / "killed", name, keys, cfg, workers)
     monkeypatch.undo()
@@ -204,7 +205,7 @@ def test_a_resumed_run_equals_an_uninterrupted_one(tiny_world, tmp_path, monkeyp
 
 def test_a_checkpoint_without_generator_states_resumes_with_a_warning(tiny_world, tmp_path, monkeypatch, caplog):
     cfg = TrainConfig(steps=3, batch_size=2, warmup=1, log_every=1, checkpoint_every=1)
-    monkeypatch.setattr("zegbench.harness.train.fault_point", _kill_after(1))
+    monkeypatch.setattr("zegbench.engine.train.fault_point", _kill_after(1))
     with pytest.raises(_Killed):
         _train_and_evaluate(tiny_world, tmp_path, "zegclip", ZEGCLIP, cfg)
     monkeypatch.undo()

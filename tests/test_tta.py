@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 import torch
 
+from zegbench.engine.identity import config_hash, training_hash
+from zegbench.engine.resolve import resolve
+from zegbench.engine.run import run_experiment
 from zegbench.errors import ZegbenchError
-from zegbench.harness.identity import config_hash, training_hash
-from zegbench.harness.resolve import resolve
-from zegbench.harness.run import run_experiment
 from zegbench.methods.base import create_method
 from zegbench.methods.tta import MS_RATIOS, augmented_scores, views
 

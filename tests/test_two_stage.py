@@ -178,7 +178,7 @@ def test_maskclip_features_are_the_last_block_with_each_token_attending_only_to_
 
 
 def test_zegformer_spells_potted_plant_as_its_voc_names():
-    from zegbench.harness.resolve import resolve
+    from zegbench.engine.resolve import resolve
 
     assert resolve("two_stage_zegformer", "voc12", 0)["method_config"]["class_names"] == "zegformer"
     assert resolve("two_stage", "voc12", 0)["method_config"]["class_names"] == "dataset"  # zsseg: VOC's own names

@@ -9,9 +9,11 @@ import pytest
 from PIL import Image
 
 from zegbench.clip.captions import caption_batch
-from zegbench.datasets import world, world_v2, worlds
+from zegbench.datasets import worlds
 from zegbench.datasets.catalog import build_dataset, load_dataset_info, world_spec
 from zegbench.datasets.generate import ensure_world, world_root
+from zegbench.datasets.worlds import v1 as world
+from zegbench.datasets.worlds import v2 as world_v2
 from zegbench.errors import ZegbenchError
 
 V1_CAPTIONS_DIGEST = "1c2773162eff"  # world v1's stream as its shipped CLIP saw it

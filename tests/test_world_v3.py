@@ -12,8 +12,9 @@ from zegbench.clip.captions import caption_batch, caption_plans
 from zegbench.clip.loading import load_clip
 from zegbench.clip.pretrain import shippable_state
 from zegbench.clip.tokenizer import WorldTokenizer, vocabulary_for
-from zegbench.datasets import world_v3, worlds
+from zegbench.datasets import worlds
 from zegbench.datasets.catalog import load_dataset_info, world_spec
+from zegbench.datasets.worlds import v3 as world_v3
 
 # The stream zegbench-world3-vit's pretraining reads (started 2026-12-06, resumed over several sessions:
 # `clip pretrain --resume` refuses a changed stream). A change to world_v3's captions or drawing
@@ -154,7 +155,7 @@ def test_g6_scores_a_model_that_names_every_concept_as_perfect(monkeypatch):
 
 
 def test_dense_proxy_runs_on_a_random_clip(tmp_path):
-    from zegbench.harness.dense_proxy import dense_proxy
+    from zegbench.lab.dense_proxy import dense_proxy
 
     torch.manual_seed(0)
     path = tmp_path / "random.pt"

@@ -377,8 +377,9 @@ def helper_coco_memory(payload: dict) -> int:
     import torch
 
     from zegbench.datasets.catalog import build_dataset, load_dataset_info
-    from zegbench.harness.resolve import resolve
-    from zegbench.harness.train import TrainConfig, train
+    from zegbench.engine.config import TrainConfig
+    from zegbench.engine.resolve import resolve
+    from zegbench.engine.train import train
     from zegbench.methods import create_method
 
     sys.path.insert(0, str(REPO / "tests"))

@@ -55,7 +55,7 @@ def cmd_world_describe(args) -> None:
 
 
 def cmd_world_gates(args) -> int:
-    from zegbench.harness.gates import measure_gates
+    from zegbench.lab.gates import measure_gates
 
     if args.budget:
         return _world_budget(args)
@@ -69,7 +69,7 @@ def cmd_world_gates(args) -> int:
 
 def _gate_lines(result: dict) -> list[str]:
     """Each gate's verdict and threshold, then the measures (v1-v2 and v3 gate sets)."""
-    from zegbench.harness import gates, gates_v3
+    from zegbench.lab import gates, gates_v3
 
     v3 = result.get("gate_set") == "v3"
     thresholds = gates_v3.THRESHOLDS if v3 else gates.THRESHOLDS
@@ -90,7 +90,7 @@ def _gate_lines(result: dict) -> list[str]:
 
 def _world_budget(args) -> int:
     """``world gates --budget``: the v3 budget rule (every ladder arm converged, training images only)."""
-    from zegbench.harness.budget import measure_budget
+    from zegbench.lab.budget import measure_budget
 
     result = measure_budget(args.dataset, args.results, progress=_shows_progress(args))
     lines = [f"{args.dataset}: budget rule from a base of {result['base_steps']} steps (training images only)"]
@@ -108,7 +108,7 @@ def _world_budget(args) -> int:
 
 
 def cmd_world_probe(args) -> None:
-    from zegbench.harness.probe import run_probe
+    from zegbench.lab.probe import run_probe
 
     rows = [run_probe(t, steps=args.steps, seed=args.seed, progress=_shows_progress(args))
             for t in ("frozen", "finetune")]
@@ -152,7 +152,7 @@ def cmd_clip_zero_shot(args) -> None:
 def cmd_clip_breadth(args) -> int:
     from zegbench.clip.breadth import measure_breadth
     from zegbench.clip.loading import load_clip, resolve_weights
-    from zegbench.harness.dense_proxy import dense_proxy
+    from zegbench.lab.dense_proxy import dense_proxy
 
     bundle = load_clip(args.clip, args.checkpoint)
     result = measure_breadth(bundle, per_concept=args.per_concept)
@@ -183,7 +183,7 @@ def cmd_methods_list(args) -> None:
 
 
 def cmd_methods_describe(args) -> None:
-    from zegbench.harness.speed import speed_method_config
+    from zegbench.engine.speed import speed_method_config
     from zegbench.methods import create_method
 
     # With --dataset: the method as that dataset's recipe configures it (its CLIP and sizes),
@@ -222,8 +222,8 @@ def cmd_methods_describe(args) -> None:
 
 
 def cmd_methods_memory(args) -> None:
+    from zegbench.engine.memory import GIB, describe, training_step_memory
     from zegbench.harness.executors import ExecutorOptions
-    from zegbench.harness.memory import GIB, describe, training_step_memory
     from zegbench.harness.preflight import check_device
 
     check_device(args.device, ExecutorOptions())
@@ -259,7 +259,7 @@ def _parse_overrides(pairs: list[str]) -> dict:
 
 def cmd_run(args) -> None:
     from zegbench.datasets.loader import default_workers
-    from zegbench.harness.run import run_experiment
+    from zegbench.engine.run import run_experiment
 
     workers = default_workers() if args.workers is None else args.workers
     rows = []
@@ -277,7 +277,7 @@ def cmd_run(args) -> None:
 
 
 def cmd_evaluate(args) -> None:
-    from zegbench.harness.evaluate import evaluate_checkpoint, score_prediction_folder
+    from zegbench.engine.evaluate import evaluate_checkpoint, score_prediction_folder
 
     if (args.pred is None) == (args.checkpoint is None):
         raise ZegbenchError("give exactly one of --pred FOLDER (label PNGs) or --checkpoint PATH (an official "
@@ -375,7 +375,7 @@ LEADERBOARD_SORTS = ["hiou", "miou_unseen", "miou_seen", "pacc", "n", "variant"]
 def shipped_recipe(method: str, dataset: str) -> dict | None:
     """The resolved config of ``method`` on ``dataset`` as the configs define it now (seed 0, no overrides), or
     None when either is no longer defined: what the leaderboard names each variant against."""
-    from zegbench.harness.resolve import resolve
+    from zegbench.engine.resolve import resolve
 
     try:
         return resolve(method, dataset, 0)

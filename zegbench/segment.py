@@ -157,7 +157,7 @@ def load(path: str | Path, device: str = "cpu", dataset: str | None = None, meth
     except Exception as err:  # truncated or foreign files fail in many ways inside torch
         raise ZegbenchError(f"{checkpoint} is unreadable as a zegbench checkpoint ({type(err).__name__})") from None
     if is_official_checkpoint(state):
-        from zegbench.harness.evaluate import official_method
+        from zegbench.engine.evaluate import official_method
 
         if dataset is None:
             raise ZegbenchError(f"{checkpoint} is an official ZegCLIP checkpoint: name the dataset it was trained on "

@@ -6,7 +6,7 @@ import torch
 from zegbench.clip.loading import load_clip
 from zegbench.clip.text_embeddings import _memory, class_embeddings
 from zegbench.datasets import worlds
-from zegbench.harness.metrics import ConfusionMatrix
+from zegbench.engine.metrics import ConfusionMatrix
 
 world = worlds.generator()  # the default world's classes: the default in-house CLIP reads them
 

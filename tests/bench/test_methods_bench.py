@@ -16,7 +16,7 @@ import pytest
 import torch
 
 from zegbench.datasets.catalog import load_dataset_info
-from zegbench.harness.speed import speed_method_config
+from zegbench.engine.speed import speed_method_config
 from zegbench.methods import create_method, list_methods
 
 SCALES = {"world": ("world", 96, False), "vitb16": ("voc12", 512, True)}  # dataset recipe, input, random weights

@@ -3,7 +3,7 @@
 Each arm is built as the world recipe resolves it (in-house CLIP, 96 px) and trained on the recipe's
 batch: the first scenes of the world's training split, rendered in memory, normalised and with labels
 mapped to the seen classes, as the training loop hands them to the method. What is timed: forward,
-loss, backward and the AdamW step (harness/train.py's loop body); not timed: reading and augmenting
+loss, backward and the AdamW step (engine/train.py's loop body); not timed: reading and augmenting
 the batch. One thread, because suite runs train side by side with one thread each.
 
 ``extra_info``: ``flops`` of one step (forward, loss and backward, ``torch.utils.flop_counter``, a
@@ -27,10 +27,11 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from zegbench.datasets.catalog import load_dataset_info, world_spec
 from zegbench.datasets.generate import STREAMS
-from zegbench.harness.resolve import resolve
-from zegbench.harness.speed import matmul_peak
+from zegbench.engine.config import TrainConfig
+from zegbench.engine.resolve import resolve
+from zegbench.engine.speed import matmul_peak
+from zegbench.engine.train import autocast_for, seen_label_map
 from zegbench.harness.suite import load_suite
-from zegbench.harness.train import TrainConfig, autocast_for, seen_label_map
 from zegbench.methods import create_method
 
 LADDER = [m for group in load_suite("ablations").groups for m in group.methods]

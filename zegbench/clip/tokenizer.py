@@ -11,7 +11,7 @@ import re
 
 import torch
 
-from zegbench.datasets import world as world_v1
+from zegbench.datasets.worlds import v1 as world_v1
 from zegbench.errors import ZegbenchError
 
 # Words of the caption templates and of the prompt templates that methods use

@@ -8,10 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from zegbench.config_dirs import config_names
+from zegbench.engine.config import schema_for_class
+from zegbench.engine.resolve import TRAIN_KEYS
+from zegbench.engine.speed import speed_baseline_of
 from zegbench.errors import ZegbenchError
-from zegbench.harness.config import schema_for_class
-from zegbench.harness.resolve import TRAIN_KEYS
-from zegbench.harness.speed import speed_baseline_of
 from zegbench.methods import list_methods
 from zegbench.methods.base import method_class, method_config
 from zegbench.reports.paper_claims import Claim, read_claims

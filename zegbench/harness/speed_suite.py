@@ -15,8 +15,8 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from zegbench.harness.config import SpeedTarget
-from zegbench.harness.environment import environment
+from zegbench.engine.environment import environment
+from zegbench.harness.suite_config import SpeedTarget
 from zegbench.store import RunStore, short_hash
 
 SPEED_SCHEMA = 1
@@ -48,7 +48,7 @@ def expand_speed(targets: list[SpeedTarget], suite: str, results: str | Path, de
                  only: str | None = None) -> list[SpeedSpec]:
     """Every (method, target) of a speed suite, plus the speed baselines its methods declare
     (``Method.speed_baseline``), each measured once with the config of the first method declaring it."""
-    from zegbench.harness.speed import speed_baseline_of, speed_method_config
+    from zegbench.engine.speed import speed_baseline_of, speed_method_config
     from zegbench.harness.suite import label_matches
 
     machine = machine_key(device)
@@ -72,7 +72,7 @@ def expand_speed(targets: list[SpeedTarget], suite: str, results: str | Path, de
 
 def execute_speed(specs: list[SpeedSpec], device: str = "cpu") -> dict[str, int]:
     """Measure every spec without a record (one process, one at a time: timings must not share cores)."""
-    from zegbench.harness.speed import DTYPES, full_fp32, matmul_peak, measure_speed
+    from zegbench.engine.speed import DTYPES, full_fp32, matmul_peak, measure_speed
 
     counts = {"done": 0, "reused": 0}
     todo = [s for s in specs if not RunStore.has_speed_record(s.run_dir)]
@@ -107,9 +107,9 @@ def default_config_accuracy(records: list[dict], store: RunStore | str | Path) -
     A run counts when its config hash is that of ``resolve(method, dataset, seed)`` with no
     overrides; the same run copied into two suites counts once.
     """
+    from zegbench.engine.identity import config_hash
+    from zegbench.engine.resolve import resolve
     from zegbench.errors import ZegbenchError
-    from zegbench.harness.identity import config_hash
-    from zegbench.harness.resolve import resolve
 
     store = RunStore.at(store)
     points = []

@@ -29,13 +29,13 @@ from pydantic import ValidationError
 
 from zegbench.config_dirs import config_file, config_names
 from zegbench.datasets.loader import default_workers
+from zegbench.engine.identity import run_dir_for, training_hash
+from zegbench.engine.resolve import resolve
+from zegbench.engine.run import finished_trainings
 from zegbench.errors import ZegbenchError, check_name, validation_problem
-from zegbench.harness.config import SuiteConfig
 from zegbench.harness.executors import ExecutorOptions, LocalProcesses, gpu_groups, submit_slurm
-from zegbench.harness.identity import run_dir_for, training_hash
 from zegbench.harness.progress import SuiteProgress, format_duration
-from zegbench.harness.resolve import resolve
-from zegbench.harness.run import finished_trainings
+from zegbench.harness.suite_config import SuiteConfig
 from zegbench.store import RunStore, failure_line, read_config, read_result, run_status
 from zegbench.utils.cores import available_cores, available_memory
 from zegbench.utils.io import read_yaml_mapping

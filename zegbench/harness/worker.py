@@ -4,7 +4,7 @@ The suite runner starts one worker per run so that a crash, a kill or an out-of-
 ends that run only. For CPU runs the process is forked from a template that has imported the
 heavy libraries once (``python -m zegbench.harness.worker --template FD``, ``run_template.py``),
 and calls ``main`` as a fresh worker would. The run's torch threads are its config's
-``train.threads`` (``harness/run.py``); the payload's ``workers`` (the suite's choice, or
+``train.threads`` (``engine/run.py``); the payload's ``workers`` (the suite's choice, or
 ``run_all.py --workers``) its data loader's worker processes, by default, where the payload has
 none (a Slurm job), the cores the job may use minus one. Started by ``torchrun`` (the torchrun
 executor), the worker's processes train the run data-parallel (``utils/distributed.py``).
@@ -18,8 +18,8 @@ import sys
 def main(argv: list[str]) -> int:
     """Run the run ``argv[0]`` (JSON) describes. Exit status: 0 done, 2 an error line, 3 claimed elsewhere."""
     from zegbench.datasets.loader import default_workers
+    from zegbench.engine.run import RunClaimed, run_experiment
     from zegbench.errors import ZegbenchError
-    from zegbench.harness.run import RunClaimed, run_experiment
     from zegbench.utils import distributed
     from zegbench.utils.cores import available_cores
     from zegbench.utils.logs import configure

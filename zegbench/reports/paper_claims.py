@@ -1,6 +1,6 @@
 """The paper's claims as data: ``claims/*.yaml`` of the config folders, read and checked before any verdict.
 
-(Not to be confused with ``zegbench.utils.claims``, which holds runs' file locks.)
+(Not to be confused with ``zegbench.utils.locks``, which holds runs' file locks.)
 
 A claim compares two arms, each a registered method variant (``methods/``)
 with optional overrides, on one metric, in the direction the paper states:

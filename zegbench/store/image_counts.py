@@ -10,7 +10,7 @@ holds them, with the dataset, split, class order, unseen classes and image ids t
 
 The dataset-level metrics are a function of the counts *summed over images* (never a mean of
 per-image IoUs): ``scores_from_counts`` is that one formula, shared by evaluation
-(``harness/metrics.summarize``, which writes result.json) and readers (the paired bootstrap over
+(``engine/metrics.summarize``, which writes result.json) and readers (the paired bootstrap over
 images in ``reports/``), so the two can never disagree. Runs finished before these files existed
 have none: ``read_image_counts`` returns None and the readers say so.
 """

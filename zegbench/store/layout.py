@@ -14,7 +14,7 @@
     <results>/<suite>/<method>-<dataset>-speed-<hash>/       a speed record (env.json, result.json)
     <results>/<suite>/<run>.replaced-<time>/                  moved aside by ``--force``, never deleted
     <results>/<suite>/summary.json                            the suite pooled over seeds
-    <results>/world-budget/<dataset>/<method>-s0-<steps>-<hash>/   a budget-rule run (``harness/budget.py``):
+    <results>/world-budget/<dataset>/<method>-s0-<steps>-<hash>/   a budget-rule run (``lab/budget.py``):
         config.yaml, metrics.jsonl, checkpoint.pt as a training run; budget.json (last) instead of result.json,
         since the rule reads training images only and never evaluates on val
 
@@ -34,8 +34,8 @@ import yaml
 
 from zegbench.errors import ZegbenchError
 from zegbench.store.result import RESULT_FILE, RunResult, inspect_result, read_result
-from zegbench.utils.claims import claim, is_claimed
 from zegbench.utils.io import atomic_write_json
+from zegbench.utils.locks import claim, is_claimed
 
 CONFIG_FILE = "config.yaml"
 ENV_FILE = "env.json"

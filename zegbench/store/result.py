@@ -60,7 +60,7 @@ class RunResult(BaseModel):
     dataset_split: str | None = None  # identity.split_fingerprint: which class list and unseen split
     trained_by: str | None = None  # '<suite>/<run folder>' whose weights were evaluated (inference-only variants)
     cross_dataset: dict[str, dict[str, Any]] | None = None  # dataset -> {mIoU, pAcc, per_class}
-    # {"kind": "cuda_allocated" | "cpu_peak_rss", "train_gib", "eval_gib"[, reserved on CUDA]} (harness/memory.py)
+    # {"kind": "cuda_allocated" | "cpu_peak_rss", "train_gib", "eval_gib"[, reserved on CUDA]} (engine/memory.py)
     memory: dict[str, Any] | None = None
     checkpoint_selection: str | None = None  # 'last': the final step's weights, never chosen on the evaluation set
     evaluated_step: int | None = None  # the training step whose weights were evaluated (0: training-free)

@@ -24,7 +24,7 @@ from v2 (``gates.py``) and why (issue 25's audit of world v2 against VOC):
   (VOC's recipe: about 30; world v2's: 3).
 - G2, G3 and G5 are kept as ``gates.py`` measures them.
 
-The budget itself is the convergence rule of ``harness/budget.py``, run by
+The budget itself is the convergence rule of ``lab/budget.py``, run by
 ``zegbench world gates --budget``.
 """
 from __future__ import annotations
@@ -62,10 +62,11 @@ def oracle_miou(dataset: str, steps: int, seed: int = 0, device: str = "cpu", pr
     import torch
 
     from zegbench.datasets.catalog import build_dataset, load_dataset_info
-    from zegbench.harness.environment import intra_op_threads
-    from zegbench.harness.evaluate import evaluate
-    from zegbench.harness.resolve import resolve
-    from zegbench.harness.train import TrainConfig, train
+    from zegbench.engine.config import TrainConfig
+    from zegbench.engine.environment import intra_op_threads
+    from zegbench.engine.evaluate import evaluate
+    from zegbench.engine.resolve import resolve
+    from zegbench.engine.train import train
     from zegbench.methods.base import create_method
 
     resolved = resolve(ORACLE_ARM, dataset, seed=seed, overrides={"steps": steps})
@@ -102,8 +103,8 @@ def measure_gates_v3(dataset: str, seed: int = 0, steps: int | None = None, prog
     from zegbench.clip.breadth import measure_breadth
     from zegbench.clip.loading import load_clip
     from zegbench.datasets.catalog import build_dataset, load_dataset_info, world_spec
-    from zegbench.harness.gates import geometry, training_free_miou, zero_shot_unseen
-    from zegbench.harness.probe import run_probe
+    from zegbench.lab.gates import geometry, training_free_miou, zero_shot_unseen
+    from zegbench.lab.probe import run_probe
 
     info = load_dataset_info(dataset)
     if info.world is None:

@@ -22,8 +22,8 @@ from zegbench.clip.loading import load_clip
 from zegbench.clip.text_embeddings import class_embeddings
 from zegbench.clip.zero_shot import zero_shot_accuracy
 from zegbench.datasets.catalog import build_dataset, load_dataset_info, world_spec
-from zegbench.harness.metrics import ConfusionMatrix, summarize
-from zegbench.harness.train import seen_label_map
+from zegbench.engine.metrics import ConfusionMatrix, summarize
+from zegbench.engine.train import seen_label_map
 from zegbench.methods.encoder import PromptedEncoder
 
 

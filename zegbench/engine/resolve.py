@@ -10,9 +10,8 @@ from dataclasses import asdict, fields
 
 from zegbench.config_dirs import config_file
 from zegbench.datasets.catalog import load_dataset_info
-from zegbench.harness.config import schema_for_class, train_schema, validate_keys
-from zegbench.harness.identity import input_fingerprints
-from zegbench.harness.train import TrainConfig
+from zegbench.engine.config import TrainConfig, schema_for_class, train_schema, validate_keys
+from zegbench.engine.identity import input_fingerprints
 from zegbench.methods import method_config
 from zegbench.methods.base import method_class
 

@@ -17,13 +17,14 @@ from pathlib import Path
 import torch
 
 from zegbench.datasets.catalog import build_dataset, load_dataset_info
+from zegbench.engine.config import TrainConfig
+from zegbench.engine.environment import environment, intra_op_threads
+from zegbench.engine.evaluate import evaluate
+from zegbench.engine.identity import config_hash, read_training_hash, run_dir_for, split_fingerprint, training_hash
+from zegbench.engine.memory import PeakMemory, memory_record, out_of_memory
+from zegbench.engine.resolve import resolve
+from zegbench.engine.train import train
 from zegbench.errors import ZegbenchError, describe_error
-from zegbench.harness.environment import environment, intra_op_threads
-from zegbench.harness.evaluate import evaluate
-from zegbench.harness.identity import config_hash, read_training_hash, run_dir_for, split_fingerprint, training_hash
-from zegbench.harness.memory import PeakMemory, memory_record, out_of_memory
-from zegbench.harness.resolve import resolve
-from zegbench.harness.train import TrainConfig, train
 from zegbench.methods import create_method
 from zegbench.store import (
     RESULT_SCHEMA,
@@ -37,9 +38,9 @@ from zegbench.store import (
 from zegbench.store.layout import CHECKPOINT_FILE, ENV_FILE, LOG_FILE, write_config
 from zegbench.store.tensorboard import RunEvents
 from zegbench.utils import distributed
-from zegbench.utils.claims import claim
 from zegbench.utils.faults import fault_point
 from zegbench.utils.io import atomic_torch_save, atomic_write_json
+from zegbench.utils.locks import claim
 
 
 def run_experiment(method: str, dataset: str = "world", seed: int = 0, overrides: dict | None = None,

@@ -16,7 +16,7 @@ from types import ModuleType
 
 from zegbench.errors import ZegbenchError
 
-MODULES = {1: "zegbench.datasets.world", 2: "zegbench.datasets.world_v2", 3: "zegbench.datasets.world_v3"}
+MODULES = {1: "zegbench.datasets.worlds.v1", 2: "zegbench.datasets.worlds.v2", 3: "zegbench.datasets.worlds.v3"}
 DEFAULT_VERSION = 2  # since 2026-12-03 (v1, the world_v1 dataset, was the default before)
 
 

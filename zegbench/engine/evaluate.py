@@ -9,8 +9,8 @@ import torch.nn.functional as F
 
 from zegbench.datasets.catalog import DatasetInfo
 from zegbench.datasets.transforms import rescale_for_testing
+from zegbench.engine.metrics import ConfusionMatrix, PerImageCounts, summarize
 from zegbench.errors import ZegbenchError
-from zegbench.harness.metrics import ConfusionMatrix, PerImageCounts, summarize
 from zegbench.methods.base import Method
 from zegbench.store import ImageCounts
 from zegbench.utils import distributed
@@ -79,7 +79,7 @@ def official_method(checkpoint: str | Path | dict, dataset: str, method: str | N
     is read before anything is built, so a bad file costs no CLIP download.
     """
     from zegbench.datasets.catalog import load_dataset_info
-    from zegbench.harness.resolve import resolve
+    from zegbench.engine.resolve import resolve
     from zegbench.methods import create_method
     from zegbench.methods.official_checkpoint import (
         check_meta,

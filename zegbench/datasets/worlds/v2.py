@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from zegbench.datasets.world import IGNORE_INDEX, MAX_TILT, SHAPES, WorldObject, background, paint, sample_rng
+from zegbench.datasets.worlds.common import IGNORE_INDEX, MAX_TILT, SHAPES, WorldObject, background, paint, sample_rng
 
 __all__ = ["IGNORE_INDEX", "sample_rng"]
 

@@ -40,7 +40,7 @@ from contextlib import contextmanager
 import torch
 
 from zegbench.datasets.catalog import load_dataset_info
-from zegbench.harness.environment import fp32_math
+from zegbench.engine.environment import fp32_math
 from zegbench.methods import create_method, method_config
 from zegbench.methods.base import method_class
 
@@ -229,7 +229,7 @@ def speed_method_config(method: str, dataset: str, random_weights: bool) -> dict
     Speed does not depend on weight values, so the real-scale setting can be
     measured without downloading CLIP or an ImageNet backbone.
     """
-    from zegbench.harness.resolve import resolve
+    from zegbench.engine.resolve import resolve
 
     cfg = resolve(method, dataset, 0)["method_config"]
     return with_random_weights(cfg) if random_weights else {k: v for k, v in cfg.items() if k != "class"}

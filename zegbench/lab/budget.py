@@ -113,8 +113,8 @@ class SeenOnly:
 def train_subset_seen_miou(model, dataset, info, device: str = "cpu") -> float:
     """Seen-class mIoU of ``model`` over the fixed training subset, predicting among seen classes only
     (what training optimised); never reads val."""
-    from zegbench.harness.evaluate import evaluate
-    from zegbench.harness.train import seen_label_map
+    from zegbench.engine.evaluate import evaluate
+    from zegbench.engine.train import seen_label_map
 
     seen_info = info.model_copy(update={"classes": info.seen, "unseen": ()})
     subset = SeenOnly(dataset, seen_label_map(info), TRAIN_SUBSET)
@@ -131,10 +131,11 @@ def measure_arm(arm: str, dataset: str, steps: int, results: str | Path, device:
     import torch
 
     from zegbench.datasets.catalog import build_dataset, load_dataset_info
-    from zegbench.harness.environment import intra_op_threads
-    from zegbench.harness.identity import config_hash
-    from zegbench.harness.resolve import resolve
-    from zegbench.harness.train import TrainConfig, train
+    from zegbench.engine.config import TrainConfig
+    from zegbench.engine.environment import intra_op_threads
+    from zegbench.engine.identity import config_hash
+    from zegbench.engine.resolve import resolve
+    from zegbench.engine.train import train
     from zegbench.methods.base import create_method
     from zegbench.store.layout import LOG_FILE, RunStore, write_config
 

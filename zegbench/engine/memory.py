@@ -28,8 +28,8 @@ from dataclasses import asdict, dataclass
 
 import torch
 
+from zegbench.engine.resolve import resolve
 from zegbench.errors import ZegbenchError
-from zegbench.harness.resolve import resolve
 
 GIB = 1024**3
 # What a GPU adds to the tensors' peak (module docstring): the caching allocator's margin and the context.
@@ -117,7 +117,7 @@ def training_step_memory(method_name: str, dataset: str, device: str = "cpu", ov
                          seed: int = 0) -> MemoryEstimate:
     """Measure one training step of ``method_name`` on ``dataset``'s recipe at 1 and 2 images (module docstring)."""
     from zegbench.datasets.catalog import load_dataset_info
-    from zegbench.harness.speed import with_random_weights
+    from zegbench.engine.speed import with_random_weights
     from zegbench.methods import create_method
 
     overrides = dict(overrides or {})

@@ -25,9 +25,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from zegbench.datasets import world as world_v1
-from zegbench.datasets import world_v2
-from zegbench.datasets.world import IGNORE_INDEX, MAX_TILT, WorldObject, background, sample_rng
+from zegbench.datasets.worlds import common
+from zegbench.datasets.worlds import v1 as world_v1
+from zegbench.datasets.worlds import v2 as world_v2
+from zegbench.datasets.worlds.common import (
+    IGNORE_INDEX,
+    MAX_TILT,
+    WorldObject,
+    background,
+    sample_rng,
+)
 
 __all__ = ["IGNORE_INDEX", "sample_rng"]
 
@@ -98,7 +105,7 @@ def look_alikes(class_name: str) -> list[str]:
 def shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
     """Boolean mask of ``shape`` on normalised object coordinates (extent about [-1, 1], v points down)."""
     if shape in world_v1.SHAPES:
-        return world_v1.shape_mask(shape, u, v)
+        return common.shape_mask(shape, u, v)
     r, theta = np.hypot(u, v), np.arctan2(v, u)
     if shape == "diamond":
         return np.abs(u) + np.abs(v) <= 1.0
@@ -127,7 +134,7 @@ def shape_mask(shape: str, u: np.ndarray, v: np.ndarray) -> np.ndarray:
 def pattern_mask(pattern: str, x: np.ndarray, y: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Boolean mask of the pattern's second tone at image pixel coordinates (a texture of period 5-7 px)."""
     if pattern in ("solid", "striped", "checked", "dotted", "hatched"):
-        return world_v1.pattern_mask(pattern, x, y, rng)
+        return common.pattern_mask(pattern, x, y, rng)
     if pattern == "speckled":  # random grains, no period
         return rng.uniform(size=x.shape) < 0.3
     period = rng.uniform(5.0, 7.0)

@@ -27,7 +27,7 @@ from zegbench.clip.loading import load_clip
 from zegbench.clip.zero_shot import zero_shot_accuracy
 from zegbench.datasets.catalog import build_dataset, load_dataset_info, world_spec
 from zegbench.errors import ZegbenchError
-from zegbench.harness.probe import run_probe
+from zegbench.lab.probe import run_probe
 
 # The world's training budget is chosen by the oracle alone, before any ladder run: the smallest
 # of these step counts at which the oracle reaches BUDGET_ORACLE_MIOU (the recipe's batch size),
@@ -77,8 +77,8 @@ def training_free_miou(dataset: str, method: str = "maskclip") -> float:
     """All-class val mIoU of a training-free method as the registry and the dataset's recipe build it."""
     import torch
 
-    from zegbench.harness.evaluate import evaluate
-    from zegbench.harness.resolve import resolve
+    from zegbench.engine.evaluate import evaluate
+    from zegbench.engine.resolve import resolve
     from zegbench.methods.base import create_method
 
     resolved = resolve(method, dataset, seed=0)
@@ -104,7 +104,7 @@ def measure_gates(dataset: str = "world", seed: int = 0, steps: int | None = Non
         raise ZegbenchError(f"`world gates` measures a generated world; {dataset!r} is not one "
                             f"(its config has no 'world' section)")
     if world_spec(info).generator.WORLD_VERSION >= 3:  # the v3 gate set (pre-registered with world v3)
-        from zegbench.harness.gates_v3 import measure_gates_v3
+        from zegbench.lab.gates_v3 import measure_gates_v3
 
         return measure_gates_v3(dataset, seed=seed, steps=steps, progress=progress)
     started = time.time()

@@ -12,9 +12,8 @@ from __future__ import annotations
 import contextlib
 import json
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 import torch
@@ -23,43 +22,15 @@ from tqdm import tqdm
 from zegbench.datasets.catalog import DatasetInfo
 from zegbench.datasets.loader import BatchPlan, training_batches
 from zegbench.datasets.transforms import TrainTransform
+from zegbench.engine.checkpoint import resume, resume_state
+from zegbench.engine.config import TrainConfig
 from zegbench.errors import ZegbenchError
-from zegbench.harness.checkpoint import resume, resume_state
 from zegbench.methods.base import Method
 from zegbench.store.layout import CHECKPOINT_FILE, LOG_FILE
 from zegbench.store.tensorboard import RunEvents
 from zegbench.utils import distributed
 from zegbench.utils.faults import fault_point
 from zegbench.utils.io import atomic_torch_save
-
-
-@dataclass
-class TrainConfig:
-    """Optimisation settings (hyperparameters are data: see configs)."""
-
-    steps: int = 400
-    batch_size: int = 8  # images per forward pass
-    accumulate: int = 1  # forward passes per optimiser step (global batch = batch_size x accumulate)
-    lr: float = 2e-5  # base lr; methods multiply it per group (ZegCLIP: x10 encoder and head)
-    weight_decay: float = 0.01
-    warmup: int = 40
-    warmup_ratio: float = 1e-6
-    power: float = 0.9
-    min_lr: float = 1e-6
-    self_training_start: float = 0.5  # transductive: fraction of steps before pseudo-labels
-    # fresh: self-training starts a new AdamW, as the official second run (--load-from loads weights
-    # only); continue: keep the inductive phase's moment estimates.
-    self_training_optimizer: Literal["fresh", "continue"] = "fresh"
-    log_every: int = 10
-    checkpoint_every: int = 0  # 0: only at the end
-    seed: int = 0
-    # The official code trains in fp32 (no fp16 key in ZegCLIP's configs); bf16 autocast is an
-    # opt-in that is faster on GPUs with bf16 units and may move the numbers.
-    precision: Literal["fp32", "bf16"] = "fp32"
-    # Intra-op CPU threads of the run's process (torch.set_num_threads; harness/run.py sets them). The
-    # thread count changes the order of float sums, so it is fixed and part of the run's identity rather
-    # than taken from the machine's cores; on a GPU it bounds only the CPU-side ops.
-    threads: int = field(default=1, metadata={"ge": 1})
 
 
 def autocast_for(precision: str, device: str) -> torch.autocast:
@@ -166,7 +137,7 @@ def train(method: Method, dataset, info: DatasetInfo, cfg: TrainConfig, run_dir:
     ``config`` (the run's resolved config) is stored in the checkpoint so that
     it can be loaded on its own (``zegbench.load``); so are the batch plan's
     position and every rank's generators, so that a resumed run ends exactly as an
-    uninterrupted one (``harness/checkpoint.py``). Under torchrun the method
+    uninterrupted one (``engine/checkpoint.py``). Under torchrun the method
     is wrapped in DistributedDataParallel and only rank 0 writes. ``workers``
     loader processes read and augment the images (``datasets/loader.py``); their
     number changes speed only, never the batches.

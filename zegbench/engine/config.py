@@ -1,4 +1,4 @@
-"""Typed checks for configs: a run's method and training keys, and suite files.
+"""A run's training settings (``TrainConfig``) and the typed checks of its method and training keys.
 
 Configs stay plain YAML; before anything runs they are validated with pydantic
 against schemas derived from the code itself, so a schema never drifts from
@@ -7,7 +7,6 @@ what it describes:
 - method keys: the implementing class's ``__init__`` signature (names, type
   hints, defaults);
 - training keys: the fields of ``TrainConfig``;
-- suites: ``SuiteConfig`` below.
 
 A failure is one ``ZegbenchError`` line naming the file (or layer) and the key.
 """
@@ -15,7 +14,7 @@ from __future__ import annotations
 
 import inspect
 import typing
-from dataclasses import fields
+from dataclasses import dataclass, field, fields
 from functools import lru_cache
 from typing import Any, Literal
 
@@ -42,8 +41,6 @@ def schema_for_class(cls: type) -> type[BaseModel]:
 @lru_cache(maxsize=None)
 def train_schema() -> type[BaseModel]:
     """A pydantic model of ``TrainConfig``'s fields; a field's ``metadata`` holds its bounds (``{"ge": 1}``)."""
-    from zegbench.harness.train import TrainConfig
-
     hints = typing.get_type_hints(TrainConfig)
     return create_model("TrainConfigSchema", __config__=STRICT,
                         **{f.name: (hints[f.name], Field(f.default, **f.metadata)) for f in fields(TrainConfig)})
@@ -64,43 +61,30 @@ def validate_keys(schema: type[BaseModel], values: dict, origin: dict[str, str],
     return {k: typed[k] for k in values}
 
 
-class RunGroup(BaseModel):
-    """Runs of a suite: every method x every combination of ``grid`` values, with ``set`` applied."""
+@dataclass
+class TrainConfig:
+    """Optimisation settings (hyperparameters are data: see configs)."""
 
-    model_config = STRICT
-    name: str | None = None
-    methods: list[str] = Field(min_length=1)
-    set: dict[str, Any] = Field(default_factory=dict)
-    grid: dict[str, list[Any]] = Field(default_factory=dict)
-    datasets: list[str] | None = None  # default: the suite's dataset
-    seeds: list[int] | None = None  # default: the suite's seeds
-    eval_datasets: list[str] = Field(default_factory=list)  # also evaluate each trained model on these (cross-dataset)
-
-
-class SpeedTarget(BaseModel):
-    """Speed measurements of ``methods`` as configured for ``dataset`` (see ``harness/speed.py``)."""
-
-    model_config = STRICT
-    dataset: str
-    methods: list[str] = Field(min_length=1)
-    whole: tuple[int, int]  # (H, W) of the fixed input: one forward pass, FLOPs counted here
-    test: tuple[int, int] | None = None  # a typical test image, through each method's test-time protocol
-    random_weights: bool = False  # real-scale speed needs no downloaded weights
-    precision: Literal["fp32", "bf16"] = "fp32"  # bf16: timed under autocast (on GPUs with bf16 units)
-    encoder_baseline: bool = True  # also time the methods' speed baselines (ZegCLIP's: its bare CLIP image encoder)
-    warmup: int = Field(2, ge=0)
-    repeats: int = Field(10, ge=1)
-    profile: bool = False  # add the top ops by self time, CPU or (on CUDA) GPU kernels: where the time goes
-
-
-class SuiteConfig(BaseModel):
-    """A suite file (``suites/NAME.yaml``): a grid of runs, a union of other suites (``include``), or speed targets."""
-
-    model_config = STRICT
-    description: str = ""
-    kind: Literal["runs", "speed"] = "runs"  # train + evaluate, or measure speed (``targets``)
-    dataset: str = "world"
-    seeds: list[int] = Field(default_factory=lambda: [0])
-    groups: list[RunGroup] = Field(default_factory=list)
-    include: list[str] = Field(default_factory=list)
-    targets: list[SpeedTarget] = Field(default_factory=list)
+    steps: int = 400
+    batch_size: int = 8  # images per forward pass
+    accumulate: int = 1  # forward passes per optimiser step (global batch = batch_size x accumulate)
+    lr: float = 2e-5  # base lr; methods multiply it per group (ZegCLIP: x10 encoder and head)
+    weight_decay: float = 0.01
+    warmup: int = 40
+    warmup_ratio: float = 1e-6
+    power: float = 0.9
+    min_lr: float = 1e-6
+    self_training_start: float = 0.5  # transductive: fraction of steps before pseudo-labels
+    # fresh: self-training starts a new AdamW, as the official second run (--load-from loads weights
+    # only); continue: keep the inductive phase's moment estimates.
+    self_training_optimizer: Literal["fresh", "continue"] = "fresh"
+    log_every: int = 10
+    checkpoint_every: int = 0  # 0: only at the end
+    seed: int = 0
+    # The official code trains in fp32 (no fp16 key in ZegCLIP's configs); bf16 autocast is an
+    # opt-in that is faster on GPUs with bf16 units and may move the numbers.
+    precision: Literal["fp32", "bf16"] = "fp32"
+    # Intra-op CPU threads of the run's process (torch.set_num_threads; engine/run.py sets them). The
+    # thread count changes the order of float sums, so it is fixed and part of the run's identity rather
+    # than taken from the machine's cores; on a GPU it bounds only the CPU-side ops.
+    threads: int = field(default=1, metadata={"ge": 1})
