@@ -215,15 +215,16 @@ def _read_only_store(command):
 
 
 def _force_on_held_run(tmp, monkeypatch):
-    from zegbench.engine.identity import run_dir_for
+    from zegbench.engine.identity import run_folder_for
     from zegbench.engine.resolve import resolve
+    from zegbench.store import RunStore
     from zegbench.utils.locks import claim
 
     suite = tmp / "held.yaml"
     suite.write_text("dataset: world_smoke\ngroups:\n  - methods: [zegclip_baseline_fix]\n"
                      "    set: {steps: 2, batch_size: 2, warmup: 1}\n")
-    run_dir = run_dir_for(resolve("zegclip_baseline_fix", "world_smoke", 0, {"steps": 2, "batch_size": 2, "warmup": 1}),
-                          tmp / "r", "held")
+    resolved = resolve("zegclip_baseline_fix", "world_smoke", 0, {"steps": 2, "batch_size": 2, "warmup": 1})
+    run_dir = run_folder_for(resolved, RunStore(tmp / "r"), "held").path
     run_dir.mkdir(parents=True)
     (run_dir / "metrics.jsonl").write_text("")
     holder = claim(run_dir)  # another process training this run (a claim is refused to its holder too)
@@ -244,13 +245,15 @@ _image_too_large.needs_run = True
 def _damaged_result(damage):
     """A finished run whose result.json is then damaged; the same command again."""
     def setup(tmp, monkeypatch):
-        from zegbench.engine.identity import run_dir_for
+        from zegbench.engine.identity import run_folder_for
         from zegbench.engine.resolve import resolve
-        from zegbench.engine.run import run_experiment
+        from zegbench.engine.run import resolve_and_run
+        from zegbench.store import RunStore
 
         overrides = {"steps": 2, "batch_size": 2, "warmup": 1}
-        run_experiment("zegclip_baseline_fix", "world_smoke", 0, overrides, results=tmp / "r", suite="adhoc")
-        run_dir = run_dir_for(resolve("zegclip_baseline_fix", "world_smoke", 0, overrides), tmp / "r", "adhoc")
+        store = RunStore(tmp / "r")
+        resolve_and_run("zegclip_baseline_fix", "world_smoke", 0, overrides, results=store, suite="adhoc")
+        run_dir = run_folder_for(resolve("zegclip_baseline_fix", "world_smoke", 0, overrides), store, "adhoc").path
         path = run_dir / "result.json"
         if damage == "truncated":
             path.write_text(path.read_text()[:100])
@@ -494,14 +497,15 @@ CHECKED_BEFORE_RUNNING = {"suite-data-root-missing", "suite-split-list-missing",
 
 @pytest.fixture(scope="module")
 def trained_run(tmp_path_factory):
-    from zegbench.engine.identity import run_dir_for
+    from zegbench.engine.identity import run_folder_for
     from zegbench.engine.resolve import resolve
-    from zegbench.engine.run import run_experiment
+    from zegbench.engine.run import resolve_and_run
+    from zegbench.store import RunStore
 
     results = tmp_path_factory.mktemp("bad-inputs-run")
     overrides = {"steps": 2, "batch_size": 2, "warmup": 1}
-    run_experiment("zegclip", "world_smoke", 0, overrides, results=results, suite="s")
-    return run_dir_for(resolve("zegclip", "world_smoke", 0, overrides), results, "s")
+    resolve_and_run("zegclip", "world_smoke", 0, overrides, results=RunStore(results), suite="s")
+    return run_folder_for(resolve("zegclip", "world_smoke", 0, overrides), RunStore(results), "s").path
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

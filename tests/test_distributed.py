@@ -5,10 +5,11 @@ import json
 
 import pytest
 
-from zegbench.engine.identity import run_dir_for
+from zegbench.engine.identity import run_folder_for
 from zegbench.engine.resolve import resolve
-from zegbench.engine.run import run_experiment
+from zegbench.engine.run import resolve_and_run
 from zegbench.harness.cli import main as run_all_main
+from zegbench.store import RunStore
 
 from suite_runs import COMPARED, finished, log_without_wall_time, run_all
 
@@ -30,19 +31,21 @@ def _log(run_dir):
 
 @pytest.mark.parametrize("method", ["zegclip", "two_stage"])  # NEL + prompts + RD; the set loss
 def test_two_process_ddp_equals_one_process_at_the_same_global_batch(tmp_path, method):
-    one = run_experiment(method, "world_smoke", 0, {**STEPS, "batch_size": 4}, results=tmp_path, suite="one")
+    one = resolve_and_run(method, "world_smoke", 0, {**STEPS, "batch_size": 4}, results=RunStore(tmp_path),
+                          suite="one")
     suite = _suite(tmp_path, method, {**STEPS, "batch_size": 2})
     assert run_all_main(["--suite", suite, "--results", str(tmp_path), "--reports", str(tmp_path / "rep"),
                          "--executor", "torchrun", "--nproc", "2"]) == 0
     resolved = resolve(method, "world_smoke", 0, {**STEPS, "batch_size": 2}, world_size=2)
     assert resolved["world_size"] == 2 and "world_size" not in resolve(method, "world_smoke", 0, STEPS)
-    ddp_dir = run_dir_for(resolved, tmp_path, "ddp")
+    ddp_dir = run_folder_for(resolved, RunStore(tmp_path), "ddp").path
     ddp = json.loads((ddp_dir / "result.json").read_text())
     assert ddp["world_size"] == 2 and one["world_size"] == 1
     # Same images, same gradients (losses are means over the global batch): equal up to float summation order.
     for key in ("pAcc", "mIoU_seen", "mIoU_unseen", "hIoU"):
         assert ddp[key] == pytest.approx(one[key], abs=0.05), key
-    one_log = _log(run_dir_for(resolve(method, "world_smoke", 0, {**STEPS, "batch_size": 4}), tmp_path, "one"))
+    one_resolved = resolve(method, "world_smoke", 0, {**STEPS, "batch_size": 4})
+    one_log = _log(run_folder_for(one_resolved, RunStore(tmp_path), "one").path)
     assert [r["loss"] for r in _log(ddp_dir)] == pytest.approx([r["loss"] for r in one_log], rel=1e-3)
     assert not list(ddp_dir.glob("*.tmp")) and (ddp_dir / "checkpoint.pt").is_file()  # rank 0 alone wrote
 
@@ -70,8 +73,8 @@ def test_slurm_executor_runs_a_suite_through_submitit(tmp_path, capsys):
     args = ["--suite", suite, "--results", str(tmp_path), "--reports", str(tmp_path / "rep"), "--executor", "slurm",
             "--slurm-cluster", "debug"]
     assert run_all_main(args) == 0
-    run_dir = run_dir_for(resolve("zegclip_baseline_fix", "world_smoke", 0, {"steps": 2, "batch_size": 2, "warmup": 1}),
-                          tmp_path, "ddp")
+    resolved = resolve("zegclip_baseline_fix", "world_smoke", 0, {"steps": 2, "batch_size": 2, "warmup": 1})
+    run_dir = run_folder_for(resolved, RunStore(tmp_path), "ddp").path
     assert (run_dir / "result.json").is_file()  # the same run store, whichever executor ran it
     assert any((tmp_path / "ddp" / ".submitit").iterdir())  # submitit's job folder (logs, pickles)
     capsys.readouterr()

@@ -10,9 +10,10 @@ import yaml
 import zegbench
 from zegbench import config_dirs
 from zegbench.clip import loading
-from zegbench.engine.identity import clip_fingerprint, config_hash, run_dir_for, training_hash
+from zegbench.engine.identity import clip_fingerprint, config_hash, run_folder_for, training_hash
 from zegbench.engine.resolve import resolve
-from zegbench.engine.run import run_experiment
+from zegbench.engine.run import resolve_and_run
+from zegbench.store import RunStore
 
 TINY = {"steps": 3, "batch_size": 2, "warmup": 1, "clip_weights": "none"}
 
@@ -80,10 +81,10 @@ def test_training_hash_ignores_inference_keys_only():
 
 
 def test_an_inference_only_variant_evaluates_the_finished_checkpoint(tmp_path):
-    zsseg = run_experiment("two_stage", "world_smoke", 0, TINY, results=tmp_path, suite="a")
-    zegformer = run_experiment("two_stage_zegformer", "world_smoke", 0, TINY, results=tmp_path, suite="b")
-    donor = run_dir_for(resolve("two_stage", "world_smoke", 0, TINY), tmp_path, "a")
-    reuser = run_dir_for(resolve("two_stage_zegformer", "world_smoke", 0, TINY), tmp_path, "b")
+    zsseg = resolve_and_run("two_stage", "world_smoke", 0, TINY, results=RunStore(tmp_path), suite="a")
+    zegformer = resolve_and_run("two_stage_zegformer", "world_smoke", 0, TINY, results=RunStore(tmp_path), suite="b")
+    donor = run_folder_for(resolve("two_stage", "world_smoke", 0, TINY), RunStore(tmp_path), "a").path
+    reuser = run_folder_for(resolve("two_stage_zegformer", "world_smoke", 0, TINY), RunStore(tmp_path), "b").path
     assert zegformer["trained_by"] == f"a/{donor.name}" and "trained_by" not in zsseg
     assert zegformer["train_seconds"] == zsseg["train_seconds"]  # the training it stands on
     weights = [torch.load(d / "checkpoint.pt", weights_only=True) for d in (donor, reuser)]
@@ -93,13 +94,14 @@ def test_an_inference_only_variant_evaluates_the_finished_checkpoint(tmp_path):
     assert zegbench.load(reuser).method.ensemble == "zegformer"
     assert (reuser / "metrics.jsonl").read_text() == (donor / "metrics.jsonl").read_text()
     # Another training key: trained afresh.
-    longer = run_experiment("two_stage_zegformer", "world_smoke", 0, {**TINY, "steps": 4}, results=tmp_path, suite="b")
+    longer = resolve_and_run("two_stage_zegformer", "world_smoke", 0, {**TINY, "steps": 4}, results=RunStore(tmp_path),
+                             suite="b")
     assert "trained_by" not in longer
 
 
 def test_a_run_moved_aside_never_lends_its_weights(tmp_path):
-    run_experiment("two_stage", "world_smoke", 0, TINY, results=tmp_path, suite="a")
-    donor = run_dir_for(resolve("two_stage", "world_smoke", 0, TINY), tmp_path, "a")
+    resolve_and_run("two_stage", "world_smoke", 0, TINY, results=RunStore(tmp_path), suite="a")
+    donor = run_folder_for(resolve("two_stage", "world_smoke", 0, TINY), RunStore(tmp_path), "a").path
     donor.rename(donor.with_name(donor.name + ".replaced-20261129-000000"))  # what --force does
-    result = run_experiment("two_stage_zegformer", "world_smoke", 0, TINY, results=tmp_path, suite="b")
+    result = resolve_and_run("two_stage_zegformer", "world_smoke", 0, TINY, results=RunStore(tmp_path), suite="b")
     assert "trained_by" not in result

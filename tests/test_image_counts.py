@@ -9,11 +9,18 @@ import numpy as np
 import pytest
 import torch
 
-from zegbench.engine.identity import run_dir_for
+from zegbench.engine.identity import run_folder_for
 from zegbench.engine.metrics import ConfusionMatrix, PerImageCounts, percent, summarize
 from zegbench.engine.resolve import resolve
-from zegbench.engine.run import run_experiment
-from zegbench.store import ImageCounts, inspect_image_counts, read_image_counts, read_result, write_image_counts
+from zegbench.engine.run import resolve_and_run
+from zegbench.store import (
+    ImageCounts,
+    RunStore,
+    inspect_image_counts,
+    read_image_counts,
+    read_result,
+    write_image_counts,
+)
 
 METRICS = ("pAcc", "mIoU", "mIoU_seen", "mIoU_unseen", "hIoU")
 
@@ -54,8 +61,9 @@ def evaluated_run(tmp_path_factory):
     """A training-free run (MaskCLIP, which scores every class a little) on the smoke world, also evaluated on
     the smoke world as a cross-dataset evaluation: (run folder, its result.json)."""
     results = tmp_path_factory.mktemp("counts")
-    run_experiment("maskclip", "world_smoke", 0, {}, results=results, suite="s", eval_on=["world_smoke"])
-    run_dir = run_dir_for(resolve("maskclip", "world_smoke", 0, eval_on=["world_smoke"]), results, "s")
+    resolve_and_run("maskclip", "world_smoke", 0, {}, results=RunStore(results), suite="s", eval_on=["world_smoke"])
+    resolved = resolve("maskclip", "world_smoke", 0, eval_on=["world_smoke"])
+    run_dir = run_folder_for(resolved, RunStore(results), "s").path
     return run_dir, json.loads((run_dir / "result.json").read_text())
 
 
@@ -82,8 +90,8 @@ def test_per_image_counts_are_written_before_the_result(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     monkeypatch.setattr(io, "fault_point", full)
     with pytest.raises(OSError):
-        run_experiment("maskclip", "world_smoke", 0, {}, results=tmp_path, suite="s")
-    run_dir = run_dir_for(resolve("maskclip", "world_smoke", 0), tmp_path, "s")
+        resolve_and_run("maskclip", "world_smoke", 0, {}, results=RunStore(tmp_path), suite="s")
+    run_dir = run_folder_for(resolve("maskclip", "world_smoke", 0), RunStore(tmp_path), "s").path
     assert read_image_counts(run_dir) is not None and read_result(run_dir) is None
 
 

@@ -7,9 +7,10 @@ import math
 import pytest
 
 from zegbench.cli import LEADERBOARD_SORTS, main, shipped_recipe
-from zegbench.engine.identity import run_dir_for
+from zegbench.engine.identity import run_folder_for
 from zegbench.engine.resolve import resolve
 from zegbench.reports.leaderboard import SORTS, leaderboard, leaderboard_table
+from zegbench.store import RunStore
 from zegbench.store.layout import write_config
 
 from fake_store import write_result
@@ -18,7 +19,7 @@ from fake_store import write_result
 def _run(results, suite, method, dataset, seed, hiou, overrides=None, **fields):
     """A finished run as the harness leaves it: its resolved config.yaml and a result.json (hIoU and mIoU(U))."""
     resolved = resolve(method, dataset, seed, overrides)
-    run_dir = run_dir_for(resolved, results, suite)
+    run_dir = run_folder_for(resolved, RunStore(results), suite).path
     run_dir.mkdir(parents=True)
     write_config(run_dir, resolved)
     write_result(run_dir, method=method, dataset=dataset, seed=seed, pAcc=50.0, mIoU_seen=40.0,

@@ -12,10 +12,11 @@ from zegbench.cli import main as zegbench_main
 from zegbench.datasets.catalog import build_dataset, load_dataset_info
 from zegbench.datasets.loader import BatchPlan, training_batches
 from zegbench.datasets.transforms import TrainTransform, TransformSpec
-from zegbench.engine.identity import run_dir_for
+from zegbench.engine.identity import run_folder_for
 from zegbench.engine.resolve import resolve
-from zegbench.engine.run import run_experiment
+from zegbench.engine.run import resolve_and_run
 from zegbench.errors import ZegbenchError
+from zegbench.store import RunStore
 
 from real_layouts import write_voc
 
@@ -84,10 +85,10 @@ def test_a_data_error_in_a_worker_is_the_dataset_own_line(tmp_path):
 def test_world_run_is_identical_with_0_and_2_workers(tmp_path):
     results = {}
     for workers in (0, 2):
-        results[workers] = run_experiment("zegclip_baseline_fix", "world_smoke", 0, TINY,
-                                          results=tmp_path / str(workers), suite="s", workers=workers)
-    run_dirs = {w: run_dir_for(resolve("zegclip_baseline_fix", "world_smoke", 0, TINY), tmp_path / str(w), "s")
-                for w in (0, 2)}
+        results[workers] = resolve_and_run("zegclip_baseline_fix", "world_smoke", 0, TINY,
+                                           results=RunStore(tmp_path / str(workers)), suite="s", workers=workers)
+    resolved = resolve("zegclip_baseline_fix", "world_smoke", 0, TINY)
+    run_dirs = {w: run_folder_for(resolved, RunStore(tmp_path / str(w)), "s").path for w in (0, 2)}
     assert run_dirs[0].name == run_dirs[2].name  # workers are not part of the run's identity
     for key in ("pAcc", "mIoU", "mIoU_seen", "mIoU_unseen", "hIoU", "per_class"):
         assert results[0][key] == results[2][key], key

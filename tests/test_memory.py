@@ -75,19 +75,19 @@ def test_nel_targets_are_never_built_as_int64_at_full_resolution():
 
 
 def test_a_run_records_its_peak_memory_and_which_weights_it_evaluated(tmp_path):
-    from zegbench.engine.identity import run_dir_for
+    from zegbench.engine.identity import run_folder_for
     from zegbench.engine.resolve import resolve
-    from zegbench.engine.run import run_experiment
-    from zegbench.store import read_result
+    from zegbench.engine.run import resolve_and_run
+    from zegbench.store import RunStore, read_result
 
     tiny = {"steps": 2, "batch_size": 2, "warmup": 1}
     for method in ("zegclip", "maskclip"):
-        run_experiment(method, "world_smoke", 0, tiny, results=tmp_path, suite="s")
-    zegclip = read_result(run_dir_for(resolve("zegclip", "world_smoke", 0, tiny), tmp_path, "s"))
+        resolve_and_run(method, "world_smoke", 0, tiny, results=RunStore(tmp_path), suite="s")
+    zegclip = read_result(run_folder_for(resolve("zegclip", "world_smoke", 0, tiny), RunStore(tmp_path), "s").path)
     trained = zegclip.memory
     assert trained["kind"] == "cpu_peak_rss" and trained["train_gib"] > 0.1  # torch alone is a few hundred MB
     assert trained["eval_gib"] >= trained["train_gib"]  # a process's peak only grows
-    maskclip = read_result(run_dir_for(resolve("maskclip", "world_smoke", 0, tiny), tmp_path, "s"))
+    maskclip = read_result(run_folder_for(resolve("maskclip", "world_smoke", 0, tiny), RunStore(tmp_path), "s").path)
     free = maskclip.memory
     assert free["train_gib"] is None and free["eval_gib"] > 0  # training-free: nothing trained, nothing to report
     # The last step's weights, never a checkpoint picked on the evaluation set, and the record says so.
@@ -112,17 +112,18 @@ def test_peak_memory_on_cuda_is_the_runs_own_device_within_the_stretch(monkeypat
 
 def test_a_run_out_of_gpu_memory_is_one_line_with_a_split_that_keeps_the_global_batch(tmp_path, monkeypatch):
     """A COCO-Stuff recipe on a 40 GB card: the first GPU user must learn what to do, not read a traceback."""
-    from zegbench.engine.run import run_experiment
+    from zegbench.engine.run import resolve_and_run
     from zegbench.errors import ZegbenchError
     from zegbench.methods.zegclip import ZegCLIP
+    from zegbench.store import RunStore
 
     def out_of_memory(self, *args, **kwargs):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.43 GiB")
 
     monkeypatch.setattr(ZegCLIP, "loss", out_of_memory)
     with pytest.raises(ZegbenchError) as caught:
-        run_experiment("zegclip", "world_smoke", 0, {"steps": 2, "batch_size": 4, "warmup": 1},
-                       results=tmp_path, suite="s")
+        resolve_and_run("zegclip", "world_smoke", 0, {"steps": 2, "batch_size": 4, "warmup": 1},
+                        results=RunStore(tmp_path), suite="s")
     line = str(caught.value)
     assert "ran out of GPU memory while training with 4 images per forward pass" in line and "\n" not in line
     assert "zegbench methods memory zegclip --dataset world_smoke" in line

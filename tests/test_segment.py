@@ -12,10 +12,11 @@ import torch.nn.functional as F
 
 import zegbench
 from zegbench.datasets import worlds
-from zegbench.engine.identity import run_dir_for
+from zegbench.engine.identity import run_folder_for
 from zegbench.engine.resolve import resolve
-from zegbench.engine.run import run_experiment
+from zegbench.engine.run import resolve_and_run
 from zegbench.errors import ZegbenchError
+from zegbench.store import RunStore
 
 TINY = {"steps": 2, "batch_size": 2, "warmup": 1}
 
@@ -23,8 +24,8 @@ TINY = {"steps": 2, "batch_size": 2, "warmup": 1}
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
-    run_experiment("zegclip", "world_smoke", 0, TINY, results=results, suite="seg")
-    return run_dir_for(resolve("zegclip", "world_smoke", 0, TINY), results, "seg")
+    resolve_and_run("zegclip", "world_smoke", 0, TINY, results=RunStore(results), suite="seg")
+    return run_folder_for(resolve("zegclip", "world_smoke", 0, TINY), RunStore(results), "seg").path
 
 
 def test_api_segments_any_size_into_given_names(run_dir):
@@ -42,8 +43,8 @@ def test_api_segments_any_size_into_given_names(run_dir):
 
 @pytest.mark.parametrize("method", ["two_stage", "maskclip"])
 def test_other_method_kinds_segment_too(tmp_path, method):
-    run_experiment(method, "world_smoke", 0, TINY, results=tmp_path, suite="seg")
-    model = zegbench.load(run_dir_for(resolve(method, "world_smoke", 0, TINY), tmp_path, "seg"))
+    resolve_and_run(method, "world_smoke", 0, TINY, results=RunStore(tmp_path), suite="seg")
+    model = zegbench.load(run_folder_for(resolve(method, "world_smoke", 0, TINY), RunStore(tmp_path), "seg").path)
     assert model.size == 96  # the world's images (two-stage) or the method's input (MaskCLIP)
     image = np.random.default_rng(0).integers(0, 255, (70, 130, 3), dtype=np.uint8)
     result = model.segment(image, ["red dotted", "blue striped"])

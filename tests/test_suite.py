@@ -245,7 +245,7 @@ def test_on_slurm_the_training_runs_go_first_and_their_variants_in_a_second_arra
     arrays = []
 
     def fake_submit(payloads, executor, folder):  # what each job array would run; no cluster here
-        arrays.append(sorted((p["method"], p["seed"]) for p in payloads))
+        arrays.append(sorted((p["resolved"]["method"], p["resolved"]["seed"]) for p in payloads))
         return [1] * len(payloads)
 
     monkeypatch.setattr(suite_mod, "submit_slurm", fake_submit)

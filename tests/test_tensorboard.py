@@ -7,9 +7,10 @@ import json
 import pytest
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from zegbench.engine.identity import run_dir_for
+from zegbench.engine.identity import run_folder_for
 from zegbench.engine.resolve import resolve
-from zegbench.engine.run import run_experiment
+from zegbench.engine.run import resolve_and_run
+from zegbench.store import RunStore
 from zegbench.store.tensorboard import TENSORBOARD_FOLDER
 
 TINY = {"steps": 3, "batch_size": 2, "warmup": 1, "log_every": 1}
@@ -22,8 +23,8 @@ def scalars(run_dir) -> dict[str, list[tuple[int, float]]]:
 
 
 def test_a_run_writes_its_losses_lrs_and_metrics_as_tensorboard_scalars(tmp_path):
-    result = run_experiment("zegclip", "world_smoke", 0, TINY, results=tmp_path, suite="s")
-    run_dir = run_dir_for(resolve("zegclip", "world_smoke", 0, TINY), tmp_path, "s")
+    result = resolve_and_run("zegclip", "world_smoke", 0, TINY, results=RunStore(tmp_path), suite="s")
+    run_dir = run_folder_for(resolve("zegclip", "world_smoke", 0, TINY), RunStore(tmp_path), "s").path
     found = scalars(run_dir)
     log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     assert [s for s, _ in found["loss/total"]] == [row["step"] for row in log] == [0, 1, 2]

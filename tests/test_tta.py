@@ -7,10 +7,11 @@ import torch
 
 from zegbench.engine.identity import config_hash, training_hash
 from zegbench.engine.resolve import resolve
-from zegbench.engine.run import run_experiment
+from zegbench.engine.run import resolve_and_run
 from zegbench.errors import ZegbenchError
 from zegbench.methods.base import create_method
 from zegbench.methods.tta import MS_RATIOS, augmented_scores, views
+from zegbench.store import RunStore
 
 TINY = {"steps": 2, "batch_size": 2, "warmup": 1, "log_every": 1}
 
@@ -67,8 +68,9 @@ def test_tta_is_an_inference_key_recorded_only_when_set(tmp_path):
     assert "tta" not in base["method_config"]  # runs recorded before the key keep their folders
     assert tta["method_config"]["tta"] == "ms_flip"
     assert config_hash(tta) != config_hash(base) and training_hash(tta) == training_hash(base)
-    trained = run_experiment("zegclip", "world_smoke", 0, TINY, results=tmp_path, suite="a")
-    evaluated = run_experiment("zegclip", "world_smoke", 0, {**TINY, "tta": "ms_flip"}, results=tmp_path, suite="a")
+    trained = resolve_and_run("zegclip", "world_smoke", 0, TINY, results=RunStore(tmp_path), suite="a")
+    evaluated = resolve_and_run("zegclip", "world_smoke", 0, {**TINY, "tta": "ms_flip"}, results=RunStore(tmp_path),
+                                suite="a")
     assert "trained_by" not in trained and evaluated["trained_by"].startswith("a/")
     assert evaluated["train_seconds"] == trained["train_seconds"]
 

@@ -264,8 +264,14 @@ def check(out: Path, work: Path, sizes: Sizes, dry: bool, steps: list[str]) -> d
                               "--device", device, "--executor", "torchrun", "--nproc", "2")
             backend = "nccl"
         else:  # one GPU (or the dry run): both ranks on one device over gloo, all-reduces checked as NCCL would
-            payload = {"method": "two_stage", "dataset": "world_smoke", "seed": 0, "overrides": sizes.ddp,
-                       "results": str(results), "suite": "gpu_check_ddp", "progress": False, "data_root": None,
+            from zegbench.engine.identity import run_folder_for
+            from zegbench.engine.resolve import resolve
+            from zegbench.store import RunStore
+
+            # The worker's payload as a suite writes it: the config resolved once, for 2 ranks, and its folder
+            resolved = resolve("two_stage", "world_smoke", 0, sizes.ddp, world_size=2)
+            payload = {"resolved": resolved, "folder": run_folder_for(resolved, RunStore(results), "gpu_check_ddp")
+                       .as_payload(), "progress": False, "data_root": None,
                        "device": "cuda:0" if device.startswith("cuda") else "cpu"}
             command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
                        *helper("ddp_gloo", payload)[1:]]

@@ -259,13 +259,15 @@ def _parse_overrides(pairs: list[str]) -> dict:
 
 def cmd_run(args) -> None:
     from zegbench.datasets.loader import default_workers
-    from zegbench.engine.run import run_experiment
+    from zegbench.engine.run import resolve_and_run
+    from zegbench.store import RunStore
 
     workers = default_workers() if args.workers is None else args.workers
     rows = []
-    for seed in args.seeds:
-        r = run_experiment(args.method, args.dataset, seed, _parse_overrides(args.set), args.results, args.suite,
-                           args.device, progress=_shows_progress(args), data_root=args.data_root, workers=workers)
+    for seed in args.seeds:  # each seed resolved here, at the edge, and trained into its folder
+        r = resolve_and_run(args.method, args.dataset, seed, _parse_overrides(args.set), RunStore(args.results),
+                            args.suite, args.device, progress=_shows_progress(args), data_root=args.data_root,
+                            workers=workers)
         rows.append({k: r[k] for k in ("method", "seed", "pAcc", "mIoU_seen", "mIoU_unseen", "hIoU", "train_seconds")})
     def num(v):  # a metric is None when its classes are absent from the split
         return "n/a" if v is None else f"{v:.1f}"

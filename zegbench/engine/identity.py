@@ -28,7 +28,7 @@ from pathlib import Path
 from zegbench.datasets.catalog import DatasetInfo
 from zegbench.datasets.transforms import TRAIN_TRANSFORM_VERSION
 from zegbench.errors import ZegbenchError
-from zegbench.store import RunStore, read_config, short_hash
+from zegbench.store import RunFolder, RunStore, read_config, short_hash
 
 # Dataset keys that change nothing a run computes: the recipe is already part of
 # the resolved config, and expected image counts are read by `data verify` only.
@@ -40,10 +40,9 @@ def config_hash(resolved: dict) -> str:
     return short_hash(resolved)
 
 
-def run_dir_for(resolved: dict, results: str | Path | RunStore, suite: str) -> Path:
-    """The folder of the run ``resolved`` describes, in suite ``suite`` of the store ``results``."""
-    return RunStore.at(results).run_dir(suite, resolved["method"], resolved["dataset"], resolved["seed"],
-                                        config_hash(resolved))
+def run_folder_for(resolved: dict, store: RunStore, suite: str) -> RunFolder:
+    """The folder of the run ``resolved`` describes, in suite ``suite`` of ``store``."""
+    return store.run_folder(suite, resolved["method"], resolved["dataset"], resolved["seed"], config_hash(resolved))
 
 
 def dataset_fingerprint(info: DatasetInfo) -> str:

@@ -1,4 +1,4 @@
-"""One run: (method, dataset, seed, overrides) -> a run folder with config, environment, log and result.
+"""One run: a resolved config and its folder in the store -> config, environment, log and result there.
 
 The folder and its files are the run store's (``zegbench/store``: layout and typed result).
 A finished run is reused, never overwritten; an unfinished one resumes from its checkpoint.
@@ -20,7 +20,13 @@ from zegbench.datasets.catalog import build_dataset, load_dataset_info
 from zegbench.engine.config import TrainConfig
 from zegbench.engine.environment import environment, intra_op_threads
 from zegbench.engine.evaluate import evaluate
-from zegbench.engine.identity import config_hash, read_training_hash, run_dir_for, split_fingerprint, training_hash
+from zegbench.engine.identity import (
+    config_hash,
+    read_training_hash,
+    run_folder_for,
+    split_fingerprint,
+    training_hash,
+)
 from zegbench.engine.memory import PeakMemory, memory_record, out_of_memory
 from zegbench.engine.resolve import resolve
 from zegbench.engine.train import train
@@ -28,6 +34,7 @@ from zegbench.errors import ZegbenchError, describe_error
 from zegbench.methods import create_method
 from zegbench.store import (
     RESULT_SCHEMA,
+    RunFolder,
     RunStore,
     prepare_for_training,
     read_result,
@@ -35,7 +42,7 @@ from zegbench.store import (
     write_image_counts,
     write_result,
 )
-from zegbench.store.layout import CHECKPOINT_FILE, ENV_FILE, LOG_FILE, write_config
+from zegbench.store.layout import CHECKPOINT_FILE, LOG_FILE, write_config
 from zegbench.store.tensorboard import RunEvents
 from zegbench.utils import distributed
 from zegbench.utils.faults import fault_point
@@ -43,38 +50,52 @@ from zegbench.utils.io import atomic_torch_save, atomic_write_json
 from zegbench.utils.locks import claim
 
 
-def run_experiment(method: str, dataset: str = "world", seed: int = 0, overrides: dict | None = None,
-                   results: str | Path = "results", suite: str = "adhoc", device: str = "cpu",
-                   progress: bool = False, data_root: str | Path | None = None,
-                   eval_on: list[str] | None = None, workers: int = 0) -> dict:
-    """Train and evaluate one configuration; return its ``result.json`` content (reused if finished).
+def resolve_and_run(method: str, dataset: str = "world", seed: int = 0, overrides: dict | None = None,
+                    results: RunStore | None = None, suite: str = "adhoc", device: str = "cpu",
+                    progress: bool = False, data_root: str | Path | None = None,
+                    eval_on: list[str] | None = None, workers: int = 0) -> dict:
+    """``zegbench run``'s edge: resolve (method, dataset, seed, overrides) once, then ``run_experiment`` it
+    in its folder of suite ``suite`` in ``results`` (default: the store ``results/``)."""
+    resolved = resolve(method, dataset, seed, overrides, world_size=distributed.world_size(), eval_on=eval_on)
+    folder = run_folder_for(resolved, results or RunStore("results"), suite)
+    return run_experiment(resolved, folder, device, progress, data_root, workers)
+
+
+def run_experiment(resolved: dict, folder: RunFolder, device: str = "cpu", progress: bool = False,
+                   data_root: str | Path | None = None, workers: int = 0) -> dict:
+    """Train and evaluate the run ``resolved`` describes in ``folder``; return its ``result.json`` content
+    (reused if finished).
+
+    ``resolved`` is the config as its caller resolved it (``engine/resolve.py``; a suite resolves each
+    run once, before any is started), and ``folder`` the store's folder for it: nothing is resolved
+    again here, so a YAML edited after a suite listed its runs cannot move a queued run elsewhere.
 
     ``workers``: data loader processes per training process (speed only: not part of
-    the config or its hash; recorded in ``env.json``).
-
-    ``eval_on``: datasets the trained model is also evaluated on, with all their
-    classes (cross-dataset; results under ``cross_dataset`` in ``result.json``).
+    the config or its hash; recorded in ``env.json``). ``resolved["eval_on"]``: datasets the
+    trained model is also evaluated on, with all their classes (cross-dataset; results under
+    ``cross_dataset`` in ``result.json``).
 
     Any exception is recorded in ``failed.json`` (one line and the traceback)
     before it propagates, so a suite can report it and go on. Under torchrun
     every rank calls this; rank 0 decides (claim, reuse) for all of them.
     """
-    resolved = resolve(method, dataset, seed, overrides, world_size=distributed.world_size(), eval_on=eval_on)
-    run_dir = run_dir_for(resolved, results, suite)
+    if folder.config_hash != config_hash(resolved):
+        raise ZegbenchError(f"{folder.path} is not the folder of this config (its hash is {config_hash(resolved)}): "
+                            f"take run folders from RunStore.run_folder or identity.run_folder_for")
     held, decision = None, None
     if distributed.is_main():
-        decision, held = _claim_or_reuse(run_dir)
+        decision, held = _claim_or_reuse(folder)
     decision = distributed.broadcast(decision)
     if decision == "claimed":
-        raise RunClaimed(f"{run_dir} is being run by another process: let it finish (see `run_all.py --list`)")
+        raise RunClaimed(f"{folder.path} is being run by another process: let it finish (see `run_all.py --list`)")
     if decision == "done":
-        return read_result(run_dir).to_record()
+        return read_result(folder.path).to_record()
     try:
         with intra_op_threads(resolved["train"]["threads"]):  # fixed per run: the digits never follow the cores
-            return _train_and_evaluate(resolved, run_dir, device, progress, data_root, workers)
+            return _train_and_evaluate(resolved, folder, device, progress, data_root, workers)
     except Exception as err:  # Ctrl-C and kills are not recorded: the run stays 'interrupted'
         if distributed.is_main():
-            _record_failure(err, run_dir)
+            _record_failure(err, folder.path)
         raise
     finally:
         if held is not None:
@@ -94,16 +115,17 @@ def _record_failure(err: Exception, run_dir: Path) -> None:
         pass  # the original error propagates; it matters more than its record
 
 
-def _claim_or_reuse(run_dir: Path):
+def _claim_or_reuse(folder: RunFolder):
     """('done', None) for a finished or adopted run, ('claimed', None) when another process
     runs it, else ('run', claim handle) with the folder ready for training."""
+    run_dir = folder.path
     if read_result(run_dir) is not None:
         return "done", None
     held = claim(run_dir)
     if held is None:
         return "claimed", None
     # Finished by another process between our check and our claim, or finished in another suite.
-    if read_result(run_dir) is not None or RunStore(run_dir.parents[1]).copy_finished_elsewhere(run_dir):
+    if read_result(run_dir) is not None or folder.store.copy_finished_elsewhere(run_dir):
         held.close()
         return "done", None
     prepare_for_training(run_dir)
@@ -114,14 +136,16 @@ class RunClaimed(ZegbenchError):
     """Another process holds this run's claim (it is training it now)."""
 
 
-def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bool, data_root, workers: int) -> dict:
+def _train_and_evaluate(resolved: dict, folder: RunFolder, device: str, progress: bool, data_root,
+                        workers: int) -> dict:
     method, dataset, seed = resolved["method"], resolved["dataset"], resolved["seed"]
+    run_dir = folder.path
     main = distributed.is_main()
     if main:
         write_config(run_dir, resolved)
         # Training precision is a config key (in the hash); env.json repeats it for the report tables.
         atomic_write_json({**environment(device, workers), "precision": resolved["train"]["precision"]},
-                          run_dir / ENV_FILE)
+                          folder.env_file)
     info = load_dataset_info(dataset)
     if not main:  # rank 0 generates the world (or checks the data) first; the others then read it
         distributed.barrier()
@@ -132,9 +156,9 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
     torch.manual_seed(seed)
     model = create_method(method, **{k: v for k, v in resolved["method_config"].items() if k != "class"})
     started = time.time()
-    donor = distributed.broadcast(_trained_elsewhere(resolved, run_dir) if main else None)
+    donor = distributed.broadcast(_trained_elsewhere(resolved, folder) if main else None)
     if donor is not None and main:
-        _take_trained_weights(donor, run_dir, resolved)
+        _take_trained_weights(donor, folder, resolved)
     distributed.barrier()  # the other ranks resume from the checkpoint rank 0 just wrote
     # With a donor's finished checkpoint in place, train() resumes at the last step: no training.
     with PeakMemory(device) as training:
@@ -189,31 +213,31 @@ def _train_and_evaluate(resolved: dict, run_dir: Path, device: str, progress: bo
     return record
 
 
-def _trained_elsewhere(resolved: dict, run_dir: Path) -> dict | None:
+def _trained_elsewhere(resolved: dict, folder: RunFolder) -> dict | None:
     """A finished run in this store with the same training hash (it differs only in inference keys).
 
     Returns ``{"run": "<suite>/<folder>", "path": ..., "train_seconds": ...}`` or None. Folders
     moved aside by ``--force`` and runs without a checkpoint (training-free) never serve.
     """
     want = training_hash(resolved)
-    for other, trained in finished_trainings(run_dir.parents[1]):
-        if other != run_dir and trained == want:
-            return {"run": f"{other.parent.name}/{other.name}", "path": str(other),
+    for other, trained in finished_trainings(folder.store):
+        if other != folder.path and trained == want:
+            return {"run": RunStore.folder_of(other).ref, "path": str(other),
                     "train_seconds": read_result(other).train_seconds}
     return None
 
 
-def finished_trainings(results: str | Path | RunStore):
+def finished_trainings(store: RunStore):
     """(folder, training hash) of each finished run in the store whose checkpoint can lend its weights."""
-    for folder in RunStore.at(results).lendable_runs():
+    for folder in store.lendable_runs():
         yield folder, read_training_hash(folder)
 
 
-def _take_trained_weights(donor: dict, run_dir: Path, resolved: dict) -> None:
-    """Put the donor's finished checkpoint (under this run's config) and training log into ``run_dir``."""
+def _take_trained_weights(donor: dict, folder: RunFolder, resolved: dict) -> None:
+    """Put the donor's finished checkpoint (under this run's config) and training log into ``folder``."""
     source = Path(donor["path"])
     state = torch.load(source / CHECKPOINT_FILE, map_location="cpu", weights_only=True)
     state["config"] = resolved  # `zegbench.load` rebuilds this variant, not the donor's
-    atomic_torch_save(state, run_dir / CHECKPOINT_FILE)
+    atomic_torch_save(state, folder.checkpoint_file)
     if (source / LOG_FILE).is_file():
-        shutil.copyfile(source / LOG_FILE, run_dir / LOG_FILE)
+        shutil.copyfile(source / LOG_FILE, folder.log_file)

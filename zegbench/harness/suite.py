@@ -2,7 +2,7 @@
 
 A suite is a list of groups; a group is methods x datasets x seeds x the
 combinations of its ``grid`` values, with ``set`` applied to all. Each run is
-identified by the hash of its resolved config (``identity.run_dir_for``), so a
+identified by the hash of its resolved config (``identity.run_folder_for``), so a
 second invocation finds finished runs and trains nothing.
 
 Runs execute in processes of their own (``harness/worker.py``; on the CPU forked from a
@@ -29,14 +29,14 @@ from pydantic import ValidationError
 
 from zegbench.config_dirs import config_file, config_names
 from zegbench.datasets.loader import default_workers
-from zegbench.engine.identity import run_dir_for, training_hash
+from zegbench.engine.identity import run_folder_for, training_hash
 from zegbench.engine.resolve import resolve
 from zegbench.engine.run import finished_trainings
 from zegbench.errors import ZegbenchError, check_name, validation_problem
 from zegbench.harness.executors import ExecutorOptions, LocalProcesses, gpu_groups, submit_slurm
 from zegbench.harness.progress import SuiteProgress, format_duration
 from zegbench.harness.suite_config import SuiteConfig
-from zegbench.store import RunStore, failure_line, read_config, read_result, run_status
+from zegbench.store import RunFolder, RunStore, failure_line, read_config, read_result, run_status
 from zegbench.utils.cores import available_cores, available_memory
 from zegbench.utils.io import read_yaml_mapping
 
@@ -92,6 +92,7 @@ class RunSpec:
     shown: dict | None = None  # the overrides that tell this variant apart (set by ``expand``)
     suite: str = ""  # the suite whose folder holds the run (an included suite keeps its own)
     run_dir: Path | None = None
+    folder: RunFolder | None = None  # the store's handle on run_dir (set by ``expand``): what a worker trains into
     eval_on: list[str] = field(default_factory=list)  # cross-dataset evaluations after training
     training_hash: str = ""  # equal for runs that train the same weights (identity.training_hash)
     resolved: dict = field(default_factory=dict, repr=False)  # its resolved config (run.resolve)
@@ -134,7 +135,8 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, resu
                 spec = RunSpec(method, ds, seed, overrides, group=group.name or f"group{index}", suite=folder,
                                eval_on=list(group.eval_datasets))
                 resolved = resolve(method, ds, seed, overrides, world_size=world_size, eval_on=group.eval_datasets)
-                spec.run_dir = run_dir_for(resolved, results, folder)
+                spec.folder = run_folder_for(resolved, RunStore.at(results), folder)
+                spec.run_dir = spec.folder.path
                 spec.training_hash = training_hash(resolved)
                 spec.resolved = resolved
                 specs.append(spec)
@@ -195,7 +197,7 @@ def plan(specs: list[RunSpec], results: str | Path) -> dict[Path, str]:
     store = RunStore.at(results)
     donors = {}
     for folder, trained in finished_trainings(store):
-        donors.setdefault(trained, f"{folder.parent.name}/{folder.name}")
+        donors.setdefault(trained, RunStore.folder_of(folder).ref)
     notes, trainer = {}, {}
     for spec in specs:
         if run_status(spec.run_dir) in ("done", "damaged"):  # damaged: evaluated again from its checkpoint
@@ -223,12 +225,11 @@ def _items(overrides: dict) -> list[tuple]:
     return [(k, _hashable(v)) for k, v in overrides.items()]
 
 
-def _payload(spec: RunSpec, results: str | Path, device: str, data_root: str | None, progress: bool,
-             workers: int | None = None) -> dict:
-    """``worker.main``'s argument; ``workers`` None: the worker's own default (a Slurm job's cores)."""
-    return {"method": spec.method, "dataset": spec.dataset, "seed": spec.seed, "overrides": spec.overrides,
-            "results": str(results), "suite": spec.suite, "device": device, "data_root": data_root,
-            "progress": progress, "eval_on": spec.eval_on, "workers": workers}
+def _payload(spec: RunSpec, device: str, data_root: str | None, progress: bool, workers: int | None = None) -> dict:
+    """``worker.main``'s argument: the run's config as ``expand`` resolved it and its folder, so the
+    worker resolves nothing (``engine/run.py``); ``workers`` None: the worker's own default (a Slurm job's cores)."""
+    return {"resolved": spec.resolved, "folder": spec.folder.as_payload(), "device": device, "data_root": data_root,
+            "progress": progress, "workers": workers}
 
 
 def _threads(spec: RunSpec) -> int:
@@ -304,7 +305,7 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
             return "done"
         # The run's own progress bar: one run at a time, on a terminal, unless --quiet asked for less.
         shows_progress = jobs == 1 and sys.stderr.isatty() and log.isEnabledFor(logging.INFO)
-        payload = _payload(spec, results, device, data_root, shows_progress,
+        payload = _payload(spec, device, data_root, shows_progress,
                            workers=default_workers(cores_per_process, _threads(spec)))
         slot = slots.get()
         run_env = {**env, "CUDA_VISIBLE_DEVICES": gpus[slot]} if gpus else env
@@ -363,7 +364,7 @@ def _execute_on_slurm(todo, busy, suite, store: RunStore, device, data_root, exe
             else:
                 queued.append(spec)
         if queued:
-            payloads = [_payload(s, store.root, device, data_root, False) for s in queued]
+            payloads = [_payload(s, device, data_root, False) for s in queued]
             codes = submit_slurm(payloads, executor, store.slurm_folder(suite))
             final += [_report(s, code, "", started, progress) for s, code in zip(queued, codes, strict=True)]
     final += ["running"] * len(busy)

@@ -1,5 +1,8 @@
 """One suite run in its own process: ``python -m zegbench.harness.worker '<json>'``.
 
+The JSON payload (``suite._payload``) carries the run's resolved config and its folder in the store,
+as the suite listed them; the worker trains that config into that folder.
+
 The suite runner starts one worker per run so that a crash, a kill or an out-of-memory error
 ends that run only. For CPU runs the process is forked from a template that has imported the
 heavy libraries once (``python -m zegbench.harness.worker --template FD``, ``run_template.py``),
@@ -20,6 +23,7 @@ def main(argv: list[str]) -> int:
     from zegbench.datasets.loader import default_workers
     from zegbench.engine.run import RunClaimed, run_experiment
     from zegbench.errors import ZegbenchError
+    from zegbench.store import RunFolder
     from zegbench.utils import distributed
     from zegbench.utils.cores import available_cores
     from zegbench.utils.logs import configure
@@ -32,9 +36,9 @@ def main(argv: list[str]) -> int:
         workers = spec.get("workers")
         if workers is None:
             workers = default_workers(available_cores() // distributed.world_size())
-        run_experiment(spec["method"], spec["dataset"], spec["seed"], spec["overrides"], spec["results"],
-                       spec["suite"], device, spec["progress"], spec["data_root"], spec.get("eval_on"),
-                       workers=workers)
+        # The config and folder the suite resolved when it listed its runs: nothing is resolved again
+        run_experiment(spec["resolved"], RunFolder.from_payload(spec["folder"]), device, spec["progress"],
+                       spec["data_root"], workers=workers)
     except RunClaimed as err:
         print(f"skipped: {err}", file=sys.stderr)
         return 3

@@ -13,6 +13,7 @@ from zegbench.store.image_counts import (
     write_image_counts,
 )
 from zegbench.store.layout import (
+    RunFolder,
     RunStore,
     SuiteRun,
     failure_line,
@@ -24,7 +25,7 @@ from zegbench.store.layout import (
 )
 from zegbench.store.result import RESULT_METRICS, RESULT_SCHEMA, RunResult, inspect_result, read_result, write_result
 
-__all__ = ["RESULT_METRICS", "RESULT_SCHEMA", "ImageCounts", "RunResult", "RunStore", "SuiteRun", "failure_line",
-           "inspect_image_counts", "inspect_result", "prepare_for_training", "read_config", "read_image_counts",
-           "read_json", "read_result", "record_failure", "run_status", "scores_from_counts", "short_hash",
-           "write_image_counts", "write_result"]
+__all__ = ["RESULT_METRICS", "RESULT_SCHEMA", "ImageCounts", "RunFolder", "RunResult", "RunStore", "SuiteRun",
+           "failure_line", "inspect_image_counts", "inspect_result", "prepare_for_training", "read_config",
+           "read_image_counts", "read_json", "read_result", "record_failure", "run_status", "scores_from_counts",
+           "short_hash", "write_image_counts", "write_result"]

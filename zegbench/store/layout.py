@@ -27,6 +27,7 @@ import json
 import logging
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
@@ -138,6 +139,66 @@ def set_aside_damaged_result(run_dir: Path) -> None:
                 f"the run is evaluated again")
 
 
+@dataclass(frozen=True)
+class RunFolder:
+    """One training run's folder in a store: its path, its ``<suite>/<run>`` reference and its files' paths.
+
+    The store hands these out (``RunStore.run_folder``, ``RunStore.folder_of``); a caller never joins a run
+    path or formats a run reference itself. Plain data, so it travels in a worker's payload
+    (``as_payload``/``from_payload``) and the worker trains into the folder its suite listed.
+    """
+
+    root: Path  # the store's root (``--results``)
+    suite: str
+    name: str  # ``<method>-<dataset>-s<seed>-<config hash>``
+
+    @property
+    def path(self) -> Path:
+        return self.root / self.suite / self.name
+
+    @property
+    def ref(self) -> str:
+        """``<suite>/<run>``: how records and logs name a run (``trained_by``, donors, copies)."""
+        return f"{self.suite}/{self.name}"
+
+    @property
+    def store(self) -> RunStore:
+        return RunStore(self.root)
+
+    @property
+    def config_hash(self) -> str:
+        """The config hash the folder's name ends with."""
+        return self.name.rsplit("-", 1)[-1]
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / CONFIG_FILE
+
+    @property
+    def env_file(self) -> Path:
+        return self.path / ENV_FILE
+
+    @property
+    def log_file(self) -> Path:
+        return self.path / LOG_FILE
+
+    @property
+    def checkpoint_file(self) -> Path:
+        return self.path / CHECKPOINT_FILE
+
+    @property
+    def result_file(self) -> Path:
+        return self.path / RESULT_FILE
+
+    def as_payload(self) -> dict:
+        """The folder as JSON-ready data (a worker's payload)."""
+        return {"results": str(self.root), "suite": self.suite, "name": self.name}
+
+    @classmethod
+    def from_payload(cls, data: dict) -> RunFolder:
+        return cls(Path(data["results"]), data["suite"], data["name"])
+
+
 class RunStore:
     """The run store at ``root`` (``--results``): suite folders of run folders and speed records."""
 
@@ -156,9 +217,18 @@ class RunStore:
         """Where a suite's Slurm jobs keep their scripts and logs (submitit)."""
         return self.root / suite / SUBMITIT_FOLDER
 
-    def run_dir(self, suite: str, method: str, dataset: str, seed: int, config_hash: str) -> Path:
+    def run_folder(self, suite: str, method: str, dataset: str, seed: int, config_hash: str) -> RunFolder:
         """The folder of a training run: ``<suite>/<method>-<dataset>-s<seed>-<config hash>``."""
-        return self.root / suite / f"{method}-{dataset}-s{seed}-{config_hash}"
+        return RunFolder(self.root, suite, f"{method}-{dataset}-s{seed}-{config_hash}")
+
+    def run_dir(self, suite: str, method: str, dataset: str, seed: int, config_hash: str) -> Path:
+        """``run_folder``'s path."""
+        return self.run_folder(suite, method, dataset, seed, config_hash).path
+
+    @staticmethod
+    def folder_of(run_dir: Path) -> RunFolder:
+        """The run folder at ``run_dir`` (``<results>/<suite>/<run>``), as the store names it."""
+        return RunFolder(run_dir.parents[1], run_dir.parent.name, run_dir.name)
 
     def speed_dir(self, suite: str, method: str, dataset: str, digest: str) -> Path:
         """The folder of a speed record: ``<suite>/<method>-<dataset>-speed-<hash>``."""
