@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from zegbench.engine.identity import config_hash
@@ -122,6 +123,17 @@ def test_speed_suite_records_reuses_and_reports(tmp_path, capsys):
     paired = zegclip["paired_with_encoder"]  # the overhead, from alternating calls
     assert paired["ratio"] > 0 and paired["method"]["repeats"] == paired["encoder"]["repeats"] == 2
     assert (records[0].parent / "env.json").is_file()
+    # Memory per target and batch: the timed batch-1 call, and the recipe's training step at its batch
+    from zegbench.engine.memory import GIB, training_step_memory
+    from zegbench.engine.resolve import resolve as resolve_recipe
+
+    memory = zegclip["memory"]
+    step = training_step_memory("zegclip", "world_smoke")
+    assert memory["kind"] == "cpu_allocated" and memory["inference_gib"] > 0
+    assert memory["train_batch"] == resolve_recipe("zegclip", "world_smoke", 0)["train"]["batch_size"]
+    assert memory["train_gib"] == round(step.peak / GIB, 3) > memory["train_per_image_gib"] > 0
+    free, bare = (json.loads(p.read_text())["memory"] for p in records[1::-1])  # maskclip, the bare encoder
+    assert free["train_gib"] is None and bare["train_gib"] is None and free["inference_gib"] > 0
     capsys.readouterr()
     assert main(args) == 0  # the second invocation measures nothing
     assert "0 measured, 3 reused" in capsys.readouterr().out
@@ -129,6 +141,32 @@ def test_speed_suite_records_reuses_and_reports(tmp_path, capsys):
     assert "zegclip over the bare CLIP image encoder" in readme
     assert (reports / "tinyspeed" / "speed_vs_hiou.png").is_file()
     assert (reports / "tinyspeed" / "efficiency.tex").is_file()
+    table = (reports / "tinyspeed" / "efficiency.md").read_text()
+    assert "Inference memory, batch 1 (GiB)" in table and "Training memory at the recipe's batch (GiB)" in table
+
+
+def test_inference_memory_on_cuda_is_the_calls_peak_on_the_runs_own_device(monkeypatch):
+    from zegbench.engine.memory import GIB, inference_memory
+
+    calls = []
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda device: calls.append(("sync", device)))
+    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device: calls.append(("reset", device)))
+    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device: 3 * GIB)
+    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device: 4 * GIB)
+    record = inference_memory(lambda: calls.append(("call", None)), torch.nn.Linear(2, 2), "cuda:1")
+    assert calls == [("sync", "cuda:1"), ("reset", "cuda:1"), ("call", None), ("sync", "cuda:1")]
+    assert record == {"kind": "cuda_allocated", "inference_gib": 3.0, "inference_reserved_gib": 4.0}
+
+
+def test_inference_memory_on_the_cpu_counts_the_weights_and_what_the_call_allocates():
+    from zegbench.engine.memory import GIB, inference_memory
+
+    model = torch.nn.Linear(256, 256)  # 257 x 256 floats of weights
+    weights = 257 * 256 * 4
+    quiet = inference_memory(lambda: None, model, "cpu")
+    big = inference_memory(lambda: torch.ones(64, 1024, 1024), model, "cpu")  # a 256 MiB activation
+    assert quiet == {"kind": "cpu_allocated", "inference_gib": round(weights / GIB, 3)}
+    assert big["inference_gib"] == pytest.approx((weights + 256 * 2**20) / GIB, abs=0.002)
 
 
 def _tf32_allowed():

@@ -154,6 +154,38 @@ def training_step_memory(method_name: str, dataset: str, device: str = "cpu", ov
                           weights, max(0, one - per_image), per_image)
 
 
+def inference_memory(call, model: torch.nn.Module, device: str) -> dict:
+    """Peak memory of one inference ``call`` of ``model`` (a speed record's batch-1 predict), in GiB.
+
+    On CUDA: ``max_memory_allocated`` within the call (reset when it starts), so it includes what is
+    live then (weights, cached class embeddings), and ``max_memory_reserved`` beside it. On the CPU:
+    the weights' bytes plus the peak of the CPU allocator's live bytes above the call's start
+    (``_peak_cpu_bytes``), the same quantity up to the small caches. Each is labelled by its kind.
+    """
+    if torch.device(device).type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        call()
+        torch.cuda.synchronize(device)
+        return {"kind": "cuda_allocated", "inference_gib": _in_gib(torch.cuda.max_memory_allocated(device)),
+                "inference_reserved_gib": _in_gib(torch.cuda.max_memory_reserved(device))}
+    weights = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+    return {"kind": "cpu_allocated", "inference_gib": _in_gib(weights + _peak_cpu_bytes(call))}
+
+
+def training_memory_record(estimate: MemoryEstimate | None) -> dict:
+    """A speed record's training memory: the recipe's step peak at its batch (``training_step_memory``),
+    its parts, and what to plan for on a GPU; all None for a method that does not train."""
+    if estimate is None:
+        return {"train_batch": None, "train_gib": None, "train_per_image_gib": None, "train_needed_gib": None}
+    return {"train_batch": estimate.batch_size, "train_gib": _in_gib(estimate.peak),
+            "train_per_image_gib": _in_gib(estimate.per_image), "train_needed_gib": _in_gib(estimate.needed)}
+
+
+def _in_gib(n: int) -> float:
+    return round(n / GIB, 3)
+
+
 class PeakMemory:
     """The peak memory of one stretch of a run (training, evaluation), for its ``result.json``.
 

@@ -41,6 +41,7 @@ import torch
 
 from zegbench.datasets.catalog import load_dataset_info
 from zegbench.engine.environment import fp32_math
+from zegbench.engine.memory import inference_memory, training_memory_record, training_step_memory
 from zegbench.methods import create_method, method_config
 from zegbench.methods.base import method_class
 
@@ -302,6 +303,15 @@ def measure_speed(method_name: str, dataset: str, whole: tuple[int, int], test: 
         record["paired_with_encoder"] = {"method": latency_stats(ours), "encoder": latency_stats(enc),
                                          "ratio": round(ratio, 4)}
         del bare, bare_run
+    # Memory at batch 1 (the timed call) and, for a method that trains, its recipe's training step
+    # (``engine/memory.py``: measured at 1 and 2 images, scaled to the recipe's batch)
+    def timed_call():  # as timed: no autograd, the target's precision
+        with torch.inference_mode(), autocast:
+            run()
+    record["memory"] = inference_memory(timed_call, baseline if baseline_only else method, device)
+    trains = not baseline_only and not cls.training_free
+    record["memory"].update(training_memory_record(
+        training_step_memory(method_name, dataset, device) if trains else None))
     if test is not None and not baseline_only:
         xt = torch.randn(1, 3, *test, device=device)
         with torch.inference_mode(), autocast:

@@ -41,6 +41,11 @@ def speed_frame(records: list[dict]) -> pd.DataFrame:
             "peak_precision": r.get("peak_precision", "fp32"),  # records before bf16 peaks: always fp32
             "random_weights": r.get("random_weights", False),
             "paired_ratio": (r.get("paired_with_encoder") or {}).get("ratio"),
+            # Speed schema 1 records hold no memory
+            "memory_kind": (r.get("memory") or {}).get("kind"),
+            "inference_gib": (r.get("memory") or {}).get("inference_gib"),
+            "train_gib": (r.get("memory") or {}).get("train_gib"),
+            "train_batch": (r.get("memory") or {}).get("train_batch"),
         })
     return pd.DataFrame(rows)
 
@@ -72,6 +77,11 @@ def efficiency_table(frame: pd.DataFrame) -> pd.DataFrame:
         "Test protocol": frame["test"], "FPS test": [opt(v, ".2f") for v in frame["fps_test"]],
         "CLIP crops/img": [opt(v, ".0f") for v in frame["regions"]],
         "MFU %": [f"{100 * v:.1f}" for v in frame["mfu"]],
+        "Inference memory, batch 1 (GiB)": [opt(v, ".2f") for v in frame["inference_gib"]],
+        "Training memory at the recipe's batch (GiB)": [
+            "-" if v is None or pd.isna(v) else f"{v:.2f} (batch {b:.0f})"
+            for v, b in zip(frame["train_gib"], frame["train_batch"], strict=True)],
+        "Memory kind": [opt(v, "s") for v in frame["memory_kind"]],
     })
 
 
