@@ -144,3 +144,48 @@ def test_several_datasets_are_reported_apart(specs, tmp_path):
     assert (folder / "ablation_ladder_voc12.md").read_text().count("| zegclip ") == 1
     assert "| Dataset" in (folder / "efficiency.md").read_text()
 
+
+# What opens a run's files: the store's readers, its file names, and its listings of finished runs.
+RUN_READERS = {"read_result", "inspect_result", "read_config", "read_json", "inspect_image_counts",
+               "read_image_counts", "RESULT_FILE", "CONFIG_FILE", "ENV_FILE", "LOG_FILE", "IMAGE_COUNTS_FILE",
+               "finished_runs", "suites_holding", "results_of", "lendable_runs"}
+
+
+def test_only_the_runs_module_of_the_reports_opens_a_run_s_files():
+    import ast
+    from pathlib import Path
+
+    import zegbench
+
+    readers = {}
+    for path in sorted((Path(zegbench.__file__).parent / "reports").glob("*.py")):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("zegbench.store"):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.Attribute):
+                names.add(node.attr)
+        if names & RUN_READERS:
+            readers[path.name] = sorted(names & RUN_READERS)
+    assert list(readers) == ["runs.py"], readers
+
+
+def test_the_runs_frame_holds_each_run_s_budget_and_per_class_iou(specs):
+    import yaml
+
+    config = {"method": "zegclip", "world_size": 2, "train": {"steps": 300, "batch_size": 4, "accumulate": 2}}
+    (specs[0].run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    runs = runs_frame(specs)
+    assert len(runs) == len(specs) and runs.iloc[0]["per_class"] == {"aeroplane": 20.0, "tvmonitor": 10.0}
+    assert (runs.iloc[0]["steps"], runs.iloc[0]["global_batch"]) == (300, 16)  # 4 images x 2 accumulated x 2 ranks
+    assert type(runs.iloc[0]["steps"]) is int  # a whole number, as config.yaml has it
+    assert runs.iloc[1]["steps"] is None and runs.iloc[1]["global_batch"] is None  # no config.yaml: no budget
+
+
+@pytest.mark.parametrize("suite", ["ablations_full", "smoke", "budget"])
+def test_the_reports_name_each_variant_as_the_suite_does(suite):
+    from zegbench.harness.suite import expand
+    from zegbench.reports.variants import variant_label
+
+    for spec in expand(suite):
+        assert variant_label(spec.method, spec.overrides if spec.shown is None else spec.shown) == spec.variant
