@@ -11,7 +11,7 @@ from torch import nn
 from zegbench.cli import main
 from zegbench.methods import create_method
 from zegbench.methods.base import method_class
-from zegbench.reports.speed_report import efficiency_table, speed_frame
+from zegbench.reports.speed_report import speed_frame, speed_table
 
 
 def test_the_unbuilt_official_layers_are_a_torch_self_attention_and_layernorm_per_decoder_layer():
@@ -46,7 +46,7 @@ def test_the_speed_table_labels_both_counts_and_marks_records_without_the_offici
             "params_trainable": 10_666_240, "flops": 2e11, "macs": 1e11, "whole": {"median_ms": 100.0, "p10_ms": 99.0,
                                                                                     "p90_ms": 101.0},
             "fps_whole": 10.0, "mfu": 0.1, "matmul_peak_gflops": 100.0}
-    table = efficiency_table(speed_frame([{**base, "params_trainable_official": 13_821_184},
+    table = speed_table(speed_frame([{**base, "params_trainable_official": 13_821_184},
                                           {**base, "method": "two_stage"}]))
     assert list(table["Learnable (M)"]) == ["10.67", "10.67"]
     assert list(table["Learnable, official count (M)"]) == ["13.82", "-"]

@@ -8,8 +8,9 @@ import pytest
 from zegbench.harness.claim_check import load_claims
 from zegbench.harness.suite import RunSpec
 from zegbench.reports.build import build_report
+from zegbench.reports.runs import runs_frame
 from zegbench.reports.scorecard import evaluate_claims
-from zegbench.reports.tables import ablation_table, aggregate, paper_comparison, runs_frame, to_latex, to_markdown
+from zegbench.reports.tables import ablation_table, aggregate, paper_comparison, to_latex, to_markdown
 
 from fake_store import write_result
 
@@ -41,7 +42,7 @@ def specs(tmp_path):
 
 def _verdicts(specs, store):
     """The shipped claims' verdicts on ``specs``, as the harness computes them before a report."""
-    return evaluate_claims(specs, store, load_claims())
+    return evaluate_claims(runs_frame(specs), store, load_claims())
 
 
 def test_seed_aggregation(specs):
@@ -94,7 +95,8 @@ def test_paper_comparison_shows_paper_number_and_difference(specs):
 
 
 def test_build_report_writes_tables_plots_and_readme(specs, tmp_path):
-    readme = build_report("fixture", specs, {"tvmonitor"}, tmp_path / "reports", tmp_path, _verdicts(specs, tmp_path))
+    readme = build_report("fixture", runs_frame(specs), {"tvmonitor"}, tmp_path / "reports", tmp_path,
+                          _verdicts(specs, tmp_path))
     folder = readme.parent
     for name in ("ablation_ladder.md", "ablation_ladder.tex", "paper_comparison.md", "efficiency.md", "runs.csv",
                  "hiou_by_variant.png", "seen_vs_unseen.pdf", "per_class_iou.png", "training_curves.png"):
@@ -112,7 +114,7 @@ def test_report_joins_speed_records_of_default_configs(specs, tmp_path):
         "method": "zegclip", "dataset": "voc12", "input": [512, 512], "params_total": 1, "params_trainable": 1,
         "flops": 220e9, "macs": 110e9, "whole": {"median_ms": 125.0, "p10_ms": 120.0, "p90_ms": 130.0},
         "fps_whole": 8.0, "mfu": 0.5, "matmul_peak_gflops": 100.0}))
-    readme = build_report("fixture", specs, {"tvmonitor"}, tmp_path / "reports", tmp_path,
+    readme = build_report("fixture", runs_frame(specs), {"tvmonitor"}, tmp_path / "reports", tmp_path,
                           _verdicts(specs, tmp_path)).read_text()
     efficiency = (tmp_path / "reports" / "fixture" / "efficiency.md").read_text()
     row = next(line for line in efficiency.splitlines() if line.startswith("| zegclip "))
@@ -133,7 +135,7 @@ def test_several_datasets_are_reported_apart(specs, tmp_path):
         record = json.loads((run_dir / "result.json").read_text())
         (run_dir / "result.json").write_text(json.dumps({**record, "config_hash": "world"}))  # its folder's hash
         others.append(replace(spec, dataset="world_smoke", run_dir=run_dir))
-    readme = build_report("fixture", specs + others, {"tvmonitor"}, tmp_path / "reports", tmp_path,
+    readme = build_report("fixture", runs_frame(specs + others), {"tvmonitor"}, tmp_path / "reports", tmp_path,
                           _verdicts(specs + others, tmp_path)).read_text()
     assert "### ladder on voc12:" in readme and "### ladder on world_smoke:" in readme
     folder = tmp_path / "reports" / "fixture"
@@ -141,3 +143,49 @@ def test_several_datasets_are_reported_apart(specs, tmp_path):
     # Each table holds its own dataset's rows: one per variant, not one per variant and dataset.
     assert (folder / "ablation_ladder_voc12.md").read_text().count("| zegclip ") == 1
     assert "| Dataset" in (folder / "efficiency.md").read_text()
+
+
+# What opens a run's files: the store's readers, its file names, and its listings of finished runs.
+RUN_READERS = {"read_result", "inspect_result", "read_config", "read_json", "inspect_image_counts",
+               "read_image_counts", "RESULT_FILE", "CONFIG_FILE", "ENV_FILE", "LOG_FILE", "IMAGE_COUNTS_FILE",
+               "finished_runs", "suites_holding", "results_of", "lendable_runs"}
+
+
+def test_only_the_runs_module_of_the_reports_opens_a_run_s_files():
+    import ast
+    from pathlib import Path
+
+    import zegbench
+
+    readers = {}
+    for path in sorted((Path(zegbench.__file__).parent / "reports").glob("*.py")):
+        names = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("zegbench.store"):
+                names |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.Attribute):
+                names.add(node.attr)
+        if names & RUN_READERS:
+            readers[path.name] = sorted(names & RUN_READERS)
+    assert list(readers) == ["runs.py"], readers
+
+
+def test_the_runs_frame_holds_each_run_s_budget_and_per_class_iou(specs):
+    import yaml
+
+    config = {"method": "zegclip", "world_size": 2, "train": {"steps": 300, "batch_size": 4, "accumulate": 2}}
+    (specs[0].run_dir / "config.yaml").write_text(yaml.safe_dump(config))
+    runs = runs_frame(specs)
+    assert len(runs) == len(specs) and runs.iloc[0]["per_class"] == {"aeroplane": 20.0, "tvmonitor": 10.0}
+    assert (runs.iloc[0]["steps"], runs.iloc[0]["global_batch"]) == (300, 16)  # 4 images x 2 accumulated x 2 ranks
+    assert type(runs.iloc[0]["steps"]) is int  # a whole number, as config.yaml has it
+    assert runs.iloc[1]["steps"] is None and runs.iloc[1]["global_batch"] is None  # no config.yaml: no budget
+
+
+@pytest.mark.parametrize("suite", ["ablations_full", "smoke", "budget"])
+def test_the_reports_name_each_variant_as_the_suite_does(suite):
+    from zegbench.harness.suite import expand
+    from zegbench.reports.variants import variant_label
+
+    for spec in expand(suite):
+        assert variant_label(spec.method, spec.overrides if spec.shown is None else spec.shown) == spec.variant

@@ -14,6 +14,7 @@ from zegbench.harness.suite import RunSpec, expand
 from zegbench.harness.summary import format_verdicts
 from zegbench.reports.build import build_report
 from zegbench.reports.paper_claims import Claim
+from zegbench.reports.runs import runs_frame
 from zegbench.reports.scorecard import (
     IMAGE_COLUMN,
     SEED_COLUMN,
@@ -33,29 +34,29 @@ def test_paired_interval_matches_the_hand_computation():
     # diffs 2, 3, 4: mean 3, sample std 1, half-width t(0.975, 2) * 1 / sqrt(3)
     half = T_975_2DF / 3 ** 0.5
     row = paired_verdict([2.0, 3.0, 4.0], "increase")
-    assert row["n"] == 3 and row["diff_mean"] == pytest.approx(3.0)
-    assert row["ci_low"] == pytest.approx(3 - half, abs=1e-5) and row["ci_high"] == pytest.approx(3 + half, abs=1e-5)
-    assert row["ci_low"] == pytest.approx(0.51585, abs=1e-4)
-    assert row["verdict"] == "reproduces"
+    assert row.n == 3 and row.diff_mean == pytest.approx(3.0)
+    assert row.ci_low == pytest.approx(3 - half, abs=1e-5) and row.ci_high == pytest.approx(3 + half, abs=1e-5)
+    assert row.ci_low == pytest.approx(0.51585, abs=1e-4)
+    assert row.verdict == "reproduces"
 
 
 def test_wrong_side_contradicts_and_covering_zero_is_inconclusive():
-    assert paired_verdict([2.0, 3.0, 4.0], "decrease")["verdict"] == "contradicts"
-    assert paired_verdict([-2.0, -3.0, -4.0], "increase")["verdict"] == "contradicts"
+    assert paired_verdict([2.0, 3.0, 4.0], "decrease").verdict == "contradicts"
+    assert paired_verdict([-2.0, -3.0, -4.0], "increase").verdict == "contradicts"
     covers = paired_verdict([1.0, -1.0, 3.0], "increase")  # mean 1, half-width 4.97
-    assert covers["verdict"] == "inconclusive" and "covers 0" in covers["reason"]
+    assert covers.verdict == "inconclusive" and "covers 0" in covers.reason
 
 
 def test_one_pair_is_inconclusive_with_its_difference():
     row = paired_verdict([5.0], "increase")
-    assert row["verdict"] == "inconclusive" and "n < 2" in row["reason"]
-    assert row["n"] == 1 and row["diff_mean"] == 5.0 and row["ci_low"] is None
+    assert row.verdict == "inconclusive" and "n < 2" in row.reason
+    assert row.n == 1 and row.diff_mean == 5.0 and row.ci_low is None
 
 
 def test_ratio_verdict_against_the_threshold():
-    assert ratio_verdict(16.6, 16.6, 16.6, "increase", 5, None)["verdict"] == "reproduces"
-    assert ratio_verdict(5.2, 4.0, 6.0, "increase", 5, 10)["verdict"] == "inconclusive"
-    assert ratio_verdict(1.3, 1.2, 1.4, "decrease", 1.1, 10)["verdict"] == "contradicts"
+    assert ratio_verdict(16.6, 16.6, 16.6, "increase", 5, None).verdict == "reproduces"
+    assert ratio_verdict(5.2, 4.0, 6.0, "increase", 5, 10).verdict == "inconclusive"
+    assert ratio_verdict(1.3, 1.2, 1.4, "decrease", 1.1, 10).verdict == "contradicts"
 
 
 def test_shipped_claims_file_loads_with_the_issues_claims():
@@ -122,21 +123,22 @@ def store(tmp_path):
 
 def test_verdict_per_budget_and_not_run(store, tmp_path):
     claims = [_claim(id="rd", metric="miou_unseen"), _claim(id="tr", arm="zegclip_transductive", suite="transductive")]
-    rows = evaluate_claims(store, tmp_path, claims)
-    rd = {r["budget"]["steps"]: r for r in rows if r["id"] == "rd"}
-    assert rd[1500]["verdict"] == "reproduces" and rd[1500]["diff_mean"] == pytest.approx(3.0)  # the variant
-    assert rd[750]["verdict"] == "contradicts" and rd[750]["seeds"] == [0, 1, 2]  # with ignore_negatives is not paired
-    (missing,) = [r for r in rows if r["id"] == "tr"]
-    assert missing["verdict"] == "not run" and "zegclip_transductive" in missing["reason"]
-    assert "run_all.py --suite transductive" in missing["reason"]
+    rows = evaluate_claims(runs_frame(store), tmp_path, claims)
+    rd = {r.budget["steps"]: r for r in rows if r.id == "rd"}
+    assert rd[1500].verdict == "reproduces" and rd[1500].diff_mean == pytest.approx(3.0)  # the variant
+    assert rd[750].verdict == "contradicts" and rd[750].seeds == [0, 1, 2]  # with ignore_negatives is not paired
+    (missing,) = [r for r in rows if r.id == "tr"]
+    assert missing.verdict == "not run" and "zegclip_transductive" in missing.reason
+    assert "run_all.py --suite transductive" in missing.reason
     lines = format_verdicts(rows).splitlines()
     assert len(lines) == 3 and "reproduces" in lines[1] and "750 steps x 8" in lines[0]
 
 
 def test_arm_with_overrides_matches_only_its_variant(store):
     plain, ignoring = _claim().arm, _claim(arm={"method": "zegclip", "set": {"ignore_negatives": True}}).arm
-    assert [arm_matches(s, plain) for s in store[-2:]] == [True, False]
-    assert [arm_matches(s, ignoring) for s in store[-2:]] == [False, True]
+    last_two = list(runs_frame(store[-2:]).itertuples(index=False))
+    assert [arm_matches(run, plain) for run in last_two] == [True, False]
+    assert [arm_matches(run, ignoring) for run in last_two] == [False, True]
 
 
 def test_speed_claims_pair_records_of_one_machine(tmp_path):
@@ -154,21 +156,25 @@ def test_speed_claims_pair_records_of_one_machine(tmp_path):
             "speed": {"dataset": "voc12", "input": [512, 512]}}
     claims = [_claim(id="lat", metric="latency", **fast), _claim(id="flops", metric="gmacs", **fast),
               _claim(id="enc", metric="gmacs", **{**fast, "arm": "zegclip", "baseline": "clip_image_encoder"})]
-    lat, flops, enc = evaluate_claims([], tmp_path, claims)
-    assert lat["diff_mean"] == pytest.approx(15.0) and lat["n"] == 3 and lat["verdict"] == "reproduces"
-    assert lat["machine"] == "cpu"
-    assert lat["ci_low"] == pytest.approx(0.9 * 15 / 1.1) and lat["ci_high"] == pytest.approx(1.1 * 15 / 0.9)
-    assert flops["diff_mean"] == pytest.approx(1830 / 110) and flops["ci_low"] == flops["ci_high"]
-    assert enc["verdict"] == "not run" and "clip_image_encoder" in enc["reason"]
+    lat, flops, enc = evaluate_claims(None, tmp_path, claims)
+    assert lat.ratio == pytest.approx(15.0) and lat.n == 3 and lat.verdict == "reproduces"
+    assert lat.machine == "cpu"
+    assert lat.ratio_low == pytest.approx(0.9 * 15 / 1.1) and lat.ratio_high == pytest.approx(1.1 * 15 / 0.9)
+    assert flops.ratio == pytest.approx(1830 / 110) and flops.ratio_low == flops.ratio_high
+    assert enc.verdict == "not run" and "clip_image_encoder" in enc.reason
 
 
 def test_report_writes_claims_json_tables_and_plots(store, tmp_path):
-    readme = build_report("fake", store, {"b"}, tmp_path / "reports", tmp_path,
-                          evaluate_claims(store, tmp_path, load_claims()))
+    runs = runs_frame(store)
+    readme = build_report("fake", runs, {"b"}, tmp_path / "reports", tmp_path,
+                          evaluate_claims(runs, tmp_path, load_claims()))
     folder = readme.parent
     rows = json.loads((folder / "claims.json").read_text())
-    keys = {"id", "arms", "metric", "n", "diff_mean", "ci_low", "ci_high", "paper_effect", "verdict", "budget"}
-    assert all(keys <= set(r) for r in rows) and len({r["id"] for r in rows}) == len(load_claims())
+    keys = {"id", "arms", "metric", "n", "paper_effect", "verdict"}
+    accuracy, speed = keys | {"diff_mean", "ci_low", "ci_high", "budget"}, keys | {"ratio", "ratio_low", "ratio_high"}
+    assert all((speed if r["threshold"] is not None else accuracy) <= set(r) for r in rows)
+    assert len({r["id"] for r in rows}) == len(load_claims())
+    assert not any("diff_mean" in r for r in rows if r["threshold"] is not None)  # a ratio is not a difference
     two_stage = next(r for r in rows if r["id"] == "beats_two_stage_hiou")
     assert two_stage["paper_effect"]["value"] == 6.8 and two_stage["verdict"] == "not run"
     rd = [r for r in rows if r["id"] == "rd_raises_unseen"]
@@ -218,13 +224,13 @@ def _counted_pairs(root, seeds):
 
 def test_one_seed_shows_its_interval_over_images_and_stays_inconclusive(tmp_path):
     specs = _counted_pairs(tmp_path, [0])
-    (row,) = evaluate_claims(specs, tmp_path, [_claim(id="rd", metric="miou_unseen")])
-    assert row["n"] == 1 and row["verdict"] == "inconclusive"
-    (interval,) = row["image_intervals"]
+    (row,) = evaluate_claims(runs_frame(specs), tmp_path, [_claim(id="rd", metric="miou_unseen")])
+    assert row.n == 1 and row.verdict == "inconclusive"
+    (interval,) = row.image_intervals
     assert interval["seed"] == 0 and 0 < interval["low"] < interval["diff"] < interval["high"]
-    assert interval["diff"] == pytest.approx(row["diff_mean"], abs=1e-3)  # result.json's metrics are the counts'
+    assert interval["diff"] == pytest.approx(row.diff_mean, abs=1e-3)  # result.json's metrics are the counts'
     assert verdict_cell(row) == "inconclusive (one seed: image interval only)"
-    assert "the interval over images lies above 0" in row["reason"] and "not training variance" in row["reason"]
+    assert "the interval over images lies above 0" in row.reason and "not training variance" in row.reason
     write_scorecard([row], tmp_path, "fake")
     cell = f"{interval['diff']:+.1f} [{interval['low']:+.1f}, {interval['high']:+.1f}]"
     markdown = (tmp_path / "claims.md").read_text()
@@ -237,15 +243,15 @@ def test_one_seed_shows_its_interval_over_images_and_stays_inconclusive(tmp_path
 def test_several_seeds_show_an_interval_over_images_each_and_keep_the_seed_verdict(tmp_path):
     specs = _counted_pairs(tmp_path, [0, 1, 2])
     (specs[4].run_dir / "image_counts.npz").unlink()  # seed 2's arm: a run finished before per-image counts
-    (row,) = evaluate_claims(specs, tmp_path, [_claim(id="rd", metric="miou_unseen")])
-    assert row["n"] == 3 and row["verdict"] == "reproduces" and row["ci_low"] > 0  # by the seeds, as before
-    assert [i["seed"] for i in row["image_intervals"]] == [0, 1]
-    assert row["image_missing"] == [{"seed": 2, "reason": "no per-image counts (run predates them)"}]
+    (row,) = evaluate_claims(runs_frame(specs), tmp_path, [_claim(id="rd", metric="miou_unseen")])
+    assert row.n == 3 and row.verdict == "reproduces" and row.ci_low > 0  # by the seeds, as before
+    assert [i["seed"] for i in row.image_intervals] == [0, 1]
+    assert row.image_missing == [{"seed": 2, "reason": "no per-image counts (run predates them)"}]
     line = format_verdicts([row])
     assert "over images: s0 +" in line and "; s1 +" in line and "; s2: no per-image counts (run predates them)" in line
 
 
 def test_claims_over_runs_without_counts_say_so(store, tmp_path):
-    rows = evaluate_claims(store, tmp_path, [_claim(id="rd", metric="miou_unseen")])
-    assert all(r["image_intervals"] == [] and len(r["image_missing"]) == 3 for r in rows)
+    rows = evaluate_claims(runs_frame(store), tmp_path, [_claim(id="rd", metric="miou_unseen")])
+    assert all(r.image_intervals == [] and len(r.image_missing) == 3 for r in rows)
     assert "s0: no per-image counts (run predates them)" in format_verdicts(rows)

@@ -112,8 +112,8 @@ def run_suite(args) -> int:
     from zegbench.harness.suite import TRAINING_FREE, execute, expand, load_suite, plan, suite_path, with_finished_runs
     from zegbench.harness.summary import format_table, format_verdicts, summarize_runs
     from zegbench.reports.build import build_report, note_failed_invocation
+    from zegbench.reports.runs import runs_frame
     from zegbench.reports.scorecard import evaluate_claims
-    from zegbench.reports.tables import runs_frame
     from zegbench.store import RunStore, run_status
     from zegbench.store.layout import SUMMARY_FILE
     from zegbench.utils.io import atomic_write_json
@@ -183,8 +183,8 @@ def run_suite(args) -> int:
     atomic_write_json({"suite": args.suite, "rows": rows}, summary_path)
     print(f"summary: {summary_path}")
     unseen = set().union(*(load_dataset_info(d).unseen for d in {s.dataset for s in specs}))
-    verdicts = evaluate_claims(specs, store, claims)
-    report = build_report(suite, specs, unseen, args.reports, store, verdicts, runs, unmatched)
+    verdicts = evaluate_claims(runs, store, claims)
+    report = build_report(suite, runs, unseen, args.reports, store, verdicts, unmatched)
     print(format_verdicts(verdicts))
     print(f"report: {report}")
     _print_wall_time(args.suite, started)
@@ -231,7 +231,7 @@ def _run_speed(args, config, claims) -> int:
         counts = execute_speed(specs, args.device)
         print(f"suite {args.suite}: {counts['done']} measured, {counts['reused']} reused")
     everything = expand_speed(config.targets, suite, args.results, args.device) if args.only else specs
-    verdicts = evaluate_claims([], store, claims)  # the speed claims; the others need training suites
+    verdicts = evaluate_claims(None, store, claims)  # the speed claims; the others need training suites
     records = speed_records(everything)  # --only: the report is still of the whole suite
     accuracy = pd.DataFrame(default_config_accuracy(records, store))
     report = build_speed_report(suite, records, args.reports, accuracy, verdicts)

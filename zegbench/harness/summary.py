@@ -8,7 +8,8 @@ from __future__ import annotations
 import math
 from collections import Counter
 
-from zegbench.reports.tables import METRICS, aggregate, runs_frame
+from zegbench.reports.runs import runs_frame
+from zegbench.reports.tables import METRICS, aggregate
 
 
 def _plain(value):
@@ -52,21 +53,8 @@ def format_table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def format_verdicts(rows: list[dict]) -> str:
-    """One console line per claim (and budget): verdict, effect with its interval over seeds, n, the interval over
-    images of each seed (accuracy claims), and why."""
-    from zegbench.reports.scorecard import budget_label, claimed_cell, effect_cell, image_cell
+def format_verdicts(rows) -> str:
+    """One console line per claim (and budget): ``reports.scorecard.verdict_lines``."""
+    from zegbench.reports.scorecard import verdict_lines
 
-    width = max((len(r["id"]) for r in rows), default=0)
-    lines = []
-    for r in rows:
-        if r["verdict"] == "not run":
-            lines.append(f"claim {r['id']:<{width}}  {'not run':<12} {claimed_cell(r)} ({r['reason']})")
-            continue
-        where = f" [{r['dataset']}, {r.get('input') or budget_label(r['budget'])}]"
-        accuracy = r["threshold"] is None
-        images = f"; over images: {image_cell(r)}" if accuracy else ""
-        lines.append(f"claim {r['id']:<{width}}  {r['verdict']:<12} {claimed_cell(r)}: "
-                     f"{'over seeds ' if accuracy else ''}{effect_cell(r)}, "
-                     f"n={r['n'] if r['n'] is not None else 'exact'}{where}{images} ({r['reason']})")
-    return "\n".join(lines)
+    return verdict_lines(rows)

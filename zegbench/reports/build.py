@@ -1,9 +1,10 @@
 """``reports/<suite>/``: tables (markdown + LaTeX), plots (PNG + PDF) and a README that reads them.
 
 Built at the end of every suite and by ``run_all.py --suite NAME --report-only``,
-from the run store alone: every finished run of the suite (``suite.with_finished_runs``),
-grouped by dataset when there are several. An invocation whose runs all failed leaves
-the report as it was, with one line saying so (``note_failed_invocation``).
+from the runs frame (``runs.runs_frame``) of every finished run of the suite
+(``suite.with_finished_runs``), grouped by dataset when there are several. An
+invocation whose runs all failed leaves the report as it was, with one line saying
+so (``note_failed_invocation``).
 """
 from __future__ import annotations
 
@@ -15,22 +16,27 @@ import pandas as pd
 
 from zegbench.reports import plots
 from zegbench.reports.paper_numbers import paper_numbers
-from zegbench.reports.scorecard import budget_frame, write_scorecard
+from zegbench.reports.runs import ENV_COLUMNS, METRICS, training_losses
+from zegbench.reports.scorecard import write_scorecard
 from zegbench.reports.speed_report import PARAMS_NOTE, latest_speed
 from zegbench.reports.tables import (
-    METRICS,
     ablation_table,
     aggregate,
-    efficiency_table,
     mean_std,
     paper_comparison,
-    runs_frame,
+    size_and_training_table,
     to_latex,
     to_markdown,
 )
-from zegbench.store import RunStore, SuiteRun
+from zegbench.reports.variants import BUDGET_KEYS, variant_label
+from zegbench.reports.verdicts import Verdict
+from zegbench.store import RunStore
 
 FAILED_NOTE = "> **The last invocation failed**"
+# runs.csv: one row per run, its identity, metrics, sizes and environment (the frame's nested columns left out)
+RUNS_CSV_COLUMNS = ["group", "variant", "method", "dataset", "seed", "setting", *METRICS, "params_total",
+                    "params_trainable", "params_trainable_official", "train_seconds", "train_memory_gib", "memory_kind",
+                    *ENV_COLUMNS]
 
 
 def _reading(part: pd.DataFrame, metric: str, label: str) -> str:
@@ -61,10 +67,19 @@ def _speed_points(agg: pd.DataFrame, speed: pd.DataFrame) -> pd.DataFrame:
                          "hIoU": merged["hIoU_mean"], "seeds": merged["n"]})
 
 
-def _budget_plot(specs: list[SuiteRun], out: Path) -> list[str]:
-    """The budget curves, when the suite trains at more than one number of steps."""
-    frame = budget_frame(specs)
-    return plots.budget_curves(frame, out) if not frame.empty and frame["steps"].nunique() > 1 else []
+def _budget_plot(runs: pd.DataFrame, out: Path) -> list[str]:
+    """The budget curves, when the suite trains at more than one number of steps: each run at its steps, its
+    variant named without the budget keys (one line across budgets)."""
+    trained = runs[runs["steps"].notna()]
+    if trained.empty or trained["steps"].nunique() < 2:
+        return []
+    frame = pd.DataFrame({
+        "variant": [variant_label(method, {k: v for k, v in shown.items() if k not in BUDGET_KEYS})
+                    for method, shown in zip(trained["method"], trained["shown"], strict=True)],
+        "dataset": trained["dataset"], "steps": trained["steps"].astype(int), "seed": trained["seed"],
+        **{label: trained[key] for key, label in (("mIoU_seen", "mIoU(S)"), ("mIoU_unseen", "mIoU(U)"),
+                                                 ("hIoU", "hIoU"))}})
+    return plots.budget_curves(frame.reset_index(drop=True), out)
 
 
 def note_failed_invocation(suite: str, reports_dir: str | Path, failed: int) -> Path | None:
@@ -83,21 +98,19 @@ def note_failed_invocation(suite: str, reports_dir: str | Path, failed: int) -> 
     return readme
 
 
-def build_report(suite: str, specs: list[SuiteRun], unseen_classes: set[str], reports_dir: str | Path,
-                 store: RunStore | str | Path, verdicts: list[dict], runs: pd.DataFrame | None = None,
-                 unmatched: list[Path] = ()) -> Path:
+def build_report(suite: str, runs: pd.DataFrame, unseen_classes: set[str], reports_dir: str | Path,
+                 store: RunStore | str | Path, verdicts: list[Verdict], unmatched: list[Path] = ()) -> Path:
     """Write the report of ``suite`` and return its README path.
 
-    ``specs``: the suite's runs; ``store``: the run store they are in (speed records are read from
-    it too); ``verdicts``: ``scorecard.evaluate_claims`` of the specs; ``runs``: their ``runs_frame``
-    if already read; ``unmatched``: finished folders that match no run of the suite as defined now.
+    ``runs``: the suite's finished runs (``runs.runs_frame``); ``store``: the run store they are in (speed
+    records are read from it); ``verdicts``: ``scorecard.evaluate_claims`` of those runs; ``unmatched``:
+    finished folders that match no run of the suite as defined now.
     """
     out = Path(reports_dir) / suite
     out.mkdir(parents=True, exist_ok=True)
     for pattern in ("ablation_*.*", "claims_forest.*", "budget_curves.*"):  # of groups or runs no longer there
         for stale in out.glob(pattern):
             stale.unlink()
-    runs = runs_frame(specs) if runs is None else runs
     claims_section = write_scorecard(verdicts, out, suite)
     lines = [f"# Report: suite `{suite}`", ""]
     if unmatched:
@@ -112,7 +125,7 @@ def build_report(suite: str, specs: list[SuiteRun], unseen_classes: set[str], re
     several = runs["dataset"].nunique() > 1
     agg = aggregate(runs)
     paper = paper_numbers()
-    runs.drop(columns=["run_dir"]).to_csv(out / "runs.csv", index=False)
+    runs[RUNS_CSV_COLUMNS].to_csv(out / "runs.csv", index=False)
     lines += [f"{len(runs)} finished runs ({runs['seed'].nunique()} seeds) on "
               f"{', '.join(sorted(runs['dataset'].unique()))}; "
               f"device {', '.join(sorted(runs['device'].dropna().unique()))}. "
@@ -152,7 +165,7 @@ def build_report(suite: str, specs: list[SuiteRun], unseen_classes: set[str], re
     lines.append("")
 
     speed = latest_speed(store)
-    efficiency = efficiency_table(agg, speed)
+    efficiency = size_and_training_table(agg, speed)
     (out / "efficiency.md").write_text(to_markdown(efficiency))
     (out / "efficiency.tex").write_text(to_latex(efficiency, f"Size and training time (suite {suite})",
                                                  f"tab:{suite}-efficiency"))
@@ -173,11 +186,11 @@ def build_report(suite: str, specs: list[SuiteRun], unseen_classes: set[str], re
                 "a method that overfits seen classes sits low-right."),
                ("Per-class IoU", plots.per_class_heatmap(shown, unseen_classes, out),
                 "Mean over seeds; unseen classes (U) are right of the white line."),
-               ("Training curves", plots.training_curves(shown, out),
+               ("Training curves", plots.training_curves(training_losses(shown), out),
                 "Training loss, mean over seeds; NEL and CE losses are on different scales."),
                ("Speed vs accuracy", plots.speed_vs_hiou(_speed_points(agg, speed), out),
                 "hIoU (mean over seeds) against the speed suite's batch-1 latency; up-left is better."),
-               ("Metrics against the training budget", _budget_plot(specs, out),
+               ("Metrics against the training budget", _budget_plot(runs, out),
                 "Each variant at each budget of the suite (mean over seeds): does a gap hold at every budget or flip?")]
     lines += ["## Plots", ""]
     for title, files, reading in figures:

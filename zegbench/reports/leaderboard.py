@@ -15,7 +15,7 @@ differ between that method's settings on the dataset. Steps are the Budget colum
 label's. The paper's numbers (``paper_numbers.yaml``) stand beside a row whose config is the recipe's
 exactly, budget included: a shorter run of the same method is not the paper's setting.
 
-A pure function of the store's finished runs (``RunStore.finished_runs``) and of the recipes the
+A pure function of the store's finished runs (``runs.store_runs_frame``) and of the recipes the
 caller hands in. Cross-dataset evaluations (``cross_dataset`` in result.json) are not rows.
 """
 from __future__ import annotations
@@ -29,9 +29,11 @@ import pandas as pd
 
 from zegbench.errors import ZegbenchError
 from zegbench.reports.paper_numbers import paper_numbers
-from zegbench.reports.scorecard import budget_label, run_budget
-from zegbench.reports.tables import METRICS, mean_std, to_latex, to_markdown
-from zegbench.store import RunStore, read_config, short_hash
+from zegbench.reports.runs import METRICS, store_runs_frame
+from zegbench.reports.scorecard import budget_label
+from zegbench.reports.tables import mean_std, to_latex, to_markdown
+from zegbench.reports.variants import variant_label
+from zegbench.store import RunStore, short_hash
 
 Recipe = Callable[[str, str], "dict | None"]
 SORTS = {"hiou": "hIoU", "miou_unseen": "mIoU_unseen", "miou_seen": "mIoU_seen", "pacc": "pAcc", "n": "n",
@@ -74,35 +76,32 @@ def _text(value) -> str:
     return "+".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
-def _off_recipe(keys: dict, recipe: dict) -> list[str]:
-    """The keys set off the recipe (an input's fingerprint only where both have it: an evaluation-only dataset's
-    is named by ``eval_on``); a key the recipe has and the run lacks shows as unset."""
-    shown = [f"{k}={_text(v)}" for k, v in keys.items()
-             if (k in recipe or not k.startswith("inputs.")) and recipe.get(k, object()) != v]
-    return shown + [f"{k}=unset" for k in recipe if k not in keys and not k.startswith("inputs.")]
-
-
-def _label(method: str, shown: list[str]) -> str:
-    return f"{method}[{','.join(shown)}]" if shown else method
+def _off_recipe(keys: dict, recipe: dict) -> dict[str, str]:
+    """The keys set off the recipe, shown as text (an input's fingerprint only where both have it: an
+    evaluation-only dataset's is named by ``eval_on``); a key the recipe has and the run lacks shows as unset."""
+    shown = {k: _text(v) for k, v in keys.items()
+             if (k in recipe or not k.startswith("inputs.")) and recipe.get(k, object()) != v}
+    return shown | {k: "unset" for k in recipe if k not in keys and not k.startswith("inputs.")}
 
 
 def _finished(store: RunStore) -> list[dict]:
-    """One entry per finished run: its identity, setting, budget, metrics and the suites holding it."""
+    """One entry per finished run (a row of ``runs.store_runs_frame``): its identity, setting, budget, metrics
+    and the suites holding it."""
     runs = []
-    for folder, result in store.finished_runs():
-        config = read_config(folder)
+    for run in store_runs_frame(store).to_dict("records"):
+        config = run["config"]
         if config is None or "method" not in config or "dataset" not in config:
             continue  # a hand-made record without its config: it cannot be grouped (a suite report still shows it)
-        training_free = result.evaluated_step == 0  # the record says so (older records: unknown, taken as trained)
-        budget = None if training_free else run_budget(folder) or {"steps": None, "batch": None}
+        training_free = run["training_free"]
+        budget = None if training_free else {"steps": run["steps"], "batch": run["global_batch"]}
         runs.append({"method": config["method"], "dataset": config["dataset"], "seed": config.get("seed"),
-                     "setting": result.setting, "config": _without_seed(config, training_free), "budget": budget,
-                     "suites": store.suites_holding(folder.name), **{m: result.metric(m) for m in METRICS}})
+                     "setting": run["setting"], "config": _without_seed(config, training_free), "budget": budget,
+                     "suites": run["suites"], **{m: run[m] for m in METRICS}})
     return runs
 
 
 def _stats(values: list) -> tuple[float, float]:
-    kept = [float(v) for v in values if v is not None]
+    kept = [float(v) for v in values if not pd.isna(v)]  # undefined metrics are NaN in the runs frame
     if not kept:
         return math.nan, math.nan
     mean = sum(kept) / len(kept)
@@ -116,10 +115,10 @@ def _variant(first: dict, groups: list[list[dict]], resolved: dict | None) -> tu
     method, dataset, keys = first["method"], first["dataset"], _keys(first["config"])
     if resolved is not None:
         reference = _without_seed(resolved, first["budget"] is None)
-        return _label(method, _off_recipe(keys, _keys(reference))), reference
+        return variant_label(method, _off_recipe(keys, _keys(reference))), reference
     others = [_keys(g[0]["config"]) for g in groups if (g[0]["method"], g[0]["dataset"]) == (method, dataset)]
-    return _label(method, [f"{k}={_text(v)}" for k, v in keys.items()
-                           if any(o.get(k, object()) != v for o in others)]), None
+    return variant_label(method, {k: _text(v) for k, v in keys.items()
+                                  if any(o.get(k, object()) != v for o in others)}), None
 
 
 def _row(group: list[dict], groups: list[list[dict]], resolved: dict | None, paper: dict) -> dict:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from zegbench.config_dirs import config_files
 from zegbench.errors import ZegbenchError, validation_problem
+from zegbench.reports.variants import variant_label
 from zegbench.utils.io import read_yaml_mapping
 
 STRICT = ConfigDict(extra="forbid")
@@ -40,8 +41,7 @@ class Arm(BaseModel):
 
     @property
     def label(self) -> str:
-        extra = ",".join(f"{k}={v}" for k, v in self.set.items())
-        return f"{self.method}[{extra}]" if extra else self.method
+        return variant_label(self.method, self.set)
 
 
 class PaperEffect(BaseModel):

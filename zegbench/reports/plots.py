@@ -1,7 +1,7 @@
-"""Seaborn figures of a suite (PNG for reading, PDF for papers), from the run store only."""
+"""Seaborn figures of a suite (PNG for reading, PDF for papers), from the runs frame (``runs.py``), the
+verdict rows and the speed records: nothing here opens a run's files."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import matplotlib
@@ -12,8 +12,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import seaborn as sns  # noqa: E402
 
-from zegbench.store import read_result  # noqa: E402
-from zegbench.store.layout import LOG_FILE  # noqa: E402
+from zegbench.reports.verdicts import AccuracyVerdict, SpeedVerdict, Verdict  # noqa: E402
 
 
 def _save(fig, out_dir: Path, stem: str) -> list[str]:
@@ -50,13 +49,11 @@ def seen_vs_unseen(runs: pd.DataFrame, out_dir: Path) -> list[str]:
 
 
 def per_class_heatmap(runs: pd.DataFrame, unseen: set[str], out_dir: Path) -> list[str]:
-    """Per-class IoU (mean over seeds) for every variant of ``runs`` (``tables.runs_frame``); unseen
+    """Per-class IoU (mean over seeds) for every variant of ``runs`` (``runs.runs_frame``); unseen
     classes are marked and come last."""
     rows = {}
-    for variant, run_dir in zip(runs["variant"], runs["run_dir"], strict=True):
-        result = read_result(Path(run_dir))
-        if result is not None:  # runs_frame read it sound; it may have been damaged since
-            rows.setdefault(variant, []).append(result.per_class)
+    for variant, per_class in zip(runs["variant"], runs["per_class"], strict=True):
+        rows.setdefault(variant, []).append(per_class)
     if not rows:
         return []
     frame = pd.DataFrame({v: pd.DataFrame(r).astype(float).mean() for v, r in rows.items()}).T
@@ -72,20 +69,13 @@ def per_class_heatmap(runs: pd.DataFrame, unseen: set[str], out_dir: Path) -> li
     return _save(fig, out_dir, "per_class_iou")
 
 
-def training_curves(runs: pd.DataFrame, out_dir: Path) -> list[str]:
-    """Training loss per step, mean over seeds, one line per variant of ``runs`` (log scale)."""
-    frames = []
-    for variant, seed, run_dir in zip(runs["variant"], runs["seed"], runs["run_dir"], strict=True):
-        log = Path(run_dir) / LOG_FILE
-        if log.is_file():
-            lines = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
-            frames.append(pd.DataFrame({"step": [x["step"] for x in lines], "loss": [x["loss"] for x in lines],
-                                        "variant": variant, "seed": seed}))
-    if not frames:
+def training_curves(losses: pd.DataFrame, out_dir: Path) -> list[str]:
+    """Training loss per step, mean over seeds, one line per variant (log scale); ``losses``:
+    ``runs.training_losses``."""
+    if losses.empty:
         return []
-    data = pd.concat(frames)
     fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    sns.lineplot(data, x="step", y="loss", hue="variant", errorbar=None, linewidth=1, ax=ax)
+    sns.lineplot(losses, x="step", y="loss", hue="variant", errorbar=None, linewidth=1, ax=ax)
     ax.set(yscale="log", xlabel="training step", ylabel="training loss (log scale; losses differ by variant)")
     ax.legend(fontsize=7)
     return _save(fig, out_dir, "training_curves")
@@ -112,11 +102,11 @@ def speed_vs_hiou(points: pd.DataFrame, out_dir: Path, stem: str = "speed_vs_hio
     return _save(fig, out_dir, stem)
 
 
-def forest_plot(rows: list[dict], out_dir: Path, stem: str = "claims_forest") -> list[str]:
+def forest_plot(rows: list[Verdict], out_dir: Path, stem: str = "claims_forest") -> list[str]:
     """One row per evaluated claim (and budget): the effect with its interval (green: reproduces, red:
     contradicts, grey: inconclusive), the paper's effect as a purple diamond, the no-effect line (0, or the
     claim's ratio threshold) dashed. Differences (points) and cost ratios (log scale) get a panel each."""
-    panels = [(title, [r for r in rows if r["diff_mean"] is not None and (r["threshold"] is not None) == ratio])
+    panels = [(title, [r for r in rows if r.interval[0] is not None and isinstance(r, SpeedVerdict) == ratio])
               for title, ratio in (("arm - baseline (points)", False), ("cost ratio arm / baseline (log)", True))]
     panels = [(title, part) for title, part in panels if part]
     if not panels:
@@ -124,18 +114,20 @@ def forest_plot(rows: list[dict], out_dir: Path, stem: str = "claims_forest") ->
     height = 0.4 * max(len(part) for _, part in panels) + 1.6
     fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), height), squeeze=False)
     for ax, (title, part) in zip(axes[0], panels, strict=True):
-        labels = [r["id"] + (f" @{r['budget']['steps']}" if r.get("budget") else "") for r in part]
+        labels = [r.id + (f" @{r.budget['steps']}" if isinstance(r, AccuracyVerdict) and r.budget else "")
+                  for r in part]
         ys = list(range(len(part)))[::-1]
         for y, r in zip(ys, part, strict=True):
-            colour = {"reproduces": "#1a9850", "contradicts": "#d73027"}.get(r["verdict"], "#636363")
-            if r["ci_low"] is not None:
-                ax.plot([r["ci_low"], r["ci_high"]], [y, y], color=colour, linewidth=2)
-            ax.plot(r["diff_mean"], y, "o", color=colour)
-            if r["paper_effect"]:
-                ax.plot(r["paper_effect"]["value"], y, "D", color="#7b3294", fillstyle="none", markersize=8)
-            if r["threshold"] is not None:  # each ratio claim has its own threshold
-                ax.plot([r["threshold"]] * 2, [y - 0.4, y + 0.4], "--", color="black", linewidth=1)
-        if part[0]["threshold"] is None:
+            colour = {"reproduces": "#1a9850", "contradicts": "#d73027"}.get(r.verdict, "#636363")
+            effect, low, high = r.interval
+            if low is not None:
+                ax.plot([low, high], [y, y], color=colour, linewidth=2)
+            ax.plot(effect, y, "o", color=colour)
+            if r.paper_effect:
+                ax.plot(r.paper_effect["value"], y, "D", color="#7b3294", fillstyle="none", markersize=8)
+            if isinstance(r, SpeedVerdict):  # each ratio claim has its own threshold
+                ax.plot([r.threshold] * 2, [y - 0.4, y + 0.4], "--", color="black", linewidth=1)
+        if isinstance(part[0], AccuracyVerdict):
             ax.axvline(0, linestyle="--", color="black", linewidth=1)
         else:
             ax.set_xscale("log")

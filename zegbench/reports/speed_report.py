@@ -1,4 +1,4 @@
-"""``reports/<speed suite>/``: the efficiency table, one-stage vs two-stage ratios, and speed vs accuracy.
+"""``reports/<speed suite>/``: the speed table, one-stage vs two-stage ratios, and speed vs accuracy.
 
 A pure function of the speed records (``harness/speed_suite.py``) and, for the
 accuracy axis, of the hIoU of finished runs of each method's default config on the
@@ -14,6 +14,7 @@ from zegbench.reports import plots
 from zegbench.reports.paper_numbers import paper_numbers
 from zegbench.reports.scorecard import write_scorecard
 from zegbench.reports.tables import to_latex, to_markdown
+from zegbench.reports.verdicts import Verdict
 from zegbench.store import RunStore
 
 # Why two learnable counts (docs/fidelity.md, item 14).
@@ -58,8 +59,9 @@ def latest_speed(store: RunStore | str | Path) -> pd.DataFrame:
     return frame[frame["precision"] == "fp32"].drop_duplicates(["method", "dataset"], keep="first")
 
 
-def efficiency_table(frame: pd.DataFrame) -> pd.DataFrame:
-    """The speed table as published: sizes, GFLOPs in both conventions, latency, FPS, MFU."""
+def speed_table(frame: pd.DataFrame) -> pd.DataFrame:
+    """One row per speed record (``speed_frame``), as published: sizes, GFLOPs in both conventions, latency,
+    FPS, MFU (written as the speed report's efficiency.md)."""
     def opt(v, fmt):
         return "-" if v is None or pd.isna(v) else format(v, fmt)
     return pd.DataFrame({
@@ -116,7 +118,7 @@ def ratios(frame: pd.DataFrame) -> list[str]:
 
 
 def build_speed_report(suite: str, records: list[dict], reports_dir: str | Path = "reports",
-                       accuracy: pd.DataFrame | None = None, verdicts: list[dict] | None = None) -> Path:
+                       accuracy: pd.DataFrame | None = None, verdicts: list[Verdict] | None = None) -> Path:
     """Write ``reports/<suite>/README.md`` (+ efficiency.md/.tex, speed_vs_hiou.png/.pdf, and the claims
     scorecard when ``verdicts``, from ``scorecard.evaluate_claims``, are given).
 
@@ -132,7 +134,7 @@ def build_speed_report(suite: str, records: list[dict], reports_dir: str | Path 
         (out / "README.md").write_text("\n".join(lines + ["No speed records yet."]) + "\n")
         return out / "README.md"
     frame = speed_frame(records)
-    table = efficiency_table(frame)
+    table = speed_table(frame)
     (out / "efficiency.md").write_text(to_markdown(table))
     (out / "efficiency.tex").write_text(to_latex(table, f"Speed on one machine (suite {suite})", f"tab:{suite}-speed"))
     peaks = "; ".join(f"{precision}: " + ", ".join(f"{p:.0f}" for p in sorted(part["peak_gflops"].unique()))

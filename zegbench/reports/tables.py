@@ -1,8 +1,7 @@
-"""Result tables from the run store: one row per run, seed aggregates, and paper-shaped tables.
+"""Result tables from the runs frame (``runs.runs_frame``): seed aggregates and paper-shaped tables.
 
-Everything here is a pure function of the run store's sound records (``store.read_result``) and
-``env.json`` files, and of the suite's runs (``store.SuiteRun``: which run belongs to which variant).
-Markdown goes through pandas + tabulate, LaTeX through pandas' Styler with
+Everything here is a pure function of that frame (one row per finished run of the suite) and of the
+speed records handed in. Markdown goes through pandas + tabulate, LaTeX through pandas' Styler with
 booktabs rules and the best mean of each metric in bold.
 """
 from __future__ import annotations
@@ -11,41 +10,9 @@ import math
 
 import pandas as pd
 
-from zegbench.store import SuiteRun, read_json, read_result
-from zegbench.store.layout import ENV_FILE
+from zegbench.reports.runs import ENV_COLUMNS, METRICS
 
-METRICS = {"pAcc": "pAcc", "mIoU_seen": "mIoU(S)", "mIoU_unseen": "mIoU(U)", "hIoU": "hIoU"}
 GROUP_KEYS = ["group", "variant", "dataset", "setting"]
-ENV_COLUMNS = ["device", "torch", "precision", "inference"]
-
-
-def runs_frame(specs: list[SuiteRun]) -> pd.DataFrame:
-    """One row per finished run of ``specs``: identity, metrics, sizes, environment."""
-    rows = []
-    for spec in specs:
-        r = read_result(spec.run_dir)
-        if r is None:  # not finished, or damaged (the harness sets it aside and evaluates again)
-            continue
-        env = read_json(spec.run_dir / ENV_FILE)
-        rows.append({
-            "group": spec.group, "variant": spec.variant, "method": spec.method, "dataset": spec.dataset,
-            "seed": spec.seed, "setting": r.setting, **{m: r.metric(m) for m in METRICS},
-            "params_total": r.params_total, "params_trainable": r.params_trainable,
-            "params_trainable_official": r.params_trainable_official,
-            "train_seconds": r.train_seconds, **_train_memory(r), "device": env.get("device_name") or r.device,
-            "torch": env.get("torch"), "precision": env.get("precision"), "inference": r.inference,
-            "run_dir": str(spec.run_dir),
-        })
-    columns = ["group", "variant", "method", "dataset", "seed", "setting", *METRICS, "params_total",
-               "params_trainable", "params_trainable_official", "train_seconds", "train_memory_gib", "memory_kind",
-               *ENV_COLUMNS, "run_dir"]
-    return pd.DataFrame(rows, columns=columns)
-
-
-def _train_memory(r) -> dict:
-    """A run's training peak memory and its kind (records before 2026-12-06 have none: NaN, '-')."""
-    memory = r.memory or {}
-    return {"train_memory_gib": memory.get("train_gib"), "memory_kind": memory.get("kind")}
 
 
 def _joined(values: pd.Series) -> str:
@@ -118,10 +85,10 @@ def paper_comparison(agg: pd.DataFrame, paper: dict) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def efficiency_table(agg: pd.DataFrame, speed: pd.DataFrame | None = None) -> pd.DataFrame:
-    """Parameter counts and training time per variant (and dataset, when there are several); GMACs, latency
-    and FPS where the speed suite measured the variant's method on its dataset (``speed``:
-    ``speed_report.latest_speed``)."""
+def size_and_training_table(agg: pd.DataFrame, speed: pd.DataFrame | None = None) -> pd.DataFrame:
+    """A suite report's efficiency.md: parameter counts, training time and peak memory per variant (and dataset,
+    when there are several); GMACs, latency and FPS where the speed suite measured the variant's method on its
+    dataset (``speed``: ``speed_report.latest_speed``). The speed report's own table is ``speed_report.speed_table``."""
     seen = agg.drop_duplicates(["variant", "dataset"])
     table = pd.DataFrame({
         "Variant": seen["variant"],

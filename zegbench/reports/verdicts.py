@@ -13,15 +13,114 @@ trained models moves with the test set, not how it moves when the models are tra
 one seed the verdict stays inconclusive and says that the image interval is all there is
 (``one_seed_reason``): a qualifier, not a verdict of its own, so that ``reproduces`` and
 ``contradicts`` always mean evidence over training seeds.
+
+The scorecard's rows are typed: an ``AccuracyVerdict`` (a paired difference in points, per dataset and
+budget) or a ``SpeedVerdict`` (a cost ratio, named ``ratio``), each what ``claims.json`` holds of it.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import statistics
+from dataclasses import dataclass
 
 from scipy.stats import t as student_t
 
 CONFIDENCE = 0.95
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """An accuracy claim's effect over seeds: the mean of ``n`` paired differences arm - baseline (points), its
+    95% t-interval (None with one pair) and the verdict with its reason."""
+
+    n: int
+    diff_mean: float
+    ci_low: float | None
+    ci_high: float | None
+    verdict: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class CostRatio:
+    """A speed claim's effect: the cost ratio arm / baseline with its spread (equal to it for an exact count),
+    ``n`` timed calls per arm (None for an exact count) and the verdict with its reason."""
+
+    n: int | None
+    ratio: float
+    ratio_low: float
+    ratio_high: float
+    verdict: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class ClaimFacts:
+    """What each verdict row repeats of its claim (``paper_claims.Claim``)."""
+
+    id: str
+    sentence: str
+    arms: dict[str, str]  # {"arm": label, "baseline": label}
+    metric: str
+    direction: str
+    effect: str  # what the effect is: "difference arm - baseline (points)" or "ratio arm / baseline"
+    threshold: float | None  # speed claims: the claimed ratio
+    paper_effect: dict | None
+    suite: str
+
+    def to_record(self) -> dict:
+        """The row as ``claims.json`` holds it (fields in their order)."""
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class AccuracyVerdict(ClaimFacts):
+    """An accuracy claim on one dataset and budget: the paired difference over seeds (``PairedDifference``'s
+    fields), and per seed the paired bootstrap over images or why there is none. A claim not run has no
+    dataset, budget, seeds or difference."""
+
+    # in claims.json's order, as the scorecard always wrote it: the intervals over images first
+    image_intervals: list[dict]  # per seed: {"seed", "diff", "low", "high", "images", "resamples", "undefined"}
+    image_missing: list[dict]  # per seed without one: {"seed", "reason"}
+    dataset: str | None
+    budget: dict | None  # {"steps": N, "batch": global batch}
+    seeds: list[int]
+    n: int
+    diff_mean: float | None
+    ci_low: float | None
+    ci_high: float | None
+    verdict: str
+    reason: str
+
+    @property
+    def interval(self) -> tuple[float | None, float | None, float | None]:
+        """(effect, low, high): the mean difference and its interval over seeds."""
+        return self.diff_mean, self.ci_low, self.ci_high
+
+
+@dataclass(frozen=True)
+class SpeedVerdict(ClaimFacts):
+    """A speed claim: the cost ratio of the newest pair of records on one machine (``CostRatio``'s fields),
+    at its input (e.g. '512x512 fp32'). A claim not run has no dataset, input, machine or ratio."""
+
+    dataset: str | None
+    input: str | None
+    machine: str | None
+    n: int | None
+    ratio: float | None
+    ratio_low: float | None
+    ratio_high: float | None
+    verdict: str
+    reason: str
+
+    @property
+    def interval(self) -> tuple[float | None, float | None, float | None]:
+        """(effect, low, high): the ratio and its spread."""
+        return self.ratio, self.ratio_low, self.ratio_high
+
+
+Verdict = AccuracyVerdict | SpeedVerdict
 
 
 def judge(low: float, high: float, direction: str, reference: float = 0.0,
@@ -36,7 +135,7 @@ def judge(low: float, high: float, direction: str, reference: float = 0.0,
     return "contradicts", f"{side}, against the paper"
 
 
-def paired_verdict(diffs: list[float], direction: str) -> dict:
+def paired_verdict(diffs: list[float], direction: str) -> PairedDifference:
     """Mean paired difference, its 95% t-interval over ``len(diffs)`` pairs, and the verdict.
 
     One pair gives no interval: inconclusive (n < 2), the difference still reported.
@@ -46,12 +145,10 @@ def paired_verdict(diffs: list[float], direction: str) -> dict:
         raise ValueError("paired_verdict needs at least one pair")
     mean = statistics.fmean(diffs)
     if n < 2:
-        return {"n": 1, "diff_mean": mean, "ci_low": None, "ci_high": None, "verdict": "inconclusive",
-                "reason": "n < 2: one seed gives no interval"}
+        return PairedDifference(1, mean, None, None, "inconclusive", "n < 2: one seed gives no interval")
     half = float(student_t.ppf(0.5 + CONFIDENCE / 2, n - 1)) * statistics.stdev(diffs) / math.sqrt(n)
     verdict, reason = judge(mean - half, mean + half, direction)
-    return {"n": n, "diff_mean": mean, "ci_low": mean - half, "ci_high": mean + half, "verdict": verdict,
-            "reason": reason}
+    return PairedDifference(n, mean, mean - half, mean + half, verdict, reason)
 
 
 def one_seed_reason(low: float, high: float, direction: str) -> str:
@@ -62,10 +159,11 @@ def one_seed_reason(low: float, high: float, direction: str) -> str:
             f"not training variance)")
 
 
-def ratio_verdict(ratio: float, low: float, high: float, direction: str, threshold: float, n: int | None) -> dict:
+def ratio_verdict(ratio: float, low: float, high: float, direction: str, threshold: float,
+                  n: int | None) -> CostRatio:
     """A cost ratio with its spread [low, high] against the claim's ``threshold``.
 
     ``n``: timed calls per arm (None for an exact count such as GMACs, whose spread is the ratio itself).
     """
     verdict, reason = judge(low, high, direction, threshold, "the exact ratio" if low == high else "the interval")
-    return {"n": n, "diff_mean": ratio, "ci_low": low, "ci_high": high, "verdict": verdict, "reason": reason}
+    return CostRatio(n, ratio, low, high, verdict, reason)
