@@ -36,6 +36,7 @@ from zegbench.errors import ZegbenchError, check_name, validation_problem
 from zegbench.harness.executors import ExecutorOptions, LocalProcesses, gpu_groups, submit_slurm
 from zegbench.harness.progress import SuiteProgress, format_duration
 from zegbench.harness.suite_config import SuiteConfig
+from zegbench.reports.variants import variant_label
 from zegbench.store import RunFolder, RunStore, failure_line, read_config, read_result, run_status
 from zegbench.utils.cores import available_cores, available_memory
 from zegbench.utils.io import read_yaml_mapping
@@ -105,9 +106,7 @@ class RunSpec:
     @property
     def variant(self) -> str:
         """The row this run averages into: method plus the overrides that distinguish it (seeds pooled)."""
-        shown = self.overrides if self.shown is None else self.shown
-        extra = ",".join(f"{k}={v}" for k, v in shown.items())
-        return f"{self.method}[{extra}]" if extra else self.method
+        return variant_label(self.method, self.overrides if self.shown is None else self.shown)
 
 
 def expand(name: str, dataset: str | None = None, seeds: int | None = None, results: str | Path = "results",
