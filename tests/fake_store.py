@@ -50,4 +50,4 @@ def write_counts(run_dir: Path, counts, **fields) -> Path:
 
     write_result(run_dir, **{key: percent(scores[key]) for key in RESULT_METRICS},
                  per_class=dict(zip(counts.classes, map(percent, scores["per_class"]), strict=True)), **fields)
-    return write_image_counts(counts, run_dir, run_dir.name.rsplit("-", 1)[-1])
+    return write_image_counts(run_dir, counts, run_dir.name.rsplit("-", 1)[-1])

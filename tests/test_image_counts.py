@@ -104,7 +104,7 @@ def _counts(union_max: int) -> ImageCounts:
 def test_counts_are_stored_in_the_smallest_type_that_holds_them(tmp_path, union_max, dtype):
     run_dir = tmp_path / "m-d-s0-abcd1234"
     run_dir.mkdir()
-    write_image_counts(_counts(union_max), run_dir, "abcd1234")
+    write_image_counts(run_dir, _counts(union_max), "abcd1234")
     read = read_image_counts(run_dir)
     assert read.union.dtype == dtype and read == _counts(union_max)
 
@@ -113,9 +113,9 @@ def test_damaged_or_foreign_counts_are_never_read(tmp_path):
     run_dir = tmp_path / "m-d-s0-abcd1234"
     run_dir.mkdir()
     assert inspect_image_counts(run_dir) == (None, None)  # a run from before per-image counts
-    write_image_counts(_counts(9), run_dir, "ffff0000")  # copied from another run
+    write_image_counts(run_dir, _counts(9), "ffff0000")  # copied from another run
     assert "is not this folder's" in inspect_image_counts(run_dir)[1]
-    write_image_counts(_counts(9), run_dir, "abcd1234")
+    write_image_counts(run_dir, _counts(9), "abcd1234")
     path = run_dir / "image_counts.npz"
     path.write_bytes(path.read_bytes()[:100])  # cut short
     counts, problem = inspect_image_counts(run_dir)

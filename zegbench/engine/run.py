@@ -206,10 +206,10 @@ def _train_and_evaluate(resolved: dict, folder: RunFolder, device: str, progress
         for other, m in cross.items():
             events.evaluation(summary["steps"], {k: m[k] for k in ("mIoU", "pAcc")}, prefix=f"cross/{other}")
         events.close()
-        write_image_counts(metrics["image_counts"], run_dir, record["config_hash"])
+        write_image_counts(run_dir, metrics["image_counts"], record["config_hash"])
         for other, m in cross_counts.items():
-            write_image_counts(m, run_dir, record["config_hash"], cross_dataset=other)
-        write_result(record, run_dir)
+            write_image_counts(run_dir, m, record["config_hash"], cross_dataset=other)
+        write_result(run_dir, record)
     return record
 
 

@@ -106,7 +106,7 @@ def _smallest_unsigned(*arrays: np.ndarray) -> np.dtype:
     return np.min_scalar_type(top) if top > 0 else np.dtype(np.uint8)
 
 
-def write_image_counts(counts: ImageCounts, run_dir: Path, config_hash: str, cross_dataset: str | None = None) -> Path:
+def write_image_counts(run_dir: Path, counts: ImageCounts, config_hash: str, cross_dataset: str | None = None) -> Path:
     """Write ``counts`` as ``run_dir/image_counts[.<dataset>].npz``, atomically (before result.json:
     a run is finished only once its result.json is there, and then its counts are too)."""
     dtype = _smallest_unsigned(counts.union, counts.labelled)

@@ -119,7 +119,7 @@ def read_result(run_dir: Path) -> RunResult | None:
     return inspect_result(run_dir)[0]
 
 
-def write_result(record: dict, run_dir: Path) -> RunResult:
+def write_result(run_dir: Path, record: dict) -> RunResult:
     """Check ``record`` against the schema and write it as ``run_dir/result.json``, atomically (written
     last: its presence means "finished"). The record goes through JSON first, so numpy numbers and
     tuples are checked as the reader will see them."""
