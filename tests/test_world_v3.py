@@ -36,6 +36,22 @@ def test_v3_is_registered_and_not_the_default():
     assert spec.generator is world_v3 and load_dataset_info("world_v3").recipe.method["clip"] == world_v3.CLIP_MODEL
 
 
+def test_the_seed_worlds_are_v3_drawn_with_another_generator_seed_only():
+    """The world-seed check of the pre-registration: same design, CLIP and recipe; other scenes."""
+    import dataclasses
+
+    from zegbench.datasets.generate import fingerprint
+
+    base = load_dataset_info("world_v3")
+    for seed in (1, 2):
+        other = load_dataset_info(f"world_v3_seed{seed}")
+        spec = world_spec(other)
+        assert spec.seed == seed and spec.generator is world_v3
+        assert dataclasses.replace(spec, seed=0, name=world_spec(base).name) == world_spec(base)
+        assert fingerprint(spec) != fingerprint(world_spec(base))
+        assert other.recipe == base.recipe and other.classes == base.classes and other.unseen == base.unseen
+
+
 def test_the_benchmark_is_a_sliver_of_the_concepts():
     assert set(world_v3.CLASS_NAMES) < set(world_v3.CONCEPTS)
     assert len(world_v3.CONCEPTS) >= breadth.CONCEPT_RATIO_MIN * len(world_v3.CLASS_NAMES)
