@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from zegbench.errors import ZegbenchError
-from zegbench.methods.base import method_class
+from zegbench.methods import method_class
 
 # A 1x1 convolution over 4x4-pooled pixels into CLIP's joint space, scored against the frozen text
 # embeddings of the class names: trainable, zero-shot in form, and seconds on a CPU.

@@ -136,7 +136,7 @@ def measure_arm(arm: str, dataset: str, steps: int, results: str | Path, device:
     from zegbench.engine.identity import config_hash
     from zegbench.engine.resolve import resolve
     from zegbench.engine.train import train
-    from zegbench.methods.base import create_method
+    from zegbench.methods import create_method
     from zegbench.store.layout import LOG_FILE, RunStore, write_config
 
     resolved = resolve(arm, dataset, seed=0, overrides={"steps": steps})

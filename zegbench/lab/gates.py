@@ -79,7 +79,7 @@ def training_free_miou(dataset: str, method: str = "maskclip") -> float:
 
     from zegbench.engine.evaluate import evaluate
     from zegbench.engine.resolve import resolve
-    from zegbench.methods.base import create_method
+    from zegbench.methods import create_method
 
     resolved = resolve(method, dataset, seed=0)
     torch.manual_seed(0)

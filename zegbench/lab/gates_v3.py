@@ -67,7 +67,7 @@ def oracle_miou(dataset: str, steps: int, seed: int = 0, device: str = "cpu", pr
     from zegbench.engine.evaluate import evaluate
     from zegbench.engine.resolve import resolve
     from zegbench.engine.train import train
-    from zegbench.methods.base import create_method
+    from zegbench.methods import create_method
 
     resolved = resolve(ORACLE_ARM, dataset, seed=seed, overrides={"steps": steps})
     info = all_seen(load_dataset_info(dataset))
