@@ -15,8 +15,7 @@ import torch
 
 from zegbench.datasets import worlds
 from zegbench.errors import ZegbenchError
-from zegbench.methods import create_method, list_methods, method_config
-from zegbench.methods.base import method_class
+from zegbench.methods import create_method, list_methods, method_class, method_config
 from zegbench.utils import distributed
 
 SEEN = list(worlds.generator().SEEN_CLASSES)

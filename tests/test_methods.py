@@ -8,8 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from zegbench.datasets import worlds
-from zegbench.methods import create_method, list_methods, method_config
-from zegbench.methods.base import Method, method_class
+from zegbench.methods import Method, create_method, list_methods, method_class, method_config
 from zegbench.methods.losses import ce_loss, nel_loss, one_hot_masks
 from zegbench.methods.zegclip import ZegCLIP, pseudo_label
 

@@ -9,8 +9,7 @@ import pytest
 from torch import nn
 
 from zegbench.cli import main
-from zegbench.methods import create_method
-from zegbench.methods.base import method_class
+from zegbench.methods import create_method, method_class
 from zegbench.reports.speed_report import speed_frame, speed_table
 
 

@@ -13,8 +13,7 @@ from torch import nn
 from zegbench.cli import main
 from zegbench.engine.resolve import resolve
 from zegbench.errors import ZegbenchError
-from zegbench.methods import create_method
-from zegbench.methods.base import method_class
+from zegbench.methods import create_method, method_class
 from zegbench.methods.maskclip import as_mmseg_tower
 
 # Keys added after runs were recorded: their class defaults are what those runs computed, and a resolved

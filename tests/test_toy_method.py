@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from zegbench.errors import ZegbenchError
-from zegbench.methods.base import method_class
+from zegbench.methods import method_class
 
 # A 1x1 convolution over 4x4-pooled pixels into CLIP's joint space, scored against the frozen text
 # embeddings of the class names: trainable, zero-shot in form, and seconds on a CPU.
@@ -113,6 +113,35 @@ def test_a_method_from_outside_the_package_trains_evaluates_reports_and_segments
     image = np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)
     segmentation = model.segment(image, ["red dotted", "blue striped"])
     assert segmentation.labels.shape == (50, 70) and np.isfinite(segmentation.scores).all()
+
+
+def test_a_trained_run_loads_after_its_method_yaml_is_renamed_or_removed(user_folder):
+    """``zegbench.load`` builds from the config the run recorded (its class included), never from the YAML by name."""
+    import zegbench
+    from zegbench.engine.identity import run_folder_for
+    from zegbench.engine.resolve import resolve
+    from zegbench.engine.run import run_experiment
+    from zegbench.methods import create_method
+    from zegbench.store import RunStore
+
+    resolved = resolve("toy", "world_smoke", 0, {"steps": 2, "batch_size": 4, "warmup": 1})
+    folder = run_folder_for(resolved, RunStore(user_folder / "results"), "toy_suite")
+    run_experiment(resolved, folder)
+    run_dir = folder.path
+    image = np.random.default_rng(0).integers(0, 255, (50, 70, 3), dtype=np.uint8)
+    names = ["red dotted", "blue striped"]
+    before = zegbench.load(run_dir).segment(image, names)
+    method_yaml = user_folder / "configs" / "methods" / "toy.yaml"
+    method_yaml.rename(method_yaml.with_name("toy_v2.yaml"))
+    with pytest.raises(ZegbenchError, match="unknown method 'toy'"):  # building by name fails now
+        create_method("toy", **method_class("toy_method:ToyMethod").tiny_config)
+    for gone in ("renamed", "removed"):
+        if gone == "removed":
+            method_yaml.with_name("toy_v2.yaml").unlink()
+        for source in (run_dir, run_dir / "checkpoint.pt"):  # the run folder, and its checkpoint's embedded config
+            after = zegbench.load(source).segment(image, names)
+            assert np.array_equal(after.model_scores, before.model_scores), (gone, source)
+            assert np.array_equal(after.labels, before.labels)
 
 
 @pytest.mark.parametrize("class_name,message", [

@@ -9,7 +9,7 @@ from zegbench.engine.identity import config_hash, training_hash
 from zegbench.engine.resolve import resolve
 from zegbench.engine.run import resolve_and_run
 from zegbench.errors import ZegbenchError
-from zegbench.methods.base import create_method
+from zegbench.methods import create_method
 from zegbench.methods.tta import MS_RATIOS, augmented_scores, views
 from zegbench.store import RunStore
 

@@ -386,7 +386,7 @@ def helper_coco_memory(payload: dict) -> int:
     from zegbench.engine.config import TrainConfig
     from zegbench.engine.resolve import resolve
     from zegbench.engine.train import train
-    from zegbench.methods import create_method
+    from zegbench.methods import build_method
 
     sys.path.insert(0, str(REPO / "tests"))
     from real_layouts import write_coco_stuff
@@ -399,8 +399,8 @@ def helper_coco_memory(payload: dict) -> int:
     info = load_dataset_info("coco_stuff164k")
     dataset = build_dataset("coco_stuff164k", "train", data_root=root)
     torch.manual_seed(0)
-    method_cfg = {k: v for k, v in resolved["method_config"].items() if k != "class"}
-    method = create_method("zegclip", **method_cfg)
+    method_cfg = resolved["method_config"]
+    method = build_method(method_cfg)
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
     start = time.time()

@@ -21,7 +21,7 @@ from PIL import Image, UnidentifiedImageError
 from zegbench.datasets.transforms import fit_scale
 from zegbench.errors import ZegbenchError
 from zegbench.store import read_config
-from zegbench.store.layout import CHECKPOINT_FILE, RESULT_FILE
+from zegbench.store.layout import CHECKPOINT_FILE, CONFIG_FILE, RESULT_FILE
 
 MAX_ASPECT = 4  # the model sees at most (size, 4 x size): a panorama costs a few windows, not thousands
 # Classes brought to the photo's full size at a time: all 171 of COCO-Stuff at once on a 12 MP photo
@@ -135,8 +135,12 @@ def load(path: str | Path, device: str = "cpu", dataset: str | None = None, meth
     dataset it was trained on, and the model is built as that dataset's recipe builds ``method``
     (default: ``zegclip``, or ``zegclip_transductive`` for a self-trained checkpoint), with
     ``overrides`` of its keys. ``dataset``, ``method`` and ``overrides`` are ignored otherwise.
+
+    A harness checkpoint's model is built from the resolved config it embeds (or its run's
+    ``config.yaml``) alone, its class included: no method YAML is read, so a run still loads
+    after its method's YAML was renamed or removed.
     """
-    from zegbench.methods import create_method
+    from zegbench.methods import build_method
     from zegbench.methods.official_checkpoint import is_official_checkpoint
 
     path = Path(path)
@@ -144,8 +148,7 @@ def load(path: str | Path, device: str = "cpu", dataset: str | None = None, meth
     if path.is_dir() and not checkpoint.is_file():
         config = read_config(path)
         if (path / RESULT_FILE).is_file() and config is not None:
-            method = create_method(config["method"],
-                                   **{k: v for k, v in config["method_config"].items() if k != "class"})
+            method = build_method(config["method_config"], where=str(path / CONFIG_FILE))
             if not any(p.requires_grad for p in method.parameters()):  # training-free: nothing was saved
                 return Segmenter(method, config, device)
         raise ZegbenchError(f"run folder {path} has no checkpoint.pt: the run did not finish training "
@@ -166,12 +169,12 @@ def load(path: str | Path, device: str = "cpu", dataset: str | None = None, meth
         return Segmenter(model, config, device)
     if not isinstance(state, dict) or "method" not in state:
         raise ZegbenchError(f"{checkpoint} is not a zegbench training checkpoint (no 'method' weights)")
-    config = state.get("config")
+    config, config_source = state.get("config"), f"{checkpoint} (its embedded config)"
     if config is None:  # checkpoints from before configs were embedded
-        config = read_config(checkpoint.parent)
+        config, config_source = read_config(checkpoint.parent), str(checkpoint.parent / CONFIG_FILE)
     if config is None:
         raise ZegbenchError(f"{checkpoint} carries no config and has no config.yaml beside it")
-    method = create_method(config["method"], **{k: v for k, v in config["method_config"].items() if k != "class"})
+    method = build_method(config["method_config"], where=config_source)
     try:
         method.load_state_dict(state["method"])
     except RuntimeError as err:

@@ -32,7 +32,7 @@ from zegbench.engine.resolve import resolve
 from zegbench.engine.speed import matmul_peak
 from zegbench.engine.train import autocast_for, seen_label_map
 from zegbench.harness.suite import load_suite
-from zegbench.methods import create_method
+from zegbench.methods import build_method
 
 LADDER = [m for group in load_suite("ablations").groups for m in group.methods]
 PARTS = ("forward", "loss", "backward", "optimizer")
@@ -71,7 +71,7 @@ def test_train_step(benchmark, one_thread, arm):
     resolved = resolve(arm, "world", 0)
     cfg = TrainConfig(**resolved["train"])
     torch.manual_seed(0)
-    method = create_method(arm, **{k: v for k, v in resolved["method_config"].items() if k != "class"}).train()
+    method = build_method(resolved["method_config"]).train()
     optimizer = torch.optim.AdamW(method.param_groups(cfg.lr), weight_decay=cfg.weight_decay)
     images, labels, names = world_batch(cfg.batch_size)
     images = method.normalize(images)

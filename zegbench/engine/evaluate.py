@@ -80,7 +80,7 @@ def official_method(checkpoint: str | Path | dict, dataset: str, method: str | N
     """
     from zegbench.datasets.catalog import load_dataset_info
     from zegbench.engine.resolve import resolve
-    from zegbench.methods import create_method
+    from zegbench.methods import build_method
     from zegbench.methods.official_checkpoint import (
         check_meta,
         checkpoint_setting,
@@ -95,7 +95,7 @@ def official_method(checkpoint: str | Path | dict, dataset: str, method: str | N
     config = resolve(method, dataset, 0, overrides)
     classes = list(load_dataset_info(dataset).classes)
     check_meta(ckpt, classes, config["method_config"].get("setting"), source)  # before building: cheap errors first
-    model = create_method(method, **{k: v for k, v in config["method_config"].items() if k != "class"})
+    model = build_method(config["method_config"])
     if not isinstance(model, ZegCLIP):
         raise ZegbenchError(f"method {method!r} is not a ZegCLIP: an official ZegCLIP checkpoint loads only into "
                             f"zegclip or zegclip_transductive")

@@ -119,7 +119,7 @@ def training_identity(resolved: dict) -> dict:
     only), the cross-dataset evaluations and the evaluation-only datasets'
     fingerprints.
     """
-    from zegbench.methods.base import method_class
+    from zegbench.methods import method_class
 
     method_cfg = dict(resolved["method_config"])
     skip = method_class(method_cfg["class"]).inference_keys

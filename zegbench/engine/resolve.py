@@ -12,8 +12,7 @@ from zegbench.config_dirs import config_file
 from zegbench.datasets.catalog import load_dataset_info
 from zegbench.engine.config import TrainConfig, schema_for_class, train_schema, validate_keys
 from zegbench.engine.identity import input_fingerprints
-from zegbench.methods import method_config
-from zegbench.methods.base import method_class
+from zegbench.methods import method_class, method_config
 
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
 

@@ -31,7 +31,7 @@ from zegbench.engine.memory import PeakMemory, memory_record, out_of_memory
 from zegbench.engine.resolve import resolve
 from zegbench.engine.train import train
 from zegbench.errors import ZegbenchError, describe_error
-from zegbench.methods import create_method
+from zegbench.methods import build_method
 from zegbench.store import (
     RESULT_SCHEMA,
     RunFolder,
@@ -154,7 +154,7 @@ def _train_and_evaluate(resolved: dict, folder: RunFolder, device: str, progress
     if main:
         distributed.barrier()
     torch.manual_seed(seed)
-    model = create_method(method, **{k: v for k, v in resolved["method_config"].items() if k != "class"})
+    model = build_method(resolved["method_config"])
     started = time.time()
     donor = distributed.broadcast(_trained_elsewhere(resolved, folder) if main else None)
     if donor is not None and main:

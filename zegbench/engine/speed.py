@@ -42,8 +42,7 @@ import torch
 from zegbench.datasets.catalog import load_dataset_info
 from zegbench.engine.environment import fp32_math
 from zegbench.engine.memory import inference_memory, training_memory_record, training_step_memory
-from zegbench.methods import create_method, method_config
-from zegbench.methods.base import method_class
+from zegbench.methods import create_method, method_class, method_config
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 

@@ -12,8 +12,7 @@ from zegbench.engine.config import schema_for_class
 from zegbench.engine.resolve import TRAIN_KEYS
 from zegbench.engine.speed import speed_baseline_of
 from zegbench.errors import ZegbenchError
-from zegbench.methods import list_methods
-from zegbench.methods.base import method_class, method_config
+from zegbench.methods import list_methods, method_class, method_config
 from zegbench.reports.paper_claims import Claim, read_claims
 
 

@@ -191,7 +191,7 @@ def plan(specs: list[RunSpec], results: str | Path) -> dict[Path, str]:
     finished run trained them), 'evaluates the weights of <label>' (an earlier run of this list
     will train them), else 'trains'.
     """
-    from zegbench.methods.base import method_class
+    from zegbench.methods import method_class
 
     store = RunStore.at(results)
     donors = {}

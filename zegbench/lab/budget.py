@@ -136,7 +136,7 @@ def measure_arm(arm: str, dataset: str, steps: int, results: str | Path, device:
     from zegbench.engine.identity import config_hash
     from zegbench.engine.resolve import resolve
     from zegbench.engine.train import train
-    from zegbench.methods.base import create_method
+    from zegbench.methods import build_method
     from zegbench.store.layout import LOG_FILE, RunStore, write_config
 
     resolved = resolve(arm, dataset, seed=0, overrides={"steps": steps})
@@ -148,7 +148,7 @@ def measure_arm(arm: str, dataset: str, steps: int, results: str | Path, device:
     info = load_dataset_info(dataset)
     train_set = build_dataset(dataset, "train", progress=progress)
     torch.manual_seed(0)
-    model = create_method(arm, **{k: v for k, v in resolved["method_config"].items() if k != "class"})
+    model = build_method(resolved["method_config"])
     folder.mkdir(parents=True, exist_ok=True)
     write_config(folder, resolved)
     started = time.time()

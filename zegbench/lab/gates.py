@@ -79,11 +79,11 @@ def training_free_miou(dataset: str, method: str = "maskclip") -> float:
 
     from zegbench.engine.evaluate import evaluate
     from zegbench.engine.resolve import resolve
-    from zegbench.methods.base import create_method
+    from zegbench.methods import build_method
 
     resolved = resolve(method, dataset, seed=0)
     torch.manual_seed(0)
-    model = create_method(method, **{k: v for k, v in resolved["method_config"].items() if k != "class"})
+    model = build_method(resolved["method_config"])
     return evaluate(model, build_dataset(dataset, "val"), load_dataset_info(dataset))["mIoU"]
 
 

@@ -67,12 +67,12 @@ def oracle_miou(dataset: str, steps: int, seed: int = 0, device: str = "cpu", pr
     from zegbench.engine.evaluate import evaluate
     from zegbench.engine.resolve import resolve
     from zegbench.engine.train import train
-    from zegbench.methods.base import create_method
+    from zegbench.methods import build_method
 
     resolved = resolve(ORACLE_ARM, dataset, seed=seed, overrides={"steps": steps})
     info = all_seen(load_dataset_info(dataset))
     torch.manual_seed(seed)
-    model = create_method(ORACLE_ARM, **{k: v for k, v in resolved["method_config"].items() if k != "class"})
+    model = build_method(resolved["method_config"])
     with intra_op_threads(resolved["train"]["threads"]):  # as the ladder's runs compute
         train(model, build_dataset(dataset, "train", progress=progress), info, TrainConfig(**resolved["train"]),
               device=device, progress=progress)

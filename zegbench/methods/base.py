@@ -1,16 +1,11 @@
-"""The Method interface every segmentation method implements, and the method registry.
+"""The Method interface every segmentation method implements: the whole contract between a method
+and generic code (the training loop, evaluation, ``zegbench segment``, speed, the command line).
 
-A method is an ``nn.Module`` built from a YAML config (``methods/<name>.yaml`` in a config folder, ``config_dirs``):
-the file names the implementing class under ``class:`` and holds its
-hyperparameters. ``class:`` is a name registered with ``@register_class`` in
-this package (``zegclip``) or an importable ``module:ClassName`` (a method kept
-outside zegbench: its module and its YAML are all it needs). ``zegbench methods
-list`` shows the registry; tests are parametrised over it, so a new config is
-tested the day it is added.
+A method is an ``nn.Module`` whose ``__init__`` keywords are its YAML keys; the registry
+(``registry.py``) finds its class from a config's ``class:`` and builds it.
 """
 from __future__ import annotations
 
-import importlib
 from typing import ClassVar, Literal
 
 import torch
@@ -19,24 +14,12 @@ from torch import nn
 from zegbench.clip.loading import load_clip, tower_summary
 from zegbench.clip.templates import NAME_STYLES, TEMPLATE_SETS
 from zegbench.clip.text_embeddings import class_embeddings
-from zegbench.config_dirs import config_file, config_names
-from zegbench.errors import ZegbenchError
-from zegbench.utils.io import read_yaml_mapping
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # what ImageNet-pretrained backbones (and ZegCLIP's official code) expect
 IMAGENET_STD = (0.229, 0.224, 0.225)
 # Class-embedding precision: fp16 as the official embeddings (ZegCLIP's .npy files, MaskCLIP's text
 # weights) were made by CLIP in fp16 on CUDA; fp32 as zegbench made them before (docs/fidelity.md, item 16).
 TEXT_PRECISIONS = ("fp32", "fp16")
-_CLASSES: dict[str, type] = {}
-
-
-def register_class(name: str):
-    """Decorator: make a Method class available to configs as ``class: name``."""
-    def wrap(cls):
-        _CLASSES[name] = cls
-        return cls
-    return wrap
 
 
 class Method(nn.Module):
@@ -262,57 +245,3 @@ def template_set(name: str) -> tuple[str, ...]:
         raise ValueError(f"templates must be one of {tuple(TEMPLATE_SETS)}, not {name!r}")
     return TEMPLATE_SETS[name]
 
-
-def list_methods(pattern: str = "*") -> list[str]:
-    """Registered method names (config file stems) matching a shell-style ``pattern``."""
-    return config_names("methods", pattern)
-
-
-def method_config(name: str) -> dict:
-    """The YAML config of method ``name`` (safely loaded); its ``class`` must resolve (``method_class``)."""
-    path = config_file("methods", name)
-    cfg = read_yaml_mapping(path)
-    try:
-        method_class(cfg.get("class"))
-    except ZegbenchError as err:
-        raise ZegbenchError(f"{path}: {err}") from None
-    return cfg
-
-
-def method_class(class_name: str) -> type:
-    """The class ``class:`` of a method config names: a registered name, or ``module:ClassName``.
-
-    The module form imports ``module`` (from ``sys.path``; add a user's folder
-    with ``PYTHONPATH``) and requires a ``Method`` subclass.
-    """
-    if not isinstance(class_name, str) or not class_name:
-        raise ZegbenchError(f"'class' must be a registered name ({', '.join(sorted(_CLASSES))}) "
-                            f"or module:ClassName, not {class_name!r}")
-    if ":" not in class_name:
-        if class_name not in _CLASSES:
-            raise ZegbenchError(f"unknown method class {class_name!r}; known: {', '.join(sorted(_CLASSES))} "
-                                f"(or module:ClassName)")
-        return _CLASSES[class_name]
-    module_name, _, attr = class_name.partition(":")
-    try:
-        module = importlib.import_module(module_name)
-    except (ImportError, SyntaxError) as err:  # the module (or one it imports) is missing or unparsable
-        raise ZegbenchError(f"method class {class_name!r}: cannot import {module_name!r} "
-                            f"({type(err).__name__}: {err}); is its folder on PYTHONPATH?") from None
-    cls = getattr(module, attr, None)
-    if cls is None:
-        raise ZegbenchError(f"method class {class_name!r}: module {module_name!r} has no {attr!r}")
-    if not (isinstance(cls, type) and issubclass(cls, Method)):
-        raise ZegbenchError(f"method class {class_name!r}: {attr!r} is not a subclass of zegbench.methods.Method")
-    return cls
-
-
-def create_method(name: str, **overrides) -> Method:
-    """Build method ``name`` from its config; ``overrides`` replace config keys (unknown keys are errors)."""
-    cfg = {**method_config(name), **overrides}
-    cls = method_class(cfg.pop("class"))
-    cfg.pop("description", None)
-    try:
-        return cls(**cfg)
-    except (TypeError, ValueError) as err:  # unknown keys, bad switch values
-        raise ZegbenchError(f"{config_file('methods', name)} (or its overrides): {err}") from None

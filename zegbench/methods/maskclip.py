@@ -39,9 +39,10 @@ from open_clip.transformer import QuickGELU
 from torch import nn
 
 from zegbench.clip.loading import IN_HOUSE
-from zegbench.methods.base import IMAGENET_MEAN, IMAGENET_STD, Method, register_class
+from zegbench.methods.base import IMAGENET_MEAN, IMAGENET_STD, Method
 from zegbench.methods.decoder import masks_to_image
 from zegbench.methods.encoder import PromptedEncoder
+from zegbench.methods.registry import register_class
 
 VALUE_PATHS = ("official", "no_residual_ffn")
 POS_RESIZES = ("bicubic", "open_clip")

@@ -25,9 +25,10 @@ import torch
 import torch.nn.functional as F
 
 from zegbench.clip.loading import IN_HOUSE
-from zegbench.methods.base import IMAGENET_MEAN, IMAGENET_STD, Method, register_class, template_set
+from zegbench.methods.base import IMAGENET_MEAN, IMAGENET_STD, Method, template_set
 from zegbench.methods.proposals import ProposalNetwork
 from zegbench.methods.region_clip import ENSEMBLES, classify_regions, ensemble, region_crops, semantic_map
+from zegbench.methods.registry import register_class
 from zegbench.methods.set_loss import set_loss
 
 EMPTY_REGIONS = ("clip_one", "whole_image", "proposal")

@@ -29,10 +29,11 @@ import torch.nn.functional as F
 from pydantic import PositiveFloat
 
 from zegbench.clip.loading import IN_HOUSE
-from zegbench.methods.base import IMAGENET_MEAN, IMAGENET_STD, Method, register_class
+from zegbench.methods.base import IMAGENET_MEAN, IMAGENET_STD, Method
 from zegbench.methods.decoder import MaskDecoder, QueryBuilder, masks_to_image
 from zegbench.methods.encoder import PromptedEncoder
 from zegbench.methods.losses import LOSSES, ce_loss, nel_loss
+from zegbench.methods.registry import register_class
 from zegbench.methods.tta import MS_RATIOS, augmented_scores, views
 
 SETTINGS = ("inductive", "transductive")
