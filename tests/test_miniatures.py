@@ -12,6 +12,7 @@ from zegbench.datasets.catalog import available, load_dataset_info
 from zegbench.errors import ZegbenchError
 from zegbench.harness.claim_check import load_claims
 from zegbench.harness.suite import RunSpec
+from zegbench.reports.build import build_report
 from zegbench.reports.miniatures import MINIATURE_NUMBERS, load_miniature_numbers, miniature_table, write_miniatures
 from zegbench.reports.runs import runs_frame
 from zegbench.reports.scorecard import evaluate_claims, interval_text
@@ -209,3 +210,13 @@ def test_without_runs_v3_is_not_run_and_other_suites_get_no_table(tmp_path):
         "not run (0 of 3 worlds)"}
     assert miniature_table("main", verdicts, runs, _catalog_worlds(), list(LADDER.values())) is None
 
+
+def test_the_ablations_report_holds_the_section_after_its_claims(ladder_store, tmp_path):
+    runs = runs_frame(ladder_store)
+    verdicts = evaluate_claims(runs, tmp_path, load_claims())
+    readme = build_report("ablations", runs, {"b"}, tmp_path / "reports", tmp_path, verdicts, worlds=_catalog_worlds())
+    text = readme.read_text()
+    assert text.index("## Claims") < text.index("## The claims across miniatures") < text.index("## Ablation tables")
+    assert "| v3: world_v3 " in text
+    other = build_report("fixture", runs, {"b"}, tmp_path / "reports", tmp_path, verdicts, worlds=_catalog_worlds())
+    assert "across miniatures" not in other.read_text() and not list(other.parent.glob("miniatures.*"))

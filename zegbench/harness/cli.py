@@ -107,7 +107,7 @@ def run_suite(args) -> int:
     """Run, list (``args.list``) or report (``args.report_only``) suite ``args.suite``: ``run_all.py``
     and ``zegbench suite`` alike."""
     started = time.time()  # before the imports: torch's is part of what a user waits for
-    from zegbench.datasets.catalog import load_dataset_info
+    from zegbench.datasets.catalog import available, load_dataset_info
     from zegbench.harness.claim_check import load_claims
     from zegbench.harness.suite import TRAINING_FREE, execute, expand, load_suite, plan, suite_path, with_finished_runs
     from zegbench.harness.summary import format_table, format_verdicts, summarize_runs
@@ -184,7 +184,8 @@ def run_suite(args) -> int:
     print(f"summary: {summary_path}")
     unseen = set().union(*(load_dataset_info(d).unseen for d in {s.dataset for s in specs}))
     verdicts = evaluate_claims(runs, store, claims)
-    report = build_report(suite, runs, unseen, args.reports, store, verdicts, unmatched)
+    report = build_report(suite, runs, unseen, args.reports, store, verdicts, unmatched,  # and each world's settings
+                          {name: info.world for name in available() if (info := load_dataset_info(name)).world})
     print(format_verdicts(verdicts))
     print(f"report: {report}")
     _print_wall_time(args.suite, started)
