@@ -187,8 +187,12 @@ def test_report_writes_claims_json_tables_and_plots(store, tmp_path):
     assert r"\toprule" in (folder / "claims.tex").read_text()
 
 
-def test_report_only_prints_a_verdict_line_per_claim(tmp_path, capsys):
+def test_report_only_prints_a_verdict_line_per_claim(tmp_path, capsys, monkeypatch):
     results = tmp_path / "results"
+    mine = tmp_path / "configs" / "datasets"  # a user's dataset config, broken and unused: the report never reads it
+    mine.mkdir(parents=True)
+    (mine / "unused.yaml").write_text("name: unused\nclasses: 3\n")
+    monkeypatch.setenv("ZEGBENCH_CONFIGS", str(mine.parent))
     for spec in expand("ablations", seeds=2, results=results):
         spec.run_dir.mkdir(parents=True)
         u = 10.0 + spec.seed + (3.0 if spec.method == "zegclip_baseline_fix" else 0.0)
