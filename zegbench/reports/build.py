@@ -120,8 +120,8 @@ def build_report(suite: str, runs: pd.DataFrame, unseen_classes: set[str], repor
     ``runs``: the suite's finished runs (``runs.runs_frame``); ``store``: the run store they are in (speed
     records are read from it); ``verdicts``: ``scorecard.evaluate_claims`` of those runs; ``unmatched``:
     finished folders that match no run of the suite as defined now; ``worlds``: dataset -> world generator
-    settings of every world dataset (``version``, ``seed``, ...), which places runs in the claims across
-    miniatures (without it, that table holds the recorded miniatures only).
+    settings (``version``, ``seed``, ...) of the shipped world datasets and of those the suite ran, which place
+    runs in the claims across miniatures (without it, that table holds the recorded miniatures only).
     """
     out = Path(reports_dir) / suite
     out.mkdir(parents=True, exist_ok=True)

@@ -172,7 +172,7 @@ def miniature_table(suite: str, verdicts: list[Verdict], runs: pd.DataFrame, wor
                     claims: list[Claim], numbers: MiniatureNumbers | None = None) -> MiniatureTable | None:
     """The table of ``suite`` (None unless ``numbers`` records its claims): its accuracy claims (``claims``, for
     their arms) as ``verdicts`` judged them on ``runs`` (the suite's runs frame), beside the recorded numbers.
-    ``worlds``: dataset -> world generator settings, for every world dataset the catalog defines."""
+    ``worlds``: dataset -> world generator settings (the shipped world datasets and those the suite ran)."""
     numbers = numbers or load_miniature_numbers()
     if numbers.suite != suite:
         return None
