@@ -187,8 +187,12 @@ def test_report_writes_claims_json_tables_and_plots(store, tmp_path):
     assert r"\toprule" in (folder / "claims.tex").read_text()
 
 
-def test_report_only_prints_a_verdict_line_per_claim(tmp_path, capsys):
+def test_report_only_prints_a_verdict_line_per_claim(tmp_path, capsys, monkeypatch):
     results = tmp_path / "results"
+    mine = tmp_path / "configs" / "datasets"  # a user's dataset config, broken and unused: the report never reads it
+    mine.mkdir(parents=True)
+    (mine / "unused.yaml").write_text("name: unused\nclasses: 3\n")
+    monkeypatch.setenv("ZEGBENCH_CONFIGS", str(mine.parent))
     for spec in expand("ablations", seeds=2, results=results):
         spec.run_dir.mkdir(parents=True)
         u = 10.0 + spec.seed + (3.0 if spec.method == "zegclip_baseline_fix" else 0.0)
@@ -203,6 +207,11 @@ def test_report_only_prints_a_verdict_line_per_claim(tmp_path, capsys):
     ft = next(line for line in verdicts if line.startswith("claim ft_lowers_unseen "))
     assert "reproduces" in ft and "-3.0" in ft and "n=2" in ft  # unseen 3 points lower in both seeds
     assert (tmp_path / "reports" / "ablations" / "claims.json").is_file()
+    # the harness names the worlds, so the claims across miniatures place these runs as world v2's
+    miniatures = json.loads((tmp_path / "reports" / "ablations" / "miniatures.json").read_text())
+    column = next(c for c in miniatures["columns"] if c["header"] == "v2: world")
+    ft_cell = next(c for c in miniatures["claims"] if c["id"] == "ft_lowers_unseen")["cells"][column["key"]]
+    assert (ft_cell["verdict"], ft_cell["n"], ft_cell["effect"]) == ("reproduces", 2, pytest.approx(-3.0))
 
 
 def _counted_run(root, method, seed, counts):

@@ -107,6 +107,7 @@ def run_suite(args) -> int:
     """Run, list (``args.list``) or report (``args.report_only``) suite ``args.suite``: ``run_all.py``
     and ``zegbench suite`` alike."""
     started = time.time()  # before the imports: torch's is part of what a user waits for
+    from zegbench.config_dirs import PACKAGE_CONFIGS, config_files
     from zegbench.datasets.catalog import load_dataset_info
     from zegbench.harness.claim_check import load_claims
     from zegbench.harness.suite import TRAINING_FREE, execute, expand, load_suite, plan, suite_path, with_finished_runs
@@ -184,7 +185,11 @@ def run_suite(args) -> int:
     print(f"summary: {summary_path}")
     unseen = set().union(*(load_dataset_info(d).unseen for d in {s.dataset for s in specs}))
     verdicts = evaluate_claims(runs, store, claims)
-    report = build_report(suite, runs, unseen, args.reports, store, verdicts, unmatched)
+    # The worlds the report places runs on: the shipped ones and those this suite ran (a user's other configs unread)
+    named = {s.dataset for s in specs} | {name for name, path in config_files("datasets").items()
+                                          if path.is_relative_to(PACKAGE_CONFIGS)}
+    worlds = {name: info.world for name in sorted(named) if (info := load_dataset_info(name)).world}
+    report = build_report(suite, runs, unseen, args.reports, store, verdicts, unmatched, worlds)
     print(format_verdicts(verdicts))
     print(f"report: {report}")
     _print_wall_time(args.suite, started)

@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import pandas as pd
 
 from zegbench.reports import plots
+from zegbench.reports.miniatures import load_miniature_numbers, miniature_table, write_miniatures
+from zegbench.reports.paper_claims import read_claims
 from zegbench.reports.paper_numbers import paper_numbers
 from zegbench.reports.runs import ENV_COLUMNS, METRICS, training_losses
 from zegbench.reports.scorecard import write_scorecard
@@ -98,20 +101,35 @@ def note_failed_invocation(suite: str, reports_dir: str | Path, failed: int) -> 
     return readme
 
 
+def _miniatures_section(suite: str, verdicts: list[Verdict], runs: pd.DataFrame, worlds: Mapping[str, Mapping],
+                        out: Path) -> list[str]:
+    """The claims across miniatures (``miniatures.py``), for the suite whose claims ``miniature_numbers.yaml``
+    records; nothing for another suite."""
+    numbers = load_miniature_numbers()
+    if numbers.suite != suite:
+        return []
+    table = miniature_table(suite, verdicts, runs, worlds, [claim for _, claim in read_claims()], numbers)
+    return write_miniatures(table, out) if table else []
+
+
 def build_report(suite: str, runs: pd.DataFrame, unseen_classes: set[str], reports_dir: str | Path,
-                 store: RunStore | str | Path, verdicts: list[Verdict], unmatched: list[Path] = ()) -> Path:
+                 store: RunStore | str | Path, verdicts: list[Verdict], unmatched: list[Path] = (),
+                 worlds: Mapping[str, Mapping] | None = None) -> Path:
     """Write the report of ``suite`` and return its README path.
 
     ``runs``: the suite's finished runs (``runs.runs_frame``); ``store``: the run store they are in (speed
     records are read from it); ``verdicts``: ``scorecard.evaluate_claims`` of those runs; ``unmatched``:
-    finished folders that match no run of the suite as defined now.
+    finished folders that match no run of the suite as defined now; ``worlds``: dataset -> world generator
+    settings (``version``, ``seed``, ...) of the shipped world datasets and of those the suite ran, which place
+    runs in the claims across miniatures (without it, that table holds the recorded miniatures only).
     """
     out = Path(reports_dir) / suite
     out.mkdir(parents=True, exist_ok=True)
-    for pattern in ("ablation_*.*", "claims_forest.*", "budget_curves.*"):  # of groups or runs no longer there
+    for pattern in ("ablation_*.*", "claims_forest.*", "budget_curves.*", "miniatures.*"):  # of what is gone
         for stale in out.glob(pattern):
             stale.unlink()
-    claims_section = write_scorecard(verdicts, out, suite)
+    claims_section = write_scorecard(verdicts, out, suite) + _miniatures_section(suite, verdicts, runs, worlds or {},
+                                                                                 out)
     lines = [f"# Report: suite `{suite}`", ""]
     if unmatched:
         lines += [f"{len(unmatched)} finished run folder{'s' if len(unmatched) != 1 else ''} in "

@@ -61,6 +61,16 @@ def _arm_results(runs: pd.DataFrame, arm: Arm, key: str) -> dict[tuple, dict[int
     return out
 
 
+def seed_differences(claim: Claim, runs: pd.DataFrame) -> dict[tuple, dict[int, float]]:
+    """(dataset, steps, global batch) -> seed -> arm - baseline on ``claim``'s metric: the pairs ``accuracy_rows``
+    judges, one per seed where both arms have a finished run (``runs``: the runs frame)."""
+    key = ACCURACY_METRICS[claim.metric]
+    arm, base = _arm_results(runs, claim.arm, key), _arm_results(runs, claim.baseline, key)
+    return {group: {seed: arm[group][seed][0] - base[group][seed][0]
+                    for seed in sorted(set(arm[group]) & set(base[group]))}
+            for group in set(arm) & set(base)}
+
+
 NO_COUNTS = "no per-image counts (run predates them)"
 
 
@@ -184,10 +194,14 @@ def _number(value: float, ratio: bool) -> str:
 
 def effect_cell(row: Verdict) -> str:
     """'+2.3 [+0.5, +4.1]', '+2.3 (one seed)', '14.0x [12.5x, 15.5x]', '16.6x (exact)' or '-'."""
-    value, low, high = row.interval
+    return interval_text(*row.interval, ratio=isinstance(row, SpeedVerdict))
+
+
+def interval_text(value: float | None, low: float | None, high: float | None, ratio: bool = False) -> str:
+    """An effect with its interval as every table shows it: '+2.3 [+0.5, +4.1]', '+2.3 (one seed)' (no interval),
+    '16.6x (exact)' (a ratio whose spread is itself; ``ratio``: a cost ratio, not a difference) or '-'."""
     if value is None:
         return "-"
-    ratio = isinstance(row, SpeedVerdict)
     text = _number(value, ratio)
     if low is None:
         return f"{text} (one seed)"
