@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from zegbench.config_dirs import config_file, config_names
 from zegbench.datasets.transforms import TransformSpec
-from zegbench.errors import ZegbenchError, validation_problem
+from zegbench.errors import ZegbenchError, validation_error
 from zegbench.utils.io import read_yaml_mapping
 
 
@@ -122,8 +122,7 @@ def load_dataset_info(name: str) -> DatasetInfo:
     try:
         checked = DatasetConfig.model_validate(cfg)
     except ValidationError as err:
-        key, msg = validation_problem(err)
-        raise ZegbenchError(f"{path}: key '{key}': {msg}") from None
+        raise validation_error(err, str(path), schema=DatasetConfig) from None
     stray = [c for c in checked.unseen if c not in checked.classes]
     if stray:
         raise ZegbenchError(f"{path}: unseen class {stray[0]!r} is not in 'classes'")

@@ -20,7 +20,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
-from zegbench.errors import ZegbenchError, validation_problem
+from zegbench.errors import validation_error
 
 STRICT = ConfigDict(extra="forbid")
 
@@ -54,9 +54,7 @@ def validate_keys(schema: type[BaseModel], values: dict, origin: dict[str, str],
     try:
         model = schema.model_validate(values)
     except ValidationError as err:
-        key, msg = validation_problem(err)
-        where = origin.get(key.split(".")[0], "the config")
-        raise ZegbenchError(f"{where}: {what} key '{key}': {msg}") from None
+        raise validation_error(err, lambda key: origin.get(key, "the config"), f"{what} key", schema) from None
     typed = model.model_dump()
     return {k: typed[k] for k in values}
 

@@ -32,7 +32,7 @@ from zegbench.datasets.loader import default_workers
 from zegbench.engine.identity import run_folder_for, training_hash
 from zegbench.engine.resolve import resolve
 from zegbench.engine.run import finished_trainings
-from zegbench.errors import ZegbenchError, check_name, validation_problem
+from zegbench.errors import ZegbenchError, check_name, validation_error
 from zegbench.harness.executors import ExecutorOptions, LocalProcesses, gpu_groups, submit_slurm
 from zegbench.harness.progress import SuiteProgress, format_duration
 from zegbench.harness.suite_config import SuiteConfig
@@ -77,8 +77,7 @@ def load_suite(name: str) -> SuiteConfig:
     try:
         return SuiteConfig.model_validate(read_yaml_mapping(path))
     except ValidationError as err:
-        key, msg = validation_problem(err)
-        raise ZegbenchError(f"{path}: key '{key}': {msg}") from None
+        raise validation_error(err, str(path), schema=SuiteConfig) from None
 
 
 @dataclass

@@ -20,7 +20,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from zegbench.config_dirs import config_files
-from zegbench.errors import ZegbenchError, validation_problem
+from zegbench.errors import ZegbenchError, validation_error
 from zegbench.reports.variants import variant_label
 from zegbench.utils.io import read_yaml_mapping
 
@@ -113,8 +113,7 @@ def read_claims(folder: Path | None = None) -> list[tuple[Path, Claim]]:
         try:
             parsed = ClaimsFile.model_validate(read_yaml_mapping(path))
         except ValidationError as err:
-            key, msg = validation_problem(err)
-            raise ZegbenchError(f"{path}: key '{key}': {msg.removeprefix('Value error, ')}") from None
+            raise validation_error(err, str(path), schema=ClaimsFile) from None
         for claim in parsed.claims:
             if any(c.id == claim.id for _, c in claims):
                 raise ZegbenchError(f"{path}: claim id '{claim.id}' is used twice: ids must be unique")
