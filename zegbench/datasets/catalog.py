@@ -1,15 +1,17 @@
 """Dataset configs by name (``datasets/<name>.yaml`` in a config folder) and datasets built from them."""
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
 
 from zegbench.config_dirs import config_file, config_names
 from zegbench.datasets.transforms import TransformSpec
 from zegbench.errors import ZegbenchError, validation_error
 from zegbench.utils.io import read_yaml_mapping
+from zegbench.utils.ranges import Count, NonNegativeInt
 
 
 class Recipe(BaseModel):
@@ -48,14 +50,14 @@ class DatasetConfig(BaseModel):
     img_suffix: str = ".jpg"
     seg_suffix: str = ".png"
     reduce_zero_label: bool = False
-    ignore_index: int = 255
+    ignore_index: Annotated[int, Field(ge=0, le=255)] = 255  # labels are 8-bit PNGs
     # A plain name means the VOC convention: the list ImageSets/Segmentation/<name>.txt. A list of
     # parts is their concatenation (mmseg's VOC aug: train.txt with SegmentationClass + aug.txt
     # with SegmentationClassAug).
     splits: dict[str, str | SplitSpec | list[str | SplitSpec]]
-    expected: dict[str, int] = Field(default_factory=dict)  # images per split, checked by `zegbench data verify`
+    expected: dict[str, NonNegativeInt] = Field(default_factory=dict)  # images per split, for `zegbench data verify`
     train_transform: TransformSpec | None = None  # real datasets: rescale, crop, flip, photometric (transforms.py)
-    test_scale: tuple[int, int] | None = None  # evaluation rescales images to (long, short) bounds, e.g. [2048, 512]
+    test_scale: tuple[Count, Count] | None = None  # evaluation rescales to (long, short) bounds, e.g. [2048, 512]
     # short_side: short side = min(test_scale), long side uncapped (ZegCLIP's Resize(min_size=512), docs/fidelity.md
     # item 13); fit: within both bounds (mmseg's plain keep_ratio, as its Context configs).
     test_resize: Literal["short_side", "fit"] = "short_side"
@@ -132,7 +134,6 @@ def load_dataset_info(name: str) -> DatasetInfo:
 def world_spec(info: DatasetInfo, seed: int | None = None):
     """The ``WorldSpec`` a world dataset config describes (``seed`` overrides the config's)."""
     from zegbench.datasets import worlds
-    from zegbench.datasets.generate import WorldSpec
 
     w = dict(info.world or {})
     version = w.get("version", worlds.DEFAULT_VERSION)
@@ -142,11 +143,21 @@ def world_spec(info: DatasetInfo, seed: int | None = None):
                             f"generator v{version}'s; copy them from `zegbench world describe --version {version}`")
     if seed is not None:
         w["seed"] = seed
-    w = {k: tuple(v) if isinstance(v, list) else v for k, v in w.items()}
+    if "name" in w:
+        raise ZegbenchError(f"{info.path}: key 'world.name': unknown key (a world is named by its dataset)")
     try:
-        return WorldSpec(name=info.name, **w)
-    except TypeError as err:
-        raise ZegbenchError(f"{info.path}: bad key under 'world' ({err})") from None
+        return _world_settings().model_validate({"world": {**w, "name": info.name}}).world
+    except ValidationError as err:
+        raise validation_error(err, str(info.path), schema=_world_settings()) from None
+
+
+@lru_cache(maxsize=None)
+def _world_settings() -> type[BaseModel]:
+    """A model holding a dataset config's ``world:`` as a ``WorldSpec`` (ranges included), so an error names
+    ``world.<key>``. Built on first use: the generator's modules load only for world datasets."""
+    from zegbench.datasets.generate import WorldSpec
+
+    return create_model("WorldSettings", world=(WorldSpec, ...))
 
 
 def build_dataset(name: str, split: str, data_root: str | Path | None = None, world_seed: int | None = None,

@@ -22,11 +22,13 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from pydantic import ConfigDict
 from tqdm import tqdm
 
 from zegbench.datasets import worlds
 from zegbench.errors import ZegbenchError
 from zegbench.utils.paths import cache_root
+from zegbench.utils.ranges import Count, NonNegativeInt, Positive
 
 STREAMS = {"train": 0, "val": 1}
 MANIFEST = "world.json"
@@ -34,16 +36,23 @@ MANIFEST = "world.json"
 
 @dataclass(frozen=True)
 class WorldSpec:
-    """Everything that determines a world's files."""
+    """Everything that determines a world's files (a dataset config's ``world:``, checked by ``catalog.world_spec``)."""
+
+    __pydantic_config__ = ConfigDict(extra="forbid")  # how world_spec validates a config's settings
 
     name: str = "world"
-    version: int = worlds.DEFAULT_VERSION  # the generator (zegbench.datasets.worlds)
-    seed: int = 0
-    image_size: int = 96
-    train_scenes: int = 2000
-    val_scenes: int = 500
-    objects_per_scene: tuple[int, int] = (2, 5)
-    radius_range: tuple[float, float] = (0.10, 0.24)
+    version: Count = worlds.DEFAULT_VERSION  # the generator (zegbench.datasets.worlds; an unknown one is refused)
+    seed: NonNegativeInt = 0  # numpy's generators take no negative seed
+    image_size: Count = 96
+    train_scenes: Count = 2000
+    val_scenes: Count = 500
+    objects_per_scene: tuple[NonNegativeInt, NonNegativeInt] = (2, 5)  # fewest, most: each scene draws between
+    radius_range: tuple[Positive, Positive] = (0.10, 0.24)  # object radii as a share of the image side
+
+    def __post_init__(self):
+        fewest, most = self.objects_per_scene
+        if fewest > most:  # numpy draws from fewest..most: an empty range fails in the middle of generation
+            raise ValueError(f"objects_per_scene [{fewest}, {most}]: the first (fewest) must not exceed the second")
 
     def counts(self) -> dict[str, int]:
         return {"train": self.train_scenes, "val": self.val_scenes}

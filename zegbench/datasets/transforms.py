@@ -32,6 +32,8 @@ from pydantic import BaseModel, ConfigDict
 from torchvision import tv_tensors
 from torchvision.transforms import v2
 
+from zegbench.utils.ranges import Count, Fraction, Positive
+
 IGNORE = 255
 # mmseg's img_norm_cfg mean (ImageNet's, in 0-255 levels), set in every official dataset config
 # (ZegCLIP's configs/_base_/datasets/*.py:4-5, mmseg's Context configs): the colour of the official
@@ -43,10 +45,10 @@ class TransformSpec(BaseModel):
     """``train_transform`` in a dataset config."""
 
     model_config = ConfigDict(extra="forbid")
-    crop: int = 512
-    scale: tuple[int, int] = (2048, 512)  # (long side, short side) bounds before the ratio
-    ratio_range: tuple[float, float] = (0.5, 2.0)
-    cat_max_ratio: float = 0.75
+    crop: Count = 512
+    scale: tuple[Count, Count] = (2048, 512)  # (long side, short side) bounds before the ratio
+    ratio_range: tuple[Positive, Positive] = (0.5, 2.0)  # the rescale's ratio is drawn between the two
+    cat_max_ratio: Fraction = 0.75  # the largest share of a crop one class may cover (1: no check)
     photometric: bool = True
     # mean: pad with the pipeline's normalisation mean (PIPELINE_MEAN), what mmseg's Normalize-then-Pad(0)
     # gives; black: uint8 0, zegbench before issue 31 (-2.1 after ImageNet normalisation).

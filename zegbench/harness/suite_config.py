@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from zegbench.utils.ranges import Count, NonNegativeInt
+
 STRICT = ConfigDict(extra="forbid")
 
 
@@ -20,7 +22,7 @@ class RunGroup(BaseModel):
     set: dict[str, Any] = Field(default_factory=dict)
     grid: dict[str, list[Any]] = Field(default_factory=dict)
     datasets: list[str] | None = None  # default: the suite's dataset
-    seeds: list[int] | None = None  # default: the suite's seeds
+    seeds: list[NonNegativeInt] | None = None  # default: the suite's seeds
     eval_datasets: list[str] = Field(default_factory=list)  # also evaluate each trained model on these (cross-dataset)
 
 
@@ -30,13 +32,13 @@ class SpeedTarget(BaseModel):
     model_config = STRICT
     dataset: str
     methods: list[str] = Field(min_length=1)
-    whole: tuple[int, int]  # (H, W) of the fixed input: one forward pass, FLOPs counted here
-    test: tuple[int, int] | None = None  # a typical test image, through each method's test-time protocol
+    whole: tuple[Count, Count]  # (H, W) of the fixed input: one forward pass, FLOPs counted here
+    test: tuple[Count, Count] | None = None  # a typical test image, through each method's test-time protocol
     random_weights: bool = False  # real-scale speed needs no downloaded weights
     precision: Literal["fp32", "bf16"] = "fp32"  # bf16: timed under autocast (on GPUs with bf16 units)
     encoder_baseline: bool = True  # also time the methods' speed baselines (ZegCLIP's: its bare CLIP image encoder)
-    warmup: int = Field(2, ge=0)
-    repeats: int = Field(10, ge=1)
+    warmup: NonNegativeInt = 2
+    repeats: Count = 10
     profile: bool = False  # add the top ops by self time, CPU or (on CUDA) GPU kernels: where the time goes
 
 
@@ -47,7 +49,7 @@ class SuiteConfig(BaseModel):
     description: str = ""
     kind: Literal["runs", "speed"] = "runs"  # train + evaluate, or measure speed (``targets``)
     dataset: str = "world"
-    seeds: list[int] = Field(default_factory=lambda: [0])
+    seeds: list[NonNegativeInt] = Field(default_factory=lambda: [0])
     groups: list[RunGroup] = Field(default_factory=list)
     include: list[str] = Field(default_factory=list)
     targets: list[SpeedTarget] = Field(default_factory=list)
