@@ -83,16 +83,17 @@ def test_a_missing_data_root_is_one_error_line_and_changes_nothing(tmp_path):
 
 
 def test_runner_resumes_records_failures_and_forces(suites, tmp_path, capsys):
-    # One run that works, one that raises while building (a decoder needs at least one layer).
+    # One run that works, one that raises while building (a switch value its class does not know; a number
+    # out of its range, such as decoder_layers 0, is refused before the suite starts: test_config_ranges.py).
     suites("t", "dataset: world_smoke\nseeds: [0]\ngroups:\n"
                 f"  - methods: [zegclip_baseline_fix]\n    set: {json.dumps(TINY)}\n"
-                f"  - methods: [zegclip]\n    set: {json.dumps({**TINY, 'decoder_layers': 0})}\n")
+                f"  - methods: [zegclip]\n    set: {json.dumps({**TINY, 'tuning': 'fancy'})}\n")
     results = tmp_path / "results"
     # a failed run makes the exit status 1
     assert main(["--suite", "t", "--results", str(results), "--reports", str(tmp_path / "reports")]) == 1
     good, bad = suite_mod.expand("t", results=results)
     assert run_status(good.run_dir) == "done" and run_status(bad.run_dir) == "failed"
-    assert "at least one layer" in json.loads((bad.run_dir / "failed.json").read_text())["error"]
+    assert "tuning must be one of" in json.loads((bad.run_dir / "failed.json").read_text())["error"]
     summary = json.loads((results / "t" / "summary.json").read_text())
     assert [r["finished"] for r in summary["rows"]] == [1, 0]
     stamp = (good.run_dir / "result.json").stat().st_mtime_ns

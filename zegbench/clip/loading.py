@@ -37,6 +37,16 @@ SHIPPED_CHECKPOINT = WEIGHTS_DIR / f"{IN_HOUSE}.pt"
 def shipped_checkpoint(name: str) -> Path | None:
     """The checkpoint that ships for in-house CLIP ``name`` (None: ``name`` is not in-house)."""
     return WEIGHTS_DIR / f"{name}.pt" if worlds.for_clip(name) else None
+
+
+def embedding_width(name: str) -> int | None:
+    """The width of CLIP ``name``'s joint image-text embeddings, read from its architecture config without
+    building it; None for a name that is not a local open_clip config (a hub name would be downloaded)."""
+    if name not in open_clip.list_models():
+        return None
+    return open_clip.get_model_config(name).get("embed_dim")
+
+
 # Special values of ``pretrained`` that are not file paths or hub tags.
 RANDOM_INIT = ("none", "random")
 

@@ -12,6 +12,7 @@ from zegbench.config_dirs import config_file
 from zegbench.datasets.catalog import load_dataset_info
 from zegbench.engine.config import TrainConfig, schema_for_class, train_schema, validate_keys
 from zegbench.engine.identity import input_fingerprints
+from zegbench.errors import ZegbenchError
 from zegbench.methods import method_class, method_config
 
 TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
@@ -26,7 +27,8 @@ def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None,
     implementing class, e.g. all ZegCLIP variants), ``recipe.per_method[method]``
     (one method), then ``overrides``; the last three take method or training
     keys. Every key is checked against the method class's signature or
-    ``TrainConfig`` (types included); an error names the layer that set the bad key.
+    ``TrainConfig`` (types and ranges included), then against the class's rules
+    between keys (``Method.key_problem``); an error names the layer that set the bad key.
     Keys nobody sets take the class's defaults, and those are recorded too, except a class's
     ``recorded_when_set`` keys, recorded only when set off their default.
     """
@@ -51,14 +53,16 @@ def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None,
             origin[key] = where
     method_keys.pop("class")
     method_keys.pop("description", None)
-    schema = schema_for_class(method_class(cls_name))
+    cls = method_class(cls_name)
+    schema = schema_for_class(cls)
     method_keys = validate_keys(schema, method_keys, origin, f"method ({cls_name})")
     # Every key the class reads, its defaults included: a changed default (an official
     # behaviour made the default) gives new run folders rather than reusing old numbers.
     method_keys = {**{name: field.default for name, field in schema.model_fields.items()}, **method_keys}
+    _check_key_rules(cls, cls_name, method_keys, origin)
     # Except keys added after runs were recorded (``Method.recorded_when_set``), held only off their default:
     # their default computes what those runs did, so adding the switch renames none of them.
-    later = method_class(cls_name).recorded_when_set
+    later = cls.recorded_when_set
     method_keys = {k: v for k, v in method_keys.items()
                    if k not in later or v != schema.model_fields[k].default}
     train_keys = validate_keys(train_schema(), {**train_keys, "seed": seed}, origin, "training")
@@ -74,3 +78,17 @@ def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None,
     resolved["inputs"] = input_fingerprints([info, *[i for i in eval_infos if i.name != dataset]],
                                             resolved["method_config"])
     return resolved
+
+
+def _check_key_rules(cls: type, cls_name: str, keys: dict, origin: dict[str, str]) -> None:
+    """The method's rules between keys (``Method.key_problem``), as one error line naming the layers
+    that set the keys involved (a key nobody set is the class's default)."""
+    problem = cls.key_problem(keys)
+    if problem is None:
+        return
+    involved, what = problem
+    layers = [origin[key] for key in involved if key in origin]
+    if len(layers) < len(involved):
+        layers.append(f"the {cls_name} class's defaults")
+    named = ", ".join(f"'{key}'" for key in involved)
+    raise ZegbenchError(f"{' and '.join(dict.fromkeys(layers))}: method ({cls_name}) keys {named}: {what}")

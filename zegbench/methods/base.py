@@ -31,7 +31,8 @@ class Method(nn.Module):
 
     A subclass must implement
       ``__init__(**config)``  its keyword arguments are its YAML keys: the harness validates
-                             configs against the signature (type hints, defaults) and records
+                             configs against the signature (type hints, defaults; numbers
+                             hinted with their range, ``utils/ranges.py``) and records
                              every default in the run's hash. A dataset's recipe may set keys
                              for every method (the embedded world: ``clip``, ``templates``);
       ``forward``            normalised images -> mask logits at input size, aux dict;
@@ -43,6 +44,7 @@ class Method(nn.Module):
       ``mean``, ``std``            input normalisation [CLIP's]
       ``inference``                how ``predict`` covers a test image, 'whole' | 'slide' ['whole']
       ``inference_keys``           config keys only ``predict`` reads [none]
+      ``key_problem``              a rule between keys that no key's own range states [none]
       ``recorded_when_set``        keys a resolved config records only off their default [none]
       ``training_free``            nothing trains [False]
       ``grad_clip``                gradient-norm clip [0: off]
@@ -91,6 +93,12 @@ class Method(nn.Module):
     speed_baseline: ClassVar[str | None] = None
     # Config keys that turn an instance into one holding that bare network (ZegCLIP: no prompts).
     speed_baseline_overrides: ClassVar[dict] = {}
+
+    @classmethod
+    def key_problem(cls, config: dict) -> tuple[tuple[str, ...], str] | None:
+        """The first rule between keys that ``config`` (every key, defaults filled in) breaks: the keys
+        it involves and what must hold; None when all hold. Checked at resolve, after each key's range."""
+        return None
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 [B, H, W, 3] -> float [B, 3, H, W] with the method's mean and std."""

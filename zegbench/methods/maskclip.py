@@ -43,6 +43,7 @@ from zegbench.methods.base import IMAGENET_MEAN, IMAGENET_STD, Method
 from zegbench.methods.decoder import masks_to_image
 from zegbench.methods.encoder import PromptedEncoder
 from zegbench.methods.registry import register_class
+from zegbench.utils.ranges import Count, Positive
 
 VALUE_PATHS = ("official", "no_residual_ffn")
 POS_RESIZES = ("bicubic", "open_clip")
@@ -76,8 +77,8 @@ class MaskCLIP(Method):
     # The real recipes set image_tower: mmseg and text_precision: fp16 (docs/fidelity.md, items 15 and 16).
     recorded_when_set = frozenset({"image_tower", "text_precision", "patch_padding"})
 
-    def __init__(self, clip: str = IN_HOUSE, clip_weights: str | None = None, image_size: int = 96,
-                 templates: str = "single", logit_scale: float = 100.0, value_path: str = "official",
+    def __init__(self, clip: str = IN_HOUSE, clip_weights: str | None = None, image_size: Count = 96,
+                 templates: str = "single", logit_scale: Positive = 100.0, value_path: str = "official",
                  class_names: str = "maskclip", normalization: str = "clip", pos_resize: str = "bicubic",
                  image_tower: str = "clip", text_precision: str = "fp32", patch_padding: str = "floor"):
         super().__init__()

@@ -21,8 +21,11 @@ FrozenBN default; ``backbone_norm``).
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 
 from zegbench.clip.loading import IN_HOUSE
 from zegbench.methods.base import IMAGENET_MEAN, IMAGENET_STD, Method, template_set
@@ -30,8 +33,11 @@ from zegbench.methods.proposals import ProposalNetwork
 from zegbench.methods.region_clip import ENSEMBLES, classify_regions, ensemble, region_crops, semantic_map
 from zegbench.methods.registry import register_class
 from zegbench.methods.set_loss import set_loss
+from zegbench.utils.ranges import Count, Finite, Fraction, NonNegative
 
 EMPTY_REGIONS = ("clip_one", "whole_image", "proposal")
+# The proposal decoder's width: DETR's sine positions give it a quarter for each of sin y, cos y, sin x, cos x.
+SineWidth = Annotated[int, Field(ge=4, multiple_of=4)]
 
 
 @register_class("two_stage")
@@ -44,14 +50,14 @@ class TwoStage(Method):
                    "decoder_heads": 4, "decoder_ffn": 64, "mask_dim": 16, "templates": "single",
                    "region_templates": "single"}
 
-    def __init__(self, clip: str = IN_HOUSE, clip_weights: str | None = None, clip_image_size: int | None = None,
+    def __init__(self, clip: str = IN_HOUSE, clip_weights: str | None = None, clip_image_size: Count | None = None,
                  templates: str = "single", backbone: str = "world_cnn", backbone_weights: str | None = None,
-                 queries: int = 100, hidden: int = 256, decoder_layers: int = 6, decoder_heads: int = 8,
-                 decoder_ffn: int = 2048, mask_dim: int = 256, dropout: float = 0.1,
-                 no_object_weight: float = 0.1, mask_weight: float = 20.0, dice_weight: float = 1.0,
-                 deep_supervision: bool = True, ensemble: str = "zsseg", ensemble_weight: float = 0.7,
-                 calibration: float = 0.0, mask_threshold: float = 0.5, clip_batch: int = 32,
-                 backbone_lr_mult: float = 0.1, grad_clip: float = 0.01, region_templates: str = "single",
+                 queries: Count = 100, hidden: SineWidth = 256, decoder_layers: Count = 6, decoder_heads: Count = 8,
+                 decoder_ffn: Count = 2048, mask_dim: Count = 256, dropout: Fraction = 0.1,
+                 no_object_weight: NonNegative = 0.1, mask_weight: NonNegative = 20.0, dice_weight: NonNegative = 1.0,
+                 deep_supervision: bool = True, ensemble: str = "zsseg", ensemble_weight: Fraction = 0.7,
+                 calibration: Finite = 0.0, mask_threshold: Fraction = 0.5, clip_batch: Count = 32,
+                 backbone_lr_mult: NonNegative = 0.1, grad_clip: NonNegative = 0.01, region_templates: str = "single",
                  empty_region: str = "clip_one", region_no_object: bool = False, backbone_norm: str = "frozen",
                  class_names: str = "dataset"):
         super().__init__()
@@ -75,6 +81,15 @@ class TwoStage(Method):
         self.empty_region, self.region_no_object = empty_region, region_no_object
         self.backbone_lr_mult, self.grad_clip = backbone_lr_mult, grad_clip
         self._regions_per_image: float | None = None  # set by predict
+
+    @classmethod
+    def key_problem(cls, config: dict) -> tuple[tuple[str, ...], str] | None:
+        """The proposal decoder's attention splits ``hidden`` into ``decoder_heads`` equal shares."""
+        if config["hidden"] % config["decoder_heads"]:
+            return (("hidden", "decoder_heads"),
+                    f"hidden ({config['hidden']}) must be a multiple of decoder_heads ({config['decoder_heads']}): "
+                    f"each attention head takes an equal share")
+        return None
 
     def _backbone_input(self, images: torch.Tensor) -> torch.Tensor:
         if not self.resnet_input:

@@ -26,15 +26,15 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import PositiveFloat
 
-from zegbench.clip.loading import IN_HOUSE
+from zegbench.clip.loading import IN_HOUSE, embedding_width
 from zegbench.methods.base import IMAGENET_MEAN, IMAGENET_STD, Method
 from zegbench.methods.decoder import MaskDecoder, QueryBuilder, masks_to_image
 from zegbench.methods.encoder import PromptedEncoder
 from zegbench.methods.losses import LOSSES, ce_loss, nel_loss
 from zegbench.methods.registry import register_class
 from zegbench.methods.tta import MS_RATIOS, augmented_scores, views
+from zegbench.utils.ranges import Count, Finite, Fraction, NonNegative, Positive
 
 SETTINGS = ("inductive", "transductive")
 POS_RESIZES = ("bilinear", "open_clip")
@@ -55,16 +55,16 @@ class ZegCLIP(Method):
     speed_baseline_overrides = {"tuning": "frozen"}
 
     def __init__(self, tuning: str = "dpt", relation: str = "rd", loss: str = "nel", setting: str = "inductive",
-                 clip: str = IN_HOUSE, clip_weights: str | None = None, image_size: int = 96,
-                 num_tokens: int = 10, prompt_depth: int | None = None, decoder_layers: int = 3,
-                 decoder_heads: int = 8, decoder_ffn: int | None = None, dropout: float = 0.1,
-                 templates: str = "single", focal_weight: float = 100.0, dice_weight: float = 1.0,
-                 ignore_negatives: bool = False, calibration: float = 0.1, normalization: str = "clip",
-                 inference: str = "whole", crop: int | None = None, stride: int | None = None,
-                 encoder_lr_mult: float = 10.0, head_lr_mult: float = 10.0, cls_embedding: str = "twice",
+                 clip: str = IN_HOUSE, clip_weights: str | None = None, image_size: Count = 96,
+                 num_tokens: Count = 10, prompt_depth: Count | None = None, decoder_layers: Count = 3,
+                 decoder_heads: Count = 8, decoder_ffn: Count | None = None, dropout: Fraction = 0.1,
+                 templates: str = "single", focal_weight: NonNegative = 100.0, dice_weight: NonNegative = 1.0,
+                 ignore_negatives: bool = False, calibration: Finite = 0.1, normalization: str = "clip",
+                 inference: str = "whole", crop: Count | None = None, stride: Count | None = None,
+                 encoder_lr_mult: NonNegative = 10.0, head_lr_mult: NonNegative = 10.0, cls_embedding: str = "twice",
                  pos_resize: str = "bilinear", prompts_after_depth: str = "drop", shallow_prompt_norm: bool = False,
                  decoder_init: str = "copies", text_precision: str = "fp32", prompt_masks: str = "shared",
-                 tta: Literal["none", "flip", "ms_flip"] = "none", tta_ratios: list[PositiveFloat] | None = None):
+                 tta: Literal["none", "flip", "ms_flip"] = "none", tta_ratios: list[Positive] | None = None):
         super().__init__()
         if loss not in LOSSES:
             raise ValueError(f"loss must be one of {LOSSES}, not {loss!r}")
@@ -98,6 +98,22 @@ class ZegCLIP(Method):
             self.mean, self.std = bundle.mean, bundle.std
         else:
             raise ValueError(f"normalization must be 'clip' or 'imagenet', not {normalization!r}")
+
+    @classmethod
+    def key_problem(cls, config: dict) -> tuple[tuple[str, ...], str] | None:
+        """The sliding window must cover every pixel, and the decoder's heads must split CLIP's embedding."""
+        # crop and stride default to image_size; `segment` slides whatever `inference` says, so this holds for all
+        crop_key, stride_key = (key if config[key] else "image_size" for key in ("crop", "stride"))
+        if config[stride_key] > config[crop_key]:
+            return ((stride_key, crop_key),
+                    f"the sliding window's stride ({config[stride_key]}) is larger than its crop ({config[crop_key]}), "
+                    f"so pixels between windows would get no score: make stride <= crop (both default to image_size)")
+        width = embedding_width(config["clip"])
+        if width is not None and width % config["decoder_heads"]:
+            return (("decoder_heads", "clip"),
+                    f"decoder_heads ({config['decoder_heads']}) must divide the width of {config['clip']}'s "
+                    f"embeddings ({width}): each attention head takes an equal share of it")
+        return None
 
     def forward(self, images: torch.Tensor, class_names: list[str]) -> tuple[torch.Tensor, dict]:
         g, patches, grid = self.encoder(images)
