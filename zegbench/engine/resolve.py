@@ -19,7 +19,7 @@ TRAIN_KEYS = {f.name for f in fields(TrainConfig)}
 
 
 def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None, world_size: int = 1,
-            eval_on: list[str] | None = None) -> dict:
+            eval_on: list[str] | None = None, overrides_from: str = "command-line override") -> dict:
     """Merge method config, the dataset's recipe and ``overrides`` (keys of either kind), then validate.
 
     Later wins: the method's YAML, ``recipe.method`` and ``recipe.train`` (every
@@ -28,7 +28,8 @@ def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None,
     (one method), then ``overrides``; the last three take method or training
     keys. Every key is checked against the method class's signature or
     ``TrainConfig`` (types and ranges included), then against the class's rules
-    between keys (``Method.key_problem``); an error names the layer that set the bad key.
+    between keys (``Method.key_problem``); an error names the layer that set the bad key
+    (``overrides_from`` names the overrides: a suite's ``set`` and ``grid`` are no command line).
     Keys nobody sets take the class's defaults, and those are recorded too, except a class's
     ``recorded_when_set`` keys, recorded only when set off their default.
     """
@@ -43,7 +44,7 @@ def resolve(method: str, dataset: str, seed: int, overrides: dict | None = None,
               (recipe.train, f"{dataset_file} (recipe.train)", "train"),
               (recipe.per_class.get(cls_name) or {}, f"{dataset_file} (recipe.per_class.{cls_name})", None),
               (recipe.per_method.get(method) or {}, f"{dataset_file} (recipe.per_method.{method})", None),
-              (overrides or {}, "command-line override", None)]
+              (overrides or {}, overrides_from, None)]
     for values, where, kind in layers:
         for key, value in values.items():
             if kind == "train" or (kind is None and key in TRAIN_KEYS):

@@ -132,7 +132,8 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, resu
             for ds, method, seed in itertools.product(datasets, group.methods, seed_list):
                 spec = RunSpec(method, ds, seed, overrides, group=group.name or f"group{index}", suite=folder,
                                eval_on=list(group.eval_datasets))
-                resolved = resolve(method, ds, seed, overrides, world_size=world_size, eval_on=group.eval_datasets)
+                resolved = resolve(method, ds, seed, overrides, world_size=world_size, eval_on=group.eval_datasets,
+                                   overrides_from=f"{suite_path(name)} (groups.{index}: set and grid)")
                 spec.folder = run_folder_for(resolved, RunStore.at(results), folder)
                 spec.run_dir = spec.folder.path
                 spec.training_hash = training_hash(resolved)
