@@ -435,6 +435,30 @@ CASES = {
     "train-threads-not-positive": (_run("--method", "zegclip", "--set", "threads=0"),
                                    "training key 'threads': Input should be greater than or equal to 1"),
     "override-not-key-value": (_run("--method", "zegclip", "--set", "steps"), "is not key=value"),
+    "train-count-not-positive": (_run("--method", "zegclip_baseline_fix", "--dataset", "world_smoke", "--set",
+                                      "batch_size=0"),
+                                 "command-line override: training key 'batch_size': Input should be greater than or "
+                                 "equal to 1 (got 0; allowed: a whole number >= 1)"),
+    "train-lr-not-positive": (_run("--method", "zegclip", "--dataset", "world_smoke", "--set", "lr=0"),
+                              "training key 'lr': Input should be greater than 0 (got 0; allowed: a finite number "
+                              "> 0)"),
+    "train-fraction-out-of-range": (_run("--method", "zegclip_transductive", "--dataset", "world_smoke", "--set",
+                                         "self_training_start=1.5"),
+                                    "training key 'self_training_start': Input should be less than or equal to 1 "
+                                    "(got 1.5; allowed: a finite number in [0, 1])"),
+    "method-float-not-finite": (_run("--method", "zegclip", "--dataset", "world_smoke", "--set", "calibration=nan"),
+                                "method (zegclip) key 'calibration': Input should be a finite number (got nan"),
+    "method-window-leaves-gaps": (_run("--method", "zegclip", "--dataset", "world_smoke", "--set", "stride=200"),
+                                  "method (zegclip) keys 'stride', 'image_size': the sliding window's stride (200) "
+                                  "is larger than its crop (96)"),
+    "method-heads-split-unevenly": (_run("--method", "zegclip", "--dataset", "world_smoke", "--set",
+                                         "decoder_heads=5"),
+                                    "decoder_heads (5) must divide the width of zegbench-world2-vit's embeddings "
+                                    "(128)"),
+    "suite-set-out-of-range": (_suite_file("dataset: world_smoke\ngroups:\n  - methods: [zegclip]\n"
+                                           "    set: {warmup: -1}\n"),
+                               "bad.yaml (groups.0: set and grid): training key 'warmup': Input should be greater "
+                               "than or equal to 0 (got -1; allowed: a whole number >= 0)"),
     "dataset-unknown-name": (_run("--method", "zegclip", "--dataset", "atlantis"), "unknown dataset 'atlantis'"),
     "dataset-malformed-yaml": (_dataset_config("classes: [a\n"), "is not valid YAML"),
     "dataset-unknown-key": (_dataset_config("name: mine\nclases: [a]\nclasses: [a]\nunseen: []\nsplits: {}\n"),
@@ -442,6 +466,12 @@ CASES = {
     "dataset-unseen-not-a-class": (_dataset_config("name: mine\nclasses: [a]\nunseen: [b]\nsplits: {}\n"),
                                    "unseen class 'b' is not in 'classes'"),
     "dataset-base-cycle": (_dataset_config("base: mine\nname: mine\n"), "forms a cycle"),
+    "dataset-value-out-of-range": (_dataset_config("base: voc12\ntrain_transform: {cat_max_ratio: 1.5}\n"),
+                                   "mine.yaml: key 'train_transform.cat_max_ratio': Input should be less than or "
+                                   "equal to 1 (got 1.5; allowed: a finite number in [0, 1])"),
+    "world-setting-out-of-range": (_dataset_config("base: world_smoke\nworld: {train_scenes: 0}\n"),
+                                   "mine.yaml: key 'world.train_scenes': Input should be greater than or equal to 1 "
+                                   "(got 0; allowed: a whole number >= 1)"),
     "real-dataset-without-root": (_run("--method", "zegclip", "--dataset", "voc12"), "needs --data-root"),
     "real-dataset-missing-folder": (_run("--method", "zegclip", "--dataset", "voc12", "--data-root", "/nonexistent"),
                                     "does not exist"),
@@ -490,9 +520,12 @@ HANDLED = {
 }
 
 
-# Cases caught by run_all.py's check of the whole invocation: nothing may be written.
+# Cases caught before any run starts, by run_all.py's check of the whole invocation or by resolve's
+# check of every key's range: nothing may be written.
 CHECKED_BEFORE_RUNNING = {"suite-data-root-missing", "suite-split-list-missing", "suite-first-pair-unreadable",
-                          "suite-weights-file-missing", "device-unknown", "device-cuda-missing"}
+                          "suite-weights-file-missing", "device-unknown", "device-cuda-missing",
+                          "train-count-not-positive", "train-lr-not-positive", "train-fraction-out-of-range",
+                          "method-float-not-finite", "method-window-leaves-gaps", "method-heads-split-unevenly"}
 
 
 @pytest.fixture(scope="module")
