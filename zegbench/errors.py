@@ -16,17 +16,19 @@ class ZegbenchError(Exception):
     """
 
 
-def validation_error(err, where: str | Callable[[str], str], what: str = "key", schema=None) -> ZegbenchError:
+def validation_error(err, where: str | Callable[[str], str], what: str = "key", schema=None,
+                     advice: str = "") -> ZegbenchError:
     """The one error line for a pydantic ``ValidationError``: ``<where>: <what> '<dotted key>': <problem>``.
 
     ``where`` is the file, or a function from the key's first part to the layer that set it (a
     resolved config's keys come from several files and the command line). Given the ``schema``
     (the model validated against), a value out of its range is told with the whole allowed range
-    of its field, not only the bound it broke. Every config schema's errors go through here.
+    of its field, not only the bound it broke. ``advice`` (what to do) ends the line. Every
+    config schema's errors go through here.
     """
     key, msg = validation_problem(err, schema)
     place = where(key.split(".")[0]) if callable(where) else where
-    return ZegbenchError(f"{place}: {what} '{key}': {msg}")
+    return ZegbenchError(f"{place}: {what} '{key}': {msg}" + (f"; {advice}" if advice else ""))
 
 
 def validation_problem(err, schema=None) -> tuple[str, str]:

@@ -33,7 +33,7 @@ from typing import Literal
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from zegbench.errors import ZegbenchError, validation_problem
+from zegbench.errors import validation_error
 from zegbench.reports.paper_claims import ACCURACY_METRICS, Claim
 from zegbench.reports.scorecard import budget_label, claimed_cell, interval_text, seed_differences
 from zegbench.reports.tables import mean_std, to_latex, to_markdown
@@ -114,8 +114,8 @@ def load_miniature_numbers(path: Path = MINIATURE_NUMBERS) -> MiniatureNumbers:
     try:
         return MiniatureNumbers.model_validate(read_yaml_mapping(path))
     except ValidationError as err:
-        key, msg = validation_problem(err)
-        raise ZegbenchError(f"{path}: key '{key}': {msg}; fix the file (it copies the README's numbers)") from None
+        raise validation_error(err, str(path), schema=MiniatureNumbers,
+                               advice="fix the file (it copies the README's numbers)") from None
 
 
 @dataclass(frozen=True)
