@@ -359,11 +359,11 @@ def cmd_suite_list(args) -> int:
     """``suite list``: every suite and its description; ``suite list NAME``: that suite's runs and their status."""
     import textwrap
 
-    from zegbench.harness.cli import run_suite
+    from zegbench.harness.cli import suite_command
     from zegbench.harness.suite import available, load_suite
 
     if args.suite is not None:
-        return run_suite(args)
+        return suite_command(args)
     for name in available():
         print(textwrap.fill(load_suite(name).description, 110, initial_indent=f"{name:<16} ",
                             subsequent_indent=" " * 17))
@@ -412,7 +412,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     from zegbench.clip.loading import IN_HOUSE
     from zegbench.clip.pretrain import DEFAULTS
-    from zegbench.harness.cli import run_suite, suite_options
+    from zegbench.harness.cli import suite_command, suite_options
 
     # Every command takes the common options (--debug, --quiet/--verbose, --config-dir) after its name.
     common, json_out, data_root, device = common_options(), json_option(), data_root_option(), device_option()
@@ -537,7 +537,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = suite.add_parser("run", parents=[common, suite_opts],
                          help="run a suite's unfinished runs, then write its summary and report")
     p.add_argument("suite", metavar="NAME", help="suite name (`zegbench suite list`) or a path to a suite YAML")
-    p.set_defaults(func=run_suite, list=False, report_only=False)
+    p.set_defaults(func=suite_command, list=False, report_only=False)
     p = suite.add_parser("list", parents=[common, suite_opts],
                          help="without NAME: the suites and what they hold; with NAME: its runs and their status")
     p.add_argument("suite", metavar="NAME", nargs="?", help="suite name or a path to a suite YAML")
@@ -545,7 +545,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = suite.add_parser("report", parents=[common, suite_opts],
                          help="rebuild a suite's summary and report from its finished runs; run nothing")
     p.add_argument("suite", metavar="NAME", help="suite name or a path to a suite YAML")
-    p.set_defaults(func=run_suite, list=False, report_only=True)
+    p.set_defaults(func=suite_command, list=False, report_only=True)
 
     p = groups.add_parser("leaderboard", parents=[common, results_option()],
                           help="one table of every finished method x dataset x setting in the run store, across "
