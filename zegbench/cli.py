@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from typing import NamedTuple
 
 from zegbench.errors import ZegbenchError
 
@@ -395,6 +396,16 @@ def cmd_leaderboard(args) -> None:
     print(f"{len(frame)} settings from {frame['n'].sum()} finished runs: " + ", ".join(map(str, paths)))
 
 
+class _Shared(NamedTuple):
+    """The option parents several command groups take (argparse copies a parent's options into each command)."""
+
+    common: argparse.ArgumentParser  # --debug, --quiet/--verbose, --config-dir: on every command, after its name
+    json_out: argparse.ArgumentParser
+    data_root: argparse.ArgumentParser
+    device: argparse.ArgumentParser
+    real_dataset: argparse.ArgumentParser
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``zegbench`` command line: each command's own options and the shared ones (``cli_options``)."""
     from zegbench.cli_options import (
@@ -404,30 +415,37 @@ def build_parser() -> argparse.ArgumentParser:
         dataset_option,
         device_option,
         json_option,
-        non_negative_int,
-        positive_float,
-        positive_int,
-        results_option,
-        workers_option,
     )
-    from zegbench.clip.loading import IN_HOUSE
-    from zegbench.clip.pretrain import DEFAULTS
-    from zegbench.harness.cli import suite_command, suite_options
 
-    # Every command takes the common options (--debug, --quiet/--verbose, --config-dir) after its name.
-    common, json_out, data_root, device = common_options(), json_option(), data_root_option(), device_option()
-    world_dataset = dataset_option("a generated world's dataset config name (default: world)", "world")
-    real_dataset = dataset_option("dataset config name (datasets/NAME.yaml of a config folder, e.g. voc12)",
-                                  required=True)
-
+    shared = _Shared(common_options(), json_option(), data_root_option(), device_option(),
+                     dataset_option("dataset config name (datasets/NAME.yaml of a config folder, e.g. voc12)",
+                                    required=True))
     parser = ArgumentParser(prog="zegbench", description=__doc__.splitlines()[0])
     parser.add_argument("--debug", action="store_true", help="show the traceback behind an error line")
     groups = parser.add_subparsers(dest="group", metavar="COMMAND", required=True)
+    # In the order `zegbench --help` lists them.
+    _world_commands(groups, shared)
+    _methods_commands(groups, shared)
+    _data_commands(groups, shared)
+    _run_commands(groups, shared)
+    _suite_commands(groups, shared)
+    _leaderboard_command(groups, shared)
+    _clip_commands(groups, shared)
+    return parser
 
-    def command_group(name: str, help: str):
-        return groups.add_parser(name, help=help).add_subparsers(dest="cmd", metavar="COMMAND", required=True)
 
-    world = command_group("world", "the embedded synthetic world")
+def _command_group(groups, name: str, help: str):
+    """``zegbench NAME COMMAND``: a group of commands under one name."""
+    return groups.add_parser(name, help=help).add_subparsers(dest="cmd", metavar="COMMAND", required=True)
+
+
+def _world_commands(groups, shared: _Shared) -> None:
+    """``world generate|describe|gates|probe``: the embedded synthetic world."""
+    from zegbench.cli_options import dataset_option, non_negative_int, positive_int, results_option
+
+    common, json_out = shared.common, shared.json_out
+    world_dataset = dataset_option("a generated world's dataset config name (default: world)", "world")
+    world = _command_group(groups, "world", "the embedded synthetic world")
     p = world.add_parser("generate", parents=[common, world_dataset, json_out],
                          help="generate a world into the cache (reused when already there)")
     p.add_argument("--seed", type=non_negative_int, default=None, help="world seed (default: the config's)")
@@ -454,7 +472,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=non_negative_int, default=0, help="training seed")
     p.set_defaults(func=cmd_world_probe)
 
-    methods = command_group("methods", "the method registry")
+
+def _methods_commands(groups, shared: _Shared) -> None:
+    """``methods list|describe|memory``: the method registry."""
+    from zegbench.cli_options import positive_float, positive_int
+
+    common, json_out = shared.common, shared.json_out
+    methods = _command_group(groups, "methods", "the method registry")
     p = methods.add_parser("list", parents=[common, json_out], help="registered methods (methods/*.yaml of the "
                            "config folders)")
     p.add_argument("pattern", nargs="?", default="*", help="shell-style filter, e.g. 'zegclip_*'")
@@ -467,7 +491,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-weights", default=None, help="weights for --clip (default: random, counts only)")
     p.add_argument("--image-size", type=positive_int, default=None, help="input size (e.g. 512 for the paper)")
     p.set_defaults(func=cmd_methods_describe)
-    p = methods.add_parser("memory", parents=[common, device, json_out],
+    p = methods.add_parser("memory", parents=[common, shared.device, json_out],
                            help="the memory one training step of a dataset's recipe needs on a GPU, measured here "
                            "at 1 and 2 images and scaled (minutes on a CPU for the real recipes)")
     p.add_argument("name", help="method name (see `zegbench methods list`)")
@@ -478,8 +502,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="override a method or training key (repeatable), e.g. --set batch_size=8")
     p.set_defaults(func=cmd_methods_memory)
 
-    data = command_group("data", "real datasets")
-    p = data.add_parser("verify", parents=[common, real_dataset, data_root, json_out],
+
+def _data_commands(groups, shared: _Shared) -> None:
+    """``data verify``: real datasets."""
+    from zegbench.cli_options import positive_int
+
+    data = _command_group(groups, "data", "real datasets")
+    p = data.add_parser("verify", parents=[shared.common, shared.real_dataset, shared.data_root, shared.json_out],
                         help="check a dataset copy: folders, split lists, pairs, sizes, label values, counts")
     p.add_argument("--limit", type=positive_int, default=None,
                    help="check only the first N pairs of each split list (quick look)")
@@ -487,7 +516,19 @@ def build_parser() -> argparse.ArgumentParser:
                    help="do not compare image counts with the benchmark's (a subset)")
     p.set_defaults(func=cmd_data_verify)
 
-    p = groups.add_parser("evaluate", parents=[common, real_dataset, data_root, device, json_out],
+
+def _run_commands(groups, shared: _Shared) -> None:
+    """``evaluate``, ``segment`` and ``run``: one method, one dataset, no suite."""
+    from zegbench.cli_options import (
+        dataset_option,
+        non_negative_int,
+        positive_int,
+        results_option,
+        workers_option,
+    )
+
+    common, json_out, data_root, device = shared.common, shared.json_out, shared.data_root, shared.device
+    p = groups.add_parser("evaluate", parents=[common, shared.real_dataset, data_root, device, json_out],
                           help="score predicted label PNGs, or an official ZegCLIP checkpoint, with the harness's "
                                "protocol")
     p.add_argument("--pred", help="folder of <id>.png label maps (class indices, 255 = no prediction)")
@@ -531,23 +572,33 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default="adhoc", help="suite folder inside the run store")
     p.set_defaults(func=cmd_run)
 
-    # `zegbench suite run|list|report NAME` is `run_all.py --suite NAME [--list | --report-only]`: one implementation.
-    suite = command_group("suite", "a suite of runs: run it, list its runs, or rebuild its report (as run_all.py)")
+
+def _suite_commands(groups, shared: _Shared) -> None:
+    """``suite run|list|report NAME``: ``run_all.py --suite NAME [--list | --report-only]``, one implementation."""
+    from zegbench.harness.cli import suite_command, suite_options
+
+    suite = _command_group(groups, "suite", "a suite of runs: run it, list its runs, or rebuild its report "
+                                            "(as run_all.py)")
     suite_opts = suite_options()
-    p = suite.add_parser("run", parents=[common, suite_opts],
+    p = suite.add_parser("run", parents=[shared.common, suite_opts],
                          help="run a suite's unfinished runs, then write its summary and report")
     p.add_argument("suite", metavar="NAME", help="suite name (`zegbench suite list`) or a path to a suite YAML")
     p.set_defaults(func=suite_command, list=False, report_only=False)
-    p = suite.add_parser("list", parents=[common, suite_opts],
+    p = suite.add_parser("list", parents=[shared.common, suite_opts],
                          help="without NAME: the suites and what they hold; with NAME: its runs and their status")
     p.add_argument("suite", metavar="NAME", nargs="?", help="suite name or a path to a suite YAML")
     p.set_defaults(func=cmd_suite_list, list=True, report_only=False)
-    p = suite.add_parser("report", parents=[common, suite_opts],
+    p = suite.add_parser("report", parents=[shared.common, suite_opts],
                          help="rebuild a suite's summary and report from its finished runs; run nothing")
     p.add_argument("suite", metavar="NAME", help="suite name or a path to a suite YAML")
     p.set_defaults(func=suite_command, list=False, report_only=True)
 
-    p = groups.add_parser("leaderboard", parents=[common, results_option()],
+
+def _leaderboard_command(groups, shared: _Shared) -> None:
+    """``leaderboard``: every finished setting of the run store, across suites."""
+    from zegbench.cli_options import results_option
+
+    p = groups.add_parser("leaderboard", parents=[shared.common, results_option()],
                           help="one table of every finished method x dataset x setting in the run store, across "
                                "suites (mean ± std over seeds, the paper's numbers beside): markdown, LaTeX, CSV")
     p.add_argument("--out", default="reports/leaderboard", metavar="DIR",
@@ -560,7 +611,15 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: hiou)")
     p.set_defaults(func=cmd_leaderboard)
 
-    clip = command_group("clip", "the in-house CLIP")
+
+def _clip_commands(groups, shared: _Shared) -> None:
+    """``clip pretrain|zero-shot|breadth``: the in-house CLIP."""
+    from zegbench.cli_options import non_negative_int, positive_float, positive_int
+    from zegbench.clip.loading import IN_HOUSE
+    from zegbench.clip.pretrain import DEFAULTS
+
+    common, json_out = shared.common, shared.json_out
+    clip = _command_group(groups, "clip", "the in-house CLIP")
     p = clip.add_parser("pretrain", parents=[common, json_out],
                         help="pretrain the in-house CLIP on world image-caption pairs")
     p.add_argument("--out", required=True, help="checkpoint path to write (a .json record is written beside it)")
@@ -592,7 +651,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dense-dataset", default=None,
                    help="also the dense proxy (frozen MaskCLIP per-pixel top-1) on this world dataset, e.g. world_v3")
     p.set_defaults(func=cmd_clip_breadth)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
