@@ -20,13 +20,13 @@ import os
 import time
 from collections.abc import Callable
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from zegbench.errors import ZegbenchError
 
-if TYPE_CHECKING:  # the session imports the store (and torch, through the engine) on first use
+if TYPE_CHECKING:  # everything the session calls is imported on first use: ``import zegbench`` stays light
     from zegbench.store import RunStore
 
 MODES = ("run", "list", "report")
@@ -44,8 +44,9 @@ class ListedRun:
 
 @dataclass
 class SuiteOutcome:
-    """What one invocation did. ``counts``: the statuses the runs it started ended in (a speed record
-    measured is ``done``); ``reused``: runs (records) already finished before it."""
+    """What one invocation did. ``counts``: the statuses its unfinished runs ended in (``done`` counts a
+    run copied from another suite and a speed record measured; ``running``: left to the process that
+    holds it); ``reused``: the runs (records) it found finished."""
 
     suite: str  # the name or path as given
     mode: str
@@ -179,7 +180,7 @@ def _timed(outcome: SuiteOutcome, started: float, say) -> SuiteOutcome:
     return outcome
 
 
-def executor_options(executor):
+def _executor_options(executor):
     """``run_suite``'s ``executor`` as ``ExecutorOptions``: None (local), a kind, a dict of fields, or options."""
     from zegbench.harness.executors import ExecutorOptions
 
@@ -188,10 +189,10 @@ def executor_options(executor):
     if isinstance(executor, str):
         return ExecutorOptions(kind=executor)
     if isinstance(executor, dict):
-        unknown = sorted(set(executor) - set(ExecutorOptions.__dataclass_fields__))
+        known = [f.name for f in fields(ExecutorOptions)]
+        unknown = sorted(set(executor) - set(known))
         if unknown:
-            raise ZegbenchError(f"executor option {unknown[0]!r} is not one of "
-                                f"{', '.join(ExecutorOptions.__dataclass_fields__)}")
+            raise ZegbenchError(f"executor option {unknown[0]!r} is not one of {', '.join(known)}")
         return ExecutorOptions(**executor)
     raise ZegbenchError(f"executor must be ExecutorOptions, a kind (local, torchrun, slurm) or a dict of options, "
                         f"not {type(executor).__name__}")
@@ -221,7 +222,7 @@ class _TrainingSuite:
 
     def __init__(self, at: _Invocation, executor):
         self.at = at
-        self.executor = executor_options(executor)
+        self.executor = _executor_options(executor)
         self.nothing_selected = f"suite {at.name!r} has no runs"
 
     def expand(self) -> list:
