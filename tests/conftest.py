@@ -75,9 +75,9 @@ SLOWEST_FIRST = (
     "test_distributed.py",
     "test_probe.py",
     "test_cli.py",
-    "test_session.py",  # added 2026-12-06 at about 66 s under -n 0 on a 2-core Xeon shared at load 8
     "test_clip.py",
     "test_parallel_runs.py",  # added 2026-12-06 at about 30 s under -n 0 on a shared 2-core Xeon
+    "test_session.py",  # added 2026-12-06 at about 25 s under -n 0 on a shared 2-core Xeon (66 s at load 8)
     "test_identity.py",
     "test_loader.py",
     "test_segment.py",

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING
 from zegbench.errors import ZegbenchError
 
 if TYPE_CHECKING:  # everything the session calls is imported on first use: ``import zegbench`` stays light
+    from zegbench.reports.verdicts import Verdict
     from zegbench.store import RunStore
 
 MODES = ("run", "list", "report")
@@ -56,7 +57,7 @@ class SuiteOutcome:
     report: Path | None = None  # the report's README.md
     report_kept: bool = False  # every run of the invocation failed: summary and report left as they were
     rows: list[dict] = field(default_factory=list)  # the summary's rows: each variant pooled over seeds
-    verdicts: list[dict] = field(default_factory=list)  # each claim's verdict (``reports.scorecard``)
+    verdicts: list[Verdict] = field(default_factory=list)  # each claim's typed row (``reports.verdicts``)
     listed: list[ListedRun] = field(default_factory=list)  # mode "list": every selected run, in suite order
     wall_seconds: float = 0.0
 
@@ -274,7 +275,7 @@ class _TrainingSuite:
                                         if counts else "nothing to run")
         return counts, len(specs) - sum(counts.values()), line  # execute counts the runs it did not find done
 
-    def report(self, specs, claims, say) -> tuple[Path, list[dict], list[dict], Path]:
+    def report(self, specs, claims, say) -> tuple[Path, list[dict], list[Verdict], Path]:
         """The suite's table and summary.json (shown through ``say``), its verdicts and report: of the whole
         suite as the store has it, not only this invocation's subset, so nothing drops out of the report."""
         from zegbench.config_dirs import PACKAGE_CONFIGS, config_files
@@ -343,7 +344,7 @@ class _SpeedSuite:
         line = f"suite {self.at.name}: {counts['done']} measured, {counts['reused']} reused"
         return {"done": counts["done"]}, counts["reused"], line
 
-    def report(self, specs, claims, say) -> tuple[None, list[dict], list[dict], Path]:
+    def report(self, specs, claims, say) -> tuple[None, list[dict], list[Verdict], Path]:
         """The speed report of the whole suite (``only`` or not) and the speed claims' verdicts."""
         import pandas as pd
 
