@@ -288,9 +288,10 @@ def _damaged_counts(tmp, monkeypatch):
     import yaml
 
     from zegbench.harness.suite import expand
+    from zegbench.store import RunStore
 
     results = tmp / "r"
-    for spec in expand("ablations", seeds=1, results=results):
+    for spec in expand("ablations", seeds=1, store=RunStore(results)):
         spec.run_dir.mkdir(parents=True)
         write_counts(spec.run_dir, paired_counts(0)[spec.method == "zegclip"], seed=0)
         (spec.run_dir / "config.yaml").write_text(yaml.safe_dump({"train": {"steps": 750, "batch_size": 8}}))

@@ -8,6 +8,7 @@ import yaml
 from zegbench.config_dirs import config_file
 from zegbench.lab import budget
 from zegbench.lab.budget import DEGENERATE_SEEN_MIOU, LADDER_ARMS, arm_converged, budget_by_convergence, loss_drop
+from zegbench.store import RunStore
 
 
 def log_of(losses: list[float], every: int = 10) -> list[dict]:
@@ -76,7 +77,7 @@ def test_the_budget_mode_trains_on_training_images_only_and_reuses_finished_meas
 
     monkeypatch.setattr(catalog, "build_dataset", build)
     monkeypatch.setattr(budget, "TRAIN_SUBSET", 8)
-    out = budget.measure_budget("world_smoke", tmp_path, arms=("zegclip_baseline_ft",), base=2)
+    out = budget.measure_budget("world_smoke", RunStore(tmp_path), arms=("zegclip_baseline_ft",), base=2)
     assert splits and set(splits) == {"train"}
     measured = out["runs"]["zegclip_baseline_ft"]
     assert {1, 2} <= set(measured)  # L/2 and L of the first multiple at least
@@ -86,5 +87,5 @@ def test_the_budget_mode_trains_on_training_images_only_and_reuses_finished_meas
         assert all(v["converged"] for v in out["verdicts"][out["multiple"]].values())
     # A second measurement trains nothing: every run's budget.json is read back.
     splits.clear()
-    again = budget.measure_budget("world_smoke", tmp_path, arms=("zegclip_baseline_ft",), base=2)
+    again = budget.measure_budget("world_smoke", RunStore(tmp_path), arms=("zegclip_baseline_ft",), base=2)
     assert splits == [] and again["runs"] == out["runs"]

@@ -11,6 +11,7 @@ import pytest
 from zegbench import config_dirs
 from zegbench.cli import main
 from zegbench.errors import ZegbenchError
+from zegbench.store import RunStore
 
 
 def _user_folder(root):
@@ -47,7 +48,7 @@ def test_a_config_folder_adds_methods_datasets_and_suites(user_configs, tmp_path
     assert info.path == user_configs / "datasets" / "world_tiny.yaml"
     assert resolve("zegclip_shallow", "world_tiny", 0)["method_config"]["decoder_layers"] == 2
     assert "mine" in available() and "ablations" in available()
-    specs = expand("mine", results=tmp_path / "r")
+    specs = expand("mine", store=RunStore(tmp_path / "r"))
     assert [s.method for s in specs] == ["zegclip", "zegclip_shallow"]
     assert {s.dataset for s in specs} == {"world_tiny"}
 

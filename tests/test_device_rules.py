@@ -16,6 +16,7 @@ import torch
 from zegbench.datasets import worlds
 from zegbench.errors import ZegbenchError
 from zegbench.methods import create_method, list_methods, method_class, method_config
+from zegbench.store import RunStore
 from zegbench.utils import distributed
 
 SEEN = list(worlds.generator().SEEN_CLASSES)
@@ -181,8 +182,8 @@ def test_runs_side_by_side_on_cuda_each_see_their_own_gpu(tmp_path, monkeypatch)
         return subprocess.CompletedProcess(cmd, 1, stdout="")
 
     monkeypatch.setattr(subprocess, "run", fake_run)
-    specs = suite_mod.expand("ablations", seeds=1, results=tmp_path)  # 5 runs
-    suite_mod.execute(specs, "ablations", tmp_path, device="cuda", jobs=2)
+    specs = suite_mod.expand("ablations", seeds=1, store=RunStore(tmp_path))  # 5 runs
+    suite_mod.execute(specs, "ablations", RunStore(tmp_path), device="cuda", jobs=2)
     assert len(seen) == len(specs) and set(seen) == {"0", "1"}
 
 

@@ -48,7 +48,7 @@ def store(tmp_path):
 
 
 def test_one_row_per_setting_with_the_shared_run_counted_once(store):
-    board = leaderboard(store, shipped_recipe)
+    board = leaderboard(RunStore(store), shipped_recipe)
     frame = board.set_index(["dataset", "variant", "steps"])
     recipe = frame.loc[("world", "zegclip", 750)]
     assert recipe["n"] == 3 and recipe["seeds"] == "0,1,2"  # seed 0 is in two suites' folders: one run
@@ -70,23 +70,25 @@ def test_one_row_per_setting_with_the_shared_run_counted_once(store):
 
 
 def test_variants_are_named_against_the_recipe_or_else_by_what_differs(store):
-    with_recipe = leaderboard(store, shipped_recipe)
+    with_recipe = leaderboard(RunStore(store), shipped_recipe)
     assert set(with_recipe["variant"]) == {"zegclip", "zegclip_baseline_fix", "zegclip[ignore_negatives=True]",
                                            "maskclip"}
-    without = leaderboard(store)  # no recipe to compare with: the keys that differ between zegclip's world settings
+    # no recipe to compare with: the keys that differ between zegclip's world settings
+    without = leaderboard(RunStore(store))
     assert set(without["variant"]) == {"zegclip[ignore_negatives=False]", "zegclip[ignore_negatives=True]",
                                        "zegclip_baseline_fix", "zegclip", "maskclip"}
     assert without["paper_hIoU"].isna().all()  # nothing is known to be the paper's setting
 
 
 def test_filters_and_sort_within_each_dataset(store):
-    frame = leaderboard(store, shipped_recipe, sort="hiou")
+    frame = leaderboard(RunStore(store), shipped_recipe, sort="hiou")
     assert list(frame["dataset"]) == ["voc12"] + ["world"] * 5
     world = frame[frame["dataset"] == "world"]
     assert list(world["hIoU_mean"]) == sorted(world["hIoU_mean"], reverse=True)
-    assert list(leaderboard(store, shipped_recipe, datasets=["voc12"])["dataset"]) == ["voc12"]
-    assert set(leaderboard(store, shipped_recipe, methods="zegclip_base*")["variant"]) == {"zegclip_baseline_fix"}
-    assert list(leaderboard(store, shipped_recipe, sort="n")["n"])[1:] == [3, 2, 2, 1, 1]
+    assert list(leaderboard(RunStore(store), shipped_recipe, datasets=["voc12"])["dataset"]) == ["voc12"]
+    fix_only = leaderboard(RunStore(store), shipped_recipe, methods="zegclip_base*")
+    assert set(fix_only["variant"]) == {"zegclip_baseline_fix"}
+    assert list(leaderboard(RunStore(store), shipped_recipe, sort="n")["n"])[1:] == [3, 2, 2, 1, 1]
     assert LEADERBOARD_SORTS == list(SORTS)
 
 
@@ -106,7 +108,7 @@ def test_the_command_writes_markdown_latex_and_csv_and_prints_the_table(store, t
 
 
 def test_the_table_shows_mean_and_std_of_each_metric(store):
-    table = leaderboard_table(leaderboard(store, shipped_recipe))
+    table = leaderboard_table(leaderboard(RunStore(store), shipped_recipe))
     assert list(table.columns[:5]) == ["Variant", "Dataset", "Setting", "Budget", "n"]
     assert table.iloc[0]["Budget"] == "20000 steps x 16" and table.iloc[0]["hIoU"] == "80.0"
     assert table.set_index("Variant").loc["maskclip", "Budget"] == "training-free"

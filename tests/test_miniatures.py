@@ -18,6 +18,7 @@ from zegbench.reports.runs import runs_frame
 from zegbench.reports.scorecard import evaluate_claims, interval_text
 from zegbench.reports.tables import mean_std
 from zegbench.reports.verdicts import judge, paired_verdict
+from zegbench.store import RunStore
 
 from fake_store import write_result
 
@@ -152,7 +153,7 @@ def _catalog_worlds() -> dict:
 
 def test_table_from_a_store_with_runs_on_two_world_versions(ladder_store, tmp_path):
     runs = runs_frame(ladder_store)
-    verdicts = evaluate_claims(runs, tmp_path, list(LADDER.values()))
+    verdicts = evaluate_claims(runs, RunStore(tmp_path), list(LADDER.values()))
     table = miniature_table("ablations", verdicts, runs, _catalog_worlds(), list(LADDER.values()))
     headers = [c.header for c in table.columns]
     assert headers == ["v1 (recorded)", "v2 (recorded)", "v2: world", "v2 over 3 worlds (recorded)", "v3: world_v3",
@@ -200,7 +201,7 @@ def test_table_from_a_store_with_runs_on_two_world_versions(ladder_store, tmp_pa
 
 def test_without_runs_v3_is_not_run_and_other_suites_get_no_table(tmp_path):
     runs = runs_frame([])
-    verdicts = evaluate_claims(runs, tmp_path, list(LADDER.values()))
+    verdicts = evaluate_claims(runs, RunStore(tmp_path), list(LADDER.values()))
     table = miniature_table("ablations", verdicts, runs, _catalog_worlds(), list(LADDER.values()))
     by_header = {c.header: c for c in table.columns}
     assert list(by_header) == ["v1 (recorded)", "v2 (recorded)", "v2 over 3 worlds (recorded)", "v3: world_v3",
@@ -213,10 +214,12 @@ def test_without_runs_v3_is_not_run_and_other_suites_get_no_table(tmp_path):
 
 def test_the_ablations_report_holds_the_section_after_its_claims(ladder_store, tmp_path):
     runs = runs_frame(ladder_store)
-    verdicts = evaluate_claims(runs, tmp_path, load_claims())
-    readme = build_report("ablations", runs, {"b"}, tmp_path / "reports", tmp_path, verdicts, worlds=_catalog_worlds())
+    verdicts = evaluate_claims(runs, RunStore(tmp_path), load_claims())
+    readme = build_report("ablations", runs, {"b"}, tmp_path / "reports", RunStore(tmp_path), verdicts,
+                          worlds=_catalog_worlds())
     text = readme.read_text()
     assert text.index("## Claims") < text.index("## The claims across miniatures") < text.index("## Ablation tables")
     assert "| v3: world_v3 " in text
-    other = build_report("fixture", runs, {"b"}, tmp_path / "reports", tmp_path, verdicts, worlds=_catalog_worlds())
+    other = build_report("fixture", runs, {"b"}, tmp_path / "reports", RunStore(tmp_path), verdicts,
+                         worlds=_catalog_worlds())
     assert "across miniatures" not in other.read_text() and not list(other.parent.glob("miniatures.*"))

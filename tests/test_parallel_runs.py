@@ -15,7 +15,7 @@ from zegbench.engine.environment import intra_op_threads
 from zegbench.harness import suite as suite_mod
 from zegbench.harness.executors import ExecutorOptions
 from zegbench.harness.run_template import supported
-from zegbench.store import read_config, run_status
+from zegbench.store import RunStore, read_config, run_status
 from zegbench.utils.cores import available_memory
 
 from suite_runs import COMPARED
@@ -109,13 +109,13 @@ def side_by_side(tmp_path_factory):
         patch.syspath_prepend(str(tmp / "code"))
         for jobs in (1, 2):
             results = tmp / f"j{jobs}"
-            specs = suite_mod.expand("pair", results=results)
+            specs = suite_mod.expand("pair", store=RunStore(results))
             handler, logger = _Collect(), logging.getLogger("zegbench")
             level = logger.level
             logger.addHandler(handler)
             logger.setLevel(logging.INFO)
             try:
-                counts = suite_mod.execute(specs, "pair", results, jobs=jobs)
+                counts = suite_mod.execute(specs, "pair", RunStore(results), jobs=jobs)
             finally:
                 logger.removeHandler(handler)
                 logger.setLevel(level)

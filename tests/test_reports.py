@@ -11,6 +11,7 @@ from zegbench.reports.build import build_report
 from zegbench.reports.runs import runs_frame
 from zegbench.reports.scorecard import evaluate_claims
 from zegbench.reports.tables import ablation_table, aggregate, paper_comparison, to_latex, to_markdown
+from zegbench.store import RunStore
 
 from fake_store import write_result
 
@@ -42,7 +43,7 @@ def specs(tmp_path):
 
 def _verdicts(specs, store):
     """The shipped claims' verdicts on ``specs``, as the harness computes them before a report."""
-    return evaluate_claims(runs_frame(specs), store, load_claims())
+    return evaluate_claims(runs_frame(specs), RunStore(store), load_claims())
 
 
 def test_seed_aggregation(specs):
@@ -95,7 +96,7 @@ def test_paper_comparison_shows_paper_number_and_difference(specs):
 
 
 def test_build_report_writes_tables_plots_and_readme(specs, tmp_path):
-    readme = build_report("fixture", runs_frame(specs), {"tvmonitor"}, tmp_path / "reports", tmp_path,
+    readme = build_report("fixture", runs_frame(specs), {"tvmonitor"}, tmp_path / "reports", RunStore(tmp_path),
                           _verdicts(specs, tmp_path))
     folder = readme.parent
     for name in ("ablation_ladder.md", "ablation_ladder.tex", "paper_comparison.md", "efficiency.md", "runs.csv",
@@ -114,7 +115,7 @@ def test_report_joins_speed_records_of_default_configs(specs, tmp_path):
         "method": "zegclip", "dataset": "voc12", "input": [512, 512], "params_total": 1, "params_trainable": 1,
         "flops": 220e9, "macs": 110e9, "whole": {"median_ms": 125.0, "p10_ms": 120.0, "p90_ms": 130.0},
         "fps_whole": 8.0, "mfu": 0.5, "matmul_peak_gflops": 100.0}))
-    readme = build_report("fixture", runs_frame(specs), {"tvmonitor"}, tmp_path / "reports", tmp_path,
+    readme = build_report("fixture", runs_frame(specs), {"tvmonitor"}, tmp_path / "reports", RunStore(tmp_path),
                           _verdicts(specs, tmp_path)).read_text()
     efficiency = (tmp_path / "reports" / "fixture" / "efficiency.md").read_text()
     row = next(line for line in efficiency.splitlines() if line.startswith("| zegclip "))
@@ -135,8 +136,8 @@ def test_several_datasets_are_reported_apart(specs, tmp_path):
         record = json.loads((run_dir / "result.json").read_text())
         (run_dir / "result.json").write_text(json.dumps({**record, "config_hash": "world"}))  # its folder's hash
         others.append(replace(spec, dataset="world_smoke", run_dir=run_dir))
-    readme = build_report("fixture", runs_frame(specs + others), {"tvmonitor"}, tmp_path / "reports", tmp_path,
-                          _verdicts(specs + others, tmp_path)).read_text()
+    readme = build_report("fixture", runs_frame(specs + others), {"tvmonitor"}, tmp_path / "reports",
+                          RunStore(tmp_path), _verdicts(specs + others, tmp_path)).read_text()
     assert "### ladder on voc12:" in readme and "### ladder on world_smoke:" in readme
     folder = tmp_path / "reports" / "fixture"
     assert (folder / "ablation_ladder_voc12.md").is_file() and (folder / "ablation_ladder_world_smoke.md").is_file()

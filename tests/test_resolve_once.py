@@ -24,13 +24,13 @@ def test_a_method_yaml_edited_after_the_suite_listed_its_runs_changes_no_queued_
     monkeypatch.setenv("ZEGBENCH_CONFIGS", str(configs))  # the run processes inherit it
     store = RunStore(tmp_path / "results")
 
-    (spec,) = suite_mod.expand("queued", results=store.root)  # listed and resolved: the run is queued
+    (spec,) = suite_mod.expand("queued", store=store)  # listed and resolved: the run is queued
     listed = spec.resolved
     method_yaml.write_text(method_yaml.read_text().replace("decoder_layers: 1", "decoder_layers: 2"))
     edited = resolve("frozen_mine", "world_smoke", 0, {"steps": 2, "batch_size": 2, "warmup": 1})
     assert config_hash(edited) != config_hash(listed)  # the edit matters: resolving again would move the run
 
-    counts = suite_mod.execute([spec], "queued", store.root, jobs=1)
+    counts = suite_mod.execute([spec], "queued", store, jobs=1)
 
     assert counts == {"done": 1}
     assert read_result(spec.run_dir) is not None  # trained into the folder the suite listed

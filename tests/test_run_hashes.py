@@ -16,6 +16,8 @@ import json
 import os
 from pathlib import Path
 
+from zegbench.store import RunStore
+
 RECORD = Path(__file__).parent / "data" / "run_hashes.json"
 
 
@@ -32,10 +34,10 @@ def _current_hashes() -> dict:
         config = load_suite(suite)
         if config.kind == "runs":
             hashes[suite] = {spec.label: {"run": spec.run_dir.name, "training": spec.training_hash}
-                             for spec in expand(suite, results="results")}
+                             for spec in expand(suite, store=RunStore("results"))}
         else:
             hashes[suite] = {spec.label: {"record": spec.run_dir.name}
-                             for spec in expand_speed(config.targets, suite, "results")}
+                             for spec in expand_speed(config.targets, suite, RunStore("results"))}
     return hashes
 
 

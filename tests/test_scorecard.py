@@ -24,6 +24,7 @@ from zegbench.reports.scorecard import (
     write_scorecard,
 )
 from zegbench.reports.verdicts import paired_verdict, ratio_verdict
+from zegbench.store import RunStore
 
 from fake_store import paired_counts, write_counts, write_result
 
@@ -123,7 +124,7 @@ def store(tmp_path):
 
 def test_verdict_per_budget_and_not_run(store, tmp_path):
     claims = [_claim(id="rd", metric="miou_unseen"), _claim(id="tr", arm="zegclip_transductive", suite="transductive")]
-    rows = evaluate_claims(runs_frame(store), tmp_path, claims)
+    rows = evaluate_claims(runs_frame(store), RunStore(tmp_path), claims)
     rd = {r.budget["steps"]: r for r in rows if r.id == "rd"}
     assert rd[1500].verdict == "reproduces" and rd[1500].diff_mean == pytest.approx(3.0)  # the variant
     assert rd[750].verdict == "contradicts" and rd[750].seeds == [0, 1, 2]  # with ignore_negatives is not paired
@@ -156,7 +157,7 @@ def test_speed_claims_pair_records_of_one_machine(tmp_path):
             "speed": {"dataset": "voc12", "input": [512, 512]}}
     claims = [_claim(id="lat", metric="latency", **fast), _claim(id="flops", metric="gmacs", **fast),
               _claim(id="enc", metric="gmacs", **{**fast, "arm": "zegclip", "baseline": "clip_image_encoder"})]
-    lat, flops, enc = evaluate_claims(None, tmp_path, claims)
+    lat, flops, enc = evaluate_claims(None, RunStore(tmp_path), claims)
     assert lat.ratio == pytest.approx(15.0) and lat.n == 3 and lat.verdict == "reproduces"
     assert lat.machine == "cpu"
     assert lat.ratio_low == pytest.approx(0.9 * 15 / 1.1) and lat.ratio_high == pytest.approx(1.1 * 15 / 0.9)
@@ -166,8 +167,8 @@ def test_speed_claims_pair_records_of_one_machine(tmp_path):
 
 def test_report_writes_claims_json_tables_and_plots(store, tmp_path):
     runs = runs_frame(store)
-    readme = build_report("fake", runs, {"b"}, tmp_path / "reports", tmp_path,
-                          evaluate_claims(runs, tmp_path, load_claims()))
+    readme = build_report("fake", runs, {"b"}, tmp_path / "reports", RunStore(tmp_path),
+                          evaluate_claims(runs, RunStore(tmp_path), load_claims()))
     folder = readme.parent
     rows = json.loads((folder / "claims.json").read_text())
     keys = {"id", "arms", "metric", "n", "paper_effect", "verdict"}
@@ -193,7 +194,7 @@ def test_report_only_prints_a_verdict_line_per_claim(tmp_path, capsys, monkeypat
     mine.mkdir(parents=True)
     (mine / "unused.yaml").write_text("name: unused\nclasses: 3\n")
     monkeypatch.setenv("ZEGBENCH_CONFIGS", str(mine.parent))
-    for spec in expand("ablations", seeds=2, results=results):
+    for spec in expand("ablations", seeds=2, store=RunStore(results)):
         spec.run_dir.mkdir(parents=True)
         u = 10.0 + spec.seed + (3.0 if spec.method == "zegclip_baseline_fix" else 0.0)
         write_result(spec.run_dir, seed=spec.seed, pAcc=50.0, mIoU_seen=20.0, mIoU_unseen=u, hIoU=13.0,
@@ -233,7 +234,7 @@ def _counted_pairs(root, seeds):
 
 def test_one_seed_shows_its_interval_over_images_and_stays_inconclusive(tmp_path):
     specs = _counted_pairs(tmp_path, [0])
-    (row,) = evaluate_claims(runs_frame(specs), tmp_path, [_claim(id="rd", metric="miou_unseen")])
+    (row,) = evaluate_claims(runs_frame(specs), RunStore(tmp_path), [_claim(id="rd", metric="miou_unseen")])
     assert row.n == 1 and row.verdict == "inconclusive"
     (interval,) = row.image_intervals
     assert interval["seed"] == 0 and 0 < interval["low"] < interval["diff"] < interval["high"]
@@ -252,7 +253,7 @@ def test_one_seed_shows_its_interval_over_images_and_stays_inconclusive(tmp_path
 def test_several_seeds_show_an_interval_over_images_each_and_keep_the_seed_verdict(tmp_path):
     specs = _counted_pairs(tmp_path, [0, 1, 2])
     (specs[4].run_dir / "image_counts.npz").unlink()  # seed 2's arm: a run finished before per-image counts
-    (row,) = evaluate_claims(runs_frame(specs), tmp_path, [_claim(id="rd", metric="miou_unseen")])
+    (row,) = evaluate_claims(runs_frame(specs), RunStore(tmp_path), [_claim(id="rd", metric="miou_unseen")])
     assert row.n == 3 and row.verdict == "reproduces" and row.ci_low > 0  # by the seeds, as before
     assert [i["seed"] for i in row.image_intervals] == [0, 1]
     assert row.image_missing == [{"seed": 2, "reason": "no per-image counts (run predates them)"}]
@@ -261,6 +262,6 @@ def test_several_seeds_show_an_interval_over_images_each_and_keep_the_seed_verdi
 
 
 def test_claims_over_runs_without_counts_say_so(store, tmp_path):
-    rows = evaluate_claims(runs_frame(store), tmp_path, [_claim(id="rd", metric="miou_unseen")])
+    rows = evaluate_claims(runs_frame(store), RunStore(tmp_path), [_claim(id="rd", metric="miou_unseen")])
     assert all(r.image_intervals == [] and len(r.image_missing) == 3 for r in rows)
     assert "s0: no per-image counts (run predates them)" in format_verdicts(rows)

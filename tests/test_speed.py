@@ -10,6 +10,7 @@ from zegbench.engine.identity import config_hash
 from zegbench.engine.resolve import resolve
 from zegbench.engine.speed import count_flops, latency_stats, synchronize, time_calls
 from zegbench.harness.cli import main
+from zegbench.store import RunStore
 
 from fake_store import write_result
 
@@ -223,7 +224,7 @@ def test_a_speed_suite_measures_one_peak_per_precision_and_records_full_fp32(tmp
     monkeypatch.setattr(speed, "measure_speed", fake_measure)
     targets = [SpeedTarget(dataset="world_smoke", methods=["maskclip"], whole=(32, 32), precision=p)
                for p in ("fp32", "bf16")]
-    specs = expand_speed(targets, "s", tmp_path)
+    specs = expand_speed(targets, "s", RunStore(tmp_path))
     saved = _tf32_allowed()
     try:
         assert execute_speed(specs) == {"done": 2, "reused": 0}

@@ -8,7 +8,7 @@ import pytest
 from zegbench.errors import ZegbenchError
 from zegbench.harness import suite as suite_mod
 from zegbench.harness.cli import main
-from zegbench.store import run_status
+from zegbench.store import RunStore, run_status
 
 TINY = {"steps": 2, "batch_size": 2, "warmup": 1}
 
@@ -29,16 +29,16 @@ def test_expand_grid_seeds_include_and_only(suites, tmp_path):
     suites("a", "dataset: world_smoke\nseeds: [0, 1]\ngroups:\n"
                 "  - methods: [zegclip_baseline_fix, zegclip]\n    grid: {num_tokens: [2, 3]}\n")
     suites("b", "dataset: world_smoke\ninclude: [a]\ngroups:\n  - methods: [zegclip]\n    set: {steps: 3}\n")
-    specs = suite_mod.expand("a", results=tmp_path)
+    specs = suite_mod.expand("a", store=RunStore(tmp_path))
     assert len(specs) == 8 and len({s.run_dir for s in specs}) == 8
     assert {s.overrides["num_tokens"] for s in specs} == {2, 3} and {s.seed for s in specs} == {0, 1}
-    both = suite_mod.expand("b", results=tmp_path)
+    both = suite_mod.expand("b", store=RunStore(tmp_path))
     assert len(both) == 9
     assert sum(s.run_dir.parent.name == "a" for s in both) == 8  # included runs live in their own suite
-    assert len(suite_mod.expand("a", seeds=1, results=tmp_path)) == 4
-    only = suite_mod.expand("a", results=tmp_path, only="zegclip_baseline_fix*num_tokens=3")
+    assert len(suite_mod.expand("a", seeds=1, store=RunStore(tmp_path))) == 4
+    only = suite_mod.expand("a", store=RunStore(tmp_path), only="zegclip_baseline_fix*num_tokens=3")
     assert [(s.method, s.overrides["num_tokens"]) for s in only] == [("zegclip_baseline_fix", 3)] * 2
-    bracketed = suite_mod.expand("a", results=tmp_path, only="zegclip [world")  # labels' brackets are literal
+    bracketed = suite_mod.expand("a", store=RunStore(tmp_path), only="zegclip [world")  # labels' brackets are literal
     assert {s.method for s in bracketed} == {"zegclip"} and len(bracketed) == 4
 
 
@@ -53,7 +53,7 @@ def test_expand_grid_seeds_include_and_only(suites, tmp_path):
 def test_bad_suite_is_one_clear_error(suites, tmp_path, text, expected):
     suites("bad", text)
     with pytest.raises(ZegbenchError, match=expected.replace("[", r"\[").replace("]", r"\]")):
-        suite_mod.expand("bad", results=tmp_path)
+        suite_mod.expand("bad", store=RunStore(tmp_path))
 
 
 def _snapshot(*folders):
@@ -91,7 +91,7 @@ def test_runner_resumes_records_failures_and_forces(suites, tmp_path, capsys):
     results = tmp_path / "results"
     # a failed run makes the exit status 1
     assert main(["--suite", "t", "--results", str(results), "--reports", str(tmp_path / "reports")]) == 1
-    good, bad = suite_mod.expand("t", results=results)
+    good, bad = suite_mod.expand("t", store=RunStore(results))
     assert run_status(good.run_dir) == "done" and run_status(bad.run_dir) == "failed"
     assert "tuning must be one of" in json.loads((bad.run_dir / "failed.json").read_text())["error"]
     summary = json.loads((results / "t" / "summary.json").read_text())
@@ -157,9 +157,9 @@ def test_same_run_in_another_suite_is_copied_not_retrained(suites, tmp_path, cap
     suites("y", f"dataset: world_smoke\ngroups:\n  - methods: [zegclip_baseline_fix]\n    set: {json.dumps(TINY)}\n")
     results = tmp_path / "results"
     assert main(["--suite", "x", "--results", str(results), "--reports", str(tmp_path / "reports")]) == 0
-    (run_x,) = suite_mod.expand("x", results=results)
+    (run_x,) = suite_mod.expand("x", store=RunStore(results))
     assert main(["--suite", "y", "--results", str(results), "--reports", str(tmp_path / "reports")]) == 0
-    (run_y,) = suite_mod.expand("y", results=results)
+    (run_y,) = suite_mod.expand("y", store=RunStore(results))
     assert (json.loads((run_y.run_dir / "result.json").read_text())
             == json.loads((run_x.run_dir / "result.json").read_text()))
     # The log records wall-clock seconds: identical logs mean a copy, not a second training.
@@ -208,7 +208,7 @@ def test_parallel_runs_keep_the_threads_of_their_config(suites, tmp_path):
                   f"    set: {json.dumps(TINY)}\n")
     results = tmp_path / "results"
     assert main(["--suite", "par", "--results", str(results), "--reports", str(tmp_path / "reports"), "-j", "2"]) == 0
-    for spec in suite_mod.expand("par", results=results):
+    for spec in suite_mod.expand("par", store=RunStore(results)):
         assert run_status(spec.run_dir) == "done"
         env = json.loads((spec.run_dir / "env.json").read_text())
         assert env["threads"] == spec.resolved["train"]["threads"] == 1  # not the cores over -j
@@ -225,7 +225,7 @@ def test_inference_only_variants_wait_for_the_run_that_trains_their_weights(suit
     assert "(trains)" in listed and "(evaluates the weights of two_stage [world_smoke] seed 0" in listed
     assert "; 1 to train" in listed
     assert main(["--suite", "two", "--results", str(results), "--reports", str(tmp_path / "reports"), "-j", "2"]) == 0
-    zsseg, zegformer = suite_mod.expand("two", results=results)
+    zsseg, zegformer = suite_mod.expand("two", store=RunStore(results))
     assert zsseg.training_hash == zegformer.training_hash
     assert json.loads((zegformer.run_dir / "result.json").read_text())["trained_by"] == f"two/{zsseg.run_dir.name}"
     # Another suite: the same runs are copies; a calibration variant evaluates the finished weights.
@@ -250,7 +250,7 @@ def test_on_slurm_the_training_runs_go_first_and_their_variants_in_a_second_arra
         return [1] * len(payloads)
 
     monkeypatch.setattr(suite_mod, "submit_slurm", fake_submit)
-    specs = suite_mod.expand("waves", results=tmp_path)
-    suite_mod.execute(specs, "waves", results=tmp_path, executor=ExecutorOptions(kind="slurm"))
+    specs = suite_mod.expand("waves", store=RunStore(tmp_path))
+    suite_mod.execute(specs, "waves", store=RunStore(tmp_path), executor=ExecutorOptions(kind="slurm"))
     assert arrays == [[("two_stage_zegformer", 0), ("two_stage_zegformer", 1), ("zegclip", 0), ("zegclip", 1)],
                       [("two_stage", 0), ("two_stage", 1)]]  # the first listed of a shared training trains it

@@ -379,7 +379,7 @@ def helper_ddp_gloo(payload: dict) -> int:
 
 
 def helper_coco_memory(payload: dict) -> int:
-    """One training step of the COCO-Stuff recipe through ``harness.train.train``, on fixture images."""
+    """One training step of the COCO-Stuff recipe through ``engine.train.train``, on fixture images."""
     import torch
 
     from zegbench.datasets.catalog import build_dataset, load_dataset_info

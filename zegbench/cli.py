@@ -92,8 +92,9 @@ def _gate_lines(result: dict) -> list[str]:
 def _world_budget(args) -> int:
     """``world gates --budget``: the v3 budget rule (every ladder arm converged, training images only)."""
     from zegbench.lab.budget import measure_budget
+    from zegbench.store import RunStore
 
-    result = measure_budget(args.dataset, args.results, progress=_shows_progress(args))
+    result = measure_budget(args.dataset, RunStore(args.results), progress=_shows_progress(args))
     lines = [f"{args.dataset}: budget rule from a base of {result['base_steps']} steps (training images only)"]
     for multiple, verdicts in result["verdicts"].items():
         steps = multiple * result["base_steps"]
@@ -389,8 +390,9 @@ def shipped_recipe(method: str, dataset: str) -> dict | None:
 def cmd_leaderboard(args) -> None:
     from zegbench.reports.leaderboard import leaderboard, leaderboard_table, write_leaderboard
     from zegbench.reports.tables import to_markdown
+    from zegbench.store import RunStore
 
-    frame = leaderboard(args.results, shipped_recipe, args.dataset, args.method, args.sort)
+    frame = leaderboard(RunStore(args.results), shipped_recipe, args.dataset, args.method, args.sort)
     paths = write_leaderboard(frame, args.out)
     print(to_markdown(leaderboard_table(frame)), end="")
     print(f"{len(frame)} settings from {frame['n'].sum()} finished runs: " + ", ".join(map(str, paths)))

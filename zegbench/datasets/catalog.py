@@ -72,7 +72,7 @@ class DatasetInfo(DatasetConfig):
 
     ``name`` is the name it was looked up by; ``classes`` are in label order. ``config``
     is the mapping as written (``base:`` merged), which a run's identity fingerprints
-    (``harness.identity``); code reads the typed attributes.
+    (``engine.identity``); code reads the typed attributes.
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True)

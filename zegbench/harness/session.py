@@ -86,7 +86,6 @@ class _Invocation:
     name: str
     folder: str  # the suite's folder in the run store and in the reports
     store: RunStore
-    results: str | Path
     reports: str | Path
     dataset: str | None
     seeds: int | None
@@ -126,7 +125,7 @@ def run_suite(name_or_path: str | Path, *, dataset: str | None = None, seeds: in
     say = echo or _silent
     config = load_suite(name)
     claims = load_claims()  # a bad claims file fails now, not after the training
-    at = _Invocation(name, suite_path(name).stem, RunStore(results), results, reports, dataset, seeds, only, jobs,
+    at = _Invocation(name, suite_path(name).stem, RunStore(results), reports, dataset, seeds, only, jobs,
                      device, os.environ.get("ZEGBENCH_DATA") if data_root is None else data_root, workers)
     kind = _SpeedSuite(at, config) if config.kind == "speed" else _TrainingSuite(at, executor)
     outcome = SuiteOutcome(name, mode)
@@ -230,7 +229,7 @@ class _TrainingSuite:
         from zegbench.harness.suite import expand
 
         at = self.at
-        return expand(at.name, at.dataset, at.seeds, at.results, at.only, world_size=self.executor.world_size)
+        return expand(at.name, at.dataset, at.seeds, at.store, at.only, world_size=self.executor.world_size)
 
     def listing(self, specs) -> tuple[list[ListedRun], list[str]]:
         """Each run's status and plan, a line each, the totals, and on Slurm the jobs' sbatch settings."""
@@ -238,7 +237,7 @@ class _TrainingSuite:
         from zegbench.harness.suite import TRAINING_FREE, plan
         from zegbench.store import run_status
 
-        notes = plan(specs, self.at.results)
+        notes = plan(specs, self.at.store)
         listed = []
         for spec in specs:
             status = run_status(spec.run_dir)
@@ -270,7 +269,7 @@ class _TrainingSuite:
 
         at = self.at
         with _loader_workers(at.workers):
-            counts = execute(specs, at.folder, at.results, at.device, at.data_root, at.jobs, executor=self.executor)
+            counts = execute(specs, at.folder, at.store, at.device, at.data_root, at.jobs, executor=self.executor)
         line = f"suite {at.name}: " + (", ".join(f"{n} {status}" for status, n in sorted(counts.items()))
                                         if counts else "nothing to run")
         return counts, len(specs) - sum(counts.values()), line  # execute counts the runs it did not find done
@@ -289,7 +288,7 @@ class _TrainingSuite:
         from zegbench.utils.io import atomic_write_json
 
         at = self.at
-        specs, unmatched = with_finished_runs(at.name, specs, at.results)
+        specs, unmatched = with_finished_runs(at.name, specs, at.store)
         runs = runs_frame(specs)  # every result file read once, for the summary and the report
         rows = summarize_runs(specs, runs)
         say(format_table(rows))
@@ -322,7 +321,7 @@ class _SpeedSuite:
         from zegbench.harness.speed_suite import expand_speed
 
         at = self.at
-        return expand_speed(self.targets, at.folder, at.results, at.device, None if everything else at.only)
+        return expand_speed(self.targets, at.folder, at.store, at.device, None if everything else at.only)
 
     def listing(self, specs) -> tuple[list[ListedRun], list[str]]:
         from zegbench.store import RunStore

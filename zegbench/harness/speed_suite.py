@@ -2,7 +2,7 @@
 
     <results>/<suite>/<method>-<dataset>-speed-<hash>/
         env.json      versions, device, threads, fp32 math (no TF32 while measuring), git commit
-        result.json   the record of ``harness.speed.measure_speed`` (kind: speed)
+        result.json   the record of ``engine.speed.measure_speed`` (kind: speed)
 
 The hash covers the method's resolved config, the target's settings and the
 machine (device name, torch version, threads), so a re-run on the same machine
@@ -45,7 +45,7 @@ def machine_key(device: str) -> dict:
     return {"device_name": env["device_name"], "torch": env["torch"], "threads": env["threads"]}
 
 
-def expand_speed(targets: list[SpeedTarget], suite: str, results: str | Path, device: str = "cpu",
+def expand_speed(targets: list[SpeedTarget], suite: str, store: RunStore, device: str = "cpu",
                  only: str | None = None) -> list[SpeedSpec]:
     """Every (method, target) of a speed suite, plus the speed baselines its methods declare
     (``Method.speed_baseline``), each measured once with the config of the first method declaring it."""
@@ -53,7 +53,6 @@ def expand_speed(targets: list[SpeedTarget], suite: str, results: str | Path, de
     from zegbench.harness.suite import label_matches
 
     machine = machine_key(device)
-    store = RunStore.at(results)
     specs = []
     for target in targets:
         entries = [(m, m) for m in target.methods]
@@ -101,7 +100,7 @@ def speed_records(specs: list[SpeedSpec]) -> list[dict]:
     return [RunStore.read_speed_record(s.run_dir) for s in specs if RunStore.has_speed_record(s.run_dir)]
 
 
-def default_config_accuracy(records: list[dict], store: RunStore | str | Path) -> list[dict]:
+def default_config_accuracy(records: list[dict], store: RunStore) -> list[dict]:
     """hIoU of each measured (method, dataset), from finished runs of the method's default config
     (any suite of ``store``), pooled over seeds: the speed report's accuracy axis.
 
@@ -112,7 +111,6 @@ def default_config_accuracy(records: list[dict], store: RunStore | str | Path) -
     from zegbench.engine.resolve import resolve
     from zegbench.errors import ZegbenchError
 
-    store = RunStore.at(store)
     points = []
     for method, dataset in dict.fromkeys((r["method"], r["dataset"]) for r in records):
         hious = {}

@@ -108,7 +108,7 @@ class RunSpec:
         return variant_label(self.method, self.overrides if self.shown is None else self.shown)
 
 
-def expand(name: str, dataset: str | None = None, seeds: int | None = None, results: str | Path = "results",
+def expand(name: str, dataset: str | None = None, seeds: int | None = None, store: RunStore | None = None,
            only: str | None = None, _seen: tuple[str, ...] = (), world_size: int = 1) -> list[RunSpec]:
     """The runs of suite ``name`` (``include``d suites first), each with its run folder.
 
@@ -116,13 +116,14 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, resu
     with 0..N-1, ``only`` keeps runs whose label matches the shell pattern,
     ``world_size`` > 1 expands data-parallel runs (the executor's processes per run).
     """
+    store = store or RunStore("results")
     if name in _seen:
         raise ZegbenchError(f"{suite_path(name)}: 'include' forms a cycle ({' -> '.join(_seen + (name,))})")
     suite = load_suite(name)
     folder = suite_path(name).stem  # the run store folder: results/<folder>/
     specs: list[RunSpec] = []
     for included in suite.include:
-        specs += expand(included, dataset, seeds, results, only, _seen + (name,), world_size)
+        specs += expand(included, dataset, seeds, store, only, _seen + (name,), world_size)
     for index, group in enumerate(suite.groups):
         keys = list(group.grid)
         datasets = [dataset] if dataset else (group.datasets or [suite.dataset])
@@ -134,7 +135,7 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, resu
                                eval_on=list(group.eval_datasets))
                 resolved = resolve(method, ds, seed, overrides, world_size=world_size, eval_on=group.eval_datasets,
                                    overrides_from=f"{suite_path(name)} (groups.{index}: set and grid)")
-                spec.folder = run_folder_for(resolved, RunStore.at(results), folder)
+                spec.folder = run_folder_for(resolved, store, folder)
                 spec.run_dir = spec.folder.path
                 spec.training_hash = training_hash(resolved)
                 spec.resolved = resolved
@@ -150,7 +151,7 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, resu
 
 
 def with_finished_runs(name: str, specs: list[RunSpec],
-                       results: str | Path = "results") -> tuple[list[RunSpec], list[Path]]:
+                       store: RunStore) -> tuple[list[RunSpec], list[Path]]:
     """``specs`` (what an invocation asked for) plus every finished run of suite ``name`` in the store;
     and the finished folders that match no run of the suite as it is defined now.
 
@@ -160,8 +161,7 @@ def with_finished_runs(name: str, specs: list[RunSpec],
     seeds, and each run is labelled as that full expansion labels it. A folder matching none was
     made from an older suite, method or dataset definition; the report counts those.
     """
-    store = RunStore.at(results)
-    suites = {s.suite for s in expand(name, results=results)} | {s.suite for s in specs}
+    suites = {s.suite for s in expand(name, store=store)} | {s.suite for s in specs}
     finished = set().union(*(store.result_folders(suite) for suite in suites))
     combos = {(s.dataset, s.resolved.get("world_size", 1)) for s in specs}
     top_seed = max((s.seed for s in specs), default=0)
@@ -174,7 +174,7 @@ def with_finished_runs(name: str, specs: list[RunSpec],
     covered: dict[Path, RunSpec] = {}
     for dataset, world_size in sorted(combos):
         try:
-            candidates = expand(name, dataset, top_seed + 1, results, world_size=world_size)
+            candidates = expand(name, dataset, top_seed + 1, store, world_size=world_size)
         except ZegbenchError:  # a dataset no longer defined: its runs count as unmatched
             continue
         for spec in candidates:
@@ -183,7 +183,7 @@ def with_finished_runs(name: str, specs: list[RunSpec],
     return list(covered.values()), sorted(finished - set(covered))
 
 
-def plan(specs: list[RunSpec], results: str | Path) -> dict[Path, str]:
+def plan(specs: list[RunSpec], store: RunStore) -> dict[Path, str]:
     """For ``--list``: how each unfinished run will be served, so a suite's cost can be told in advance.
 
     'copy of <suite>/' (finished in another suite), 'training-free: evaluates only' (a method
@@ -193,7 +193,6 @@ def plan(specs: list[RunSpec], results: str | Path) -> dict[Path, str]:
     """
     from zegbench.methods import method_class
 
-    store = RunStore.at(results)
     donors = {}
     for folder, trained in finished_trainings(store):
         donors.setdefault(trained, RunStore.folder_of(folder).ref)
@@ -262,7 +261,7 @@ def default_jobs(specs: list[RunSpec], device: str = "cpu", executor: ExecutorOp
     return max(1, jobs)
 
 
-def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", device: str = "cpu",
+def execute(specs: list[RunSpec], suite: str, store: RunStore, device: str = "cpu",
             data_root: str | None = None, jobs: int | None = None,
             executor: ExecutorOptions | None = None) -> dict[str, int]:
     """Run every spec that is not finished, ``jobs`` at a time (None: ``default_jobs``); returns counts
@@ -286,7 +285,6 @@ def execute(specs: list[RunSpec], suite: str, results: str | Path = "results", d
                 if todo else "")
              + (f", {len(busy)} being run by another process (left to it)" if busy else ""))
     progress = SuiteProgress(len(todo), jobs if executor.kind != "slurm" else executor.array_parallelism)
-    store = RunStore.at(results)
     if executor.kind == "slurm":
         return _execute_on_slurm(todo, busy, suite, store, device, data_root, executor, progress)
 

@@ -25,11 +25,11 @@ from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 
 import numpy as np
 
 from zegbench.errors import ZegbenchError
+from zegbench.store import RunStore
 
 MULTIPLES = (1, 2, 4, 8)  # candidate budgets, in units of the recipe's base length
 LOSS_WINDOW = 0.10  # moving-average window, as a fraction of the run's steps
@@ -121,7 +121,7 @@ def train_subset_seen_miou(model, dataset, info, device: str = "cpu") -> float:
     return float(evaluate(model, subset, seen_info, device=device)["mIoU"])
 
 
-def measure_arm(arm: str, dataset: str, steps: int, results: str | Path, device: str = "cpu",
+def measure_arm(arm: str, dataset: str, steps: int, store: RunStore, device: str = "cpu",
                 progress: bool = False) -> dict:
     """Train ``arm`` for ``steps`` on seed 0 and measure what the rule reads (a finished measurement is reused).
 
@@ -137,10 +137,9 @@ def measure_arm(arm: str, dataset: str, steps: int, results: str | Path, device:
     from zegbench.engine.resolve import resolve
     from zegbench.engine.train import train
     from zegbench.methods import build_method
-    from zegbench.store.layout import LOG_FILE, RunStore, write_config
+    from zegbench.store.layout import LOG_FILE, write_config
 
     resolved = resolve(arm, dataset, seed=0, overrides={"steps": steps})
-    store = RunStore.at(results)
     folder = store.budget_dir(dataset, arm, steps, config_hash(resolved))
     done = store.read_budget_record(folder)
     if done is not None:
@@ -163,7 +162,7 @@ def measure_arm(arm: str, dataset: str, steps: int, results: str | Path, device:
     return record
 
 
-def measure_budget(dataset: str, results: str | Path, arms: tuple[str, ...] = LADDER_ARMS, base: int | None = None,
+def measure_budget(dataset: str, store: RunStore, arms: tuple[str, ...] = LADDER_ARMS, base: int | None = None,
                    device: str = "cpu", progress: bool = False) -> dict:
     """Run the rule on world ``dataset``: train the arms at L/2 and L for L = 1x, 2x, ... the base, stop at
     the first L where all converged. Runs live in the store's budget folder and are reused."""
@@ -178,7 +177,7 @@ def measure_budget(dataset: str, results: str | Path, arms: tuple[str, ...] = LA
         for steps in (multiple * base // 2, multiple * base):
             for arm in arms:
                 if steps not in records[arm]:
-                    records[arm][steps] = measure_arm(arm, dataset, steps, results, device, progress)
+                    records[arm][steps] = measure_arm(arm, dataset, steps, store, device, progress)
         outcome = budget_by_convergence(records, base)
         if outcome["budget_steps"] is not None:
             break

@@ -113,7 +113,7 @@ def _miniatures_section(suite: str, verdicts: list[Verdict], runs: pd.DataFrame,
 
 
 def build_report(suite: str, runs: pd.DataFrame, unseen_classes: set[str], reports_dir: str | Path,
-                 store: RunStore | str | Path, verdicts: list[Verdict], unmatched: list[Path] = (),
+                 store: RunStore, verdicts: list[Verdict], unmatched: list[Path] = (),
                  worlds: Mapping[str, Mapping] | None = None) -> Path:
     """Write the report of ``suite`` and return its README path.
 

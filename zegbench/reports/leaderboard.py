@@ -138,7 +138,7 @@ def _row(group: list[dict], groups: list[list[dict]], resolved: dict | None, pap
     return row
 
 
-def leaderboard(results: str | Path | RunStore, recipe: Recipe | None = None, datasets: list[str] | None = None,
+def leaderboard(store: RunStore, recipe: Recipe | None = None, datasets: list[str] | None = None,
                 methods: str | None = None, sort: str = "hiou") -> pd.DataFrame:
     """One row per setting (method x variant x dataset x setting x budget) of every finished run in the store.
 
@@ -147,7 +147,6 @@ def leaderboard(results: str | Path | RunStore, recipe: Recipe | None = None, da
     method, variant, dataset, setting, steps, batch, n, seeds, suites, ``<metric>_mean``/``_std`` and
     ``paper_<metric>`` (NaN without one), paper_verified.
     """
-    store = RunStore.at(results)
     if not store.root.is_dir():
         raise ZegbenchError(f"run store {store.root} does not exist: pass --results DIR, the folder suites wrote "
                             f"their runs into")

@@ -176,12 +176,12 @@ def speed_rows(claim: Claim, records: list[tuple[str, dict]]) -> list[SpeedVerdi
                          ratio_high=cost.ratio_high, verdict=cost.verdict, reason=cost.reason)]
 
 
-def evaluate_claims(runs: pd.DataFrame | None, store: RunStore | str | Path, claims: list[Claim]) -> list[Verdict]:
+def evaluate_claims(runs: pd.DataFrame | None, store: RunStore, claims: list[Claim]) -> list[Verdict]:
     """Every claim's rows: accuracy claims over ``runs`` (a suite's runs frame; None for a speed suite, whose
     accuracy claims are then not run), speed claims over the newest speed records in ``store`` (``claims``: as
     the harness loaded and checked them)."""
     runs = runs_frame([]) if runs is None else runs
-    records = RunStore.at(store).speed_records() if any(c.is_speed for c in claims) else []
+    records = store.speed_records() if any(c.is_speed for c in claims) else []
     rows: list[Verdict] = []
     for claim in claims:
         rows += speed_rows(claim, records) if claim.is_speed else accuracy_rows(claim, runs)

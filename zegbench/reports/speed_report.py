@@ -51,9 +51,9 @@ def speed_frame(records: list[dict]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def latest_speed(store: RunStore | str | Path) -> pd.DataFrame:
+def latest_speed(store: RunStore) -> pd.DataFrame:
     """The newest fp32 speed record per (method, dataset) anywhere in the run store, as ``speed_frame`` rows."""
-    frame = speed_frame([record for _, record in RunStore.at(store).speed_records()])  # newest first
+    frame = speed_frame([record for _, record in store.speed_records()])  # newest first
     if frame.empty:
         return frame
     return frame[frame["precision"] == "fp32"].drop_duplicates(["method", "dataset"], keep="first")

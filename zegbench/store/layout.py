@@ -205,11 +205,6 @@ class RunStore:
     def __init__(self, root: str | Path):
         self.root = Path(root)
 
-    @classmethod
-    def at(cls, where: RunStore | str | Path) -> RunStore:
-        """``where`` as a store (a store is returned as it is)."""
-        return where if isinstance(where, RunStore) else cls(where)
-
     def suite_folder(self, suite: str) -> Path:
         return self.root / suite
 
