@@ -128,3 +128,16 @@ def test_a_run_out_of_gpu_memory_is_one_line_with_a_split_that_keeps_the_global_
     assert "ran out of GPU memory while training with 4 images per forward pass" in line and "\n" not in line
     assert "zegbench methods memory zegclip --dataset world_smoke" in line
     assert "--set batch_size=2 --set accumulate=2" in line
+
+
+def test_the_profilers_native_lines_are_not_printed_and_stderr_comes_back(capfd):
+    """torch's profiler writes USDT start/stop lines (and, without a GPU, an ERROR line) to fd 2 from C++:
+    a speed suite measures memory for every record, so they would be printed for every record."""
+    import sys
+
+    peak = _peak_cpu_bytes(lambda: torch.ones(1000))
+    print("after the profiler", file=sys.stderr)
+    err = capfd.readouterr().err
+    assert peak == 4000
+    assert "USDT" not in err and "profiler_start" not in err and "gpuGetDeviceCount" not in err
+    assert "after the profiler" in err  # fd 2 restored

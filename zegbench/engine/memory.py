@@ -92,7 +92,9 @@ def _peak_cpu_bytes(step) -> int:
     """Peak of live CPU-allocator bytes while ``step()`` runs, above those live when it starts."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    from zegbench.utils.logs import native_stderr_silenced
+
+    with native_stderr_silenced(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         step()
     # Each op's own allocations minus frees, and the frees attributed to no op ("[memory]"),
     # in the order they happened.

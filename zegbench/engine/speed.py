@@ -201,9 +201,11 @@ def profile_top_ops(fn, top: int = 8, device: str | torch.device = "cpu") -> lis
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
+    from zegbench.utils.logs import native_stderr_silenced
+
     cuda = torch.device(device).type == "cuda"
     activities = [ProfilerActivity.CPU, ProfilerActivity.CUDA] if cuda else [ProfilerActivity.CPU]
-    with profile(activities=activities) as prof:
+    with native_stderr_silenced(), profile(activities=activities) as prof:
         fn()
         synchronize(device)
 

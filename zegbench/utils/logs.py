@@ -1,7 +1,9 @@
 """The ``zegbench`` logger on the console: ``--quiet`` and ``--verbose`` set how much it prints."""
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
 import sys
 
 LEVELS = {-1: logging.WARNING, 0: logging.INFO, 1: logging.DEBUG}  # --quiet, neither, --verbose
@@ -41,3 +43,27 @@ def configure(verbosity: int = 0) -> logging.Logger:
         logger.addHandler(out)
         logger.addHandler(err)
     return logger
+
+
+@contextlib.contextmanager
+def native_stderr_silenced():
+    """Discard what native code writes to file descriptor 2 while the block runs.
+
+    torch's profiler prints ``USDT ... profiler_start``/``profiler_stop`` lines, and without a GPU an
+    ``ERROR ... gpuGetDeviceCount failed`` line, straight to fd 2 from C++ (neither ``KINETO_LOG_LEVEL``
+    nor ``TORCH_CPP_LOG_LEVEL`` stops the first); a speed suite would print them for every record.
+    Python's own ``sys.stderr`` writes inside the block are flushed first and lost too, so keep the
+    block to the profiler itself. An exception raised in the block propagates after fd 2 is restored.
+    """
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            try:
+                yield
+            finally:
+                sys.stderr.flush()
+                os.dup2(saved, 2)
+    finally:
+        os.close(saved)
