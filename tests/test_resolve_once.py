@@ -38,6 +38,11 @@ def test_a_method_yaml_edited_after_the_suite_listed_its_runs_changes_no_queued_
     folders = [p.name for p in store.suite_folder("queued").iterdir() if not p.name.startswith(".")]
     assert folders == [spec.run_dir.name]  # and nowhere else
 
+    # The report's bookkeeping sees the run as it was listed and trained, not as the edited YAML would make it
+    covered, unmatched = suite_mod.with_finished_runs("queued", [spec], store)
+    assert [s.run_dir for s in covered] == [spec.run_dir] and unmatched == []
+    assert covered[0].resolved == listed
+
 
 def test_a_folder_that_is_not_its_configs_is_refused(tmp_path):
     from zegbench.engine.run import run_experiment

@@ -109,12 +109,15 @@ class RunSpec:
 
 
 def expand(name: str, dataset: str | None = None, seeds: int | None = None, store: RunStore | None = None,
-           only: str | None = None, _seen: tuple[str, ...] = (), world_size: int = 1) -> list[RunSpec]:
-    """The runs of suite ``name`` (``include``d suites first), each with its run folder.
+           only: str | None = None, _seen: tuple[str, ...] = (), world_size: int = 1,
+           known: dict[tuple, dict] | None = None) -> list[RunSpec]:
+    """The runs of suite ``name`` (``include``d suites first), each with its resolved config and run folder.
 
     ``dataset`` replaces the suite's dataset, ``seeds`` N replaces its seeds
     with 0..N-1, ``only`` keeps runs whose label matches the shell pattern,
     ``world_size`` > 1 expands data-parallel runs (the executor's processes per run).
+    ``known``: configs this invocation already resolved (``resolved_by_run``), used instead of
+    resolving those runs again, so one invocation sees each run's config once.
     """
     store = store or RunStore("results")
     if name in _seen:
@@ -123,7 +126,7 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, stor
     folder = suite_path(name).stem  # the run store folder: results/<folder>/
     specs: list[RunSpec] = []
     for included in suite.include:
-        specs += expand(included, dataset, seeds, store, only, _seen + (name,), world_size)
+        specs += expand(included, dataset, seeds, store, only, _seen + (name,), world_size, known)
     for index, group in enumerate(suite.groups):
         keys = list(group.grid)
         datasets = [dataset] if dataset else (group.datasets or [suite.dataset])
@@ -133,8 +136,9 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, stor
             for ds, method, seed in itertools.product(datasets, group.methods, seed_list):
                 spec = RunSpec(method, ds, seed, overrides, group=group.name or f"group{index}", suite=folder,
                                eval_on=list(group.eval_datasets))
-                resolved = resolve(method, ds, seed, overrides, world_size=world_size, eval_on=group.eval_datasets,
-                                   overrides_from=f"{suite_path(name)} (groups.{index}: set and grid)")
+                resolved = (known or {}).get(_run_key(spec, world_size)) or resolve(
+                    method, ds, seed, overrides, world_size=world_size, eval_on=group.eval_datasets,
+                    overrides_from=f"{suite_path(name)} (groups.{index}: set and grid)")
                 spec.folder = run_folder_for(resolved, store, folder)
                 spec.run_dir = spec.folder.path
                 spec.training_hash = training_hash(resolved)
@@ -161,7 +165,8 @@ def with_finished_runs(name: str, specs: list[RunSpec],
     seeds, and each run is labelled as that full expansion labels it. A folder matching none was
     made from an older suite, method or dataset definition; the report counts those.
     """
-    suites = {s.suite for s in expand(name, store=store)} | {s.suite for s in specs}
+    known = resolved_by_run(specs)  # the invocation's own runs keep the configs they were listed (and trained) with
+    suites = {s.suite for s in expand(name, store=store, known=known)} | {s.suite for s in specs}
     finished = set().union(*(store.result_folders(suite) for suite in suites))
     combos = {(s.dataset, s.resolved.get("world_size", 1)) for s in specs}
     top_seed = max((s.seed for s in specs), default=0)
@@ -174,7 +179,7 @@ def with_finished_runs(name: str, specs: list[RunSpec],
     covered: dict[Path, RunSpec] = {}
     for dataset, world_size in sorted(combos):
         try:
-            candidates = expand(name, dataset, top_seed + 1, store, world_size=world_size)
+            candidates = expand(name, dataset, top_seed + 1, store, world_size=world_size, known=known)
         except ZegbenchError:  # a dataset no longer defined: its runs count as unmatched
             continue
         for spec in candidates:
@@ -213,6 +218,17 @@ def plan(specs: list[RunSpec], store: RunStore) -> dict[Path, str]:
             notes[spec.run_dir] = "trains"
             trainer[spec.training_hash] = spec.label
     return notes
+
+
+def _run_key(spec: RunSpec, world_size: int) -> tuple:
+    """What decides a run's resolved config within one invocation: its method, dataset, seed, overrides,
+    world size and cross-dataset evaluations (the YAMLs are read once, by whichever expansion comes first)."""
+    return (spec.method, spec.dataset, spec.seed, _hashable(spec.overrides), world_size, _hashable(spec.eval_on))
+
+
+def resolved_by_run(specs: list[RunSpec]) -> dict[tuple, dict]:
+    """``expand``'s ``known``: each expanded run's resolved config, by ``_run_key``."""
+    return {_run_key(s, s.resolved.get("world_size", 1)): s.resolved for s in specs if s.resolved}
 
 
 def _hashable(value):
