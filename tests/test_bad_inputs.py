@@ -252,7 +252,7 @@ def _damaged_result(damage):
 
         overrides = {"steps": 2, "batch_size": 2, "warmup": 1}
         store = RunStore(tmp / "r")
-        resolve_and_run("zegclip_baseline_fix", "world_smoke", 0, overrides, results=store, suite="adhoc")
+        resolve_and_run("zegclip_baseline_fix", "world_smoke", 0, overrides, store=store, suite="adhoc")
         run_dir = run_folder_for(resolve("zegclip_baseline_fix", "world_smoke", 0, overrides), store, "adhoc").path
         path = run_dir / "result.json"
         if damage == "truncated":
@@ -538,7 +538,7 @@ def trained_run(tmp_path_factory):
 
     results = tmp_path_factory.mktemp("bad-inputs-run")
     overrides = {"steps": 2, "batch_size": 2, "warmup": 1}
-    resolve_and_run("zegclip", "world_smoke", 0, overrides, results=RunStore(results), suite="s")
+    resolve_and_run("zegclip", "world_smoke", 0, overrides, store=RunStore(results), suite="s")
     return run_folder_for(resolve("zegclip", "world_smoke", 0, overrides), RunStore(results), "s").path
 
 

@@ -31,7 +31,7 @@ def _log(run_dir):
 
 @pytest.mark.parametrize("method", ["zegclip", "two_stage"])  # NEL + prompts + RD; the set loss
 def test_two_process_ddp_equals_one_process_at_the_same_global_batch(tmp_path, method):
-    one = resolve_and_run(method, "world_smoke", 0, {**STEPS, "batch_size": 4}, results=RunStore(tmp_path),
+    one = resolve_and_run(method, "world_smoke", 0, {**STEPS, "batch_size": 4}, store=RunStore(tmp_path),
                           suite="one")
     suite = _suite(tmp_path, method, {**STEPS, "batch_size": 2})
     assert run_all_main(["--suite", suite, "--results", str(tmp_path), "--reports", str(tmp_path / "rep"),

@@ -81,8 +81,8 @@ def test_training_hash_ignores_inference_keys_only():
 
 
 def test_an_inference_only_variant_evaluates_the_finished_checkpoint(tmp_path):
-    zsseg = resolve_and_run("two_stage", "world_smoke", 0, TINY, results=RunStore(tmp_path), suite="a")
-    zegformer = resolve_and_run("two_stage_zegformer", "world_smoke", 0, TINY, results=RunStore(tmp_path), suite="b")
+    zsseg = resolve_and_run("two_stage", "world_smoke", 0, TINY, store=RunStore(tmp_path), suite="a")
+    zegformer = resolve_and_run("two_stage_zegformer", "world_smoke", 0, TINY, store=RunStore(tmp_path), suite="b")
     donor = run_folder_for(resolve("two_stage", "world_smoke", 0, TINY), RunStore(tmp_path), "a").path
     reuser = run_folder_for(resolve("two_stage_zegformer", "world_smoke", 0, TINY), RunStore(tmp_path), "b").path
     assert zegformer["trained_by"] == f"a/{donor.name}" and "trained_by" not in zsseg
@@ -94,14 +94,14 @@ def test_an_inference_only_variant_evaluates_the_finished_checkpoint(tmp_path):
     assert zegbench.load(reuser).method.ensemble == "zegformer"
     assert (reuser / "metrics.jsonl").read_text() == (donor / "metrics.jsonl").read_text()
     # Another training key: trained afresh.
-    longer = resolve_and_run("two_stage_zegformer", "world_smoke", 0, {**TINY, "steps": 4}, results=RunStore(tmp_path),
+    longer = resolve_and_run("two_stage_zegformer", "world_smoke", 0, {**TINY, "steps": 4}, store=RunStore(tmp_path),
                              suite="b")
     assert "trained_by" not in longer
 
 
 def test_a_run_moved_aside_never_lends_its_weights(tmp_path):
-    resolve_and_run("two_stage", "world_smoke", 0, TINY, results=RunStore(tmp_path), suite="a")
+    resolve_and_run("two_stage", "world_smoke", 0, TINY, store=RunStore(tmp_path), suite="a")
     donor = run_folder_for(resolve("two_stage", "world_smoke", 0, TINY), RunStore(tmp_path), "a").path
     donor.rename(donor.with_name(donor.name + ".replaced-20261129-000000"))  # what --force does
-    result = resolve_and_run("two_stage_zegformer", "world_smoke", 0, TINY, results=RunStore(tmp_path), suite="b")
+    result = resolve_and_run("two_stage_zegformer", "world_smoke", 0, TINY, store=RunStore(tmp_path), suite="b")
     assert "trained_by" not in result

@@ -61,7 +61,7 @@ def evaluated_run(tmp_path_factory):
     """A training-free run (MaskCLIP, which scores every class a little) on the smoke world, also evaluated on
     the smoke world as a cross-dataset evaluation: (run folder, its result.json)."""
     results = tmp_path_factory.mktemp("counts")
-    resolve_and_run("maskclip", "world_smoke", 0, {}, results=RunStore(results), suite="s", eval_on=["world_smoke"])
+    resolve_and_run("maskclip", "world_smoke", 0, {}, store=RunStore(results), suite="s", eval_on=["world_smoke"])
     resolved = resolve("maskclip", "world_smoke", 0, eval_on=["world_smoke"])
     run_dir = run_folder_for(resolved, RunStore(results), "s").path
     return run_dir, json.loads((run_dir / "result.json").read_text())
@@ -90,7 +90,7 @@ def test_per_image_counts_are_written_before_the_result(tmp_path, monkeypatch):
             raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
     monkeypatch.setattr(io, "fault_point", full)
     with pytest.raises(OSError):
-        resolve_and_run("maskclip", "world_smoke", 0, {}, results=RunStore(tmp_path), suite="s")
+        resolve_and_run("maskclip", "world_smoke", 0, {}, store=RunStore(tmp_path), suite="s")
     run_dir = run_folder_for(resolve("maskclip", "world_smoke", 0), RunStore(tmp_path), "s").path
     assert read_image_counts(run_dir) is not None and read_result(run_dir) is None
 

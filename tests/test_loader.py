@@ -86,7 +86,7 @@ def test_world_run_is_identical_with_0_and_2_workers(tmp_path):
     results = {}
     for workers in (0, 2):
         results[workers] = resolve_and_run("zegclip_baseline_fix", "world_smoke", 0, TINY,
-                                           results=RunStore(tmp_path / str(workers)), suite="s", workers=workers)
+                                           store=RunStore(tmp_path / str(workers)), suite="s", workers=workers)
     resolved = resolve("zegclip_baseline_fix", "world_smoke", 0, TINY)
     run_dirs = {w: run_folder_for(resolved, RunStore(tmp_path / str(w)), "s").path for w in (0, 2)}
     assert run_dirs[0].name == run_dirs[2].name  # workers are not part of the run's identity

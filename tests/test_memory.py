@@ -82,7 +82,7 @@ def test_a_run_records_its_peak_memory_and_which_weights_it_evaluated(tmp_path):
 
     tiny = {"steps": 2, "batch_size": 2, "warmup": 1}
     for method in ("zegclip", "maskclip"):
-        resolve_and_run(method, "world_smoke", 0, tiny, results=RunStore(tmp_path), suite="s")
+        resolve_and_run(method, "world_smoke", 0, tiny, store=RunStore(tmp_path), suite="s")
     zegclip = read_result(run_folder_for(resolve("zegclip", "world_smoke", 0, tiny), RunStore(tmp_path), "s").path)
     trained = zegclip.memory
     assert trained["kind"] == "cpu_peak_rss" and trained["train_gib"] > 0.1  # torch alone is a few hundred MB
@@ -123,7 +123,7 @@ def test_a_run_out_of_gpu_memory_is_one_line_with_a_split_that_keeps_the_global_
     monkeypatch.setattr(ZegCLIP, "loss", out_of_memory)
     with pytest.raises(ZegbenchError) as caught:
         resolve_and_run("zegclip", "world_smoke", 0, {"steps": 2, "batch_size": 4, "warmup": 1},
-                        results=RunStore(tmp_path), suite="s")
+                        store=RunStore(tmp_path), suite="s")
     line = str(caught.value)
     assert "ran out of GPU memory while training with 4 images per forward pass" in line and "\n" not in line
     assert "zegbench methods memory zegclip --dataset world_smoke" in line

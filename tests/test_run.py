@@ -39,7 +39,7 @@ def test_per_method_recipe_applies_to_that_method_only():
 
 
 def test_run_writes_a_complete_folder_and_is_reused(tmp_path):
-    first = resolve_and_run("zegclip", "world_smoke", 0, TINY, results=RunStore(tmp_path), suite="t")
+    first = resolve_and_run("zegclip", "world_smoke", 0, TINY, store=RunStore(tmp_path), suite="t")
     folders = [p for p in (tmp_path / "t").iterdir() if not p.name.startswith(".")]  # .locks holds run claims
     assert len(folders) == 1
     run = folders[0]
@@ -51,12 +51,12 @@ def test_run_writes_a_complete_folder_and_is_reused(tmp_path):
     assert set(result) >= {"pAcc", "mIoU_seen", "mIoU_unseen", "hIoU", "per_class", "params_total", "params_trainable"}
     assert yaml.safe_load((run / "config.yaml").read_text())["train"]["steps"] == 2
     stamp = (run / "result.json").stat().st_mtime_ns
-    assert resolve_and_run("zegclip", "world_smoke", 0, TINY, results=RunStore(tmp_path), suite="t") == first
+    assert resolve_and_run("zegclip", "world_smoke", 0, TINY, store=RunStore(tmp_path), suite="t") == first
     assert (run / "result.json").stat().st_mtime_ns == stamp
-    resolve_and_run("zegclip", "world_smoke", 0, {**TINY, "steps": 3}, results=RunStore(tmp_path), suite="t")
+    resolve_and_run("zegclip", "world_smoke", 0, {**TINY, "steps": 3}, store=RunStore(tmp_path), suite="t")
     assert len([p for p in (tmp_path / "t").iterdir() if not p.name.startswith(".")]) == 2
 
 
 def test_unknown_override_is_a_clear_error(tmp_path):
     with pytest.raises(ZegbenchError, match="colour"):
-        resolve_and_run("zegclip", "world_smoke", 0, {**TINY, "colour": "red"}, results=RunStore(tmp_path))
+        resolve_and_run("zegclip", "world_smoke", 0, {**TINY, "colour": "red"}, store=RunStore(tmp_path))

@@ -24,7 +24,7 @@ TINY = {"steps": 2, "batch_size": 2, "warmup": 1}
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     results = tmp_path_factory.mktemp("results")
-    resolve_and_run("zegclip", "world_smoke", 0, TINY, results=RunStore(results), suite="seg")
+    resolve_and_run("zegclip", "world_smoke", 0, TINY, store=RunStore(results), suite="seg")
     return run_folder_for(resolve("zegclip", "world_smoke", 0, TINY), RunStore(results), "seg").path
 
 
@@ -43,7 +43,7 @@ def test_api_segments_any_size_into_given_names(run_dir):
 
 @pytest.mark.parametrize("method", ["two_stage", "maskclip"])
 def test_other_method_kinds_segment_too(tmp_path, method):
-    resolve_and_run(method, "world_smoke", 0, TINY, results=RunStore(tmp_path), suite="seg")
+    resolve_and_run(method, "world_smoke", 0, TINY, store=RunStore(tmp_path), suite="seg")
     model = zegbench.load(run_folder_for(resolve(method, "world_smoke", 0, TINY), RunStore(tmp_path), "seg").path)
     assert model.size == 96  # the world's images (two-stage) or the method's input (MaskCLIP)
     image = np.random.default_rng(0).integers(0, 255, (70, 130, 3), dtype=np.uint8)

@@ -67,14 +67,14 @@ def test_full_disk_at_a_checkpoint_keeps_the_previous_one_and_the_run_resumes(tm
 
     monkeypatch.setattr(io, "fault_point", full_at_the_second_checkpoint)
     with pytest.raises(OSError, match="No space left"):
-        resolve_and_run("zegclip", "world_smoke", 0, overrides, results=RunStore(tmp_path), suite="s")
+        resolve_and_run("zegclip", "world_smoke", 0, overrides, store=RunStore(tmp_path), suite="s")
     run_dir = run_folder_for(resolve("zegclip", "world_smoke", 0, overrides), RunStore(tmp_path), "s").path
     assert torch.load(run_dir / "checkpoint.pt", weights_only=True)["step"] == 2  # the previous one, whole
     assert not list(run_dir.glob(".*.tmp"))
     failed = json.loads((run_dir / "failed.json").read_text())
     assert failed["error"].startswith(f"cannot write {run_dir / 'checkpoint.pt'}: No space left on device")
     monkeypatch.undo()  # space freed: the same call resumes at step 2 and finishes
-    result = resolve_and_run("zegclip", "world_smoke", 0, overrides, results=RunStore(tmp_path), suite="s")
+    result = resolve_and_run("zegclip", "world_smoke", 0, overrides, store=RunStore(tmp_path), suite="s")
     assert result["status"] == "finished" and not (run_dir / "failed.json").exists()
     assert [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines()] == [0, 1, 2, 3]
 

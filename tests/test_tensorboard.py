@@ -23,7 +23,7 @@ def scalars(run_dir) -> dict[str, list[tuple[int, float]]]:
 
 
 def test_a_run_writes_its_losses_lrs_and_metrics_as_tensorboard_scalars(tmp_path):
-    result = resolve_and_run("zegclip", "world_smoke", 0, TINY, results=RunStore(tmp_path), suite="s")
+    result = resolve_and_run("zegclip", "world_smoke", 0, TINY, store=RunStore(tmp_path), suite="s")
     run_dir = run_folder_for(resolve("zegclip", "world_smoke", 0, TINY), RunStore(tmp_path), "s").path
     found = scalars(run_dir)
     log = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]

@@ -68,8 +68,8 @@ def test_tta_is_an_inference_key_recorded_only_when_set(tmp_path):
     assert "tta" not in base["method_config"]  # runs recorded before the key keep their folders
     assert tta["method_config"]["tta"] == "ms_flip"
     assert config_hash(tta) != config_hash(base) and training_hash(tta) == training_hash(base)
-    trained = resolve_and_run("zegclip", "world_smoke", 0, TINY, results=RunStore(tmp_path), suite="a")
-    evaluated = resolve_and_run("zegclip", "world_smoke", 0, {**TINY, "tta": "ms_flip"}, results=RunStore(tmp_path),
+    trained = resolve_and_run("zegclip", "world_smoke", 0, TINY, store=RunStore(tmp_path), suite="a")
+    evaluated = resolve_and_run("zegclip", "world_smoke", 0, {**TINY, "tta": "ms_flip"}, store=RunStore(tmp_path),
                                 suite="a")
     assert "trained_by" not in trained and evaluated["trained_by"].startswith("a/")
     assert evaluated["train_seconds"] == trained["train_seconds"]

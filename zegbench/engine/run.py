@@ -51,13 +51,13 @@ from zegbench.utils.locks import claim
 
 
 def resolve_and_run(method: str, dataset: str = "world", seed: int = 0, overrides: dict | None = None,
-                    results: RunStore | None = None, suite: str = "adhoc", device: str = "cpu",
+                    store: RunStore | None = None, suite: str = "adhoc", device: str = "cpu",
                     progress: bool = False, data_root: str | Path | None = None,
                     eval_on: list[str] | None = None, workers: int = 0) -> dict:
     """``zegbench run``'s edge: resolve (method, dataset, seed, overrides) once, then ``run_experiment`` it
-    in its folder of suite ``suite`` in ``results`` (default: the store ``results/``)."""
+    in its folder of suite ``suite`` in ``store`` (default: the store at ``results/``)."""
     resolved = resolve(method, dataset, seed, overrides, world_size=distributed.world_size(), eval_on=eval_on)
-    folder = run_folder_for(resolved, results or RunStore("results"), suite)
+    folder = run_folder_for(resolved, store or RunStore("results"), suite)
     return run_experiment(resolved, folder, device, progress, data_root, workers)
 
 
