@@ -95,19 +95,47 @@ def test_a_run_records_its_peak_memory_and_which_weights_it_evaluated(tmp_path):
     assert (maskclip.checkpoint_selection, maskclip.evaluated_step) == ("last", 0)
 
 
-def test_peak_memory_on_cuda_is_the_runs_own_device_within_the_stretch(monkeypatch):
-    from zegbench.engine.memory import PeakMemory, memory_record
-
+@pytest.fixture
+def fake_cuda_memory(monkeypatch):
+    """A GPU without a GPU: the CUDA memory calls record what they were asked of which device (the list
+    returned), and the peaks are 3 GiB allocated, 4 GiB reserved."""
     calls = []
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device: calls.append(("sync", device)))
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device: calls.append(("reset", device)))
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device: 3 * GIB)
     monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device: 4 * GIB)
+    return calls
+
+
+def test_peak_memory_on_cuda_is_the_runs_own_device_within_the_stretch(fake_cuda_memory):
+    from zegbench.engine.memory import PeakMemory, memory_record
+
+    calls = fake_cuda_memory
     with PeakMemory("cuda:1") as stretch:
         assert calls == [("sync", "cuda:1"), ("reset", "cuda:1")]  # the peak starts with the stretch
     assert (stretch.peak, stretch.reserved) == (3 * GIB, 4 * GIB)
     assert memory_record(stretch, stretch) == {"kind": "cuda_allocated", "train_gib": 3.0, "eval_gib": 3.0,
                                                "train_reserved_gib": 4.0, "eval_reserved_gib": 4.0}
+
+
+def test_inference_memory_on_cuda_is_the_calls_peak_on_the_runs_own_device(fake_cuda_memory):
+    from zegbench.engine.memory import inference_memory
+
+    calls = fake_cuda_memory
+    record = inference_memory(lambda: calls.append(("call", None)), torch.nn.Linear(2, 2), "cuda:1")
+    assert calls == [("sync", "cuda:1"), ("reset", "cuda:1"), ("call", None), ("sync", "cuda:1")]
+    assert record == {"kind": "cuda_allocated", "inference_gib": 3.0, "inference_reserved_gib": 4.0}
+
+
+def test_inference_memory_on_the_cpu_counts_the_weights_and_what_the_call_allocates():
+    from zegbench.engine.memory import inference_memory
+
+    model = torch.nn.Linear(256, 256)  # 257 x 256 floats of weights
+    weights = 257 * 256 * 4
+    quiet = inference_memory(lambda: None, model, "cpu")
+    big = inference_memory(lambda: torch.ones(64, 1024, 1024), model, "cpu")  # a 256 MiB activation
+    assert quiet == {"kind": "cpu_allocated", "inference_gib": round(weights / GIB, 3)}
+    assert big["inference_gib"] == pytest.approx((weights + 256 * 2**20) / GIB, abs=0.002)
 
 
 def test_a_run_out_of_gpu_memory_is_one_line_with_a_split_that_keeps_the_global_batch(tmp_path, monkeypatch):

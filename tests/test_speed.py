@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import json
 
-import pytest
 import torch
 
 from zegbench.engine.identity import config_hash
@@ -144,30 +143,6 @@ def test_speed_suite_records_reuses_and_reports(tmp_path, capsys):
     assert (reports / "tinyspeed" / "efficiency.tex").is_file()
     table = (reports / "tinyspeed" / "efficiency.md").read_text()
     assert "Inference memory, batch 1 (GiB)" in table and "Training memory at the recipe's batch (GiB)" in table
-
-
-def test_inference_memory_on_cuda_is_the_calls_peak_on_the_runs_own_device(monkeypatch):
-    from zegbench.engine.memory import GIB, inference_memory
-
-    calls = []
-    monkeypatch.setattr(torch.cuda, "synchronize", lambda device: calls.append(("sync", device)))
-    monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device: calls.append(("reset", device)))
-    monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device: 3 * GIB)
-    monkeypatch.setattr(torch.cuda, "max_memory_reserved", lambda device: 4 * GIB)
-    record = inference_memory(lambda: calls.append(("call", None)), torch.nn.Linear(2, 2), "cuda:1")
-    assert calls == [("sync", "cuda:1"), ("reset", "cuda:1"), ("call", None), ("sync", "cuda:1")]
-    assert record == {"kind": "cuda_allocated", "inference_gib": 3.0, "inference_reserved_gib": 4.0}
-
-
-def test_inference_memory_on_the_cpu_counts_the_weights_and_what_the_call_allocates():
-    from zegbench.engine.memory import GIB, inference_memory
-
-    model = torch.nn.Linear(256, 256)  # 257 x 256 floats of weights
-    weights = 257 * 256 * 4
-    quiet = inference_memory(lambda: None, model, "cpu")
-    big = inference_memory(lambda: torch.ones(64, 1024, 1024), model, "cpu")  # a 256 MiB activation
-    assert quiet == {"kind": "cpu_allocated", "inference_gib": round(weights / GIB, 3)}
-    assert big["inference_gib"] == pytest.approx((weights + 256 * 2**20) / GIB, abs=0.002)
 
 
 def _tf32_allowed():

@@ -133,7 +133,7 @@ def training_step_memory(method_name: str, dataset: str, device: str = "cpu", ov
     seen = list(info.seen)
     for templates in {None, getattr(method, "region_templates", None)}:  # class embeddings are cached in a run
         method.text_embeddings(seen, templates)
-    weights = sum(t.numel() * t.element_size() for t in [*method.parameters(), *method.buffers()])
+    weights = weight_bytes(method)
 
     def peak_at(batch: int) -> int:
         images = torch.randn(batch, 3, crop, crop, device=device)
@@ -171,8 +171,7 @@ def inference_memory(call, model: torch.nn.Module, device: str) -> dict:
         torch.cuda.synchronize(device)
         return {"kind": "cuda_allocated", "inference_gib": _in_gib(torch.cuda.max_memory_allocated(device)),
                 "inference_reserved_gib": _in_gib(torch.cuda.max_memory_reserved(device))}
-    weights = sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
-    return {"kind": "cpu_allocated", "inference_gib": _in_gib(weights + _peak_cpu_bytes(call))}
+    return {"kind": "cpu_allocated", "inference_gib": _in_gib(weight_bytes(model) + _peak_cpu_bytes(call))}
 
 
 def training_memory_record(estimate: MemoryEstimate | None) -> dict:
@@ -184,8 +183,14 @@ def training_memory_record(estimate: MemoryEstimate | None) -> dict:
             "train_per_image_gib": _in_gib(estimate.per_image), "train_needed_gib": _in_gib(estimate.needed)}
 
 
-def _in_gib(n: int) -> float:
-    return round(n / GIB, 3)
+def weight_bytes(model: torch.nn.Module) -> int:
+    """Bytes of ``model``'s parameters and buffers."""
+    return sum(t.numel() * t.element_size() for t in [*model.parameters(), *model.buffers()])
+
+
+def _in_gib(n: int | None) -> float | None:
+    """Bytes as GiB for a record, to the MiB; None stays None (nothing was measured)."""
+    return None if n is None else round(n / GIB, 3)
 
 
 class PeakMemory:
@@ -236,14 +241,11 @@ def out_of_memory(resolved: dict, device: str) -> ZegbenchError:
 def memory_record(training: PeakMemory | None, evaluation: PeakMemory) -> dict:
     """``result.json``'s ``memory``: its kind, and GiB for training (None when the run did not train:
     training-free, or another run's weights) and evaluation."""
-    def gib(n: int | None) -> float | None:
-        return None if n is None else round(n / GIB, 3)
-
     record = {"kind": "cuda_allocated" if evaluation.cuda else "cpu_peak_rss",
-              "train_gib": gib(training.peak) if training else None, "eval_gib": gib(evaluation.peak)}
+              "train_gib": _in_gib(training.peak) if training else None, "eval_gib": _in_gib(evaluation.peak)}
     if evaluation.cuda:
-        record.update(train_reserved_gib=gib(training.reserved) if training else None,
-                      eval_reserved_gib=gib(evaluation.reserved))
+        record.update(train_reserved_gib=_in_gib(training.reserved) if training else None,
+                      eval_reserved_gib=_in_gib(evaluation.reserved))
     return record
 
 

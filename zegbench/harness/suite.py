@@ -37,7 +37,7 @@ from zegbench.harness.executors import ExecutorOptions, LocalProcesses, gpu_grou
 from zegbench.harness.progress import SuiteProgress, format_duration
 from zegbench.harness.suite_config import SuiteConfig
 from zegbench.reports.variants import variant_label
-from zegbench.store import RunFolder, RunStore, failure_line, read_config, read_result, run_status
+from zegbench.store import RunStore, failure_line, read_config, read_result, run_status
 from zegbench.utils.cores import available_cores, available_memory
 from zegbench.utils.io import read_yaml_mapping
 
@@ -92,7 +92,6 @@ class RunSpec:
     shown: dict | None = None  # the overrides that tell this variant apart (set by ``expand``)
     suite: str = ""  # the suite whose folder holds the run (an included suite keeps its own)
     run_dir: Path | None = None
-    folder: RunFolder | None = None  # the store's handle on run_dir (set by ``expand``): what a worker trains into
     eval_on: list[str] = field(default_factory=list)  # cross-dataset evaluations after training
     training_hash: str = ""  # equal for runs that train the same weights (identity.training_hash)
     resolved: dict = field(default_factory=dict, repr=False)  # its resolved config (run.resolve)
@@ -139,8 +138,7 @@ def expand(name: str, dataset: str | None = None, seeds: int | None = None, stor
                 resolved = (known or {}).get(_run_key(spec, world_size)) or resolve(
                     method, ds, seed, overrides, world_size=world_size, eval_on=group.eval_datasets,
                     overrides_from=f"{suite_path(name)} (groups.{index}: set and grid)")
-                spec.folder = run_folder_for(resolved, store, folder)
-                spec.run_dir = spec.folder.path
+                spec.run_dir = run_folder_for(resolved, store, folder).path
                 spec.training_hash = training_hash(resolved)
                 spec.resolved = resolved
                 specs.append(spec)
@@ -242,8 +240,8 @@ def _items(overrides: dict) -> list[tuple]:
 def _payload(spec: RunSpec, device: str, data_root: str | None, progress: bool, workers: int | None = None) -> dict:
     """``worker.main``'s argument: the run's config as ``expand`` resolved it and its folder, so the
     worker resolves nothing (``engine/run.py``); ``workers`` None: the worker's own default (a Slurm job's cores)."""
-    return {"resolved": spec.resolved, "folder": spec.folder.as_payload(), "device": device, "data_root": data_root,
-            "progress": progress, "workers": workers}
+    return {"resolved": spec.resolved, "folder": RunStore.folder_of(spec.run_dir).as_payload(), "device": device,
+            "data_root": data_root, "progress": progress, "workers": workers}
 
 
 def _threads(spec: RunSpec) -> int:

@@ -171,10 +171,6 @@ class RunFolder:
         return self.name.rsplit("-", 1)[-1]
 
     @property
-    def config_file(self) -> Path:
-        return self.path / CONFIG_FILE
-
-    @property
     def env_file(self) -> Path:
         return self.path / ENV_FILE
 
@@ -185,10 +181,6 @@ class RunFolder:
     @property
     def checkpoint_file(self) -> Path:
         return self.path / CHECKPOINT_FILE
-
-    @property
-    def result_file(self) -> Path:
-        return self.path / RESULT_FILE
 
     def as_payload(self) -> dict:
         """The folder as JSON-ready data (a worker's payload)."""
