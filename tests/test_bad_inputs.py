@@ -412,6 +412,8 @@ CASES = {
                            "--nproc: must be a whole number of at least 1, not 0"),
     "steps-not-positive": (lambda t, m: (zegbench_main, ["world", "gates", "--steps", "0"]),
                            "--steps: must be a whole number of at least 1, not 0"),
+    "gates-jobs-without-budget": (lambda t, m: (zegbench_main, ["world", "gates", "--jobs", "2"]),
+                                  "--jobs measures budget runs at once: it goes with --budget"),
     "limit-not-positive": (lambda t, m: (zegbench_main, ["data", "verify", "--dataset", "voc12", "--limit", "0"]),
                            "--limit: must be a whole number of at least 1, not 0"),
     "per-class-not-positive": (lambda t, m: (zegbench_main, ["clip", "zero-shot", "--per-class", "0"]),

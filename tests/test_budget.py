@@ -3,6 +3,7 @@ never reads val."""
 from __future__ import annotations
 
 import pytest
+import torch
 import yaml
 
 from zegbench.config_dirs import config_file
@@ -89,3 +90,43 @@ def test_the_budget_mode_trains_on_training_images_only_and_reuses_finished_meas
     splits.clear()
     again = budget.measure_budget("world_smoke", RunStore(tmp_path), arms=("zegclip_baseline_ft",), base=2)
     assert splits == [] and again["runs"] == out["runs"]
+
+
+def _without_seconds(record: dict) -> dict:
+    return {k: v for k, v in record.items() if k != "seconds"}
+
+
+class _Killed(Exception):
+    """Stands in for a SIGKILL after a training step (a machine's or a session's end)."""
+
+
+def test_a_budget_run_cut_short_resumes_from_its_checkpoint_and_ends_as_an_uninterrupted_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(budget, "TRAIN_SUBSET", 8)
+    monkeypatch.setattr(budget, "CHECKPOINT_EVERY", 2)
+    clean = budget.measure_arm("zegclip_baseline_ft", "world_smoke", 4, RunStore(tmp_path / "clean"))
+
+    def kill_after_step_3(name):
+        if name == "train:3":
+            raise _Killed(name)
+
+    cut = RunStore(tmp_path / "cut")
+    with monkeypatch.context() as m:
+        m.setattr("zegbench.engine.train.fault_point", kill_after_step_3)
+        with pytest.raises(_Killed):
+            budget.measure_arm("zegclip_baseline_ft", "world_smoke", 4, cut)
+    (folder,) = (cut.root / "world-budget" / "world_smoke").iterdir()
+    assert torch.load(folder / "checkpoint.pt", weights_only=True)["step"] == 2  # the last checkpoint before the kill
+    assert cut.read_budget_record(folder) is None  # not measured yet
+    resumed = budget.measure_arm("zegclip_baseline_ft", "world_smoke", 4, cut)
+    assert _without_seconds(resumed) == _without_seconds(clean)
+
+
+def test_budget_records_do_not_depend_on_how_many_jobs_measure_them(tmp_path, monkeypatch):
+    monkeypatch.setattr(budget, "MULTIPLES", (1,))  # read by the parent only; the workers measure with the defaults
+    arms = ("zegclip_baseline_ft", "zegclip_dpt")
+    one = budget.measure_budget("world_smoke", RunStore(tmp_path / "one"), arms=arms, base=2)
+    two = budget.measure_budget("world_smoke", RunStore(tmp_path / "two"), arms=arms, base=2, jobs=2)
+    assert list(two["runs"]["zegclip_dpt"]) == sorted(two["runs"]["zegclip_dpt"])  # by steps, whatever ran first
+    assert {arm: {s: _without_seconds(r) for s, r in runs.items()} for arm, runs in two["runs"].items()} \
+        == {arm: {s: _without_seconds(r) for s, r in runs.items()} for arm, runs in one["runs"].items()}
+    assert two["budget_steps"] == one["budget_steps"] and two["verdicts"] == one["verdicts"]

@@ -60,6 +60,8 @@ def cmd_world_gates(args) -> int:
 
     if args.budget:
         return _world_budget(args)
+    if args.jobs != 1:  # the gates train one model after another
+        raise ZegbenchError("--jobs measures budget runs at once: it goes with --budget")
     result = measure_gates(args.dataset, seed=args.seed, steps=args.steps, progress=_shows_progress(args))
     lines = [f"{args.dataset}: structural gates ({result.get('gate_set', 'v1-v2')}) at {result['steps']} steps "
              f"of {result['batch_size']} images ({result['seconds'] / 60:.1f} min)"]
@@ -94,7 +96,7 @@ def _world_budget(args) -> int:
     from zegbench.lab.budget import measure_budget
     from zegbench.store import RunStore
 
-    result = measure_budget(args.dataset, RunStore(args.results), progress=_shows_progress(args))
+    result = measure_budget(args.dataset, RunStore(args.results), progress=_shows_progress(args), jobs=args.jobs)
     lines = [f"{args.dataset}: budget rule from a base of {result['base_steps']} steps (training images only)"]
     for multiple, verdicts in result["verdicts"].items():
         steps = multiple * result["base_steps"]
@@ -467,6 +469,8 @@ def _world_commands(groups, shared: _Shared) -> None:
     p.add_argument("--budget", action="store_true",
                    help="world v3 on: find the budget by the convergence rule (every ladder arm, seed 0, training "
                         "images only; runs kept under <results>/world-budget/)")
+    p.add_argument("--jobs", type=positive_int, default=1,
+                   help="with --budget: runs measured at once, one core each (the records do not depend on it)")
     p.set_defaults(func=cmd_world_gates)
     p = world.add_parser("probe", parents=[common, json_out],
                          help="faithfulness check: frozen vs fine-tuned CLIP under seen-class training")

@@ -38,6 +38,9 @@ LOSS_DROP_MAX = 0.05  # ... falling by less than this (relative to the average a
 SEEN_GAIN_MAX = 1.0  # train-subset seen mIoU gain from L/2 to L, in points
 DEGENERATE_SEEN_MIOU = 10.0  # below this train-subset seen mIoU an arm has learned nothing
 TRAIN_SUBSET = 200  # the first N training images (fixed, unaugmented) that measure seen mIoU
+# A budget run checkpoints this often (about a minute of one core on world v3), so a run cut short (a
+# machine's or a session's end) resumes there and ends exactly as an uninterrupted one (engine/train.py).
+CHECKPOINT_EVERY = 250
 # The ladder of the `ablations` suite (tests/test_budget.py checks the two agree).
 LADDER_ARMS = ("zegclip_baseline_ft", "zegclip_baseline_fix", "zegclip_dpt", "zegclip_dpt_nel", "zegclip")
 
@@ -139,7 +142,7 @@ def measure_arm(arm: str, dataset: str, steps: int, store: RunStore, device: str
     from zegbench.methods import build_method
     from zegbench.store.layout import LOG_FILE, write_config
 
-    resolved = resolve(arm, dataset, seed=0, overrides={"steps": steps})
+    resolved = resolve(arm, dataset, seed=0, overrides={"steps": steps, "checkpoint_every": CHECKPOINT_EVERY})
     folder = store.budget_dir(dataset, arm, steps, config_hash(resolved))
     done = store.read_budget_record(folder)
     if done is not None:
@@ -162,10 +165,26 @@ def measure_arm(arm: str, dataset: str, steps: int, store: RunStore, device: str
     return record
 
 
+def _measure_arms(wanted: list[tuple[str, int]], dataset: str, store: RunStore, device: str, progress: bool,
+                  jobs: int) -> list[dict]:
+    """``measure_arm`` for each ``(arm, steps)`` of ``wanted``, in order; ``jobs`` > 1 runs them in that many
+    processes. Each run is seeded and threaded by its own config, so the records do not depend on ``jobs``."""
+    if jobs <= 1 or len(wanted) <= 1:
+        return [measure_arm(arm, dataset, steps, store, device, progress) for arm, steps in wanted]
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    # spawn: a fresh interpreter per worker, not a fork of a parent that may hold torch's thread pools
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(measure_arm, arm, dataset, steps, store, device, False) for arm, steps in wanted]
+        return [future.result() for future in futures]
+
+
 def measure_budget(dataset: str, store: RunStore, arms: tuple[str, ...] = LADDER_ARMS, base: int | None = None,
-                   device: str = "cpu", progress: bool = False) -> dict:
+                   device: str = "cpu", progress: bool = False, jobs: int = 1) -> dict:
     """Run the rule on world ``dataset``: train the arms at L/2 and L for L = 1x, 2x, ... the base, stop at
-    the first L where all converged. Runs live in the store's budget folder and are reused."""
+    the first L where all converged. Runs live in the store's budget folder and are reused; ``jobs``
+    measures that many runs of one multiple at once (the longest first)."""
     from zegbench.datasets.catalog import load_dataset_info
     info = load_dataset_info(dataset)
     if info.world is None:
@@ -174,11 +193,13 @@ def measure_budget(dataset: str, store: RunStore, arms: tuple[str, ...] = LADDER
     records: dict[str, dict[int, dict]] = {arm: {} for arm in arms}
     outcome = {"budget_steps": None, "multiple": None, "verdicts": {}}
     for multiple in MULTIPLES:
-        for steps in (multiple * base // 2, multiple * base):
-            for arm in arms:
-                if steps not in records[arm]:
-                    records[arm][steps] = measure_arm(arm, dataset, steps, store, device, progress)
+        wanted = [(arm, steps) for steps in (multiple * base, multiple * base // 2) for arm in arms
+                  if steps not in records[arm]]
+        for (arm, steps), record in zip(wanted, _measure_arms(wanted, dataset, store, device, progress, jobs),
+                                        strict=True):
+            records[arm][steps] = record
         outcome = budget_by_convergence(records, base)
         if outcome["budget_steps"] is not None:
             break
-    return {"dataset": dataset, "base_steps": base, **outcome, "runs": records}
+    runs = {arm: dict(sorted(by_steps.items())) for arm, by_steps in records.items()}
+    return {"dataset": dataset, "base_steps": base, **outcome, "runs": runs}
