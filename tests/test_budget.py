@@ -121,11 +121,15 @@ def test_a_budget_run_cut_short_resumes_from_its_checkpoint_and_ends_as_an_unint
     assert _without_seconds(resumed) == _without_seconds(clean)
 
 
-def test_budget_records_do_not_depend_on_how_many_jobs_measure_them(tmp_path, monkeypatch):
+def test_budget_records_do_not_depend_on_how_many_jobs_measure_them(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(budget, "MULTIPLES", (1,))  # read by the parent only; the workers measure with the defaults
     arms = ("zegclip_baseline_ft", "zegclip_dpt")
     one = budget.measure_budget("world_smoke", RunStore(tmp_path / "one"), arms=arms, base=2)
-    two = budget.measure_budget("world_smoke", RunStore(tmp_path / "two"), arms=arms, base=2, jobs=2)
+    two = budget.measure_budget("world_smoke", RunStore(tmp_path / "two"), arms=arms, base=2, jobs=2, progress=True)
+    finished = sorted(line.split(":")[1].strip() for line in capsys.readouterr().err.splitlines()
+                      if line.startswith("budget: "))  # a line per run, as each finishes
+    assert finished == ["zegclip_baseline_ft at 1 steps", "zegclip_baseline_ft at 2 steps",
+                        "zegclip_dpt at 1 steps", "zegclip_dpt at 2 steps"]
     assert list(two["runs"]["zegclip_dpt"]) == sorted(two["runs"]["zegclip_dpt"])  # by steps, whatever ran first
     assert {arm: {s: _without_seconds(r) for s, r in runs.items()} for arm, runs in two["runs"].items()} \
         == {arm: {s: _without_seconds(r) for s, r in runs.items()} for arm, runs in one["runs"].items()}

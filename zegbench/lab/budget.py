@@ -24,6 +24,7 @@ on it, and are part of its pre-registration.
 from __future__ import annotations
 
 import json
+import sys
 import time
 
 import numpy as np
@@ -172,11 +173,16 @@ def _measure_arms(wanted: list[tuple[str, int]], dataset: str, store: RunStore, 
     if jobs <= 1 or len(wanted) <= 1:
         return [measure_arm(arm, dataset, steps, store, device, progress) for arm, steps in wanted]
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import ProcessPoolExecutor, as_completed
 
     # spawn: a fresh interpreter per worker, not a fork of a parent that may hold torch's thread pools
     with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
         futures = [pool.submit(measure_arm, arm, dataset, steps, store, device, False) for arm, steps in wanted]
+        for future in as_completed(futures):  # side by side, no bar: a line per finished run instead
+            if progress:
+                record = future.result()
+                print(f"budget: {record['arm']} at {record['steps']} steps: loss drop {record['loss_drop']:.1%}, "
+                      f"train seen mIoU {record['seen_miou']:.1f} ({record['seconds']:.0f} s)", file=sys.stderr)
         return [future.result() for future in futures]
 
 
