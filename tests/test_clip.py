@@ -44,7 +44,7 @@ def test_tokenizer_rejects_words_outside_the_world():
         load_clip("zegbench-world2-vit", "none").tokenizer(["a photo of a solid circle"])
 
 
-SHIPPED_VERSIONS = (1, 2)  # world v3's CLIP is still pretraining (issue 25): no checkpoint ships yet
+SHIPPED_VERSIONS = (1, 2, 3)
 
 
 @pytest.mark.parametrize("version", SHIPPED_VERSIONS)
