@@ -199,6 +199,10 @@ def test_dataset_keys_out_of_range_name_the_file_and_key(tmp_path, monkeypatch, 
     ("{seed: -1}", "key 'world.seed': Input should be greater than or equal to 0"),
     ("{objects_per_scene: [4, 2]}", "key 'world': objects_per_scene [4, 2]: the first (fewest) must not exceed"),
     ("{scenes: 10}", "key 'world.scenes': unknown key"),
+    ("{classes_per_scene: [1.0]}", "key 'world': classes_per_scene: generator v2 draws each object's class on its"),
+    ("{version: 3, classes_per_scene: [0.5, 0.2]}", "classes_per_scene [0.5, 0.2]: the shares of scenes with 1, 2, "
+                                                    "... classes must sum to 1, not 0.7"),
+    ("{version: 3, classes_per_scene: [1.5]}", "key 'world.classes_per_scene.0': Input should be less than or equal"),
 ])
 def test_world_settings_out_of_range_are_refused_at_resolve(tmp_path, monkeypatch, world, expected):
     _my_dataset(tmp_path, monkeypatch, f"base: world_smoke\nworld: {world}\n")

@@ -91,8 +91,7 @@ def test_geometry_is_like_voc(dataset):
     spec = world_spec(load_dataset_info(dataset))
     sizes, background = [], []
     for index in range(150):
-        _, label, _ = spec.generator.render_scene(96, world.sample_rng(0, 0, index), spec.objects_per_scene,
-                                                  spec.radius_range)
+        _, label, _ = spec.render_scene(world.sample_rng(0, 0, index))
         background.append((label == 255).mean())
         sizes += [(label == c).sum() / 64 for c in np.unique(label) if c != 255]
     assert np.median(sizes) >= 16

@@ -1,6 +1,7 @@
 """World v3: the broad caption world (G6 breadth), its stream, and its segmentation scenes."""
 from __future__ import annotations
 
+import hashlib
 import types
 
 import numpy as np
@@ -114,8 +115,7 @@ def test_void_band_is_about_four_pixels_wide_across_a_boundary():
 def test_v3_scenes_separate_objects_by_void_and_hold_only_benchmark_classes():
     spec = world_spec(load_dataset_info("world_v3"))
     for index in range(20):
-        img, label, objects = world_v3.render_scene(96, world_v3.sample_rng(0, 1, index), spec.objects_per_scene,
-                                                    spec.radius_range)
+        img, label, objects = spec.render_scene(world_v3.sample_rng(0, 1, index))
         assert img.shape == (96, 96, 3) and img.dtype == np.uint8
         assert {o.class_name for o in objects} <= set(world_v3.CLASS_NAMES)
         classes = set(np.unique(label).tolist()) - {255}
@@ -179,3 +179,42 @@ def test_dense_proxy_runs_on_a_random_clip(tmp_path):
     out = dense_proxy("world_v3", str(path), scenes=4, per_class=2, batch_size=2)
     assert out["pixels"] > 0 and 0 <= out["pixel_top1"] <= 1 and 0 <= out["image_top1"] <= 1
     assert WorldTokenizer(vocabulary_for(world_v3))(["a photo of a red dotted"]).shape[0] == 1
+
+
+# The first six v3 scenes (generator seed 0, train stream) with each object's class drawn on its own, as
+# world_v3 drew them before amendment 1: a world without classes_per_scene is drawn exactly as before.
+V3_INDEPENDENT_CLASSES_DIGEST = "9c007470e3e0"
+
+
+def test_without_classes_per_scene_v3_scenes_are_drawn_as_before():
+    digest = hashlib.sha1()
+    for index in range(6):
+        img, label, _ = world_v3.render_scene(96, world_v3.sample_rng(0, 0, index), (2, 3), (0.28, 0.42))
+        digest.update(img.tobytes())
+        digest.update(label.tobytes())
+    assert digest.hexdigest()[:12] == V3_INDEPENDENT_CLASSES_DIGEST
+
+
+def test_classes_per_scene_follow_vocs_shares_and_repeat_a_class_over_instances():
+    spec = world_spec(load_dataset_info("world_v3"))
+    assert spec.classes_per_scene == (0.64, 0.26, 0.10)
+    distinct = []
+    for index in range(400):
+        _, label, objects = spec.render_scene(world_v3.sample_rng(0, 0, index))
+        names = [o.class_name for o in objects]
+        distinct.append(len(set(names)))
+        assert set(np.unique(label).tolist()) - {255} <= {world_v3.CLASS_NAMES.index(n) for n in names}
+    shares = np.bincount(distinct, minlength=4)[1:] / len(distinct)
+    # 2 or 3 objects, evenly: three classes need three objects, so 0.10 x 1/2 of the scenes hold three and
+    # the other 0.05 two (binomial standard error at 400 scenes: 0.024 at most)
+    assert np.abs(shares - [0.64, 0.31, 0.05]).max() < 0.07
+    assert 1.3 < np.mean(distinct) < 1.52  # VOC 2012 segmentation: 1.48
+
+
+def test_scene_classes_are_distinct_as_drawn_and_capped_by_the_objects():
+    rng = np.random.default_rng(0)
+    assert world_v3.scene_classes(rng, 0, (1.0,)) == []
+    for _ in range(50):
+        assert len(set(world_v3.scene_classes(rng, 4, (1.0,)))) == 1  # one class, worn by every object
+        assert len(set(world_v3.scene_classes(rng, 2, (0.0, 0.0, 1.0)))) == 2  # three asked, two objects
+        assert len(set(world_v3.scene_classes(rng, 3, (0.0, 0.0, 1.0)))) == 3

@@ -59,8 +59,7 @@ def world_batch(batch_size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]
     seen classes [B, H, W] (255 elsewhere) and the seen class names, as the training loop sees them."""
     info = load_dataset_info("world")
     spec = world_spec(info)
-    scenes = [spec.generator.render_scene(spec.image_size, spec.generator.sample_rng(spec.seed, STREAMS["train"], i),
-                                          spec.objects_per_scene, spec.radius_range) for i in range(batch_size)]
+    scenes = [spec.render_scene(spec.generator.sample_rng(spec.seed, STREAMS["train"], i)) for i in range(batch_size)]
     images = torch.from_numpy(np.stack([img for img, _, _ in scenes]))
     labels = seen_label_map(info)[torch.from_numpy(np.stack([lab for _, lab, _ in scenes])).long()]
     return images, labels, list(info.seen)

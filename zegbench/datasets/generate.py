@@ -28,7 +28,7 @@ from tqdm import tqdm
 from zegbench.datasets import worlds
 from zegbench.errors import ZegbenchError
 from zegbench.utils.paths import cache_root
-from zegbench.utils.ranges import Count, NonNegativeInt, Positive
+from zegbench.utils.ranges import Count, Fraction, NonNegativeInt, Positive
 
 STREAMS = {"train": 0, "val": 1}
 MANIFEST = "world.json"
@@ -48,11 +48,27 @@ class WorldSpec:
     val_scenes: Count = 500
     objects_per_scene: tuple[NonNegativeInt, NonNegativeInt] = (2, 5)  # fewest, most: each scene draws between
     radius_range: tuple[Positive, Positive] = (0.10, 0.24)  # object radii as a share of the image side
+    # Shares of scenes holding 1, 2, 3, ... distinct classes (capped by the objects drawn), the other objects
+    # repeating a class as VOC's instances do (generator v3 on). None: each object's class is drawn on its own.
+    classes_per_scene: tuple[Fraction, ...] | None = None
 
     def __post_init__(self):
         fewest, most = self.objects_per_scene
         if fewest > most:  # numpy draws from fewest..most: an empty range fails in the middle of generation
             raise ValueError(f"objects_per_scene [{fewest}, {most}]: the first (fewest) must not exceed the second")
+        if self.classes_per_scene is not None:
+            if self.version < 3:
+                raise ValueError(f"classes_per_scene: generator v{self.version} draws each object's class on its "
+                                 f"own; drawing classes per scene needs version 3 or later")
+            total = sum(self.classes_per_scene)
+            if not self.classes_per_scene or abs(total - 1) > 1e-6:
+                raise ValueError(f"classes_per_scene {list(self.classes_per_scene)}: the shares of scenes with 1, 2, "
+                                 f"... classes must sum to 1, not {total:g}")
+
+    def render_scene(self, rng: np.random.Generator):
+        """One scene of this world, ``(image, label, objects)``, drawn by its generator with its settings."""
+        extra = {} if self.classes_per_scene is None else {"classes_per_scene": self.classes_per_scene}
+        return self.generator.render_scene(self.image_size, rng, self.objects_per_scene, self.radius_range, **extra)
 
     def counts(self) -> dict[str, int]:
         return {"train": self.train_scenes, "val": self.val_scenes}
@@ -76,7 +92,7 @@ def scene_id(split: str, index: int) -> str:
 def write_scene(root: Path, spec: WorldSpec, split: str, index: int) -> None:
     """Render scene ``index`` of ``split`` and write its image and label PNGs."""
     rng = spec.generator.sample_rng(spec.seed, STREAMS[split], index)
-    img, label, _ = spec.generator.render_scene(spec.image_size, rng, spec.objects_per_scene, spec.radius_range)
+    img, label, _ = spec.render_scene(rng)
     sid = scene_id(split, index)
     Image.fromarray(img).save(root / "JPEGImages" / f"{sid}.png", compress_level=1)
     Image.fromarray(label.astype(np.uint8), mode="L").save(root / "SegmentationClass" / f"{sid}.png",
@@ -84,13 +100,16 @@ def write_scene(root: Path, spec: WorldSpec, split: str, index: int) -> None:
 
 
 def manifest(spec: WorldSpec) -> dict:
-    return {
+    recorded = {
         "generator_version": spec.version, "name": spec.name, "seed": spec.seed,
         "image_size": spec.image_size, "objects_per_scene": list(spec.objects_per_scene),
         "radius_range": list(spec.radius_range), "counts": spec.counts(),
         "classes": list(spec.generator.CLASS_NAMES), "unseen": list(spec.generator.UNSEEN_CLASSES),
         "ignore_index": spec.generator.IGNORE_INDEX,
     }
+    if spec.classes_per_scene is not None:  # only when set: the manifests of worlds without it stay as they were
+        recorded["classes_per_scene"] = list(spec.classes_per_scene)
+    return recorded
 
 
 def fingerprint(spec: WorldSpec) -> str:
@@ -105,7 +124,7 @@ def ensure_world(spec: WorldSpec, cache_dir: str | Path | None = None, progress:
     if done.is_file():
         recorded = json.loads(done.read_text())
         if recorded != manifest(spec):
-            raise ZegbenchError(f"{done} describes another world than the one asked for (sizes differ): "
+            raise ZegbenchError(f"{done} describes another world than the one asked for (its settings differ): "
                                 f"delete {root} or choose another --seed or name")
         return root
     try:
@@ -139,8 +158,7 @@ def generation_rate(spec: WorldSpec, scenes: int = 400) -> dict:
 
     start = time.perf_counter()
     for index in range(scenes):
-        spec.generator.render_scene(spec.image_size, spec.generator.sample_rng(spec.seed, 0, index),
-                           spec.objects_per_scene, spec.radius_range)
+        spec.render_scene(spec.generator.sample_rng(spec.seed, 0, index))
     render = scenes / (time.perf_counter() - start)
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)

@@ -42,8 +42,7 @@ def dense_proxy(dataset: str, clip_weights: str, scenes: int = 200, per_class: i
     correct = total = 0
     class_hits = np.zeros((len(classes), 2))  # per class: pixels right, pixels scored
     for start in range(0, scenes, batch_size):
-        drawn = [world.render_scene(spec.image_size, world.sample_rng(spec.seed, STREAMS["val"], i),
-                                    spec.objects_per_scene, spec.radius_range)
+        drawn = [spec.render_scene(world.sample_rng(spec.seed, STREAMS["val"], i))
                  for i in range(start, min(start + batch_size, scenes))]
         images = np.stack([img for img, _, _ in drawn])
         labels = torch.from_numpy(np.stack([label for _, label, _ in drawn]))

@@ -378,12 +378,27 @@ def void_band(label: np.ndarray, reach: float = VOID_REACH) -> np.ndarray:
     return band
 
 
+def scene_classes(rng: np.random.Generator, count: int, classes_per_scene: tuple[float, ...]) -> list[str]:
+    """The classes of a scene's ``count`` objects: k distinct classes, k drawn from ``classes_per_scene``
+    (the shares of scenes with 1, 2, 3, ... classes; capped at ``count``), each worn by one object, the
+    other objects repeating one of them, as VOC's instances of one class do; in a random order."""
+    if count == 0:
+        return []
+    shares = np.asarray(classes_per_scene, dtype=float)
+    k = min(count, 1 + int(rng.choice(len(shares), p=shares / shares.sum())))
+    distinct = [CLASS_NAMES[i] for i in rng.choice(len(CLASS_NAMES), size=k, replace=False)]
+    names = distinct + [distinct[rng.integers(k)] for _ in range(count - k)]
+    return [names[i] for i in rng.permutation(count)]
+
+
 def render_scene(size: int, rng: np.random.Generator, num_objects: tuple[int, int] = (2, 3),
-                 radius_range: tuple[float, float] = (0.22, 0.36)) -> tuple[np.ndarray, np.ndarray, list[WorldObject]]:
+                 radius_range: tuple[float, float] = (0.22, 0.36), classes_per_scene: tuple[float, ...] | None = None,
+                 ) -> tuple[np.ndarray, np.ndarray, list[WorldObject]]:
     """A segmentation scene: uint8 image (H, W, 3), int64 label (H, W); 255 = background and the void band.
 
     Background clutter (1-3 small objects) wears the broad world's non-benchmark surfaces, so
-    neither a colour nor a pattern alone names a class; benchmark objects are drawn over it.
+    neither a colour nor a pattern alone names a class; benchmark objects are drawn over it. Each
+    object's class is drawn on its own, or, with ``classes_per_scene``, by ``scene_classes``.
     """
     img = background(size, rng)
     occupancy = np.full((size, size), -1, dtype=np.int64)  # clutter -1 too: its edge with an object is void
@@ -392,10 +407,13 @@ def render_scene(size: int, rng: np.random.Generator, num_objects: tuple[int, in
         clutter = _object(rng, surface, *rng.uniform(0.1, 0.9, size=2), rng.uniform(0.08, 0.18), finish=False)
         paint(img, _at_size(clutter, size), rng)
     objects = []
-    for index in range(rng.integers(num_objects[0], num_objects[1] + 1)):
+    count = int(rng.integers(num_objects[0], num_objects[1] + 1))
+    names = None if classes_per_scene is None else scene_classes(rng, count, classes_per_scene)
+    for index in range(count):
         radius = rng.uniform(*radius_range)
         centre = rng.uniform(radius * 0.6, 1 - radius * 0.6, size=2)
-        obj = _at_size(_object(rng, CLASS_NAMES[rng.integers(len(CLASS_NAMES))], *centre, radius, finish=False), size)
+        name = CLASS_NAMES[rng.integers(len(CLASS_NAMES))] if names is None else names[index]
+        obj = _at_size(_object(rng, name, *centre, radius, finish=False), size)
         occupancy[paint(img, obj, rng)] = index
         objects.append(obj)
     label = np.full((size, size), IGNORE_INDEX, dtype=np.int64)
