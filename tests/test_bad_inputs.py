@@ -107,6 +107,22 @@ def _broken_method_config(tmp, monkeypatch):
     return zegbench_main, ["methods", "describe", "broken"]
 
 
+def _checkpoint_recorded_as_another_architecture(tmp, monkeypatch):
+    import json
+
+    import open_clip
+    import torch
+
+    from zegbench.clip.loading import IN_HOUSE, load_clip
+    from zegbench.clip.pretrain import shippable_state
+
+    torch.save(shippable_state(load_clip(IN_HOUSE, "none").model), tmp / "clip.pt")
+    architecture = open_clip.get_model_config(IN_HOUSE)
+    architecture["vision_cfg"]["pool_type"] = "avg" if architecture["vision_cfg"]["pool_type"] == "tok" else "tok"
+    (tmp / "clip.json").write_text(json.dumps({"architecture": architecture}))
+    return zegbench_main, ["clip", "zero-shot", "--checkpoint", str(tmp / "clip.pt")]
+
+
 def _shipped_name_again(tmp, monkeypatch):
     (tmp / "methods").mkdir()
     (tmp / "methods" / "zegclip.yaml").write_text("class: zegclip\nnum_tokens: 5\n")
@@ -493,6 +509,8 @@ CASES = {
     "image-not-found": (_segment("red dotted", image="missing"), "does not exist"),
     "run-without-checkpoint": (_segment("red dotted", run="empty"), "no checkpoint.pt"),
     "checkpoint-wrong-architecture": (_wrong_arch_checkpoint, "does not load into"),
+    "checkpoint-recorded-other-architecture": (_checkpoint_recorded_as_another_architecture,
+                                               "was trained as another architecture"),
     "checkpoint-truncated": (_truncated_checkpoint, "is unreadable"),
     "official-checkpoint-truncated": (_official_checkpoint("truncated"), "a truncated download?"),
     "official-checkpoint-other-dataset": (_official_checkpoint("classes"), "was trained on 6 classes"),

@@ -141,7 +141,27 @@ def test_pretraining_lowers_the_contrastive_loss(tmp_path):
     curve = record["loss_every_10_steps"]
     assert curve[-1] < curve[0] - 0.2, curve
     assert out.is_file() and out.with_suffix(".json").is_file()
+    import open_clip
+
+    assert record["architecture"] == open_clip.get_model_config(IN_HOUSE)  # the loader checks a checkpoint by it
     load_clip(IN_HOUSE, str(out))  # what pretraining writes, the loader reads
+
+
+def test_a_checkpoint_recorded_as_another_architecture_is_refused(tmp_path):
+    import open_clip
+
+    out = tmp_path / "clip.pt"
+    torch.save(shippable_state(load_clip(IN_HOUSE, "none").model), out)
+    architecture = open_clip.get_model_config(IN_HOUSE)
+    out.with_suffix(".json").write_text(json.dumps({"architecture": architecture}))
+    load_clip(IN_HOUSE, str(out))  # recorded as what it is: loads
+    pooled = "avg" if architecture["vision_cfg"]["pool_type"] == "tok" else "tok"
+    architecture["vision_cfg"]["pool_type"] = pooled  # every weight keeps its shape: only the record tells
+    out.with_suffix(".json").write_text(json.dumps({"architecture": architecture}))
+    with pytest.raises(ZegbenchError, match=f"vision_cfg.pool_type '{pooled}'"):
+        load_clip(IN_HOUSE, str(out))
+    out.with_suffix(".json").write_text(json.dumps({"steps": 3}))  # a record without it (shipped v1, v2): loads
+    load_clip(IN_HOUSE, str(out))
 
 
 def test_truncated_checkpoint_is_unreadable_not_a_shape_error(tmp_path, random_checkpoint):

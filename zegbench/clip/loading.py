@@ -15,6 +15,7 @@ recipes name ``ViT-B-16-quickgelu`` outright, so random-weight builds of a recip
 """
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +120,39 @@ def tower_summary(modules) -> dict:
             "layernorm_eps": eps[0] if len(eps) == 1 else eps}
 
 
+def _flatten(config: dict, prefix: str = "") -> dict:
+    """``{"vision_cfg.pool_type": "avg", ...}``: a nested model config as dotted keys."""
+    flat = {}
+    for key, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def check_recorded_architecture(name: str, checkpoint: Path) -> None:
+    """Refuse a checkpoint whose record (``x.json`` beside ``x.pt``, as pretraining writes it) says it was
+    trained as another architecture than ``name``'s registered config. A change such as the pooling keeps
+    every weight's shape, so the state dict alone would load into the wrong model without a word."""
+    record_path = checkpoint.with_suffix(".json")
+    if not record_path.is_file():
+        return
+    try:
+        recorded = json.loads(record_path.read_text()).get("architecture")
+    except (ValueError, AttributeError):
+        return  # not a pretraining record: nothing to check against
+    if not isinstance(recorded, dict):
+        return
+    config, trained = _flatten(open_clip.get_model_config(name) or {}), _flatten(recorded)
+    differ = [f"{k} {trained.get(k)!r} (config: {config.get(k)!r})" for k in sorted(set(config) | set(trained))
+              if config.get(k) != trained.get(k)]
+    if differ:
+        raise ZegbenchError(f"CLIP checkpoint {checkpoint} was trained as another architecture of {name!r} "
+                            f"(its record {record_path.name}: {'; '.join(differ[:3])}): pass the --clip model it "
+                            f"was trained as, or restore that model config")
+
+
 def load_clip(name: str = IN_HOUSE, pretrained: str | None = None, image_size: int | None = None,
               device: str | torch.device = "cpu") -> ClipBundle:
     """Build CLIP ``name`` with weights ``pretrained`` (tag, local path, or 'none').
@@ -136,6 +170,8 @@ def load_clip(name: str = IN_HOUSE, pretrained: str | None = None, image_size: i
     if is_file and not Path(weights).is_file():
         raise ZegbenchError(f"CLIP checkpoint {weights} does not exist: pass an existing file, "
                             f"or regenerate the in-house one with `zegbench clip pretrain --out {weights}`")
+    if is_file:
+        check_recorded_architecture(name, Path(weights))
     kwargs = dict(output_dict=True, force_image_size=image_size, device=device,
                   force_quick_gelu=uses_quick_gelu(name, weights))
     try:

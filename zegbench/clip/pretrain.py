@@ -136,16 +136,18 @@ def pretrain(out: str | Path, steps: int = DEFAULTS["steps"], batch_size: int = 
             evals.append(_evaluate(bundle, world, step + 1, time.time() - start))
             model.train()
             bar.write(" ".join(f"{k} {v}" for k, v in evals[-1].items()))
-            _save(model, {**settings, "partial": True, "evals": evals}, out)  # a stopped run leaves its latest weights
+            _save(model, {**settings, "architecture": identity["architecture"], "partial": True, "evals": evals},
+                  out)  # a stopped run leaves its latest weights
             _save_state(state_path, model, optimizer, identity, step + 1, curve, evals, time.time() - start)
     if last < steps:  # a session's end, not the run's: leave the state to resume from
         _save_state(state_path, model, optimizer, identity, last, curve, evals, time.time() - start)
-        _save(model, {**settings, "partial": True, "evals": evals}, out)
+        _save(model, {**settings, "architecture": identity["architecture"], "partial": True, "evals": evals}, out)
         return {**settings, "partial": True, "step": last, "loss_every_10_steps": curve, "evals": evals}
     model.eval()
     final = zero_shot_accuracy(bundle)
     record = {
-        "model": model_name, "world_version": world.WORLD_VERSION, "steps": steps, "batch_size": batch_size, "lr": lr,
+        "model": model_name, "architecture": identity["architecture"], "world_version": world.WORLD_VERSION,
+        "steps": steps, "batch_size": batch_size, "lr": lr,
         "weight_decay": weight_decay, "warmup": warmup, "seed": seed, "wall_seconds": round(time.time() - start, 1),
         "torch": torch.__version__, "open_clip": open_clip.__version__, "threads": torch.get_num_threads(),
         "loss_every_10_steps": curve, "evals": evals,
