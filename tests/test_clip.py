@@ -69,6 +69,17 @@ def test_the_default_clip_is_the_default_worlds():
     assert load_clip("zegbench-world2-vit", "none").model.visual.pool_type == "tok"
 
 
+def test_world_v3s_clip_pools_the_mean_of_its_patches_as_its_record_says():
+    # Amendment 2 (docs/world-v3-preregistration.md): v3's image embedding is the mean of the patch tokens. The
+    # record says what the weights were trained as, and load_clip refuses them under any other config.
+    name = worlds.generator(3).CLIP_MODEL
+    record = json.loads(shipped_checkpoint(name).with_suffix(".json").read_text())
+    config = json.loads((CONFIG_DIR / f"{name}.json").read_text())
+    assert not record.get("partial") and record["steps"] == 15000
+    assert record["architecture"] == config
+    assert load_clip(name).model.visual.pool_type == "avg"
+
+
 def test_larger_input_resizes_positional_embedding(random_checkpoint):
     bundle = load_clip(IN_HOUSE, str(random_checkpoint), image_size=96)
     assert bundle.model.visual.positional_embedding.shape[0] == (96 // 8) ** 2 + 1
