@@ -31,18 +31,18 @@ def _run(results, suite, method, dataset, seed, hiou, overrides=None, **fields):
 def store(tmp_path):
     results = tmp_path / "results"
     for seed, hiou in enumerate((20.0, 22.0, 24.0)):
-        _run(results, "ablations", "zegclip", "world", seed, hiou)
+        _run(results, "ablations", "zegclip", "world_v2", seed, hiou)
     for seed, hiou in enumerate((14.0, 15.0)):
-        _run(results, "ablations", "zegclip_baseline_fix", "world", seed, hiou)
-    shared = _run(results, "ablations_full", "zegclip", "world", 0, 20.0)  # the same run, copied into a 2nd suite
-    assert shared.name == next((results / "ablations").glob("zegclip-world-s0-*")).name
-    _run(results, "ablations_full", "zegclip", "world", 0, 11.0, {"ignore_negatives": True})
-    _run(results, "budget", "zegclip", "world", 0, 30.0, {"steps": 375})
+        _run(results, "ablations", "zegclip_baseline_fix", "world_v2", seed, hiou)
+    shared = _run(results, "ablations_full", "zegclip", "world_v2", 0, 20.0)  # the same run, copied into a 2nd suite
+    assert shared.name == next((results / "ablations").glob("zegclip-world_v2-s0-*")).name
+    _run(results, "ablations_full", "zegclip", "world_v2", 0, 11.0, {"ignore_negatives": True})
+    _run(results, "budget", "zegclip", "world_v2", 0, 30.0, {"steps": 375})
     _run(results, "main", "zegclip", "voc12", 0, 80.0)
     # Training-free: the training keys of its config decide nothing, so these two are one setting
-    _run(results, "main", "maskclip", "world", 0, 12.0, evaluated_step=0)
-    _run(results, "smoke", "maskclip", "world", 1, 16.0, {"steps": 4, "batch_size": 2}, evaluated_step=0)
-    _run(results, "two_stage", "maskclip", "world", 0, 12.0, {"steps": 10}, evaluated_step=0)  # main's seed 0 again
+    _run(results, "main", "maskclip", "world_v2", 0, 12.0, evaluated_step=0)
+    _run(results, "smoke", "maskclip", "world_v2", 1, 16.0, {"steps": 4, "batch_size": 2}, evaluated_step=0)
+    _run(results, "two_stage", "maskclip", "world_v2", 0, 12.0, {"steps": 10}, evaluated_step=0)  # main's seed 0 again
     (results / "main" / "summary.json").write_text("{}")  # not a run
     return results
 
@@ -50,14 +50,14 @@ def store(tmp_path):
 def test_one_row_per_setting_with_the_shared_run_counted_once(store):
     board = leaderboard(RunStore(store), shipped_recipe)
     frame = board.set_index(["dataset", "variant", "steps"])
-    recipe = frame.loc[("world", "zegclip", 750)]
+    recipe = frame.loc[("world_v2", "zegclip", 750)]
     assert recipe["n"] == 3 and recipe["seeds"] == "0,1,2"  # seed 0 is in two suites' folders: one run
     assert recipe["suites"] == "ablations,ablations_full"
     assert recipe["hIoU_mean"] == pytest.approx(22.0) and recipe["hIoU_std"] == pytest.approx(2.0)
-    assert frame.loc[("world", "zegclip_baseline_fix", 750)]["hIoU_std"] == pytest.approx(math.sqrt(0.5))
-    ignoring = frame.loc[("world", "zegclip[ignore_negatives=True]", 750)]
+    assert frame.loc[("world_v2", "zegclip_baseline_fix", 750)]["hIoU_std"] == pytest.approx(math.sqrt(0.5))
+    ignoring = frame.loc[("world_v2", "zegclip[ignore_negatives=True]", 750)]
     assert ignoring["n"] == 1 and math.isnan(ignoring["hIoU_std"])
-    shorter = frame.loc[("world", "zegclip", 375)]  # the same variant at another budget: a row of its own
+    shorter = frame.loc[("world_v2", "zegclip", 375)]  # the same variant at another budget: a row of its own
     assert shorter["batch"] == 8 and shorter["suites"] == "budget"
     voc = frame.loc[("voc12", "zegclip", 20000)]
     assert (voc["paper_mIoU_unseen"], voc["paper_hIoU"]) == (77.8, 84.3)  # the recipe as shipped: the paper's setting
@@ -82,8 +82,8 @@ def test_variants_are_named_against_the_recipe_or_else_by_what_differs(store):
 
 def test_filters_and_sort_within_each_dataset(store):
     frame = leaderboard(RunStore(store), shipped_recipe, sort="hiou")
-    assert list(frame["dataset"]) == ["voc12"] + ["world"] * 5
-    world = frame[frame["dataset"] == "world"]
+    assert list(frame["dataset"]) == ["voc12"] + ["world_v2"] * 5
+    world = frame[frame["dataset"] == "world_v2"]
     assert list(world["hIoU_mean"]) == sorted(world["hIoU_mean"], reverse=True)
     assert list(leaderboard(RunStore(store), shipped_recipe, datasets=["voc12"])["dataset"]) == ["voc12"]
     fix_only = leaderboard(RunStore(store), shipped_recipe, methods="zegclip_base*")

@@ -133,10 +133,10 @@ def _run(root: Path, method: str, dataset: str, seed: int, unseen: float, steps:
 
 @pytest.fixture
 def ladder_store(tmp_path):
-    """RD's step (zegclip - zegclip_dpt_nel, mIoU(U)) on two world versions: world (v2) seed 0: -2; world_v3 seeds
+    """RD's step (zegclip - zegclip_dpt_nel, mIoU(U)) on two world versions: world_v2 seed 0: -2; world_v3 seeds
     0, 1, 2: +4, +5, +6; world_v3_seed1 and world_v3_seed2 seed 0: +1, +7. NEL's step (zegclip_dpt_nel -
     zegclip_dpt) has seed 0 on world_v3 (-3) and world_v3_seed1 (-1) only."""
-    specs = [_run(tmp_path, "zegclip_dpt_nel", "world", 0, 10.0), _run(tmp_path, "zegclip", "world", 0, 8.0)]
+    specs = [_run(tmp_path, "zegclip_dpt_nel", "world_v2", 0, 10.0), _run(tmp_path, "zegclip", "world_v2", 0, 8.0)]
     for dataset, seed, step in (("world_v3", 0, 4.0), ("world_v3", 1, 5.0), ("world_v3", 2, 6.0),
                                 ("world_v3_seed1", 0, 1.0), ("world_v3_seed2", 0, 7.0)):
         specs += [_run(tmp_path, "zegclip_dpt_nel", dataset, seed, 10.0),
@@ -151,17 +151,37 @@ def _catalog_worlds() -> dict:
     return {name: info.world for name in available() if (info := load_dataset_info(name)).world}
 
 
+def test_the_default_world_and_world_v3_are_one_world_in_the_over_worlds_check(tmp_path):
+    """`world` is world_v3 under the default name (equal generator settings): a design holds it once, by the
+    name the suite ran, so runs on `world` and the two seed worlds make the over-worlds cell; never 4 worlds."""
+    worlds = _catalog_worlds()
+    assert worlds["world"] == worlds["world_v3"]
+    specs = []
+    for dataset, step in (("world", 4.0), ("world_v3_seed1", 1.0), ("world_v3_seed2", 7.0)):
+        specs += [_run(tmp_path, "zegclip_dpt_nel", dataset, 0, 10.0),
+                  _run(tmp_path, "zegclip", dataset, 0, 10.0 + step)]
+    runs = runs_frame(specs)
+    table = miniature_table("ablations", evaluate_claims(runs, RunStore(tmp_path), list(LADDER.values())), runs,
+                            worlds, list(LADDER.values()))
+    by_header = {c.header: c for c in table.columns}
+    assert by_header["v3 over 3 worlds"].datasets == ("world", "world_v3_seed1", "world_v3_seed2")
+    over = table.cells["rd_raises_unseen", by_header["v3 over 3 worlds"].key]
+    assert over.per_world == {"world": 4.0, "world_v3_seed1": 1.0, "world_v3_seed2": 7.0}
+    assert over.text == "+4.0 [-3.5, +11.5] inconclusive"
+    assert "v3: world" in by_header and "v3: world_v3" not in by_header
+
+
 def test_table_from_a_store_with_runs_on_two_world_versions(ladder_store, tmp_path):
     runs = runs_frame(ladder_store)
     verdicts = evaluate_claims(runs, RunStore(tmp_path), list(LADDER.values()))
     table = miniature_table("ablations", verdicts, runs, _catalog_worlds(), list(LADDER.values()))
     headers = [c.header for c in table.columns]
-    assert headers == ["v1 (recorded)", "v2 (recorded)", "v2: world", "v2 over 3 worlds (recorded)", "v3: world_v3",
+    assert headers == ["v1 (recorded)", "v2 (recorded)", "v2: world_v2", "v2 over 3 worlds (recorded)", "v3: world_v3",
                        "v3 over 3 worlds"]
     cell = {c.header: {r.id: table.cells[r.id, c.key] for r in table.rows} for c in table.columns}
 
-    # this store's verdicts, labelled with their dataset: one seed on world, three on world_v3
-    assert cell["v2: world"]["rd_raises_unseen"].text == "-2.0 (one seed) inconclusive"
+    # this store's verdicts, labelled with their dataset: one seed on world_v2, three on world_v3
+    assert cell["v2: world_v2"]["rd_raises_unseen"].text == "-2.0 (one seed) inconclusive"
     rd = cell["v3: world_v3"]["rd_raises_unseen"]
     half = T_975_2DF * 1.0 / 3 ** 0.5  # steps 4, 5, 6: mean 5, sample std 1
     assert (rd.n, rd.effect, rd.verdict) == (3, pytest.approx(5.0), "reproduces")
@@ -194,7 +214,7 @@ def test_table_from_a_store_with_runs_on_two_world_versions(ladder_store, tmp_pa
                                                                         for h in headers]
     markdown = (tmp_path / "miniatures.md").read_text()
     assert "+4.0 [-3.5, +11.5] inconclusive" in markdown and "+4.0 [-3.5, +11.5] inconclusive" in "\n".join(lines)
-    assert "Also recorded, v2 on world" in markdown  # the partial re-run, under the table
+    assert "Also recorded, v2 on world_v2" in markdown  # the partial re-run, under the table
     tex = (tmp_path / "miniatures.tex").read_text()
     assert r"v3: world\_v3" in tex and r"\toprule" in tex and "world_v3" not in tex.replace(r"world\_v3", "")
 
@@ -204,9 +224,10 @@ def test_without_runs_v3_is_not_run_and_other_suites_get_no_table(tmp_path):
     verdicts = evaluate_claims(runs, RunStore(tmp_path), list(LADDER.values()))
     table = miniature_table("ablations", verdicts, runs, _catalog_worlds(), list(LADDER.values()))
     by_header = {c.header: c for c in table.columns}
-    assert list(by_header) == ["v1 (recorded)", "v2 (recorded)", "v2 over 3 worlds (recorded)", "v3: world_v3",
+    # v3 is the default world: its not-run column names `world` (world_v3 under the default name)
+    assert list(by_header) == ["v1 (recorded)", "v2 (recorded)", "v2 over 3 worlds (recorded)", "v3: world",
                                "v3 over 3 worlds"]
-    assert "--dataset world_v3`" in by_header["v3: world_v3"].about
+    assert "--dataset world`" in by_header["v3: world"].about
     assert {table.cells[r.id, by_header["v3 over 3 worlds"].key].text for r in table.rows} == {
         "not run (0 of 3 worlds)"}
     assert miniature_table("main", verdicts, runs, _catalog_worlds(), list(LADDER.values())) is None

@@ -208,9 +208,9 @@ def test_report_only_prints_a_verdict_line_per_claim(tmp_path, capsys, monkeypat
     ft = next(line for line in verdicts if line.startswith("claim ft_lowers_unseen "))
     assert "reproduces" in ft and "-3.0" in ft and "n=2" in ft  # unseen 3 points lower in both seeds
     assert (tmp_path / "reports" / "ablations" / "claims.json").is_file()
-    # the harness names the worlds, so the claims across miniatures place these runs as world v2's
+    # the harness names the worlds, so the claims across miniatures place these runs as world v3's (`world`)
     miniatures = json.loads((tmp_path / "reports" / "ablations" / "miniatures.json").read_text())
-    column = next(c for c in miniatures["columns"] if c["header"] == "v2: world")
+    column = next(c for c in miniatures["columns"] if c["header"] == "v3: world")
     ft_cell = next(c for c in miniatures["claims"] if c["id"] == "ft_lowers_unseen")["cells"][column["key"]]
     assert (ft_cell["verdict"], ft_cell["n"], ft_cell["effect"]) == ("reproduces", 2, pytest.approx(-3.0))
 

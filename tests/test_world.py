@@ -14,6 +14,7 @@ from zegbench.datasets.catalog import build_dataset, load_dataset_info, world_sp
 from zegbench.datasets.generate import ensure_world, world_root
 from zegbench.datasets.worlds import v1 as world
 from zegbench.datasets.worlds import v2 as world_v2
+from zegbench.datasets.worlds import v3 as world_v3
 from zegbench.errors import ZegbenchError
 
 V1_CAPTIONS_DIGEST = "1c2773162eff"  # world v1's stream as its shipped CLIP saw it
@@ -48,13 +49,30 @@ def test_v1_captions_are_unchanged():
     assert hashlib.sha256("|".join(captions).encode()).hexdigest()[:12] == V1_CAPTIONS_DIGEST
 
 
-@pytest.mark.parametrize("dataset, gen", [("world_v1", world), ("world", world_v2), ("world_seed1", world_v2)])
+@pytest.mark.parametrize("dataset, gen", [("world_v1", world), ("world_v2", world_v2), ("world_v2_seed1", world_v2),
+                                          ("world", world_v3), ("world_v3", world_v3)])
 def test_world_config_matches_generator(dataset, gen):
     info = load_dataset_info(dataset)
     assert info.classes == gen.CLASS_NAMES
     assert info.unseen == gen.UNSEEN_CLASSES
     assert world_spec(info).image_size == 96
     assert world_spec(info).generator is gen
+
+
+def test_the_default_world_is_v3_at_its_budget_and_v2_keeps_its_recipe():
+    """`world` is world_v3 under the default name (issue 25: every v3 gate held): the same scenes, CLIP and
+    recipe; world_v2 keeps v2's, so every number published on v2 can be reproduced."""
+    from zegbench.engine.resolve import resolve
+
+    default, v3, v2 = (load_dataset_info(name) for name in ("world", "world_v3", "world_v2"))
+    assert default.world == v3.world and default.world["version"] == 3
+    assert v2.world["version"] == 2 and v2.world["train_scenes"] == 2000
+    for arm in ("zegclip", "zegclip_baseline_ft"):
+        as_default, as_v3, as_v2 = (resolve(arm, name, 0) for name in ("world", "world_v3", "world_v2"))
+        assert as_default["train"] == as_v3["train"] and as_default["train"]["steps"] == 6000
+        assert as_default["method_config"] == as_v3["method_config"]
+        assert as_default["method_config"]["clip"] == "zegbench-world3-vit"
+        assert as_v2["train"]["steps"] == 750 and as_v2["method_config"]["clip"] == "zegbench-world2-vit"
 
 
 def test_v2_classes_are_surfaces_a_patch_shows():
@@ -84,7 +102,7 @@ def test_scenes_have_overlap_several_scales_and_ignore_background():
     assert max(radii) / min(radii) > 2
 
 
-@pytest.mark.parametrize("dataset", ["world", "world_v3"])
+@pytest.mark.parametrize("dataset", ["world_v2", "world_v3"])
 def test_geometry_is_like_voc(dataset):
     """Gate G5 on the dataset's generator and settings: median object >= 16 patches of 8 px at 96 px,
     background 55-80% (v3's void band included, as VOC's 255)."""

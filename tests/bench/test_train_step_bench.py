@@ -57,7 +57,7 @@ def fp32_peak() -> float:  # called inside the tests, under one_thread
 def world_batch(batch_size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]:
     """The world's first ``batch_size`` training scenes: uint8 images [B, H, W, 3], labels among the
     seen classes [B, H, W] (255 elsewhere) and the seen class names, as the training loop sees them."""
-    info = load_dataset_info("world")
+    info = load_dataset_info("world_v2")  # the published step times are v2's (the default world until 2026-12-07)
     spec = world_spec(info)
     scenes = [spec.render_scene(spec.generator.sample_rng(spec.seed, STREAMS["train"], i)) for i in range(batch_size)]
     images = torch.from_numpy(np.stack([img for img, _, _ in scenes]))
@@ -67,7 +67,7 @@ def world_batch(batch_size: int) -> tuple[torch.Tensor, torch.Tensor, list[str]]
 
 @pytest.mark.parametrize("arm", LADDER)
 def test_train_step(benchmark, one_thread, arm):
-    resolved = resolve(arm, "world", 0)
+    resolved = resolve(arm, "world_v2", 0)
     cfg = TrainConfig(**resolved["train"])
     torch.manual_seed(0)
     method = build_method(resolved["method_config"]).train()

@@ -29,7 +29,7 @@ from zegbench.clip.tokenizer import WorldTokenizer, vocabulary_for
 from zegbench.datasets import worlds
 from zegbench.errors import ZegbenchError
 
-IN_HOUSE = worlds.generator().CLIP_MODEL  # the default world's in-house CLIP
+IN_HOUSE = worlds.generator().CLIP_MODEL  # v2's: a method's CLIP when nothing names one (worlds.DEFAULT_VERSION)
 CONFIG_DIR = Path(__file__).parent / "model_configs"
 WEIGHTS_DIR = Path(__file__).parent / "weights"
 SHIPPED_CHECKPOINT = WEIGHTS_DIR / f"{IN_HOUSE}.pt"

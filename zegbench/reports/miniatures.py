@@ -13,7 +13,8 @@ columns are miniatures, each from one of two sources that its header names:
 
 Which dataset is which world is the harness's to say (``worlds``: dataset -> its generator settings, from the
 dataset catalog, which ``reports/`` may not import): the settings' ``version`` is the miniature, and datasets
-whose settings differ in ``seed`` alone are one design drawn again. A world drawn with a generator seed other
+whose settings differ in ``seed`` alone are one design drawn again (datasets whose settings are equal, seed
+included, are one world under two names: ``world`` and ``world_v3``). A world drawn with a generator seed other
 than 0 feeds its design's over-worlds cell, not a column of its own; a version with neither numbers nor runs
 gets a column of ``not run`` cells, and the legend names the command. Datasets that are not worlds are left
 to the scorecard.
@@ -183,11 +184,12 @@ def miniature_table(suite: str, verdicts: list[Verdict], runs: pd.DataFrame, wor
     arms = {c.id: c for c in claims}
     diffs = {r.id: seed_differences(arms[r.id], runs) if r.id in arms else {} for r in rows}
     columns, cells, notes = [], {}, []
+    ran = {r.dataset for r in ladder if r.verdict != "not run" and r.dataset}
     for version in sorted({m.world_version for m in numbers.recorded} | {int(s["version"]) for s in worlds.values()}):
         recorded = [m for m in numbers.recorded if m.world_version == version]
         notes += [_note(m) for m in recorded if not m.in_table]
         shown = [m for m in recorded if m.in_table]
-        on_worlds = _designs(worlds, version)
+        on_worlds = _designs(worlds, version, ran)
         seeds = [_recorded_column(m) for m in shown if m.kind == "seeds"]
         seeds += _dataset_columns(ladder, worlds, version)
         over = [_recorded_column(m) for m in shown if m.kind == "worlds"]
@@ -205,15 +207,25 @@ def miniature_table(suite: str, verdicts: list[Verdict], runs: pd.DataFrame, wor
     return MiniatureTable(suite, rows, columns, cells, designs, notes)
 
 
-def _designs(worlds: Mapping[str, Mapping], version: int) -> list[tuple[str, ...]]:
+def _designs(worlds: Mapping[str, Mapping], version: int, ran: set[str] = frozenset()) -> list[tuple[str, ...]]:
     """The designs of world ``version``: datasets whose generator settings differ in ``seed`` alone, each by
-    generator seed (then name)."""
-    groups: dict[str, list[tuple[int, str]]] = {}
+    generator seed. Datasets with the same settings, seed included, are one world under several names (``world``
+    is ``world_v3`` under the default name): the design keeps one of them, the first the suite ran (``ran``),
+    else the first by name."""
+    groups: dict[str, dict[int, list[str]]] = {}
     for dataset, settings in worlds.items():
         if int(settings["version"]) == version:
             design = json.dumps({k: v for k, v in settings.items() if k != "seed"}, sort_keys=True, default=str)
-            groups.setdefault(design, []).append((int(settings.get("seed", 0)), dataset))
-    return [tuple(name for _, name in sorted(group)) for _, group in sorted(groups.items(), key=lambda g: min(g[1]))]
+            groups.setdefault(design, {}).setdefault(int(settings.get("seed", 0)), []).append(dataset)
+    designs = []
+    for by_seed in sorted(groups.values(), key=lambda g: (min(g), min(g[min(g)]))):
+        designs.append(tuple(_one_name(names, ran) for _, names in sorted(by_seed.items())))
+    return designs
+
+
+def _one_name(names: list[str], ran: set[str]) -> str:
+    """The name a world of several names goes by in a design: the first the suite ran, else the first."""
+    return min((name for name in names if name in ran), default=min(names))
 
 
 def _budget_key(budget: Mapping | None) -> str:
