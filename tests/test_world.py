@@ -15,6 +15,7 @@ from zegbench.datasets.generate import ensure_world, world_root
 from zegbench.datasets.worlds import v1 as world
 from zegbench.datasets.worlds import v2 as world_v2
 from zegbench.datasets.worlds import v3 as world_v3
+from zegbench.engine.resolve import resolve
 from zegbench.errors import ZegbenchError
 
 V1_CAPTIONS_DIGEST = "1c2773162eff"  # world v1's stream as its shipped CLIP saw it
@@ -62,8 +63,6 @@ def test_world_config_matches_generator(dataset, gen):
 def test_the_default_world_is_v3_at_its_budget_and_v2_keeps_its_recipe():
     """`world` is world_v3 under the default name (issue 25: every v3 gate held): the same scenes, CLIP and
     recipe; world_v2 keeps v2's, so every number published on v2 can be reproduced."""
-    from zegbench.engine.resolve import resolve
-
     default, v3, v2 = (load_dataset_info(name) for name in ("world", "world_v3", "world_v2"))
     assert default.world == v3.world and default.world["version"] == 3
     assert v2.world["version"] == 2 and v2.world["train_scenes"] == 2000

@@ -207,7 +207,7 @@ def miniature_table(suite: str, verdicts: list[Verdict], runs: pd.DataFrame, wor
     return MiniatureTable(suite, rows, columns, cells, designs, notes)
 
 
-def _designs(worlds: Mapping[str, Mapping], version: int, ran: set[str] = frozenset()) -> list[tuple[str, ...]]:
+def _designs(worlds: Mapping[str, Mapping], version: int, ran: set[str]) -> list[tuple[str, ...]]:
     """The designs of world ``version``: datasets whose generator settings differ in ``seed`` alone, each by
     generator seed. Datasets with the same settings, seed included, are one world under several names (``world``
     is ``world_v3`` under the default name): the design keeps one of them, the first the suite ran (``ran``),
@@ -217,10 +217,13 @@ def _designs(worlds: Mapping[str, Mapping], version: int, ran: set[str] = frozen
         if int(settings["version"]) == version:
             design = json.dumps({k: v for k, v in settings.items() if k != "seed"}, sort_keys=True, default=str)
             groups.setdefault(design, {}).setdefault(int(settings.get("seed", 0)), []).append(dataset)
-    designs = []
-    for by_seed in sorted(groups.values(), key=lambda g: (min(g), min(g[min(g)]))):
-        designs.append(tuple(_one_name(names, ran) for _, names in sorted(by_seed.items())))
-    return designs
+
+    def first_world(by_seed: dict[int, list[str]]) -> tuple[int, str]:  # designs in order of their first world
+        seed = min(by_seed)
+        return seed, min(by_seed[seed])
+
+    ordered = sorted(groups.values(), key=first_world)
+    return [tuple(_one_name(by_seed[seed], ran) for seed in sorted(by_seed)) for by_seed in ordered]
 
 
 def _one_name(names: list[str], ran: set[str]) -> str:
