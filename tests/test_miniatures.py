@@ -50,24 +50,28 @@ def _row(text: str, label: str) -> list[str]:
 def test_recorded_cells_over_seeds_are_the_readmes(measurement):
     section = _section(measurement.readme_section)
     for claim in measurement.claims.values():
-        label, effect, verdict = _row(section, claim.readme_row)
+        # | claim | effect | ... | verdict |: columns between (the bootstrap over images) are not recorded
+        label, effect, *_, verdict = _row(section, claim.readme_row)
         note = f" ({claim.note})" if claim.note else ""
         assert effect == interval_text(claim.effect, claim.low, claim.high) + note, label
         assert verdict.strip("*") == claim.verdict, label
 
 
-def test_recorded_cells_over_worlds_are_the_readmes():
-    (measurement,) = [m for m in NUMBERS.recorded if m.kind == "worlds"]
+@pytest.mark.parametrize("measurement", [m for m in NUMBERS.recorded if m.kind == "worlds"], ids=lambda m: m.id)
+def test_recorded_cells_over_worlds_are_the_readmes(measurement):
     section = _section(measurement.readme_section)
+    worlds = len(measurement.datasets)
     header = _row(section, "claim")
-    assert header[1:-1] == measurement.datasets  # the README's world columns, in the data file's order
+    assert header[1:1 + worlds] == measurement.datasets  # the README's world columns, in the data file's order
     for claim in measurement.claims.values():
         cells = _row(section, claim.readme_row)
-        assert cells[1:-1] == [f"{claim.per_world[w]:+.1f}" for w in measurement.datasets], claim.readme_row
+        assert cells[1:1 + worlds] == [f"{claim.per_world[w]:+.1f}" for w in measurement.datasets], claim.readme_row
         note = f" ({claim.note})" if claim.note else ""
-        assert cells[-1] == interval_text(claim.effect, claim.low, claim.high) + note, claim.readme_row
-    # The verdicts are in the sentence under the table, copied whole
-    assert " ".join(measurement.verdicts_from.split()) in " ".join(README.split())
+        assert cells[1 + worlds] == interval_text(claim.effect, claim.low, claim.high) + note, claim.readme_row
+        if not measurement.verdicts_from:  # the table has a verdict column
+            assert header[-1] == "verdict" and cells[-1].strip("*") == claim.verdict, claim.readme_row
+    if measurement.verdicts_from:  # the verdicts are in the sentence under the table, copied whole
+        assert " ".join(measurement.verdicts_from.split()) in " ".join(README.split())
 
 
 def test_recorded_cells_given_in_prose_are_the_readmes():
@@ -101,12 +105,15 @@ def test_recorded_verdicts_follow_the_verdict_rule_and_name_ladder_claims():
 def test_recorded_over_worlds_intervals_follow_from_the_recorded_steps():
     # Each world's step is printed to 0.1, so the interval recomputed from them moves by up to about 0.25
     # (0.05 per step through the mean and t * sd / sqrt(3), and 0.05 for the printed interval's own rounding).
-    (measurement,) = [m for m in NUMBERS.recorded if m.kind == "worlds"]
-    for claim_id, claim in measurement.claims.items():
-        over = paired_verdict([claim.per_world[w] for w in measurement.datasets], LADDER[claim_id].direction)
-        assert over.n == measurement.n == 3
-        assert over.diff_mean == pytest.approx(claim.effect, abs=0.1), claim_id
-        assert (over.ci_low, over.ci_high) == pytest.approx((claim.low, claim.high), abs=0.3), claim_id
+    measurements = [m for m in NUMBERS.recorded if m.kind == "worlds"]
+    assert measurements
+    for measurement in measurements:
+        for claim_id, claim in measurement.claims.items():
+            over = paired_verdict([claim.per_world[w] for w in measurement.datasets], LADDER[claim_id].direction)
+            assert over.n == measurement.n == 3
+            assert over.diff_mean == pytest.approx(claim.effect, abs=0.1), (measurement.id, claim_id)
+            assert (over.ci_low, over.ci_high) == pytest.approx((claim.low, claim.high), abs=0.3), (measurement.id,
+                                                                                                     claim_id)
 
 
 def test_a_bad_numbers_file_is_one_error_line_naming_the_file_and_key(tmp_path):
@@ -176,8 +183,8 @@ def test_table_from_a_store_with_runs_on_two_world_versions(ladder_store, tmp_pa
     verdicts = evaluate_claims(runs, RunStore(tmp_path), list(LADDER.values()))
     table = miniature_table("ablations", verdicts, runs, _catalog_worlds(), list(LADDER.values()))
     headers = [c.header for c in table.columns]
-    assert headers == ["v1 (recorded)", "v2 (recorded)", "v2: world_v2", "v2 over 3 worlds (recorded)", "v3: world_v3",
-                       "v3 over 3 worlds"]
+    assert headers == ["v1 (recorded)", "v2 (recorded)", "v2: world_v2", "v2 over 3 worlds (recorded)", "v3 (recorded)",
+                       "v3: world_v3", "v3 over 3 worlds"]
     cell = {c.header: {r.id: table.cells[r.id, c.key] for r in table.rows} for c in table.columns}
 
     # this store's verdicts, labelled with their dataset: one seed on world_v2, three on world_v3
@@ -202,6 +209,7 @@ def test_table_from_a_store_with_runs_on_two_world_versions(ladder_store, tmp_pa
 
     # the recorded columns, as recorded; v1 gives the arms' means, never a difference
     assert cell["v2 (recorded)"]["rd_raises_unseen"].text == "+17.1 [+5.1, +29.0] reproduces"
+    assert cell["v3 (recorded)"]["rd_raises_unseen"].text == "-5.3 [-33.1, +22.4] inconclusive"  # beside this store's
     assert cell["v2 over 3 worlds (recorded)"]["ft_lowers_unseen"].text == "+15.4 [+8.5, +22.3] contradicts"
     assert cell["v1 (recorded)"]["ft_raises_seen"].text == "not recorded (arms 17.1 ± 1.1 vs 11.5 ± 1.0)"
     assert cell["v1 (recorded)"]["ft_raises_seen"].effect is None
@@ -219,18 +227,33 @@ def test_table_from_a_store_with_runs_on_two_world_versions(ladder_store, tmp_pa
     assert r"v3: world\_v3" in tex and r"\toprule" in tex and "world_v3" not in tex.replace(r"world\_v3", "")
 
 
-def test_without_runs_v3_is_not_run_and_other_suites_get_no_table(tmp_path):
+def test_without_runs_v3_is_recorded_and_other_suites_get_no_table(tmp_path):
     runs = runs_frame([])
     verdicts = evaluate_claims(runs, RunStore(tmp_path), list(LADDER.values()))
     table = miniature_table("ablations", verdicts, runs, _catalog_worlds(), list(LADDER.values()))
     by_header = {c.header: c for c in table.columns}
-    # v3 is the default world: its not-run column names `world` (world_v3 under the default name)
-    assert list(by_header) == ["v1 (recorded)", "v2 (recorded)", "v2 over 3 worlds (recorded)", "v3: world",
+    # v3's ladder is recorded: its column stands in for runs the store does not have (no `not run` column);
+    # its over-worlds check waits for the seed worlds, under the default world's name
+    assert list(by_header) == ["v1 (recorded)", "v2 (recorded)", "v2 over 3 worlds (recorded)", "v3 (recorded)",
                                "v3 over 3 worlds"]
-    assert "--dataset world`" in by_header["v3: world"].about
+    assert by_header["v3 (recorded)"].datasets == ("world_v3",)
+    assert "--dataset world_v3" in by_header["v3 (recorded)"].about
+    assert by_header["v3 over 3 worlds"].datasets == ("world", "world_v3_seed1", "world_v3_seed2")
     assert {table.cells[r.id, by_header["v3 over 3 worlds"].key].text for r in table.rows} == {
         "not run (0 of 3 worlds)"}
     assert miniature_table("main", verdicts, runs, _catalog_worlds(), list(LADDER.values())) is None
+
+
+def test_a_version_with_neither_numbers_nor_runs_is_a_not_run_column_naming_the_command(tmp_path):
+    runs = runs_frame([])
+    verdicts = evaluate_claims(runs, RunStore(tmp_path), list(LADDER.values()))
+    numbers = NUMBERS.model_copy(update={"recorded": [m for m in NUMBERS.recorded if m.world_version != 3]})
+    table = miniature_table("ablations", verdicts, runs, _catalog_worlds(), list(LADDER.values()), numbers)
+    by_header = {c.header: c for c in table.columns}
+    # v3 is the default world: its not-run column names `world` (world_v3 under the default name)
+    assert [h for h in by_header if h.startswith("v3")] == ["v3: world", "v3 over 3 worlds"]
+    assert "--dataset world`" in by_header["v3: world"].about
+    assert {table.cells[r.id, by_header["v3: world"].key].text for r in table.rows} == {"not run"}
 
 
 def test_the_ablations_report_holds_the_section_after_its_claims(ladder_store, tmp_path):

@@ -3,8 +3,8 @@
 Rows are the claims of the suite that ``miniature_numbers.yaml`` records (the ladder's: ``suite: ablations``);
 columns are miniatures, each from one of two sources that its header names:
 
-- *recorded*: what the README recorded for v1 and v2, whose run folders are kept nowhere: copied into
-  ``miniature_numbers.yaml`` as written, with provenance, and never recomputed here;
+- *recorded*: what the README recorded for v1, v2 and v3, whose run folders are not in the repository:
+  copied into ``miniature_numbers.yaml`` as written, with provenance, and never recomputed here;
 - *this store*: the report's own verdict rows (``scorecard.evaluate_claims`` over the suite's runs) for each
   world the suite trained on, headed with its dataset; and, for a design drawn with several generator seeds
   (``world_v3``, ``world_v3_seed1``, ``world_v3_seed2``), the over-worlds check: each world's paired
@@ -161,12 +161,13 @@ READING = ("Each cell: the claim's effect (arm - baseline, points), its 95% t-in
            "the interval lies on the paper's side of 0; contradicts: on the other side; inconclusive: it covers 0). "
            "A miniature's column is over training seeds on one world; its over-worlds column takes each world's "
            "difference at training seed 0 and gives their mean and 95% t-interval over the worlds (n = the worlds). "
-           "Recorded columns are the README's numbers as written (their runs are kept nowhere); the others are this "
-           "report's verdicts on the runs in this store. A claim that holds on every miniature is robust to how the "
-           "miniature was built; one that flips points at a structural property in which the miniatures differ "
-           "(issue 25's causes: (a) a CLIP that knows nothing beyond the task, so fine-tuning has nothing to forget; "
-           "(b) few epochs; (c) a budget set for one model; (d) frozen patch features far weaker than real CLIP's; "
-           "(e) every boundary pixel scored). Which property a flip points at is a reading, not a measurement.")
+           "Recorded columns are the README's numbers as written (their runs are not in the repository); the "
+           "others are this report's verdicts on the runs in this store. A claim that holds on every miniature is "
+           "robust to how the miniature was built; one that flips points at a structural property in which the "
+           "miniatures differ (issue 25's causes: (a) a CLIP that knows nothing beyond the task, so fine-tuning has "
+           "nothing to forget; (b) few epochs; (c) a budget set for one model; (d) frozen patch features far weaker "
+           "than real CLIP's; (e) every boundary pixel scored). Which property a flip points at is a reading, not a "
+           "measurement.")
 
 
 def miniature_table(suite: str, verdicts: list[Verdict], runs: pd.DataFrame, worlds: Mapping[str, Mapping],
