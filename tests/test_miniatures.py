@@ -184,7 +184,7 @@ def test_table_from_a_store_with_runs_on_two_world_versions(ladder_store, tmp_pa
     table = miniature_table("ablations", verdicts, runs, _catalog_worlds(), list(LADDER.values()))
     headers = [c.header for c in table.columns]
     assert headers == ["v1 (recorded)", "v2 (recorded)", "v2: world_v2", "v2 over 3 worlds (recorded)", "v3 (recorded)",
-                       "v3: world_v3", "v3 over 3 worlds"]
+                       "v3: world_v3", "v3 over 3 worlds (recorded)", "v3 over 3 worlds"]
     cell = {c.header: {r.id: table.cells[r.id, c.key] for r in table.rows} for c in table.columns}
 
     # this store's verdicts, labelled with their dataset: one seed on world_v2, three on world_v3
@@ -211,6 +211,7 @@ def test_table_from_a_store_with_runs_on_two_world_versions(ladder_store, tmp_pa
     assert cell["v2 (recorded)"]["rd_raises_unseen"].text == "+17.1 [+5.1, +29.0] reproduces"
     assert cell["v3 (recorded)"]["rd_raises_unseen"].text == "-5.3 [-33.1, +22.4] inconclusive"  # beside this store's
     assert cell["v2 over 3 worlds (recorded)"]["ft_lowers_unseen"].text == "+15.4 [+8.5, +22.3] contradicts"
+    assert cell["v3 over 3 worlds (recorded)"]["ft_lowers_unseen"].text == "-21.1 [-28.8, -13.5] reproduces"
     assert cell["v1 (recorded)"]["ft_raises_seen"].text == "not recorded (arms 17.1 ± 1.1 vs 11.5 ± 1.0)"
     assert cell["v1 (recorded)"]["ft_raises_seen"].effect is None
 
@@ -227,21 +228,37 @@ def test_table_from_a_store_with_runs_on_two_world_versions(ladder_store, tmp_pa
     assert r"v3: world\_v3" in tex and r"\toprule" in tex and "world_v3" not in tex.replace(r"world\_v3", "")
 
 
-def test_without_runs_v3_is_recorded_and_other_suites_get_no_table(tmp_path):
+def test_without_runs_v3_and_its_worlds_are_recorded_and_other_suites_get_no_table(tmp_path):
     runs = runs_frame([])
     verdicts = evaluate_claims(runs, RunStore(tmp_path), list(LADDER.values()))
     table = miniature_table("ablations", verdicts, runs, _catalog_worlds(), list(LADDER.values()))
     by_header = {c.header: c for c in table.columns}
-    # v3's ladder is recorded: its column stands in for runs the store does not have (no `not run` column);
-    # its over-worlds check waits for the seed worlds, under the default world's name
+    # v3's ladder and its world-seed check are recorded: their columns stand in for runs the store does not
+    # have (no `not run` column, and no pending over-worlds one)
     assert list(by_header) == ["v1 (recorded)", "v2 (recorded)", "v2 over 3 worlds (recorded)", "v3 (recorded)",
-                               "v3 over 3 worlds"]
+                               "v3 over 3 worlds (recorded)"]
     assert by_header["v3 (recorded)"].datasets == ("world_v3",)
     assert "--dataset world_v3" in by_header["v3 (recorded)"].about
+    over = by_header["v3 over 3 worlds (recorded)"]
+    assert over.datasets == ("world_v3", "world_v3_seed1", "world_v3_seed2")
+    assert "--dataset world_v3_seed1" in over.about
+    (recorded,) = [m for m in NUMBERS.recorded if m.id == over.key]
+    assert [table.cells[r.id, over.key].text for r in table.rows] == [
+        f"{interval_text(c.effect, c.low, c.high)} {c.verdict}" for c in (recorded.claims[r.id] for r in table.rows)]
+    assert miniature_table("main", verdicts, runs, _catalog_worlds(), list(LADDER.values())) is None
+
+
+def test_a_design_without_a_recorded_world_seed_check_waits_for_its_worlds(tmp_path):
+    runs = runs_frame([])
+    verdicts = evaluate_claims(runs, RunStore(tmp_path), list(LADDER.values()))
+    numbers = NUMBERS.model_copy(update={"recorded": [m for m in NUMBERS.recorded if m.id != "v3-worlds"]})
+    table = miniature_table("ablations", verdicts, runs, _catalog_worlds(), list(LADDER.values()), numbers)
+    by_header = {c.header: c for c in table.columns}
+    # the over-worlds check waits for the seed worlds, under the default world's name
+    assert [h for h in by_header if h.startswith("v3")] == ["v3 (recorded)", "v3 over 3 worlds"]
     assert by_header["v3 over 3 worlds"].datasets == ("world", "world_v3_seed1", "world_v3_seed2")
     assert {table.cells[r.id, by_header["v3 over 3 worlds"].key].text for r in table.rows} == {
         "not run (0 of 3 worlds)"}
-    assert miniature_table("main", verdicts, runs, _catalog_worlds(), list(LADDER.values())) is None
 
 
 def test_a_version_with_neither_numbers_nor_runs_is_a_not_run_column_naming_the_command(tmp_path):
